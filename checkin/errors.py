@@ -1,0 +1,89 @@
+"""The exception tree. Every error the product raises on bad input names what is wrong.
+
+    CheckinError
+     ├── ConfigError          a setting is missing or malformed (names the variable)
+     ├── ScheduleError        a schedule file is invalid (file, line, key)
+     ├── TemplateError        a message template fails to render (template name)
+     ├── EnrollmentError      an enrollment request is invalid (field)
+     │    └── ImportRowError  one CSV row is bad (line, column)
+     ├── DatabaseNotReady     the database is not migrated to the current revision
+     └── ChannelError         a send failed; ``permanent`` says whether retrying can help
+"""
+
+from __future__ import annotations
+
+
+class CheckinError(Exception):
+    """Base of every error checkin raises on purpose."""
+
+
+class ConfigError(CheckinError):
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"{variable}: {problem}")
+
+
+class ScheduleError(CheckinError):
+    """One problem in a schedule file, reported as ``file:line: key: problem``."""
+
+    def __init__(self, file: str, line: int | None, key: str | None, problem: str) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        self.problem = problem
+        where = f"{file}:{line}" if line is not None else file
+        what = f" {key}:" if key else ""
+        super().__init__(f"{where}:{what} {problem}")
+
+
+class ScheduleErrors(CheckinError):
+    """Every problem found in one or more files; a file with any problem is not loaded."""
+
+    def __init__(self, errors: list[ScheduleError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+class TemplateError(CheckinError):
+    def __init__(self, template: str, problem: str) -> None:
+        self.template = template
+        self.problem = problem
+        super().__init__(f"{template}: {problem}")
+
+
+class EnrollmentError(CheckinError):
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class ImportRowError(EnrollmentError):
+    def __init__(self, line: int, column: str, problem: str) -> None:
+        self.line = line
+        self.column = column
+        super().__init__(column, problem)
+        self.args = (f"line {line}, column {column}: {problem}",)
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.column}: {self.problem}"
+
+
+class DatabaseNotReady(CheckinError):
+    pass
+
+
+class ChannelError(CheckinError):
+    """A send failed. ``permanent`` means retrying the same message cannot succeed."""
+
+    def __init__(self, reason: str, *, permanent: bool, code: str | None = None,
+                 retry_after: float | None = None, ambiguous: bool = False) -> None:
+        self.reason = reason
+        self.permanent = permanent
+        self.code = code
+        self.retry_after = retry_after
+        # ambiguous: the request may have reached the provider (5xx, read timeout);
+        # the message must be reconciled before any resend.
+        self.ambiguous = ambiguous
+        super().__init__(reason)
