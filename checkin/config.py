@@ -1,0 +1,287 @@
+"""Settings: one typed, frozen object built from a mapping (the environment plus ``.env``).
+
+``Settings.from_env(environ)`` is a pure function of its argument; ``load_settings()`` is the
+only place that reads ``os.environ`` and the ``.env`` file. A bad value raises ``ConfigError``
+naming the variable, so a typo stops start-up instead of surfacing at 3 a.m.
+Secrets may be given as ``NAME_FILE`` (a path, e.g. a Docker secret) instead of ``NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from checkin.errors import ConfigError
+
+# A well-known development key: fine on a laptop, refused when CHECKIN_ENV=production.
+DEV_SECRET_KEY = "checkin-development-key-not-for-production"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    help: str
+    secret: bool = False
+
+
+# The table the README documents; kept here so the two cannot drift (tests compare them).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("CHECKIN_ENV", "development", "`development` or `production`; production refuses insecure defaults"),
+    Setting("CHECKIN_DATABASE_URL", "sqlite:///checkin.db", "SQLAlchemy URL; SQLite file for one box, `postgresql+psycopg://…` for several workers"),
+    Setting("CHECKIN_SCHEDULES_DIR", "schedules", "folder of `*.yaml` schedule files"),
+    Setting("CHECKIN_TEMPLATES_DIR", "templates", "folder of message templates"),
+    Setting("CHECKIN_DEFAULT_TIMEZONE", "America/New_York", "IANA zone used when an enrollment names none"),
+    Setting("CHECKIN_DEFAULT_REGION", "US", "region for phone numbers written without a country code"),
+    Setting("CHECKIN_SECRET_KEY", None, "signs nurse links and email check-in tokens; required in production", secret=True),
+    Setting("CHECKIN_PUBLIC_URL", None, "the https URL Twilio and nurses reach, e.g. `https://checkin.example.org`"),
+    Setting("CHECKIN_CLINIC_NAME", "Spine Center", "signs patient messages"),
+    Setting("CHECKIN_CLINIC_PHONE", "+1 555 010 0100", "the number HELP replies and messages give"),
+    Setting("CHECKIN_LOG_LEVEL", "INFO", "`DEBUG`, `INFO`, `WARNING` or `ERROR`"),
+    Setting("TWILIO_ACCOUNT_SID", None, "Twilio account; without it SMS go to the console"),
+    Setting("TWILIO_AUTH_TOKEN", None, "Twilio auth token (also verifies webhook signatures)", secret=True),
+    Setting("TWILIO_FROM_NUMBER", None, "sending number in E.164, or use a messaging service"),
+    Setting("TWILIO_MESSAGING_SERVICE_SID", None, "Twilio messaging service (instead of a from number)"),
+    Setting("CHECKIN_TWILIO_API_URL", None, "replaces `https://api.twilio.com` (a local Twilio mock in tests)"),
+    Setting("CHECKIN_TWILIO_TIMEOUT", "10", "seconds to wait for Twilio's API"),
+    Setting("CHECKIN_SMS_RATE", "1", "SMS per second per sender (a long code allows 1)"),
+    Setting("CHECKIN_SMTP_HOST", None, "SMTP relay; without it email goes to the console"),
+    Setting("CHECKIN_SMTP_PORT", "587", "SMTP port"),
+    Setting("CHECKIN_SMTP_USER", None, "SMTP login"),
+    Setting("CHECKIN_SMTP_PASSWORD", None, "SMTP password", secret=True),
+    Setting("CHECKIN_SMTP_TLS", "starttls", "`starttls`, `ssl` or `none`"),
+    Setting("CHECKIN_EMAIL_FROM", "checkin@localhost", "From address of every email"),
+    Setting("CHECKIN_ALERT_EMAILS", "", "comma-separated nurse addresses for the default care team"),
+)
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError(f"{name}_FILE", f"cannot read {path}: {e.strerror}") from e
+    return env.get(name) or None
+
+
+def _int(env: Mapping[str, str], name: str, *, low: int, high: int) -> int:
+    raw = env.get(name) or _DEFAULTS[name] or ""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"{raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise ConfigError(name, f"{value} is outside {low}..{high}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, *, low: float, high: float) -> float:
+    raw = env.get(name) or _DEFAULTS[name] or ""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"{raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(name, f"{value} is outside {low}..{high}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or _DEFAULTS[name] or "").strip()
+    if raw.lower() not in choices:
+        raise ConfigError(name, f"{raw!r} is not one of {', '.join(choices)}")
+    return raw.lower()
+
+
+def _http_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or _DEFAULTS[name] or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(name, f"{raw!r} is not an http(s) URL")
+    return raw.rstrip("/")
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    return (env.get(name) or _DEFAULTS[name] or "").strip()
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str
+    auth_token: str
+    from_number: str | None
+    messaging_service_sid: str | None
+    api_url: str | None
+    timeout: float
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    user: str | None
+    password: str | None
+    tls: str
+    sender: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = "sqlite:///checkin.db"
+    schedules_dir: Path = Path("schedules")
+    templates_dir: Path = Path("templates")
+    default_timezone: str = "America/New_York"
+    default_region: str = "US"
+    secret_key: str = DEV_SECRET_KEY
+    public_url: str | None = None
+    clinic_name: str = "Spine Center"
+    clinic_phone: str = "+1 555 010 0100"
+    log_level: str = "INFO"
+    twilio: TwilioSettings | None = None
+    smtp: SmtpSettings | None = None
+    email_from: str = "checkin@localhost"
+    sms_rate: float = 1.0
+    alert_emails: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from ``environ``; raises ConfigError naming the first bad variable."""
+        env = {k: v for k, v in environ.items() if isinstance(v, str)}
+        warnings: list[str] = []
+        mode = _choice(env, "CHECKIN_ENV", ("development", "production"))
+
+        db_url = _get(env, "CHECKIN_DATABASE_URL")
+        try:
+            url = make_url(db_url)
+        except ArgumentError:
+            raise ConfigError("CHECKIN_DATABASE_URL", f"{db_url!r} is not a database URL") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ConfigError("CHECKIN_DATABASE_URL", f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
+
+        tz = _get(env, "CHECKIN_DEFAULT_TIMEZONE")
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError("CHECKIN_DEFAULT_TIMEZONE", f"{tz!r} is not an IANA time zone") from None
+
+        region = _get(env, "CHECKIN_DEFAULT_REGION").upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ConfigError("CHECKIN_DEFAULT_REGION", f"{region!r} is not a phone region code")
+
+        secret = _secret(env, "CHECKIN_SECRET_KEY")
+        if secret is None:
+            if mode == "production":
+                raise ConfigError("CHECKIN_SECRET_KEY", "is required when CHECKIN_ENV=production")
+            secret = DEV_SECRET_KEY
+            warnings.append("CHECKIN_SECRET_KEY not set: using the development key")
+        elif len(secret) < 16:
+            raise ConfigError("CHECKIN_SECRET_KEY", "must be at least 16 characters")
+
+        public_url = _http_url(env, "CHECKIN_PUBLIC_URL")
+        log_level = _choice(env, "CHECKIN_LOG_LEVEL", ("debug", "info", "warning", "error")).upper()
+
+        twilio = _twilio(env, mode, warnings)
+        smtp = _smtp(env, warnings)
+        emails = tuple(e.strip() for e in _get(env, "CHECKIN_ALERT_EMAILS").split(",") if e.strip())
+        for e in emails:
+            if "@" not in e:
+                raise ConfigError("CHECKIN_ALERT_EMAILS", f"{e!r} is not an email address")
+
+        return cls(
+            env=mode,
+            database_url=db_url,
+            schedules_dir=Path(_get(env, "CHECKIN_SCHEDULES_DIR")),
+            templates_dir=Path(_get(env, "CHECKIN_TEMPLATES_DIR")),
+            default_timezone=tz,
+            default_region=region,
+            secret_key=secret,
+            public_url=public_url,
+            clinic_name=_get(env, "CHECKIN_CLINIC_NAME"),
+            clinic_phone=_get(env, "CHECKIN_CLINIC_PHONE"),
+            log_level=log_level,
+            twilio=twilio,
+            smtp=smtp,
+            email_from=_get(env, "CHECKIN_EMAIL_FROM"),
+            sms_rate=_float(env, "CHECKIN_SMS_RATE", low=0.01, high=1000),
+            alert_emails=emails,
+            warnings=tuple(warnings),
+        )
+
+    def replace(self, **changes: Any) -> Settings:
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+def _twilio(env: Mapping[str, str], mode: str, warnings: list[str]) -> TwilioSettings | None:
+    sid = _get(env, "TWILIO_ACCOUNT_SID")
+    token = _secret(env, "TWILIO_AUTH_TOKEN")
+    if not sid:
+        if mode == "production":
+            raise ConfigError("TWILIO_ACCOUNT_SID", "is required when CHECKIN_ENV=production")
+        warnings.append("SMS disabled: TWILIO_ACCOUNT_SID not set, SMS go to the console")
+        return None
+    if not (sid.startswith("AC") and len(sid) == 34):
+        raise ConfigError("TWILIO_ACCOUNT_SID", "must be 'AC' followed by 32 hex characters")
+    if not token:
+        raise ConfigError("TWILIO_AUTH_TOKEN", "is required when TWILIO_ACCOUNT_SID is set")
+    sender = _get(env, "TWILIO_FROM_NUMBER") or None
+    service = _get(env, "TWILIO_MESSAGING_SERVICE_SID") or None
+    if not sender and not service:
+        raise ConfigError("TWILIO_FROM_NUMBER", "set it or TWILIO_MESSAGING_SERVICE_SID")
+    if sender and not (sender.startswith("+") and sender[1:].isdigit()):
+        raise ConfigError("TWILIO_FROM_NUMBER", f"{sender!r} is not an E.164 number like +15551234567")
+    return TwilioSettings(
+        account_sid=sid,
+        auth_token=token,
+        from_number=sender,
+        messaging_service_sid=service,
+        api_url=_http_url(env, "CHECKIN_TWILIO_API_URL"),
+        timeout=_float(env, "CHECKIN_TWILIO_TIMEOUT", low=0.1, high=120),
+    )
+
+
+def _smtp(env: Mapping[str, str], warnings: list[str]) -> SmtpSettings | None:
+    host = _get(env, "CHECKIN_SMTP_HOST")
+    port = _int(env, "CHECKIN_SMTP_PORT", low=1, high=65535)
+    tls = _choice(env, "CHECKIN_SMTP_TLS", ("starttls", "ssl", "none"))
+    sender = _get(env, "CHECKIN_EMAIL_FROM")
+    if "@" not in sender:
+        raise ConfigError("CHECKIN_EMAIL_FROM", f"{sender!r} is not an email address")
+    if not host:
+        warnings.append("Email disabled: CHECKIN_SMTP_HOST not set, email goes to the console")
+        return None
+    return SmtpSettings(
+        host=host,
+        port=port,
+        user=_get(env, "CHECKIN_SMTP_USER") or None,
+        password=_secret(env, "CHECKIN_SMTP_PASSWORD"),
+        tls=tls,
+        sender=sender,
+    )
+
+
+def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env") -> Settings:
+    """Read ``.env`` (if present; real environment variables win) and build Settings."""
+    from dotenv import dotenv_values
+
+    merged: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(os.environ)
+    return Settings.from_env(merged)
