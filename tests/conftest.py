@@ -1,0 +1,118 @@
+"""Shared fixtures: settings from a dict, a migrated database on SQLite and PostgreSQL,
+the default schedules, and a small cast of patients.
+
+PostgreSQL tests use a throwaway database created for this run on CHECKIN_TEST_POSTGRES_URL
+(default: the local server at 127.0.0.1:5432). Where it is unreachable they are skipped,
+except under CI=true, where they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from checkin.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+NOW = datetime(2026, 3, 1, 15, 0, tzinfo=timezone.utc)
+
+
+def make_settings(**env: str) -> Settings:
+    base = {
+        "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
+        "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
+        "CHECKIN_DEFAULT_TIMEZONE": "America/New_York",
+    }
+    base.update(env)
+    return Settings.from_env(base)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as e:  # noqa: BLE001 - any failure to connect means "no server"
+        admin.dispose()
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {e}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}")
+    name = f"checkin_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_migrated(pg_server_url: str) -> str:
+    from checkin.db import upgrade
+
+    upgrade(pg_server_url)
+    return pg_server_url
+
+
+def _truncate_all(engine: Engine) -> None:
+    from checkin.models import Base
+
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database URL on each backend."""
+    from checkin.db import make_engine, upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'checkin.db'}"
+        upgrade(url)
+        yield url
+        return
+    url = request.getfixturevalue("pg_migrated")
+    engine = make_engine(url)
+    _truncate_all(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    from checkin.db import make_engine
+
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    from checkin.db import session_factory
+
+    with session_factory(engine)() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def default_schedules() -> dict:
+    from checkin.wiring import load_schedules
+
+    return load_schedules(make_settings())
