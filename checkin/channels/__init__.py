@@ -1,0 +1,24 @@
+"""Outgoing channels: Twilio SMS (``sms``), SMTP email (``email``), console and memory.
+
+Importing this package is cheap: the Twilio and SMTP adapters live in their own modules.
+"""
+
+from __future__ import annotations
+
+from checkin.channels.base import (
+    Channel,
+    ChannelName,
+    OutgoingMessage,
+    ProviderMessage,
+    Receipt,
+    ReconcilableChannel,
+)
+
+__all__ = [
+    "Channel",
+    "ChannelName",
+    "OutgoingMessage",
+    "ProviderMessage",
+    "Receipt",
+    "ReconcilableChannel",
+]
