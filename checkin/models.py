@@ -161,8 +161,51 @@ class OutboxMessage(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(16))
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When the last attempt was committed as ``sending``: reconciliation asks the provider for
+    # messages to this recipient since then, before it ever sends again.
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error_code: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DeliveryEvent(Base):
+    """One provider status callback. Callbacks repeat and arrive out of order, so they are kept
+    append-only, one row per (provider id, status), and the outbox's status is derived by rank."""
+
+    __tablename__ = "delivery_events"
+    __table_args__ = (UniqueConstraint("provider_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(64))
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Worker(Base):
+    """A running ``checkin worker``: heartbeats show it is alive; on SQLite at most one runs."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # host:pid:random
+    host: Mapped[str] = mapped_column(String(128))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class RateLimit(Base):
+    """Send slots per sender shared by every worker: ``next_free_at`` is the earliest instant
+    the next message from that sender may go, so N workers together keep CHECKIN_SMS_RATE."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_free_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class InboundMessage(Base):

@@ -1,0 +1,99 @@
+"""Enroll N patients on the default lumbar schedule and print planned rows/s and peak memory.
+
+    python -m tests.benchmarks.enroll_throughput [--n 10000 100000] [--backend sqlite postgres]
+
+Each (backend, N) runs in its own process so peak RSS belongs to that run alone. One JSON line
+per run: backend, patients, rows planned, seconds, rows_per_s, patients_per_s, peak_rss_mb.
+Patients get surgery dates spread over 60 days and one of four time zones, so the plan cache
+sees what a hospital's import would (many patients per day and zone), not one input repeated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PG = os.environ.get("CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles")
+
+
+def run_one(backend: str, n: int) -> dict[str, object]:
+    from sqlalchemy import create_engine, text
+
+    from checkin.config import Settings
+    from checkin.db import make_engine, session_factory, upgrade
+    from checkin.enroll import EnrollRequest, enroll_many
+    from checkin.wiring import load_schedules
+
+    settings = Settings.from_env({"CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
+                                  "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates")})
+    schedules = load_schedules(settings)
+    cleanup = None
+    if backend == "sqlite":
+        tmp = tempfile.mkdtemp()
+        url = f"sqlite:///{tmp}/bench.db"
+    else:
+        name = f"checkin_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        url = PG.rsplit("/", 1)[0] + "/" + name
+
+        def cleanup() -> None:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+    upgrade(url)
+    engine = make_engine(url)
+    now = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
+    first = date(2026, 1, 12)
+    reqs = [
+        EnrollRequest(mrn=f"B{i:07d}", first_name="Pat", phone=f"+1617555{i % 10000:04d}", email=None,
+                      procedure="lumbar-fusion", surgery_date=first + timedelta(days=i % 60),
+                      timezone=ZONES[i % len(ZONES)], language="es" if i % 5 == 0 else "en",
+                      channel="sms", attributes=frozenset({"smoker"} if i % 4 == 0 else ()))
+        for i in range(n)
+    ]
+    start = time.perf_counter()
+    planned = 0
+    with session_factory(engine)() as session:
+        for i in range(0, n, 10_000):  # one transaction per 10k patients, like a large import
+            with session.begin():
+                planned += enroll_many(session, reqs[i : i + 10_000], schedules=schedules, now=now).planned
+    seconds = time.perf_counter() - start
+    engine.dispose()
+    if cleanup:
+        cleanup()
+    return {"bench": "enroll", "backend": backend, "patients": n, "rows_planned": planned,
+            "seconds": round(seconds, 3), "rows_per_s": round(planned / seconds),
+            "patients_per_s": round(n / seconds),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--backend", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument("--one", nargs=2, metavar=("BACKEND", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one[0], int(args.one[1]))), flush=True)
+        return
+    for backend in args.backend:
+        for n in args.n:
+            subprocess.run([sys.executable, "-m", "tests.benchmarks.enroll_throughput", "--one", backend, str(n)],
+                           check=True, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    main()
