@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 _MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json$")
@@ -122,7 +122,7 @@ class FakeTwilio:
         self._server.server_close()
         self._thread.join(5)
 
-    def __enter__(self) -> FakeTwilio:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -160,7 +160,7 @@ class FakeTwilio:
     def _list(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
         to, from_ = query.get("To", [None])[0], query.get("From", [None])[0]
         after = query.get("DateSent>", [None])[0]
-        since = datetime.fromisoformat(after.replace("Z", "+00:00")) if after else None
+        since = datetime.fromisoformat(after) if after else None
         with self._lock:
             found = [m for m in self.messages
                      if (to is None or m["to"] == to) and (from_ is None or m["from"] == from_)
@@ -184,10 +184,10 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         fake = self.server.fake
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
@@ -209,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = answer.body if answer.body is not None else _public(message or {})
         self._json(answer.status, body, answer.headers)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         fake = self.server.fake
         url = urlsplit(self.path)
         query = parse_qs(url.query)
