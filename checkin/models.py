@@ -146,6 +146,8 @@ class OutboxMessage(Base):
     # For staff notifications and replies that are not timeline steps.
     recipient: Mapped[str | None] = mapped_column(String(254))
     body: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String(300))
+    html: Mapped[str | None] = mapped_column(Text)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)  # may go outside the send window
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,53 @@
+"""Signed, expiring tokens for links in emails (itsdangerous).
+
+Tokens are signed, not encrypted: they carry only opaque ids, never patient data. Each purpose
+has its own salt, so a check-in token can never be replayed as an alert acknowledgement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+CHECKIN_SALT = "checkin.email-checkin"
+ALERT_SALT = "checkin.alert-ack"
+CHECKIN_MAX_AGE = 3 * 24 * 3600  # a check-in question is stale after a few days
+ALERT_MAX_AGE = 7 * 24 * 3600
+
+
+class InvalidToken(Exception):
+    def __init__(self, expired: bool) -> None:
+        self.expired = expired
+        super().__init__("link expired" if expired else "link is not valid")
+
+
+def _serializer(secret: str, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=salt)
+
+
+def make_token(secret: str, salt: str, payload: Any) -> str:
+    return _serializer(secret, salt).dumps(payload)
+
+
+def read_token(secret: str, salt: str, token: str, max_age: int, *, now: float | None = None) -> Any:
+    """Return the payload; raises InvalidToken (``expired`` says which) on any problem."""
+    s = _serializer(secret, salt)
+    try:
+        if now is None:
+            return s.loads(token, max_age=max_age)
+        # itsdangerous reads time.time(); tests and the demo's simulated clock pass ``now``.
+        payload, signed_at = s.loads(token, max_age=None, return_timestamp=True)
+        if now - signed_at.timestamp() > max_age:
+            raise SignatureExpired("expired")
+        return payload
+    except SignatureExpired:
+        raise InvalidToken(expired=True) from None
+    except BadSignature:
+        raise InvalidToken(expired=False) from None
+
+
+def checkin_link(public_url: str | None, secret: str, outbox_id: int) -> str:
+    """The one-question web form for an emailed check-in (``/c/<token>``)."""
+    base = (public_url or "http://localhost:8000").rstrip("/")
+    return f"{base}/c/{make_token(secret, CHECKIN_SALT, {'o': outbox_id})}"
