@@ -361,6 +361,71 @@ def patients_show(app: App, mrn: str) -> None:
                 click.echo(f"  {local:<22} {m.channel:<5} {m.step_id:<24} {m.status}{extra}")
 
 
+# ---- processes --------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--id", "worker_id", default=None, help="Worker name in logs and heartbeats (default host:pid).")
+@pass_app
+@fail_cleanly
+def worker(app: App, worker_id: str | None) -> None:
+    """Run the dispatcher and sweeps (APScheduler ticks) until SIGTERM or Ctrl-C."""
+    from checkin.services import build_services
+    from checkin.worker import run
+
+    run(build_services(app.settings), worker_id=worker_id)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@pass_app
+@fail_cleanly
+def web(app: App, host: str, port: int) -> None:
+    """Run the web app: Twilio webhooks, check-in forms, nurse pages, /healthz, /readyz."""
+    from checkin.services import build_services
+    from checkin.web import serve
+
+    serve(build_services(app.settings), host=host, port=port)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@pass_app
+@fail_cleanly
+def serve(app: App, host: str, port: int) -> None:
+    """Run the web app and the worker in one process (small sites)."""
+    import threading
+
+    from checkin.services import build_services
+    from checkin.web import serve as serve_web
+    from checkin.worker import run
+
+    services = build_services(app.settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(services,), kwargs={"stop": stop, "install_signal_handlers": False},
+                              name="checkin-worker", daemon=False)
+    thread.start()
+    try:
+        serve_web(services, host=host, port=port)
+    finally:
+        stop.set()
+        thread.join()
+
+
+@schedules.command("capacity")
+@click.option("--days", default=30, show_default=True, help="How far ahead to look.")
+@pass_app
+@fail_cleanly
+def schedules_capacity(app: App, days: int) -> None:
+    """Busiest minutes ahead for the enrolled patients, and whether CHECKIN_SMS_RATE carries them."""
+    from checkin.capacity import capacity_report
+
+    with app.session() as session:
+        for line in capacity_report(session, app.settings, now=app.clock.now(), days=days):
+            click.echo(line)
+
+
 # ---- triage -----------------------------------------------------------------------------
 
 @cli.command()
