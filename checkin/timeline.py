@@ -21,11 +21,11 @@ Rules (``plan``):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from checkin.schedule.model import Channel, Enrollment, PlannedMessage, Schedule, Step
-from checkin.window import UTC, Window, local_instant, next_allowed, window_end
+from checkin.window import Window, local_instant, next_allowed, window_end
 
 # Why not APScheduler's CalendarIntervalTrigger for recurrence: it does keep 10:00 local across
 # DST, but it *drops* a day whose wall time falls in a gap (02:30 on 2026-03-08 New York yields

@@ -19,10 +19,9 @@ Two DST rules, one for step times and one for window edges:
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-UTC = timezone.utc
 Window = tuple[time, time]
 
 # A wall clock never jumps by more than a day (Samoa skipped one in 2011), so the search for an
@@ -85,7 +84,9 @@ def _span(d: date, window: Window, tz: ZoneInfo) -> tuple[datetime, datetime]:
     )
 
 
-def _span_containing(instant: datetime, window: Window, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
+def _span_containing(
+    instant: datetime, window: Window, tz: ZoneInfo
+) -> tuple[datetime, datetime] | None:
     day = instant.astimezone(tz).date()
     # A span can spill past local midnight when its end falls in a gap that crosses it, so the
     # previous day's span is checked too.

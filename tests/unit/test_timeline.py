@@ -1,16 +1,17 @@
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
+from apscheduler.triggers.calendarinterval import (  # type: ignore[import-untyped]
+    CalendarIntervalTrigger,
+)
 
 from checkin.schedule.model import Condition, Enrollment, PlannedMessage, Schedule, Step
 from checkin.timeline import plan, preview_rows, replan
 
-UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
 SURGERY = date(2026, 1, 12)  # a Monday, far from any DST change in New York
 LONG_AGO = datetime(2025, 1, 1, tzinfo=UTC)
@@ -79,7 +80,7 @@ def test_it_keeps_a_daily_step_at_the_same_local_time_across_dst(
     planned = plan(make_schedule(step), enrollment, now=LONG_AGO)
 
     assert [m.occurrence for m in planned] == [0, 1, 2, 3, 4]
-    for m, hours in zip(planned, [before, before, after, after, after]):
+    for m, hours in zip(planned, [before, before, after, after, after], strict=True):
         day = enrollment.surgery_date + timedelta(days=m.occurrence)
         offset = timezone(timedelta(hours=hours))
         assert m.due_at == datetime.combine(day, time(10), tzinfo=offset)
