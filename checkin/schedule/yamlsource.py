@@ -97,6 +97,22 @@ def _tab_problems(text: str) -> list[YamlProblem]:
     return problems
 
 
+def _syntax_problem(text: str, exc: yaml.MarkedYAMLError) -> YamlProblem:
+    problem, context = exc.problem_mark, exc.context_mark
+    if problem is None or (context is not None and problem.line >= len(text.splitlines())):
+        # "unexpected end of stream": the mistake is where the unclosed thing started.
+        problem, context = context, None
+    line = problem.line + 1 if problem is not None else None
+    what = exc.problem or "invalid YAML"
+    if problem is not None:
+        what += f" (column {problem.column + 1})"
+    if exc.context and context is not None and context.line != problem.line:  # type: ignore[union-attr]
+        what += f", {exc.context} that starts at line {context.line + 1}"
+    elif exc.context:
+        what = f"{exc.context}: {what}"
+    return YamlProblem(line, key_on_line(text, line), f"YAML syntax error: {what}")
+
+
 def read_yaml(text: str) -> tuple[Any, list[YamlProblem]]:
     """Parse ``text``; return ``(data, problems)``. ``data`` is None when it could not be read."""
     if not text.strip():
@@ -110,14 +126,7 @@ def read_yaml(text: str) -> tuple[Any, list[YamlProblem]]:
         loader = LineLoader(text)  # the reader rejects control characters right here
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        what = " ".join(p for p in (exc.context, exc.problem) if p)
-        where = f" (column {mark.column + 1})" if mark is not None else ""
-        key = key_on_line(text, line)
-        if key is None and exc.context_mark is not None:
-            key = key_on_line(text, exc.context_mark.line + 1)
-        return None, [YamlProblem(line, key, f"YAML syntax error: {what}{where}")]
+        return None, [_syntax_problem(text, exc)]
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         return None, [
