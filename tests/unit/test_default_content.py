@@ -1,0 +1,116 @@
+"""The shipped schedules and templates: they load, render, and stay within the SMS rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from checkin.render import Renderer, sample_context, validate_schedule_templates
+from checkin.schedule.load import load_schedules
+from checkin.schedule.model import LANGUAGES, QUESTIONS, Schedule
+
+ROOT = Path(__file__).resolve().parents[2]
+RENDERER = Renderer(ROOT / "templates")
+SCHEDULES = load_schedules(ROOT / "schedules", template_exists=RENDERER.has_message)
+IDS = ["lumbar-fusion", "cervical-fusion"]
+
+
+def schedule(schedule_id: str) -> Schedule:
+    return SCHEDULES[schedule_id]
+
+
+def sms_rows(schedule_id: str, language: str) -> list[dict[str, Any]]:
+    _, _, report = validate_schedule_templates(schedule(schedule_id), RENDERER)
+    return [r for r in report if r["channel"] == "sms" and r["language"] == language]
+
+
+def test_it_loads_both_default_schedules() -> None:
+    assert set(IDS) <= set(SCHEDULES)
+
+
+@pytest.mark.parametrize("schedule_id", IDS)
+def test_it_renders_every_template_without_errors(schedule_id: str) -> None:
+    errors, _, _ = validate_schedule_templates(schedule(schedule_id), RENDERER)
+    assert errors == []
+
+
+@pytest.mark.parametrize("schedule_id", IDS)
+def test_it_has_no_template_warnings(schedule_id: str) -> None:
+    _, warnings, _ = validate_schedule_templates(schedule(schedule_id), RENDERER)
+    assert warnings == []
+
+
+@pytest.mark.parametrize("schedule_id", IDS)
+def test_it_keeps_english_sms_within_two_segments(schedule_id: str) -> None:
+    over = [(r["message"], r["segments"]) for r in sms_rows(schedule_id, "en") if r["segments"] > 2]
+    assert over == []
+
+
+@pytest.mark.parametrize("schedule_id", IDS)
+def test_it_keeps_english_sms_gsm7(schedule_id: str) -> None:
+    ucs2 = [r["message"] for r in sms_rows(schedule_id, "en") if r["encoding"] != "GSM-7"]
+    assert ucs2 == []
+
+
+@pytest.mark.parametrize("schedule_id", IDS)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_it_has_every_step_in_both_languages_and_channels(schedule_id: str, language: str) -> None:
+    missing = [
+        (step.message, channel)
+        for step in schedule(schedule_id).steps
+        for channel in ("sms", "email")
+        if not RENDERER.exists(step.message, language, channel)
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize("schedule_id", IDS)
+def test_it_makes_every_check_in_sms_answerable(schedule_id: str) -> None:
+    for step in schedule(schedule_id).steps:
+        if step.ask is None:
+            continue
+        en = RENDERER.render_sms(step.message, "en", sample_context("en")).text
+        es = RENDERER.render_sms(step.message, "es", sample_context("es")).text
+        assert "reply" in en.lower(), step.id
+        assert "responda" in es.lower(), step.id
+
+
+@pytest.mark.parametrize("schedule_id", IDS)
+def test_it_signs_every_sms_with_the_clinic_name(schedule_id: str) -> None:
+    for step in schedule(schedule_id).steps:
+        for language in LANGUAGES:
+            text = RENDERER.render_sms(step.message, language, sample_context(language)).text
+            assert "Riverside Medical Group" in text, (step.id, language)
+
+
+def test_it_sends_smoking_messages_only_to_smokers() -> None:
+    for schedule_id in IDS:
+        smoking = [s for s in schedule(schedule_id).steps if "smoking" in s.message]
+        assert smoking and all(s.applies_to(frozenset({"smoker"})) for s in smoking)
+        assert not any(s.applies_to(frozenset()) for s in smoking)
+
+
+def test_it_mentions_the_quitline_in_every_smoking_message() -> None:
+    for message in ("smoking_preop", "smoking_postop"):
+        assert "1-800-QUIT-NOW" in RENDERER.render_sms(message, "en", sample_context("en")).text
+
+
+def test_it_uses_only_known_questions_and_daily_checks_for_two_weeks() -> None:
+    for schedule_id in IDS:
+        steps = {s.id: s for s in schedule(schedule_id).steps}
+        assert all(s.ask in QUESTIONS for s in steps.values() if s.ask)
+        for check in ("wound-check", "fever-check"):
+            assert steps[check].days() == list(range(1, 15))
+
+
+def test_it_asks_about_swallowing_only_after_cervical_surgery() -> None:
+    asks = {sid: {s.ask for s in schedule(sid).steps} for sid in IDS}
+    assert "swallow_check" in asks["cervical-fusion"]
+    assert "swallow_check" not in asks["lumbar-fusion"]
+
+
+def test_it_reminds_two_days_before_each_follow_up_visit() -> None:
+    days = {s.day for s in schedule("lumbar-fusion").steps if s.message.startswith("visit_")}
+    assert days == {14 - 2, 42 - 2, 90 - 2, 180 - 2, 365 - 2}
