@@ -86,7 +86,8 @@ def _tab_problems(text: str) -> list[YamlProblem]:
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        if "\t" in _INDENT.match(raw).group():  # type: ignore[union-attr]  # always matches
+        indent = _INDENT.match(raw)
+        if indent and "\t" in indent.group():
             problems.append(
                 YamlProblem(
                     number,
@@ -98,15 +99,15 @@ def _tab_problems(text: str) -> list[YamlProblem]:
 
 
 def _syntax_problem(text: str, exc: yaml.MarkedYAMLError) -> YamlProblem:
-    problem, context = exc.problem_mark, exc.context_mark
-    if problem is None or (context is not None and problem.line >= len(text.splitlines())):
+    mark, context = exc.problem_mark, exc.context_mark
+    if mark is None or (context is not None and mark.line >= len(text.splitlines())):
         # "unexpected end of stream": the mistake is where the unclosed thing started.
-        problem, context = context, None
-    line = problem.line + 1 if problem is not None else None
-    what = exc.problem or "invalid YAML"
-    if problem is not None:
-        what += f" (column {problem.column + 1})"
-    if exc.context and context is not None and context.line != problem.line:  # type: ignore[union-attr]
+        mark, context = context, None
+    if mark is None:
+        return YamlProblem(None, None, f"YAML syntax error: {exc}")
+    line = mark.line + 1
+    what = f"{exc.problem or 'invalid YAML'} (column {mark.column + 1})"
+    if exc.context and context is not None and context.line != mark.line:
         what += f", {exc.context} that starts at line {context.line + 1}"
     elif exc.context:
         what = f"{exc.context}: {what}"
