@@ -146,7 +146,7 @@ def schedules_validate(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
         settings = app.settings
     except CheckinError as e:
         raise click.ClickException(str(e)) from None
-    targets = list(paths) or sorted(settings.schedules_dir.glob("*.yaml"))
+    targets = list(paths) or sorted(settings.schedules_dir.glob("*.yaml"))  # care-teams.yaml too
     if not targets:
         raise click.ClickException(f"no schedule files in {settings.schedules_dir}")
     report = validate_paths(targets, settings)
@@ -160,7 +160,7 @@ def schedules_validate(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
     if report.errors:
         click.echo(f"{len(report.errors)} error(s) in {len(targets)} file(s)", err=True)
         sys.exit(1)
-    click.echo(f"ok: {len(targets)} schedule file(s) valid")
+    click.echo(f"ok: {len(targets)} file(s) valid")
 
 
 @schedules.command("preview")

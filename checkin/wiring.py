@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from checkin.care_teams import FILE_NAME as CARE_TEAMS_FILE
+from checkin.care_teams import parse_care_teams
 from checkin.config import Settings
 from checkin.errors import EnrollmentError, ScheduleErrors
 from checkin.render import Renderer, sample_context, validate_schedule_templates
@@ -26,7 +28,7 @@ def renderer_for(settings: Settings) -> Renderer:
 
 def schedule_files(directory: Path) -> list[Path]:
     """The schedule files of a directory: every ``*.yaml`` except the care-team file."""
-    return sorted(p for p in directory.glob("*.yaml") if p.name != "care-teams.yaml")
+    return sorted(p for p in directory.glob("*.yaml") if p.name != CARE_TEAMS_FILE)
 
 
 def load_schedules(settings: Settings) -> dict[str, Schedule]:
@@ -52,6 +54,13 @@ def validate_paths(paths: Sequence[Path], settings: Settings) -> ValidationRepor
     renderer = renderer_for(settings)
     seen: dict[str, Path] = {}
     for path in paths:
+        if path.name == CARE_TEAMS_FILE:
+            try:
+                teams = parse_care_teams(path.read_text(encoding="utf-8"), str(path), settings.alert_emails)
+                report.info.append(f"{path}: {len(teams.teams)} care team(s), default {teams.default}")
+            except ScheduleErrors as e:
+                report.errors.extend(str(x) for x in e.errors)
+            continue
         try:
             schedule = load_schedule(path, template_exists=renderer.has_message)
         except ScheduleErrors as e:
