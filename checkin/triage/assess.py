@@ -1,0 +1,440 @@
+"""``assess(text, context)``: one patient reply -> an Assessment.  Pure and deterministic.
+
+Pipeline (each step is its own module):
+ 1. normalize.tokenize  - fold case/accents, spellings, fuzzy-correct misspellings, emoji
+ 2. trie match          - greedy longest phrase at each position -> items with labels
+ 3. negation.modifiers  - negation/resolution/hedge/chronic/... scope per item
+ 4. combos              - "red" + "incision" in one clause -> wound_redness, ...
+ 5. numbers.read        - temperatures and pain scores
+ 6. context             - bare YES/NO and bare numbers answer the question that was asked
+ 7. decide              - each mention becomes a flag, a watch item, an ambiguity, or nothing
+Severity = the highest of the flags' severities, and watch if anything is watched/ambiguous.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from rapidfuzz import fuzz, process
+
+from . import lexicon as _lexicon
+from .model import FLAG_SEVERITY, Assessment, Evidence, EvidenceKind, Flag, Severity
+from .negation import (
+    HARD, M_HEDGE, M_HYPO, M_IMPROVE, M_MILD, M_NEG, M_NEG_TIGHT, M_PAST, M_PERSIST, M_RES,
+    M_RES_TIGHT, M_THIRD, M_WORSE, M_CHRONIC, SOFT, Item, modifiers,
+)
+from .normalize import COMMA, STOP, fold, tokenize
+from .numbers import NumberReader, Reading
+
+LEX = _lexicon.load()
+NUMBERS = NumberReader(LEX)
+_LEAF = _lexicon.LEAF
+
+FUZZY_CUTOFF = 85       # rapidfuzz ratio; 85 keeps "feaver"->fever but not "smelling"->swelling
+MIN_FUZZY_LEN = 5       # shorter words collide too easily ("red"/"bed", "numb"/"dumb")
+
+FEVER_F = 101.0         # DESIGN.md: >= 101.0 °F / 38.3 °C is fever (urgent)
+LOW_GRADE_F = 100.4     # 100.4-100.9 °F is watch
+SEVERE_PAIN = 8.0       # >= 8/10 severe_pain (urgent)
+MODERATE_PAIN = 5.0     # 5-7 watch
+
+EMERGENCY_FLAGS = frozenset(f.value for f, s in FLAG_SEVERITY.items()
+                            if s is Severity.EMERGENCY)
+
+# What a bare YES means under each <topic>_check (DESIGN.md).  wound_check asks about
+# "redness, swelling, drainage or opening", so YES is reported as both wound flags.
+YES_MEANS: dict[str, tuple[str, ...]] = {
+    "fever_check": ("f:fever",),
+    "wound_check": ("f:wound_drainage", "f:wound_redness"),
+    "numbness_check": ("f:new_numbness",),
+    "weakness_check": ("f:new_weakness",),
+    "bladder_check": ("f:bowel_bladder",),
+    "breathing_check": ("f:chest_breathing",),
+    "swallow_check": ("f:swallowing",),
+    "fall_check": ("f:fall",),
+    "mood_check": ("w:low_mood",),
+}
+# An ambiguous topic is moot once one of these flags is decided.
+AMBIGUITY_COVERED_BY: dict[str, frozenset[str]] = {
+    "numbness/weakness": frozenset({"new_numbness", "new_weakness"}),
+    "bladder": frozenset({"bowel_bladder"}),
+    "breathing": frozenset({"chest_breathing"}),
+    "wound": frozenset({"wound_drainage", "wound_redness"}),
+    "pain": frozenset({"severe_pain"}),
+}
+
+
+@lru_cache(maxsize=16384)
+def _correct(word: str) -> str:
+    """Nearest fuzzy vocabulary word, or the word itself (cached: pure function of word)."""
+    hit = process.extractOne(word, LEX.fuzzy_targets, scorer=fuzz.ratio,
+                             score_cutoff=FUZZY_CUTOFF)
+    return hit[0] if hit is not None else word
+
+
+def normalize_context(context: str | None) -> str:
+    """Known contexts pass through; None, unknown and ``*_reminder`` map as DESIGN.md says."""
+    if not context:
+        return "general"
+    c = context.strip().lower()
+    if c in _lexicon.CONTEXTS:
+        return c
+    if c.endswith("_reminder"):
+        return "reminder"
+    return "general"
+
+
+def _match(words: list[str]) -> list[Item]:
+    """Greedy longest-phrase matching over the word list."""
+    trie = LEX.trie
+    items: list[Item] = []
+    n = len(words)
+    i = 0
+    while i < n:
+        w = words[i]
+        if w == STOP:
+            items.append((i, i + 1, HARD))
+            i += 1
+            continue
+        if w == COMMA:
+            items.append((i, i + 1, SOFT))
+            i += 1
+            continue
+        node = trie.get(w)
+        if node is None:
+            items.append((i, i + 1, None))
+            i += 1
+            continue
+        best_end = 0
+        best: frozenset[str] | None = None
+        j = i
+        while node is not None:
+            j += 1
+            leaf = node.get(_LEAF)
+            if leaf is not None:
+                best_end, best = j, leaf
+            if j >= n:
+                break
+            node = node.get(words[j])
+        if best is None:
+            items.append((i, i + 1, None))
+            i += 1
+        else:
+            items.append((i, best_end, best))
+            i = best_end
+    return items
+
+
+@dataclass(slots=True)
+class _Hit:
+    label: str          # "f:<flag>", "w:<topic>", "a:<topic>"
+    item: int           # index into items (-1: synthetic / number)
+    mods: int
+    span: tuple[int, int]
+    governed: bool = False   # a fever word that a measured temperature overrides
+
+
+def assess(text: str, context: str | None = None) -> Assessment:
+    """Triage one reply.  See the module docstring and DESIGN.md "Triage contract"."""
+    ctx = normalize_context(context)
+    if not isinstance(text, str):
+        raise TypeError("text must be a str")
+    toks = tokenize(text, LEX.token_re, LEX.spelling, LEX.emoji, LEX.filler, LEX.known,
+                    _correct, LEX.lang, MIN_FUZZY_LEN)
+    language = "es" if toks.es > toks.en else "en"
+    items = _match(toks.words)
+    starts, ends = toks.starts, toks.ends
+    caregiver = any(lab is not None and "c:care" in lab for _a, _b, lab in items)
+    mods, clause, term = modifiers(items, LEX.primary_sets, caregiver)
+
+    def span_of(k: int) -> tuple[int, int]:
+        i0, i1, _ = items[k]
+        return starts[i0], ends[i1 - 1]
+
+    hits: list[_Hit] = []
+    sets_in_clause: dict[int, dict[str, list[int]]] = {}
+    for k, (_i0, _i1, labels) in enumerate(items):
+        if not term[k] and not (labels is not None and clause[k] >= 0 and
+                                any(lab[0] == "s" for lab in labels)):
+            continue
+        assert labels is not None
+        for lab in labels:
+            kind = lab[0]
+            if kind in "fwa":
+                hits.append(_Hit(lab, k, mods[k], span_of(k), "g:fever" in labels))
+            elif kind == "s":
+                sets_in_clause.setdefault(clause[k], {}).setdefault(lab[2:], []).append(k)
+
+    absorbed: set[tuple[int, str]] = set()
+    if sets_in_clause:
+        _combos(ctx, sets_in_clause, mods, span_of, hits, absorbed)
+    if LEX.patterns is not None:
+        _patterns(text, toks.starts, items, clause, mods, hits)
+
+    # ---- context: a bare YES answers the question that was asked
+    readings = NUMBERS.read(fold(text), ctx) if _has_number(toks.words, text) else []
+    yes = _bare_yes(items, clause) if ctx in YES_MEANS else None
+    # ---- numbers
+    flags: dict[str, list[Evidence]] = {}
+    watch: dict[str, list[Evidence]] = {}
+    ambiguous: dict[str, list[Evidence]] = {}
+    temperature_f, pain_score, current_temp = _numbers(text, readings, toks.starts, items,
+                                                       clause, mods, flags, watch, ambiguous)
+    if yes is not None:
+        k = yes
+        for lab in YES_MEANS[ctx]:
+            if lab == "f:fever" and current_temp is not None:
+                continue            # the reading decides, not the YES
+            hits.append(_Hit(lab, k, mods[k] | _clause_mods_for_yes(k, mods, items, clause),
+                             span_of(k)))
+    # ---- decide every mention
+    for h in hits:
+        if h.item >= 0 and (h.item, h.label) in absorbed:
+            continue
+        if h.governed and current_temp is not None:
+            continue                # "fever 99.1": the thermometer wins over the word
+        _decide(h, text, flags, watch, ambiguous)
+    for topic in list(ambiguous):
+        covered = AMBIGUITY_COVERED_BY.get(topic, frozenset({topic}))
+        if covered & flags.keys():
+            del ambiguous[topic]
+
+    severity = Severity.NONE
+    if watch or ambiguous:
+        severity = Severity.WATCH
+    for f in flags:
+        s = FLAG_SEVERITY[Flag(f)]
+        if s > severity:
+            severity = s
+    evidence: list[Evidence] = []
+    for group in (flags, watch, ambiguous):
+        for evs in group.values():
+            evidence.extend(evs)
+    evidence.sort(key=lambda e: (e.span, e.kind, e.topic))
+    return Assessment(
+        flags=frozenset(Flag(f) for f in flags),
+        severity=severity,
+        evidence=tuple(dict.fromkeys(evidence)),
+        temperature_f=temperature_f,
+        pain_score=pain_score,
+        language=language,  # type: ignore[arg-type]
+        watch=frozenset(watch),
+        ambiguous=frozenset(ambiguous),
+        context=ctx,
+    )
+
+
+def _has_number(words: list[str], text: str) -> bool:
+    if "#" in words:
+        return True
+    low = text.lower()
+    return any(w in low for w in ("hundred", "treinta", "cuarenta", "ten", "nine", "eight",
+                                  "seven", "six", "five", "diez", "nueve", "ocho", "siete",
+                                  "seis", "cinco", "one", "two", "three", "four", "zero",
+                                  "uno", "dos", "tres", "cuatro", "cero", "una"))
+
+
+def _bare_yes(items: list[Item], clause: list[int]) -> int | None:
+    """Index of a leading YES item if the first clause is nothing but YES words."""
+    first = None
+    for k, (_i0, _i1, labels) in enumerate(items):
+        if labels is HARD or labels is SOFT:
+            if first is not None:
+                break
+            continue
+        if labels is None or "c:yes" not in labels:
+            return None
+        if first is None:
+            first = k
+        if clause[k] != clause[first]:
+            break
+    return first
+
+
+def _clause_mods_for_yes(k: int, mods: list[int], items: list[Item], clause: list[int]) -> int:
+    """A synthetic YES mention takes the clause cues lent to its clause ("Yes, worse since
+    yesterday"; "yes, same as before surgery"); those are on any later term in clause 0 or,
+    for an all-YES clause, computed from the following clauses here."""
+    bits = 0
+    from .negation import _CLAUSE_CUES, _LENDABLE  # local: internal tables
+    ci = clause[k]
+    for j in range(k + 1, len(items)):
+        labels = items[j][2]
+        if labels is None or labels is HARD or labels is SOFT:
+            continue
+        if clause[j] != ci and any(lab[0] in "fwa" for lab in labels):
+            break   # the next clause has its own symptom: stop lending
+        for lab, bit in _CLAUSE_CUES.items():
+            if lab in labels and (bit & _LENDABLE or clause[j] == ci):
+                bits |= bit
+    return bits
+
+
+def _combos(ctx: str, sets_in_clause: dict[int, dict[str, list[int]]], mods: list[int],
+            span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]]) -> None:
+    for sets in sets_in_clause.values():
+        for combo in LEX.combos:
+            in_ctx = ctx in combo.contexts
+            if combo.require_context and not in_ctx:
+                continue
+            primary = sets.get(combo.parts[0])
+            if not primary:
+                continue
+            if not in_ctx and any(p not in sets for p in combo.parts[1:]):
+                continue
+            # the least-suppressed mention of the symptom decides
+            k = min(primary, key=lambda i: (bool(mods[i] & (M_NEG | M_RES)), i))
+            a, b = span_of(k)
+            for p in combo.parts[1:]:
+                if p in sets:
+                    a2, b2 = span_of(sets[p][0])
+                    a, b = min(a, a2), max(b, b2)
+            hits.append(_Hit(combo.label, k, mods[k], (a, b)))
+            for fl in combo.absorbs:
+                for i in primary:
+                    absorbed.add((i, f"f:{fl}"))
+
+
+def _patterns(text: str, starts: list[int], items: list[Item], clause: list[int],
+              mods: list[int], hits: list[_Hit]) -> None:
+    assert LEX.patterns is not None
+    s = fold(text)
+    for m in LEX.patterns.finditer(s):
+        label = LEX.pattern_labels[m.lastgroup or ""]
+        k = _item_at(m.start(), starts, items)
+        hits.append(_Hit(label, -1, mods[k] if k >= 0 else 0, m.span()))
+
+
+def _item_at(pos: int, starts: list[int], items: list[Item]) -> int:
+    """Index of the item holding the token that starts at or before ``pos``."""
+    t = bisect_right(starts, pos) - 1
+    if t < 0:
+        return -1
+    for k, (i0, i1, _labels) in enumerate(items):
+        if i0 <= t < i1:
+            return k
+    return -1
+
+
+def _numbers(text: str, readings: list[Reading], starts: list[int], items: list[Item],
+             clause: list[int], mods: list[int], flags: dict[str, list[Evidence]],
+             watch: dict[str, list[Evidence]], ambiguous: dict[str, list[Evidence]]
+             ) -> tuple[float | None, int | None, float | None]:
+    """Apply temperature and pain readings; returns (temperature_f, pain_score, current °F)."""
+    current: list[tuple[float, Reading]] = []
+    past: list[tuple[float, Reading]] = []
+    pains: list[Reading] = []
+    for r in readings:
+        k = _item_at(r.span[0], starts, items)
+        m = _clause_bits(k, items, clause, mods) if k >= 0 else 0
+        if m & (M_HYPO | M_THIRD):
+            continue
+        if r.kind == "temp":
+            (past if m & M_PAST else current).append((r.value, r))
+        else:
+            pains.append(r)
+    temperature_f: float | None = None
+    current_temp: float | None = None
+    if current:
+        v, r = max(current, key=lambda x: x[0])
+        temperature_f = current_temp = v
+        if v >= FEVER_F:
+            _add(flags, "fever", text, r.span, "flag")
+        elif v >= LOW_GRADE_F:
+            _add(watch, "low_grade_temp", text, r.span, "watch")
+    if past:
+        v, r = max(past, key=lambda x: x[0])
+        if temperature_f is None:
+            temperature_f = v
+        if v >= LOW_GRADE_F and not (current_temp is not None and current_temp >= FEVER_F):
+            _add(watch, "fever_past", text, r.span, "watch")
+    pain_score: int | None = None
+    if pains:
+        r = max(pains, key=lambda x: (x.value, x.high))
+        pain_score = int(math.floor(r.value))
+        if r.value >= SEVERE_PAIN:
+            _add(flags, "severe_pain", text, r.span, "flag")
+        elif r.value >= MODERATE_PAIN:
+            _add(watch, "mild_pain", text, r.span, "watch")
+        if r.low < SEVERE_PAIN <= r.high and r.value < SEVERE_PAIN:
+            _add(ambiguous, "pain", text, r.span, "ambiguous")
+    return temperature_f, pain_score, current_temp
+
+
+def _clause_bits(k: int, items: list[Item], clause: list[int], mods: list[int]) -> int:
+    """Modifiers of any symptom mention in the clause of item ``k`` (numbers are not terms)."""
+    if mods[k]:
+        return mods[k]
+    ci = clause[k]
+    if ci < 0:
+        return 0
+    from .negation import _CLAUSE_CUES
+    bits = 0
+    for j, (_a, _b, labels) in enumerate(items):
+        if clause[j] == ci:
+            bits |= mods[j]
+            if labels is not None and labels is not HARD and labels is not SOFT:
+                for lab, bit in _CLAUSE_CUES.items():
+                    if lab in labels:
+                        bits |= bit
+                if "c:third" in labels:
+                    bits |= M_THIRD
+    return bits
+
+
+def _add(group: dict[str, list[Evidence]], topic: str, text: str, span: tuple[int, int],
+         kind: EvidenceKind) -> None:
+    group.setdefault(topic, []).append(Evidence(topic, text[span[0]:span[1]], span, kind))
+
+
+def _decide(h: _Hit, text: str, flags: dict[str, list[Evidence]],
+            watch: dict[str, list[Evidence]], ambiguous: dict[str, list[Evidence]]) -> None:
+    """Turn one mention into a flag, a watch item, an ambiguity, or nothing."""
+    m = h.mods
+    kind, name = h.label[0], h.label[2:]
+    if m & (M_HYPO | M_THIRD):
+        return
+    if kind == "f":
+        if name in EMERGENCY_FLAGS:
+            # emergencies: only a tight, explicit negation or resolution suppresses them
+            if m & (M_NEG_TIGHT | M_RES_TIGHT):
+                return
+            _add(flags, name, text, h.span, "flag")
+            return
+        if m & (M_NEG | M_RES):
+            return
+        opt = LEX.options[name]
+        worse = bool(m & M_WORSE)
+        if opt.new_only and not worse:
+            if m & M_CHRONIC:
+                return
+            if m & M_PERSIST:
+                _add(watch, f"{name}_persistent", text, h.span, "watch")
+                return
+        if not worse:
+            if m & M_IMPROVE:
+                _add(watch, f"{name}_improving", text, h.span, "watch")
+                return
+            if m & M_HEDGE:
+                _add(ambiguous, opt.ambiguous_topic, text, h.span, "ambiguous")
+                return
+            if opt.mild_watch and m & M_MILD:
+                _add(watch, f"{name}_mild", text, h.span, "watch")
+                return
+        if opt.transient and m & M_PAST:
+            _add(watch, f"{name}_past", text, h.span, "watch")
+            return
+        _add(flags, name, text, h.span, "flag")
+        return
+    if m & (M_NEG | M_RES):
+        return
+    if kind == "w":
+        if m & M_MILD and name in LEX.mild_ignored:
+            return
+        _add(watch, name, text, h.span, "watch")
+    else:
+        _add(ambiguous, name, text, h.span, "ambiguous")

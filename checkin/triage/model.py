@@ -1,0 +1,133 @@
+"""Value types of the triage result: flags, severities, evidence and the assessment itself.
+
+Contract (DESIGN.md, "Triage contract"): flag codes and severity names are the wire format;
+both enums are ``str`` enums so ``Flag.FEVER == "fever"`` and JSON output needs no mapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+
+class Flag(str, Enum):
+    """The 13 red-flag codes of DESIGN.md."""
+
+    FEVER = "fever"
+    WOUND_DRAINAGE = "wound_drainage"
+    WOUND_REDNESS = "wound_redness"
+    NEW_NUMBNESS = "new_numbness"
+    NEW_WEAKNESS = "new_weakness"
+    BOWEL_BLADDER = "bowel_bladder"
+    CHEST_BREATHING = "chest_breathing"
+    CALF_CLOT = "calf_clot"
+    SEVERE_PAIN = "severe_pain"
+    CSF_LEAK = "csf_leak"
+    SWALLOWING = "swallowing"
+    FALL = "fall"
+    SELF_HARM = "self_harm"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Severity(str, Enum):
+    """Action level, ordered none < watch < urgent < emergency (compare with ``rank``)."""
+
+    NONE = "none"
+    WATCH = "watch"
+    URGENT = "urgent"
+    EMERGENCY = "emergency"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def __lt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return _RANK[self] < _RANK[other]
+
+    def __le__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return _RANK[self] <= _RANK[other]
+
+    def __gt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return _RANK[self] > _RANK[other]
+
+    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return _RANK[self] >= _RANK[other]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_RANK = {Severity.NONE: 0, Severity.WATCH: 1, Severity.URGENT: 2, Severity.EMERGENCY: 3}
+
+# Severity of each flag, straight from the DESIGN.md table: three emergencies, the rest urgent.
+FLAG_SEVERITY: dict[Flag, Severity] = {
+    f: Severity.URGENT for f in Flag
+} | {
+    Flag.BOWEL_BLADDER: Severity.EMERGENCY,
+    Flag.CHEST_BREATHING: Severity.EMERGENCY,
+    Flag.SELF_HARM: Severity.EMERGENCY,
+}
+
+EvidenceKind = Literal["flag", "watch", "ambiguous"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why something was concluded: ``topic`` is a flag code (kind ``flag``), a watch topic
+    (kind ``watch``) or an ambiguous topic (kind ``ambiguous``); ``words`` is the exact slice
+    ``text[span[0]:span[1]]`` of the reply that triggered it."""
+
+    topic: str
+    words: str
+    span: tuple[int, int]
+    kind: EvidenceKind = "flag"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "kind": self.kind, "words": self.words,
+                "span": [self.span[0], self.span[1]]}
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """The triage of one reply.
+
+    ``severity`` is the maximum over ``flags`` (per FLAG_SEVERITY) and ``watch`` items (watch);
+    ``ambiguous`` holds red-flag topics that were mentioned but could not be decided (the caller
+    asks one follow-up question). ``temperature_f`` is the highest reading found (°C converted),
+    ``pain_score`` the highest pain score (0-10, fractions floored).
+    """
+
+    flags: frozenset[Flag] = frozenset()
+    severity: Severity = Severity.NONE
+    evidence: tuple[Evidence, ...] = ()
+    temperature_f: float | None = None
+    pain_score: int | None = None
+    language: Literal["en", "es"] = "en"
+    watch: frozenset[str] = frozenset()
+    ambiguous: frozenset[str] = frozenset()
+    context: str = field(default="general")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; sets are sorted so the output is deterministic."""
+        return {
+            "flags": sorted(f.value for f in self.flags),
+            "severity": self.severity.value,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "temperature_f": self.temperature_f,
+            "pain_score": self.pain_score,
+            "language": self.language,
+            "watch": sorted(self.watch),
+            "ambiguous": sorted(self.ambiguous),
+            "context": self.context,
+        }

@@ -1,0 +1,183 @@
+"""Temperatures and pain scores in a reply.
+
+Contract: ``NumberReader(lexicon).read(folded_text, context)`` returns every number that reads
+as a temperature (always converted to °F) or a pain score (0-10), with its span in the text.
+It does not judge negation or time; ``assess`` does that per clause.
+
+A number is a temperature when it carries a unit (101 F, 38.6C, 101°, 38 grados), follows a
+temperature word (temp, fever, fiebre, temperatura...), or - under ``fever_check`` - is bare
+and plausible (°F 90-110, °C 34-43).  A decimal in 99-107 counts anywhere (nobody writes
+"101.5" about anything else in these replies).  A number is a pain score when written as
+x/10, "x out of 10", "x de 10", follows a pain word ("pain is a 9"), or - under
+``pain_scale`` only, and only if no explicit score is present - is a bare 0-10.  Numbers
+followed by a unit of weight, time, dose or count (8 lbs, 6pm, 4 días, 10x) are neither.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from .lexicon import Lexicon
+
+_NUM = r"\d{1,3}(?:[.,]\d{1,2})?"
+NUM_RE = re.compile(rf"(?<![\d.,])({_NUM})(?!\d)(?:\s*(?:-|–|to|or)\s*({_NUM})(?!\d))?")
+
+_FRAC_AFTER = re.compile(r"\s*(?:/|out of|of|de|sobre|en)\s*(?:10|ten|diez)\b")
+_EXCLUDE_AFTER = re.compile(
+    r"\s*(?:a\.?m\b|p\.?m\b|:\d|lbs?\b|pounds?\b|kgs?\b|kilos?\b|mg\b|mcg\b|ml\b|cc\b|x\b|"
+    r"times\b|veces\b|days?\b|dias?\b|hours?\b|hrs?\b|horas?\b|h\b|mins?\b|minutes?\b|"
+    r"minutos?\b|weeks?\b|wks?\b|semanas?\b|months?\b|meses\b|mes\b|years?\b|yrs?\b|anos?\b|"
+    r"steps\b|pasos\b|pills?\b|pastillas?\b|tabs?\b|tablets?\b|%|mm\b|cm\b|inch|in\b|"
+    r"feet\b|ft\b|miles?\b|oz\b|th\b|st\b|nd\b|rd\b|o'?clock|level|levels|flights?|stairs|"
+    r"laps|reps|sets|blocks|cups?|glasses|vasos?|litros?|liters?|lb)"
+)
+_F_AFTER = re.compile(r"\s*(?:°|degrees?|deg|grados)?\s*(?:f|fahrenheit|farenheit)\b")
+_C_AFTER = re.compile(r"\s*(?:°|degrees?|deg|grados)?\s*(?:c|celsius|centigrados?)\b")
+_DEG_AFTER = re.compile(r"\s*(?:°|degrees?\b|deg\b|grados\b)")
+_EXCLUDE_BEFORE = re.compile(r"(?:\bday|\bdia|\bx|#|\broom|\bstep|\bweek|\bsemana|\bat|"
+                             r"\bsince|\bfor|\bpor|\bdesde|\blast|\bnumber|\bno\.)\s*$")
+
+_WORD_NUM = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "cero": 0, "uno": 1, "una": 1, "dos": 2, "tres": 3,
+    "cuatro": 4, "cinco": 5, "seis": 6, "siete": 7, "ocho": 8, "nueve": 9, "diez": 10,
+}
+_WN = "|".join(_WORD_NUM)
+WORD_NUM_RE = re.compile(rf"\b({_WN})\b")
+_EN_UNITS = "one|two|three|four|five|six"
+_DIGIT_WORDS = "zero|one|two|three|four|five|six|seven|eight|nine|\\d"
+SPELLED_F_RE = re.compile(
+    rf"\b(?:a |one )?hundred (?:and )?({_EN_UNITS})(?: point ({_DIGIT_WORDS}))?\b"
+    rf"|\bone (?:oh|o|zero) ({_EN_UNITS})(?: point ({_DIGIT_WORDS}))?\b"
+)
+SPELLED_C_RE = re.compile(
+    r"\b(treinta y (seis|siete|ocho|nueve)|cuarenta)"
+    r"(?: (?:punto|coma|y) (medio|cinco|uno|dos|tres|cuatro|seis|siete|ocho|nueve))?\b"
+)
+_ES_UNITS = {"seis": 36, "siete": 37, "ocho": 38, "nueve": 39}
+_TENTHS = {"medio": 5, "cinco": 5, "uno": 1, "dos": 2, "tres": 3, "cuatro": 4, "seis": 6,
+           "siete": 7, "ocho": 8, "nueve": 9, "zero": 0, "one": 1, "two": 2, "three": 3,
+           "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+
+Kind = Literal["temp", "pain"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One number: ``value`` is °F for temperatures, 0-10 for pain (a range gives its mean,
+    ``low``/``high`` its ends); ``explicit`` is False for a bare number read from context."""
+
+    kind: Kind
+    value: float
+    span: tuple[int, int]
+    explicit: bool
+    low: float
+    high: float
+
+
+def _f_from(value: float, unit: str | None) -> float | None:
+    """°F from a value in ``unit`` (None: guess from the range); None if not plausible."""
+    if unit == "c" or (unit is None and 34.0 <= value <= 43.0):
+        return round(value * 9 / 5 + 32, 1) if 30.0 <= value <= 45.0 else None
+    if 90.0 <= value <= 110.0:
+        return value
+    return None
+
+
+def _num(s: str) -> float:
+    return float(s.replace(",", "."))
+
+
+class NumberReader:
+    """Compiled once per lexicon: the anchor-word regexes come from the lexicon sets
+    ``temp_words`` and ``pain_words`` so clinicians can extend them."""
+
+    def __init__(self, lex: Lexicon) -> None:
+        def alternation(name: str) -> str:
+            words = sorted(lex.sets.get(name, ()), key=len, reverse=True)
+            return "|".join(re.escape(w) for w in words) or "(?!)"
+        # anchor word, then at most 3 words ("pain is a 9", "fever of 101", "temp was like 38,5")
+        self.temp_before = re.compile(
+            rf"(?:\b(?:{alternation('temp_words')})\b|🌡)\W*(?:[a-z]+\W+){{0,3}}$")
+        self.pain_before = re.compile(
+            rf"\b(?:{alternation('pain_words')})\b\W*(?:[a-z]+\W+){{0,3}}$")
+
+    def read(self, s: str, context: str) -> list[Reading]:
+        """All temperature and pain readings in folded text ``s`` (see module docstring)."""
+        out: list[Reading] = []
+        bare_pain: list[Reading] = []
+        if any(c.isdigit() for c in s):
+            for m in NUM_RE.finditer(s):
+                self._classify(s, m, context, out, bare_pain)
+        if "hundred" in s or " oh " in s or " o " in s:
+            for m in SPELLED_F_RE.finditer(s):
+                units = m.group(1) or m.group(3)
+                tenth = m.group(2) or m.group(4)
+                v = 100 + _WORD_NUM[units] + (_tenth(tenth) / 10 if tenth else 0.0)
+                out.append(Reading("temp", v, m.span(), True, v, v))
+        if "treinta" in s or "cuarenta" in s:
+            for m in SPELLED_C_RE.finditer(s):
+                c = 40.0 if m.group(1) == "cuarenta" else float(_ES_UNITS[m.group(2)])
+                if m.group(3):
+                    c += _TENTHS[m.group(3)] / 10
+                before = s[max(0, m.start() - 40):m.start()]
+                if context == "fever_check" or self.temp_before.search(before):
+                    f = round(c * 9 / 5 + 32, 1)
+                    out.append(Reading("temp", f, m.span(), True, f, f))
+        for m in WORD_NUM_RE.finditer(s):
+            after = s[m.end():m.end() + 16]
+            before = s[max(0, m.start() - 40):m.start()]
+            v = float(_WORD_NUM[m.group(1)])
+            if _FRAC_AFTER.match(after) or (self.pain_before.search(before)
+                                            and not _EXCLUDE_AFTER.match(after)):
+                out.append(Reading("pain", v, m.span(), True, v, v))
+        if bare_pain and not any(r.kind == "pain" for r in out):
+            out.extend(bare_pain)
+        return out
+
+    def _classify(self, s: str, m: re.Match[str], context: str, out: list[Reading],
+                  bare_pain: list[Reading]) -> None:
+        lo = _num(m.group(1))
+        hi = _num(m.group(2)) if m.group(2) else lo
+        v = (lo + hi) / 2
+        a, b = m.span()
+        after = s[b:b + 16]
+        before = s[max(0, a - 40):a]
+        decimal = "." in m.group(1) or "," in m.group(1)
+        if _FRAC_AFTER.match(after):
+            if hi <= 10:
+                out.append(Reading("pain", v, (a, b), True, lo, hi))
+            return
+        if _EXCLUDE_AFTER.match(after):
+            return
+        unit: str | None = None
+        if _F_AFTER.match(after):
+            unit = "f"
+        elif _C_AFTER.match(after):
+            unit = "c"
+        if unit or _DEG_AFTER.match(after) or self.temp_before.search(before):
+            f = _f_from(v, unit)
+            if f is not None:
+                out.append(Reading("temp", f, (a, b), True, lo, hi))
+                return
+        if self.pain_before.search(before) and hi <= 10:
+            out.append(Reading("pain", v, (a, b), True, lo, hi))
+            return
+        if _EXCLUDE_BEFORE.search(before):
+            return
+        if context == "fever_check":
+            f = _f_from(v, None)
+            if f is not None:
+                out.append(Reading("temp", f, (a, b), False, lo, hi))
+                return
+        if context == "pain_scale" and hi <= 10:
+            bare_pain.append(Reading("pain", v, (a, b), False, lo, hi))
+            return
+        if decimal and 99.0 <= v <= 107.0:
+            out.append(Reading("temp", v, (a, b), False, lo, hi))
+
+
+def _tenth(word: str) -> int:
+    return int(word) if word.isdigit() else _TENTHS[word]
