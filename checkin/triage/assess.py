@@ -42,6 +42,10 @@ LOW_GRADE_F = 100.4     # 100.4-100.9 °F is watch
 SEVERE_PAIN = 8.0       # >= 8/10 severe_pain (urgent)
 MODERATE_PAIN = 5.0     # 5-7 watch
 
+_FLAG_BY_VALUE = {f.value: f for f in Flag}
+_FLAG_RANK = {f.value: s.rank for f, s in FLAG_SEVERITY.items()}
+_SEVERITY_BY_RANK = {s.rank: s for s in Severity}
+
 EMERGENCY_FLAGS = frozenset(f.value for f, s in FLAG_SEVERITY.items()
                             if s is Severity.EMERGENCY)
 
@@ -148,7 +152,11 @@ def assess(text: str, context: str | None = None) -> Assessment:
     language = "es" if toks.es > toks.en else "en"
     items = _match(toks.words)
     starts, ends = toks.starts, toks.ends
-    caregiver = any(lab is not None and "c:care" in lab for _a, _b, lab in items)
+    caregiver = False
+    for _a, _b, lab in items:
+        if lab is not None and "c:care" in lab:
+            caregiver = True
+            break
     mods, clause, term = modifiers(items, LEX.primary_sets, caregiver)
 
     def span_of(k: int) -> tuple[int, int]:
@@ -158,16 +166,15 @@ def assess(text: str, context: str | None = None) -> Assessment:
     hits: list[_Hit] = []
     sets_in_clause: dict[int, dict[str, list[int]]] = {}
     for k, (_i0, _i1, labels) in enumerate(items):
-        if not term[k] and not (labels is not None and clause[k] >= 0 and
-                                any(lab[0] == "s" for lab in labels)):
+        if labels is None or clause[k] < 0:
             continue
-        assert labels is not None
-        for lab in labels:
-            kind = lab[0]
-            if kind in "fwa":
-                hits.append(_Hit(lab, k, mods[k], span_of(k), "g:fever" in labels))
-            elif kind == "s":
-                sets_in_clause.setdefault(clause[k], {}).setdefault(lab[2:], []).append(k)
+        mentions, set_names, governed = _leaf_info(labels)
+        for lab in mentions:
+            hits.append(_Hit(lab, k, mods[k], span_of(k), governed))
+        if set_names:
+            per = sets_in_clause.setdefault(clause[k], {})
+            for name in set_names:
+                per.setdefault(name, []).append(k)
 
     absorbed: set[tuple[int, str]] = set()
     if sets_in_clause:
@@ -203,20 +210,19 @@ def assess(text: str, context: str | None = None) -> Assessment:
         if covered & flags.keys():
             del ambiguous[topic]
 
-    severity = Severity.NONE
-    if watch or ambiguous:
-        severity = Severity.WATCH
+    rank = 1 if (watch or ambiguous) else 0
     for f in flags:
-        s = FLAG_SEVERITY[Flag(f)]
-        if s > severity:
-            severity = s
+        r = _FLAG_RANK[f]
+        if r > rank:
+            rank = r
+    severity = _SEVERITY_BY_RANK[rank]
     evidence: list[Evidence] = []
     for group in (flags, watch, ambiguous):
         for evs in group.values():
             evidence.extend(evs)
     evidence.sort(key=lambda e: (e.span, e.kind, e.topic))
     return Assessment(
-        flags=frozenset(Flag(f) for f in flags),
+        flags=frozenset(_FLAG_BY_VALUE[f] for f in flags),
         severity=severity,
         evidence=tuple(dict.fromkeys(evidence)),
         temperature_f=temperature_f,
@@ -228,14 +234,29 @@ def assess(text: str, context: str | None = None) -> Assessment:
     )
 
 
+_NUMBER_WORDS = frozenset({
+    "#", "hundred", "treinta", "cuarenta", "zero", "one", "two", "three", "four", "five",
+    "six", "seven", "eight", "nine", "ten", "cero", "uno", "una", "dos", "tres", "cuatro",
+    "cinco", "seis", "siete", "ocho", "nueve", "diez"})
+
+
 def _has_number(words: list[str], text: str) -> bool:
-    if "#" in words:
-        return True
-    low = text.lower()
-    return any(w in low for w in ("hundred", "treinta", "cuarenta", "ten", "nine", "eight",
-                                  "seven", "six", "five", "diez", "nueve", "ocho", "siete",
-                                  "seis", "cinco", "one", "two", "three", "four", "zero",
-                                  "uno", "dos", "tres", "cuatro", "cero", "una"))
+    """Cheap pre-check so replies without any number skip the number reader."""
+    return not _NUMBER_WORDS.isdisjoint(words)
+
+
+_LEAF_INFO: dict[frozenset[str], tuple[tuple[str, ...], tuple[str, ...], bool]] = {}
+
+
+def _leaf_info(labels: frozenset[str]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """(flag/watch/ambiguous labels, set names, fever-word-governed) of a trie leaf, memoized
+    (leaves are a fixed population), sorted so evidence order never depends on hashing."""
+    info = _LEAF_INFO.get(labels)
+    if info is None:
+        mentions = tuple(sorted(lab for lab in labels if lab[0] in "fwa" and lab[1] == ":"))
+        set_names = tuple(sorted(lab[2:] for lab in labels if lab[0] == "s"))
+        info = _LEAF_INFO[labels] = (mentions, set_names, "g:fever" in labels)
+    return info
 
 
 def _bare_yes(items: list[Item], clause: list[int]) -> int | None:

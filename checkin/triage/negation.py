@@ -57,8 +57,19 @@ _AFTER_RES = 4
 _AFTER_NORMAL = 2
 
 
+_TERM_CACHE: dict[frozenset[str], bool] = {}
+
+
 def is_term(labels: frozenset[str], primary: frozenset[str]) -> bool:
-    """A symptom mention: a flag, watch or ambiguous phrase, or a combo's symptom part."""
+    """A symptom mention: a flag, watch or ambiguous phrase, or a combo's symptom part.
+    (Memoized: label sets are the lexicon trie's leaves, a fixed, small population.)"""
+    t = _TERM_CACHE.get(labels)
+    if t is None:
+        t = _TERM_CACHE[labels] = _is_term(labels, primary)
+    return t
+
+
+def _is_term(labels: frozenset[str], primary: frozenset[str]) -> bool:
     for lab in labels:
         k = lab[0]
         if k in "fwag" and lab[1] == ":":
@@ -103,9 +114,7 @@ def modifiers(items: Sequence[Item], primary: frozenset[str], caregiver: bool
             clause_has_term[c] = True
         if not ("c:neg" in labels or "c:no" in labels):
             clause_only_no[c] = False
-        for lab, bit in _CLAUSE_CUES.items():
-            if lab in labels:
-                clause_bits[c] |= bit
+        clause_bits[c] |= cue_bits(labels)
     # ---- orphan clauses lend their cues backwards
     lent = [0] * len(clause_bits)
     neg_lent = [False] * len(clause_bits)
@@ -201,8 +210,33 @@ def _orphan_resolution(items: Sequence[Item], clause: list[int], nclauses: int) 
         ci = clause[k]
         if ci < 0:
             continue
-        if labels is None or any(lab[0] != "c" for lab in labels):
+        if labels is None or not _only_cues(labels):
             content[ci] = True      # "the pain is gone" talks about something else
         elif "c:resa" in labels:
             out[ci] = True
     return [o and not c for o, c in zip(out, content)]
+
+
+_CUE_ONLY: dict[frozenset[str], bool] = {}
+
+
+def _only_cues(labels: frozenset[str]) -> bool:
+    r = _CUE_ONLY.get(labels)
+    if r is None:
+        r = _CUE_ONLY[labels] = all(lab[0] == "c" for lab in labels)
+    return r
+
+
+_CUE_BITS: dict[frozenset[str], int] = {}
+
+
+def cue_bits(labels: frozenset[str]) -> int:
+    """Clause-level modifier bits carried by one trie leaf (memoized)."""
+    r = _CUE_BITS.get(labels)
+    if r is None:
+        r = 0
+        for lab, bit in _CLAUSE_CUES.items():
+            if lab in labels:
+                r |= bit
+        _CUE_BITS[labels] = r
+    return r

@@ -52,7 +52,9 @@ def phrase_words(phrase: str, spelling: Mapping[str, tuple[str, ...]],
                  filler: frozenset[str]) -> tuple[str, ...]:
     """Words of a lexicon phrase, normalized exactly like reply text (minus fuzzy matching)."""
     out: list[str] = []
-    for m in _PLAIN_RE.finditer(fold(unicodedata.normalize("NFC", phrase))):
+    # a literal "#" in a phrase stands for any number ("# days ago")
+    text = fold(unicodedata.normalize("NFC", phrase)).replace("#", " 0 ")
+    for m in _PLAIN_RE.finditer(text):
         kind = m.lastgroup
         if kind == "n":
             out.append(NUM)

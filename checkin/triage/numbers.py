@@ -108,9 +108,8 @@ class NumberReader:
         """All temperature and pain readings in folded text ``s`` (see module docstring)."""
         out: list[Reading] = []
         bare_pain: list[Reading] = []
-        if any(c.isdigit() for c in s):
-            for m in NUM_RE.finditer(s):
-                self._classify(s, m, context, out, bare_pain)
+        for m in NUM_RE.finditer(s):
+            self._classify(s, m, context, out, bare_pain)
         if "hundred" in s or " oh " in s or " o " in s:
             for m in SPELLED_F_RE.finditer(s):
                 units = m.group(1) or m.group(3)
