@@ -1,0 +1,411 @@
+"""Process one inbound reply (SMS, or the email check-in web form): dedupe, keywords, match,
+triage, alert, safety reply. The web layer verifies and parses; everything after is here.
+
+Contract of ``process`` (and ``handle_sms``, which wraps it in a transaction):
+
+- **Once per message id.** The row is inserted with ``ON CONFLICT (message_sid) DO NOTHING``
+  (both dialects). A replay, sequential or concurrent, finds the conflict and returns
+  ``duplicate=True`` with no reply text: it is answered (empty TwiML) but not processed twice,
+  and the patient is not texted twice. The insert and all that follows are one transaction, so
+  a crash halfway leaves nothing and Twilio's retry processes it afresh.
+- **Who sent it.** Patients whose ``phone`` equals the E.164 ``From``. Keywords apply to all of
+  them (an opt-out is about the phone). For content: no enrolled patient → generic reply, no
+  patient information; two or more → not guessed: stored, a ``contact_problem`` alert on each,
+  generic reply.
+- **Keywords** (``checkin.keywords``): STOP opts out at once and holds pending SMS rows;
+  START resumes and releases held rows that have not expired; HELP answers with the clinic's
+  name and phone. An opt-out *candidate* ("stop texting me") pauses SMS the same way as STOP and
+  opens a ``contact_problem`` alert so a person confirms (fail safe: nothing more is sent until
+  START or staff resume).
+- **Content**: matched to the latest open question (``checkin.replies``), triaged with its
+  ``ask`` as context, flags/severity/assessment stored on the row, question ``answered_at``
+  set, alert opened or joined (``checkin.alerts``), safety reply chosen. An ambiguous answer
+  gets one follow-up question, recorded as an outbox row (step ``followup``, status ``sent``,
+  same ``ask``) so the next reply matches it, and so it is never followed up again.
+- **Audit**: one ``inbound.received`` and one ``reply.sent`` row per processed message (ids,
+  keyword, flags, severity, template; never text or phone).
+
+Raises only what the database raises (``OperationalError`` when it is unreachable or locked
+past its busy timeout): the web layer answers 503 so Twilio may retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from checkin import alerts, audit, keywords, replies
+from checkin.config import Settings
+from checkin.errors import TemplateError
+from checkin.models import (
+    OUTBOX_HELD,
+    OUTBOX_PENDING,
+    OUTBOX_SENT,
+    OUTBOX_SKIPPED,
+    Enrollment,
+    InboundMessage,
+    OutboxMessage,
+    Patient,
+)
+from checkin.render import Renderer
+
+if TYPE_CHECKING:
+    from checkin.services import Services
+    from checkin.triage import Assessment
+
+log = logging.getLogger(__name__)
+
+Assess = Callable[[str, "str | None"], "Assessment"]
+MAX_BODY_CHARS = 1600  # Twilio's own cap on one message; longer input is cut, never rejected
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """A verified inbound message. ``from_phone`` is E.164 as Twilio sends it (None for the web
+    form). ``outbox_id`` is set by the web form: the question is known from its signed token."""
+
+    message_sid: str
+    from_phone: str | None
+    body: str
+    to_phone: str | None = None
+    channel: str = "sms"
+    outbox_id: int | None = None
+
+    def __repr__(self) -> str:  # no phone, no text: this object ends up in tracebacks
+        return f"InboundSms(message_sid={self.message_sid!r}, channel={self.channel!r})"
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    """What happened. ``reply_text`` is None when nothing should be said (a replay)."""
+
+    reply_text: str | None
+    reply_template: str | None = None
+    language: str = "en"
+    inbound_id: int | None = None
+    duplicate: bool = False
+    patient_ref: str | None = None
+    keyword: str | None = None
+    severity: str | None = None
+    flags: tuple[str, ...] = ()
+    alert_id: int | None = None
+    alert_opened: bool = False
+    renotify: bool = False
+    outbox_id: int | None = None  # the question answered
+    followup_outbox_id: int | None = None  # the follow-up question asked, if any
+    matched: str = "none"  # patient | unknown | shared | none
+
+
+def default_assess() -> Assess:
+    from checkin.triage import assess
+
+    return assess
+
+
+def handle_sms(services: Services, msg: InboundSms, now: datetime, *, assess: Assess | None = None) -> InboundResult:
+    """``process`` in its own transaction (committed on return)."""
+    with services.sessions.begin() as session:
+        return process(session, msg, now=now, settings=services.settings, renderer=services.renderer,
+                       assess=assess)
+
+
+# --------------------------------------------------------------------------------------------
+def insert_once(session: Session, msg: InboundSms, now: datetime) -> int | None:
+    """Insert the inbound row unless its ``message_sid`` exists; the new id, or None."""
+    dialect = session.get_bind().dialect.name
+    ins: Any = postgresql.insert(InboundMessage) if dialect == "postgresql" else sqlite.insert(InboundMessage)
+    stmt = (
+        ins.values(
+            message_sid=msg.message_sid, channel=msg.channel, from_phone=msg.from_phone,
+            body=msg.body[:MAX_BODY_CHARS], flags=[], received_at=now, outbox_id=msg.outbox_id,
+        )
+        .on_conflict_do_nothing(index_elements=["message_sid"])
+        .returning(InboundMessage.id)
+    )
+    return session.execute(stmt).scalar()
+
+
+def process(
+    session: Session, msg: InboundSms, *, now: datetime, settings: Settings, renderer: Renderer,
+    assess: Assess | None = None,
+) -> InboundResult:
+    """Process ``msg`` inside the caller's transaction (see the module docstring)."""
+    inbound_id = insert_once(session, msg, now)
+    if inbound_id is None:
+        log.info("inbound replay ignored", extra={"message_sid": msg.message_sid})
+        return InboundResult(reply_text=None, duplicate=True)
+    inbound = session.get(InboundMessage, inbound_id)
+    assert inbound is not None
+    ctx = _Ctx(session, inbound, msg, now, settings, renderer, assess or default_assess())
+    if msg.outbox_id is not None:
+        return ctx.web_answer(msg.outbox_id)
+    return ctx.sms()
+
+
+class _Ctx:
+    """One message's processing; methods share the session and the row."""
+
+    def __init__(self, session: Session, inbound: InboundMessage, msg: InboundSms, now: datetime,
+                 settings: Settings, renderer: Renderer, assess: Assess) -> None:
+        self.session, self.inbound, self.msg, self.now = session, inbound, msg, now
+        self.settings, self.renderer, self.assess = settings, renderer, assess
+
+    # ---- entry points --------------------------------------------------------------------
+    def sms(self) -> InboundResult:
+        patients = self._patients_by_phone(self.msg.from_phone)
+        opted_out = bool(patients) and all(p.sms_opted_out for p in patients)
+        kind = keywords.classify(self.msg.body, opted_out=opted_out)
+        if kind.keyword is not None:
+            return self._keyword(kind, patients)
+        enrolled = [p for p in patients if self._active_enrollment(p) is not None]
+        if len(enrolled) == 1:
+            return self._content(enrolled[0], question=None, optout_candidate=kind.optout_candidate)
+        return self._unmatched(enrolled, optout_candidate=kind.optout_candidate)
+
+    def web_answer(self, outbox_id: int) -> InboundResult:
+        row = self.session.get(OutboxMessage, outbox_id)
+        patient = self.session.get(Patient, row.patient_id) if row and row.patient_id else None
+        if row is None or patient is None:
+            # The token was valid but its row is gone: store the text, tell the team nothing
+            # useful can be matched. The caller checks rows before calling, so this is rare.
+            return self._unmatched([], optout_candidate=False)
+        self._lock([patient])
+        kind = keywords.classify(self.msg.body)
+        question = row if row.ask and row.answered_at is None else None
+        return self._content(patient, question=question, question_fixed=True,
+                             optout_candidate=kind.optout_candidate or kind.keyword == keywords.Keyword.STOP,
+                             pause_sms=False)
+
+    # ---- lookups -------------------------------------------------------------------------
+    def _patients_by_phone(self, phone: str | None) -> list[Patient]:
+        if not phone:
+            return []
+        patients = list(self.session.scalars(select(Patient).where(Patient.phone == phone).order_by(Patient.id)))
+        self._lock(patients)
+        return patients
+
+    def _lock(self, patients: Sequence[Patient]) -> None:
+        # PostgreSQL: serialize concurrent replies from one patient, so alert find-or-open and
+        # STOP/START are not racy. SQLite's BEGIN IMMEDIATE already holds the only write lock.
+        if patients and self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                select(Patient.id).where(Patient.id.in_([p.id for p in patients])).order_by(Patient.id).with_for_update()
+            )
+            for p in patients:
+                self.session.refresh(p)
+
+    def _active_enrollment(self, patient: Patient) -> Enrollment | None:
+        return self.session.scalars(
+            select(Enrollment).where(Enrollment.patient_id == patient.id, Enrollment.status == "active")
+            .order_by(Enrollment.created_at.desc(), Enrollment.id.desc()).limit(1)
+        ).first()
+
+    def _open_question(self, patient: Patient) -> OutboxMessage | None:
+        window_start = self.now - replies.QUESTION_WINDOW
+        rows = list(self.session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.patient_id == patient.id, OutboxMessage.ask.is_not(None),
+                OutboxMessage.status == OUTBOX_SENT, OutboxMessage.answered_at.is_(None),
+                OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at >= window_start,
+            )
+        ))
+        picked = replies.pick_question(
+            (replies.OpenQuestion(r.id, r.ask or "general", r.sent_at, r.step_id == replies.FOLLOWUP_STEP)
+             for r in rows if r.sent_at is not None),
+            now=self.now,
+        )
+        return next((r for r in rows if picked and r.id == picked.outbox_id), None)
+
+    # ---- keywords ------------------------------------------------------------------------
+    def _keyword(self, kind: keywords.Classification, patients: list[Patient]) -> InboundResult:
+        assert kind.keyword is not None
+        kw = kind.keyword
+        self.inbound.keyword = kw.value
+        self.inbound.processed_at = self.now
+        if patients:
+            self.inbound.patient_id = patients[0].id if len(patients) == 1 else None
+        changed = 0
+        for p in patients:
+            if kw == keywords.Keyword.STOP:
+                changed += self._opt_out(p, reason="STOP")
+            elif kw == keywords.Keyword.START:
+                changed += self._opt_in(p)
+        # A Spanish keyword gets a Spanish answer; otherwise the patient's language.
+        language = "es" if kind.language == "es" else self._language(patients, fallback="en")
+        template = {keywords.Keyword.STOP: replies.REPLY_STOPPED, keywords.Keyword.START: replies.REPLY_STARTED,
+                    keywords.Keyword.HELP: replies.REPLY_HELP}[kw]
+        ref = patients[0].reference if len(patients) == 1 else None
+        self._audit_in(ref, keyword=kw.value, matched=_match_kind(patients), rows_changed=changed)
+        return self._reply(template, language, ref, first_name=None, keyword=kw.value, matched=_match_kind(patients))
+
+    def _opt_out(self, patient: Patient, *, reason: str) -> int:
+        """SMS off now; pending SMS rows held (kept, so START can release them)."""
+        if not patient.sms_opted_out:
+            patient.sms_opted_out = True
+            patient.sms_opted_out_at = self.now
+        held = self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
+                   OutboxMessage.status == OUTBOX_PENDING)
+            .values(status=OUTBOX_HELD, status_reason=f"opted out ({reason})"[:200], updated_at=self.now)
+        ).rowcount
+        audit.record(self.session, at=self.now, actor="patient", action="sms.opted_out",
+                     patient_ref=patient.reference, subject=f"inbound:{self.inbound.id}", reason=reason,
+                     held=int(held))
+        return int(held)
+
+    def _opt_in(self, patient: Patient) -> int:
+        """SMS back on; held rows that can still go out become pending, expired ones skipped."""
+        patient.sms_opted_out = False
+        patient.sms_opted_out_at = None
+        base = (OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
+                OutboxMessage.status == OUTBOX_HELD)
+        released = self.session.execute(
+            update(OutboxMessage).where(*base, OutboxMessage.expires_at > self.now)
+            .values(status=OUTBOX_PENDING, status_reason=None, updated_at=self.now)
+        ).rowcount
+        expired = self.session.execute(
+            update(OutboxMessage).where(*base, OutboxMessage.expires_at <= self.now)
+            .values(status=OUTBOX_SKIPPED, status_reason="expired while opted out", updated_at=self.now)
+        ).rowcount
+        audit.record(self.session, at=self.now, actor="patient", action="sms.opted_in",
+                     patient_ref=patient.reference, subject=f"inbound:{self.inbound.id}",
+                     released=int(released), skipped=int(expired))
+        return int(released)
+
+    # ---- content -------------------------------------------------------------------------
+    def _content(self, patient: Patient, *, question: OutboxMessage | None, question_fixed: bool = False,
+                 optout_candidate: bool, pause_sms: bool = True) -> InboundResult:
+        if not question_fixed:
+            question = self._open_question(patient)
+        enrollment = (self.session.get(Enrollment, question.enrollment_id) if question and question.enrollment_id
+                      else self._active_enrollment(patient))
+        context = question.ask if question else None
+        assessment = self.assess(self.msg.body, context)
+        inbound = self.inbound
+        inbound.patient_id, inbound.enrollment_id = patient.id, enrollment.id if enrollment else None
+        inbound.outbox_id = question.id if question else inbound.outbox_id
+        inbound.severity = str(assessment.severity)
+        inbound.flags = sorted(str(f) for f in assessment.flags)
+        inbound.assessment = assessment.to_dict()
+        inbound.processed_at = self.now
+        if question is not None:
+            question.answered_at = self.now
+            question.updated_at = self.now
+        change = alerts.raise_for_assessment(self.session, patient=patient, enrollment=enrollment,
+                                             inbound=inbound, assessment=assessment, now=self.now)
+        if optout_candidate:
+            if pause_sms:
+                self._opt_out(patient, reason="opt-out candidate")
+            alerts.open_contact_problem(self.session, patient=patient, reason="optout_candidate",
+                                        now=self.now, inbound=inbound)
+        choice = replies.choose_reply(
+            assessment, known=True,
+            may_follow_up=not (question is not None and question.step_id == replies.FOLLOWUP_STEP),
+            template_exists=lambda name: self.renderer.exists(name, patient.language if patient.language in ("en", "es") else "en"),
+        )
+        template = choice.template
+        if optout_candidate and pause_sms and (template == replies.REPLY_THANKS or choice.follow_up):
+            # Not an alarming text: confirm the pause (the one confirmation the FCC allows).
+            template, choice = replies.REPLY_PAUSED, replies.ReplyChoice(replies.REPLY_PAUSED)
+        followup_id = None
+        if choice.follow_up:
+            followup_id = self._record_followup(patient, enrollment, template, context or "general")
+        self._audit_in(patient.reference, matched="patient", severity=inbound.severity, flags=inbound.flags,
+                       ambiguous=sorted(assessment.ambiguous), question=question.id if question else None,
+                       optout_candidate=optout_candidate)
+        return self._reply(
+            template, self._language([patient]), patient.reference, first_name=patient.first_name,
+            severity=inbound.severity, flags=tuple(inbound.flags), change=change,
+            outbox_id=question.id if question else None, followup_outbox_id=followup_id, matched="patient",
+        )
+
+    def _record_followup(self, patient: Patient, enrollment: Enrollment | None, template: str, ask: str) -> int:
+        row = OutboxMessage(
+            key=f"followup:{self.inbound.id}", enrollment_id=enrollment.id if enrollment else None,
+            patient_id=patient.id, step_id=replies.FOLLOWUP_STEP, occurrence=0,
+            channel="email" if self.msg.channel == "web" else "sms", message=template, ask=ask,
+            urgent=True, due_at=self.now, expires_at=self.now, status=OUTBOX_SENT,
+            status_reason="sent as the webhook reply", attempts=1, sent_at=self.now,
+            created_at=self.now, updated_at=self.now,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def _unmatched(self, enrolled: list[Patient], *, optout_candidate: bool) -> InboundResult:
+        """No single enrolled patient: triage anyway (an emergency still gets 911), store, and
+        for a shared phone ask the care team, at the severity the text calls for."""
+        assessment = self.assess(self.msg.body, None)
+        inbound = self.inbound
+        inbound.severity = str(assessment.severity)
+        inbound.flags = sorted(str(f) for f in assessment.flags)
+        inbound.assessment = assessment.to_dict()
+        inbound.processed_at = self.now
+        matched = _match_kind(enrolled)
+        severity = alerts.alert_severity(assessment) or "watch"
+        last: alerts.AlertChange | None = None
+        for p in enrolled:
+            last = alerts.open_contact_problem(self.session, patient=p, reason="shared_phone", now=self.now,
+                                               inbound=inbound, severity=severity)
+            if optout_candidate:
+                self._opt_out(p, reason="opt-out candidate")
+        choice = replies.choose_reply(assessment, known=False, may_follow_up=False)
+        # Language: the text's own, so "no puedo respirar" from an unknown number gets Spanish.
+        language = assessment.language if assessment.language in ("en", "es") else "en"
+        self._audit_in(None, matched=matched, severity=inbound.severity, flags=inbound.flags,
+                       candidates=len(enrolled))
+        return self._reply(choice.template, language, None, first_name=None, severity=inbound.severity,
+                           flags=tuple(inbound.flags), change=last, matched=matched)
+
+    # ---- replies and audit ---------------------------------------------------------------
+    def _language(self, patients: Sequence[Patient], *, fallback: str = "en") -> str:
+        langs = {p.language for p in patients}
+        if len(langs) == 1:
+            (lang,) = langs
+            return lang if lang in ("en", "es") else "en"
+        return fallback
+
+    def _render(self, template: str, language: str, first_name: str | None) -> str:
+        from checkin.wiring import message_context
+
+        ctx = message_context(self.settings, first_name=first_name or "", language=language, day=0)
+        try:
+            return self.renderer.render_sms(template, language, ctx).text
+        except TemplateError as exc:
+            log.error("reply template failed; sent the built-in text", extra={"template": template,
+                                                                             "problem": exc.problem})
+            return replies.fallback_text(template, language)
+
+    def _reply(self, template: str, language: str, patient_ref: str | None, *, first_name: str | None,
+               change: alerts.AlertChange | None = None, **fields: Any) -> InboundResult:
+        text = self._render(template, language, first_name)
+        audit.record(self.session, at=self.now, actor="system", action="reply.sent", patient_ref=patient_ref,
+                     subject=f"inbound:{self.inbound.id}", template=template, language=language,
+                     channel=self.msg.channel)
+        log.info("inbound processed", extra={
+            "patient_ref": patient_ref, "inbound_id": self.inbound.id, "template": template,
+            "severity": fields.get("severity"), "alert_id": change.alert.id if change else None,
+        })
+        return InboundResult(
+            reply_text=text, reply_template=template, language=language, inbound_id=self.inbound.id,
+            patient_ref=patient_ref, alert_id=change.alert.id if change else None,
+            alert_opened=change.opened if change else False, renotify=change.renotify if change else False,
+            **fields,
+        )
+
+    def _audit_in(self, patient_ref: str | None, **detail: Any) -> None:
+        audit.record(self.session, at=self.now, actor="patient" if patient_ref else "unknown",
+                     action="inbound.received", patient_ref=patient_ref, subject=f"inbound:{self.inbound.id}",
+                     channel=self.msg.channel, message_sid=self.msg.message_sid, **detail)
+
+
+def _match_kind(patients: Sequence[Patient]) -> str:
+    return {0: "unknown", 1: "patient"}.get(len(patients), "shared")
