@@ -24,7 +24,7 @@ from rapidfuzz import fuzz, process
 from . import lexicon as _lexicon
 from .model import FLAG_SEVERITY, Assessment, Evidence, EvidenceKind, Flag, Severity
 from .negation import (
-    HARD, M_HEDGE, M_HYPO, M_IMPROVE, M_MILD, M_NEG, M_NEG_TIGHT, M_PAST, M_PERSIST, M_RES,
+    _CLAUSE_CUES, _LENDABLE, HARD, M_HEDGE, M_HYPO, M_IMPROVE, M_MILD, M_NEG, M_NEG_TIGHT, M_PAST, M_PERSIST, M_RES,
     M_RES_TIGHT, M_THIRD, M_WORSE, M_CHRONIC, SOFT, Item, modifiers,
 )
 from .normalize import COMMA, STOP, fold, tokenize
@@ -281,7 +281,6 @@ def _clause_mods_for_yes(k: int, mods: list[int], items: list[Item], clause: lis
     yesterday"; "yes, same as before surgery"); those are on any later term in clause 0 or,
     for an all-YES clause, computed from the following clauses here."""
     bits = 0
-    from .negation import _CLAUSE_CUES, _LENDABLE  # local: internal tables
     ci = clause[k]
     for j in range(k + 1, len(items)):
         labels = items[j][2]
@@ -297,27 +296,33 @@ def _clause_mods_for_yes(k: int, mods: list[int], items: list[Item], clause: lis
 
 def _combos(ctx: str, sets_in_clause: dict[int, dict[str, list[int]]], mods: list[int],
             span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]]) -> None:
+    by_primary = LEX.combos_by_primary
     for sets in sets_in_clause.values():
-        for combo in LEX.combos:
-            in_ctx = ctx in combo.contexts
-            if combo.require_context and not in_ctx:
-                continue
-            primary = sets.get(combo.parts[0])
-            if not primary:
-                continue
-            if not in_ctx and any(p not in sets for p in combo.parts[1:]):
-                continue
-            # the least-suppressed mention of the symptom decides
-            k = min(primary, key=lambda i: (bool(mods[i] & (M_NEG | M_RES)), i))
-            a, b = span_of(k)
-            for p in combo.parts[1:]:
-                if p in sets:
-                    a2, b2 = span_of(sets[p][0])
-                    a, b = min(a, a2), max(b, b2)
-            hits.append(_Hit(combo.label, k, mods[k], (a, b)))
-            for fl in combo.absorbs:
-                for i in primary:
-                    absorbed.add((i, f"f:{fl}"))
+        for name in sorted(sets):
+            for combo in by_primary.get(name, ()):
+                _combo(combo, ctx, sets, mods, span_of, hits, absorbed)
+
+
+def _combo(combo: _lexicon.Combo, ctx: str, sets: dict[str, list[int]], mods: list[int],
+           span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]]) -> None:
+    """Fire one combo in one clause if all its parts are there (or implied by context)."""
+    in_ctx = ctx in combo.contexts
+    if combo.require_context and not in_ctx:
+        return
+    if not in_ctx and any(p not in sets for p in combo.parts[1:]):
+        return
+    primary = sets[combo.parts[0]]
+    # the least-suppressed mention of the symptom decides
+    k = min(primary, key=lambda i: (bool(mods[i] & (M_NEG | M_RES)), i))
+    a, b = span_of(k)
+    for p in combo.parts[1:]:
+        if p in sets:
+            a2, b2 = span_of(sets[p][0])
+            a, b = min(a, a2), max(b, b2)
+    hits.append(_Hit(combo.label, k, mods[k], (a, b)))
+    for fl in combo.absorbs:
+        for i in primary:
+            absorbed.add((i, f"f:{fl}"))
 
 
 def _patterns(text: str, starts: list[int], items: list[Item], clause: list[int],
@@ -393,7 +398,6 @@ def _clause_bits(k: int, items: list[Item], clause: list[int], mods: list[int]) 
     ci = clause[k]
     if ci < 0:
         return 0
-    from .negation import _CLAUSE_CUES
     bits = 0
     for j, (_a, _b, labels) in enumerate(items):
         if clause[j] == ci:
@@ -453,9 +457,9 @@ def _decide(h: _Hit, text: str, flags: dict[str, list[Evidence]],
         return
     if m & (M_NEG | M_RES):
         return
+    if m & M_MILD and name in LEX.mild_ignored:
+        return
     if kind == "w":
-        if m & M_MILD and name in LEX.mild_ignored:
-            return
         _add(watch, name, text, h.span, "watch")
     else:
         _add(ambiguous, name, text, h.span, "ambiguous")

@@ -103,6 +103,7 @@ class Lexicon:
     sets: dict[str, tuple[str, ...]] = field(default_factory=dict)   # folded phrases per set
     primary_sets: frozenset[str] = frozenset()   # sets that are the symptom part of a combo
     mild_ignored: frozenset[str] = frozenset()   # watch topics that "mild ..." cancels
+    combos_by_primary: dict[str, tuple[Combo, ...]] = field(default_factory=dict)
     files: tuple[str, ...] = ()
 
 
@@ -332,6 +333,10 @@ def compile_lexicon(raws: list[_Raw]) -> Lexicon:
     lex.combos = tuple(combos)
     lex.sets = {k: tuple(dict.fromkeys(v)) for k, v in set_phrases.items()}
     lex.primary_sets = frozenset(c.parts[0] for c in combos)
+    by_primary: dict[str, list[Combo]] = {}
+    for c in combos:
+        by_primary.setdefault(c.parts[0], []).append(c)
+    lex.combos_by_primary = {k: tuple(v) for k, v in by_primary.items()}
     lex.mild_ignored = frozenset(mild_ignored)
     all_vocab = vocab["en"] | vocab["es"]
     lex.known = frozenset(known | all_vocab | set(spelling) | filler)
