@@ -117,6 +117,12 @@ def handle_sms(services: Services, msg: InboundSms, now: datetime, *, assess: As
 
 
 # --------------------------------------------------------------------------------------------
+def storable(body: str) -> str:
+    """The body as stored: verbatim except NUL, which PostgreSQL text cannot hold (replaced by
+    U+FFFD so the nurse still sees something was there), and cut at MAX_BODY_CHARS."""
+    return body[:MAX_BODY_CHARS].replace("\x00", "\ufffd")
+
+
 def insert_once(session: Session, msg: InboundSms, now: datetime) -> int | None:
     """Insert the inbound row unless its ``message_sid`` exists; the new id, or None."""
     dialect = session.get_bind().dialect.name
@@ -124,7 +130,7 @@ def insert_once(session: Session, msg: InboundSms, now: datetime) -> int | None:
     stmt = (
         ins.values(
             message_sid=msg.message_sid, channel=msg.channel, from_phone=msg.from_phone,
-            body=msg.body[:MAX_BODY_CHARS], flags=[], received_at=now, outbox_id=msg.outbox_id,
+            body=storable(msg.body), flags=[], received_at=now, outbox_id=msg.outbox_id,
         )
         .on_conflict_do_nothing(index_elements=["message_sid"])
         .returning(InboundMessage.id)

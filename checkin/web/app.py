@@ -1,0 +1,68 @@
+"""The HTTP app factory.
+
+Why FastAPI (on Starlette, served by uvicorn): the nurse pages and the enrollment API that come
+next want typed request/response models and an OpenAPI description for the hospital's
+integration team, which FastAPI gives for free; Starlette underneath is small, well-tested and
+lets a plain ASGI middleware enforce the body cap before anything is parsed; uvicorn is one
+dependency with no separate process manager. The rest of the stack (SQLAlchemy sessions, the
+Twilio client, triage) is synchronous, so handlers hand their work to Starlette's thread pool
+(``run_in_threadpool``) instead of pretending to be async. Flask + gunicorn would have done the
+webhook equally well; its built-in ``MAX_CONTENT_LENGTH`` was the one thing we had to add here.
+
+No globals: everything a request needs hangs off ``app.state`` (``services``, ``metrics``,
+``validator``, ``assess``), built once here from the ``Services`` the composition root made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from twilio.request_validator import RequestValidator
+
+from checkin.services import Services
+from checkin.web import checkin_form, health, twilio
+from checkin.web.limits import MAX_BODY_BYTES, BodyLimitMiddleware
+from checkin.web.metrics import Metrics
+
+
+def create_app(services: Services, *, metrics: Metrics | None = None, assess: Any = None,
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """Build the app for ``services``. ``assess`` replaces ``checkin.triage.assess`` (tests that
+    script an assessment); ``metrics`` lets a caller share a registry."""
+    app = FastAPI(title="checkin", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
+    app.state.metrics = metrics or Metrics()
+    if assess is None:
+        from checkin.inbound import default_assess
+
+        assess = default_assess()  # fail at start-up, not on the first patient's reply
+    app.state.assess = assess
+    token = services.settings.twilio.auth_token if services.settings.twilio else None
+    # None when Twilio is not configured: the webhooks then refuse with 503 (never unverified).
+    app.state.validator = RequestValidator(token) if token else None
+    app.include_router(health.router)
+    app.include_router(twilio.router)
+    app.include_router(checkin_form.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes,
+                       on_reject=lambda reason: app.state.metrics.inc("http_rejected_total", reason=reason))
+    return app
+
+
+def serve(services: Services, host: str = "127.0.0.1", port: int = 8000, **uvicorn_kw: Any) -> None:
+    """Run the app under uvicorn until interrupted.
+
+    Proxy headers are off: signatures are checked against CHECKIN_PUBLIC_URL, so nothing needs
+    ``X-Forwarded-*``, and trusting them from any peer would let it spoof scheme and client
+    address. The access log is off because check-in form URLs carry the patient's token;
+    requests are logged by the handlers with ids only.
+    """
+    import uvicorn
+
+    from checkin.logs import configure
+
+    configure(services.settings.log_level)
+    options: dict[str, Any] = {"proxy_headers": False, "access_log": False, "log_config": None,
+                               "server_header": False, "timeout_graceful_shutdown": 10}
+    options.update(uvicorn_kw)
+    uvicorn.run(create_app(services), host=host, port=port, **options)

@@ -1,0 +1,37 @@
+"""Liveness and readiness. Liveness touches nothing (a database hiccup must not get every
+instance restarted); readiness runs ``SELECT 1`` and answers 503 when the database is down, so
+a load balancer stops sending webhooks that would fail."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    services = request.app.state.services
+
+    def ping() -> None:
+        with services.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    try:
+        await run_in_threadpool(ping)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        log.warning("readiness check failed", extra={"error": type(exc).__name__})
+        request.app.state.metrics.inc("readiness_failures_total")
+        return JSONResponse({"status": "database unavailable"}, status_code=503)
+    return JSONResponse({"status": "ready"})
