@@ -17,6 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from checkin import audit
+from checkin.bulk import insert_outbox_rows
 from checkin.errors import EnrollmentError
 from checkin.models import (
     OUTBOX_CANCELLED,
@@ -164,11 +165,9 @@ def plan_input(enrollment_id: int, req: EnrollRequest) -> PlanInput:
     )
 
 
-def _outbox_row(msg: PlannedMessage, enrollment_id: int, patient_id: int, now: datetime) -> dict[str, Any]:
+def _planned_values(msg: PlannedMessage, now: datetime) -> dict[str, Any]:
+    """The outbox columns a planned message fixes, whoever it is for."""
     return {
-        "key": f"{enrollment_id}:{msg.step_id}:{msg.occurrence}:{msg.channel}",
-        "enrollment_id": enrollment_id,
-        "patient_id": patient_id,
         "step_id": msg.step_id,
         "occurrence": msg.occurrence,
         "channel": msg.channel,
@@ -183,6 +182,19 @@ def _outbox_row(msg: PlannedMessage, enrollment_id: int, patient_id: int, now: d
         "urgent": False,
         "created_at": now,
         "updated_at": now,
+    }
+
+
+def _outbox_row(msg: PlannedMessage, enrollment_id: int, patient_id: int, now: datetime) -> dict[str, Any]:
+    return _stamp(_planned_values(msg, now), enrollment_id, patient_id)
+
+
+def _stamp(values: dict[str, Any], enrollment_id: int, patient_id: int) -> dict[str, Any]:
+    return {
+        **values,
+        "key": f"{enrollment_id}:{values['step_id']}:{values['occurrence']}:{values['channel']}",
+        "enrollment_id": enrollment_id,
+        "patient_id": patient_id,
     }
 
 
@@ -275,7 +287,7 @@ def enroll_many(
 
     # Patients enrolled together mostly share a surgery date and zone, and the plan does not
     # depend on who they are: plan once per distinct input and stamp the ids on.
-    cache: dict[tuple[Any, ...], list[PlannedMessage]] = {}
+    cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     batch: list[dict[str, Any]] = []
     for req, eid in zip(requests, enrollment_ids, strict=True):
         pin = plan_input(0, req)
@@ -283,18 +295,18 @@ def enroll_many(
               pin.attributes, pin.has_email, pin.has_phone)
         planned = cache.get(ck)
         if planned is None:
-            planned = cache[ck] = plan(schedules[req.procedure], pin, now=now)
+            planned = cache[ck] = [_planned_values(m, now) for m in plan(schedules[req.procedure], pin, now=now)]
         pid, ref = existing[req.mrn]
-        batch.extend(_outbox_row(m, eid, pid, now) for m in planned)
+        batch.extend(_stamp(values, eid, pid) for values in planned)
         audit.record(session, at=now, actor=actor, action="enrollment.created", patient_ref=ref,
                      subject=f"enrollment:{eid}", procedure=req.procedure,
                      schedule_version=schedules[req.procedure].version, planned=len(planned))
         if len(batch) >= 5000:
-            session.execute(insert(OutboxMessage), batch)
+            insert_outbox_rows(session, batch)
             result.planned += len(batch)
             batch = []
     if batch:
-        session.execute(insert(OutboxMessage), batch)
+        insert_outbox_rows(session, batch)
         result.planned += len(batch)
     return result
 
@@ -379,7 +391,7 @@ def reschedule(
             if r["channel"] == "sms":
                 r["status"] = OUTBOX_HELD
     if new:
-        session.execute(insert(OutboxMessage), new)
+        insert_outbox_rows(session, new)
     result.added = len(new)
     audit.record(session, at=now, actor=actor, action="enrollment.rescheduled", patient_ref=patient.reference,
                  subject=f"enrollment:{enrollment.id}", old_date=old_date.isoformat(),

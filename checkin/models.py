@@ -6,6 +6,7 @@ UTC and hands back aware UTC datetimes on both databases; code never sees a naiv
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -42,9 +43,33 @@ NAMING = {
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+@functools.lru_cache(maxsize=65536)
+def sqlite_utc_text(value: datetime) -> str:
+    # SQLite compares these as text, so every value must have the same shape (microseconds
+    # always present), exactly as SQLAlchemy's own SQLite DATETIME writes them.
+    u = value.astimezone(timezone.utc)
+    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d} {u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+            f".{u.microsecond:06d}")
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # Bulk planning binds millions of datetimes, most of them repeated (patients share
+        # due times); converting each once is most of the cost, so it is cached.
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            return sqlite_utc_text(value)
+
+        return process
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -131,7 +156,12 @@ OUTBOX_UNSENT = (OUTBOX_PENDING, OUTBOX_HELD)
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "due_at"),
+        # Only sent rows have a provider id; a partial index costs nothing when planning.
+        Index("ix_outbox_provider_id", "provider_id", sqlite_where=text("provider_id IS NOT NULL"),
+              postgresql_where=text("provider_id IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # enrollment:step:occurrence:channel; the idempotency key that makes re-planning an upsert.
@@ -159,7 +189,7 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    provider_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    provider_id: Mapped[str | None] = mapped_column(String(64))
     delivery_status: Mapped[str | None] = mapped_column(String(16))
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
