@@ -25,7 +25,7 @@ from . import lexicon as _lexicon
 from .model import FLAG_SEVERITY, Assessment, Evidence, EvidenceKind, Flag, Severity
 from .negation import (
     _CLAUSE_CUES, _LENDABLE, HARD, M_HEDGE, M_HYPO, M_IMPROVE, M_MILD, M_NEG, M_NEG_TIGHT, M_PAST, M_PERSIST, M_RES,
-    M_RES_TIGHT, M_THIRD, M_WORSE, M_CHRONIC, SOFT, Item, modifiers,
+    M_RES_TIGHT, M_THIRD, M_WORSE, M_CHRONIC, M_NORMAL, M_BILATERAL, SOFT, Item, modifiers,
 )
 from .normalize import COMMA, STOP, fold, tokenize
 from .numbers import NumberReader, Reading
@@ -140,6 +140,7 @@ class _Hit:
     mods: int
     span: tuple[int, int]
     governed: bool = False   # a fever word that a measured temperature overrides
+    words: str = ""          # the normalized words of the mention
 
 
 def assess(text: str, context: str | None = None) -> Assessment:
@@ -157,7 +158,9 @@ def assess(text: str, context: str | None = None) -> Assessment:
         if lab is not None and "c:care" in lab:
             caregiver = True
             break
-    mods, clause, term = modifiers(items, LEX.primary_sets, caregiver)
+    words = toks.words
+    inability = [words[i0] in _INABILITY for i0, _i1, _lab in items]
+    mods, clause, term = modifiers(items, LEX.primary_sets, caregiver, inability)
 
     def span_of(k: int) -> tuple[int, int]:
         i0, i1, _ = items[k]
@@ -170,7 +173,8 @@ def assess(text: str, context: str | None = None) -> Assessment:
             continue
         mentions, set_names, governed = _leaf_info(labels)
         for lab in mentions:
-            hits.append(_Hit(lab, k, mods[k], span_of(k), governed))
+            hits.append(_Hit(lab, k, mods[k], span_of(k), governed,
+                             " ".join(words[_i0:_i1])))
         if set_names:
             per = sets_in_clause.setdefault(clause[k], {})
             for name in set_names:
@@ -178,7 +182,8 @@ def assess(text: str, context: str | None = None) -> Assessment:
 
     absorbed: set[tuple[int, str]] = set()
     if sets_in_clause:
-        _combos(ctx, sets_in_clause, mods, span_of, hits, absorbed)
+        item_words = [" ".join(words[i0:i1]) for i0, i1, _lab in items]
+        _combos(ctx, sets_in_clause, mods, span_of, hits, absorbed, item_words)
     if LEX.patterns is not None:
         _patterns(text, toks.starts, items, clause, mods, hits)
 
@@ -233,6 +238,9 @@ def assess(text: str, context: str | None = None) -> Assessment:
         context=ctx,
     )
 
+
+# first words of "can't X"-style mentions (see negation.modifiers)
+_INABILITY = frozenset({"cant", "unable", "no", "dont", "isnt", "havent", "wont", "not"})
 
 _NUMBER_WORDS = frozenset({
     "#", "hundred", "treinta", "cuarenta", "zero", "one", "two", "three", "four", "five",
@@ -295,16 +303,18 @@ def _clause_mods_for_yes(k: int, mods: list[int], items: list[Item], clause: lis
 
 
 def _combos(ctx: str, sets_in_clause: dict[int, dict[str, list[int]]], mods: list[int],
-            span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]]) -> None:
+            span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]],
+            words: list[str]) -> None:
     by_primary = LEX.combos_by_primary
     for sets in sets_in_clause.values():
         for name in sorted(sets):
             for combo in by_primary.get(name, ()):
-                _combo(combo, ctx, sets, mods, span_of, hits, absorbed)
+                _combo(combo, ctx, sets, mods, span_of, hits, absorbed, words)
 
 
 def _combo(combo: _lexicon.Combo, ctx: str, sets: dict[str, list[int]], mods: list[int],
-           span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]]) -> None:
+           span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]],
+           words: list[str]) -> None:
     """Fire one combo in one clause if all its parts are there (or implied by context)."""
     in_ctx = ctx in combo.contexts
     if combo.require_context and not in_ctx:
@@ -319,7 +329,7 @@ def _combo(combo: _lexicon.Combo, ctx: str, sets: dict[str, list[int]], mods: li
         if p in sets:
             a2, b2 = span_of(sets[p][0])
             a, b = min(a, a2), max(b, b2)
-    hits.append(_Hit(combo.label, k, mods[k], (a, b)))
+    hits.append(_Hit(combo.label, k, mods[k], (a, b), False, words[k]))
     for fl in combo.absorbs:
         for i in primary:
             absorbed.add((i, f"f:{fl}"))
@@ -430,7 +440,7 @@ def _decide(h: _Hit, text: str, flags: dict[str, list[Evidence]],
                 return
             _add(flags, name, text, h.span, "flag")
             return
-        if m & (M_NEG | M_RES):
+        if m & (M_NEG | M_RES | M_NORMAL):
             return
         opt = LEX.options[name]
         worse = bool(m & M_WORSE)
@@ -447,15 +457,19 @@ def _decide(h: _Hit, text: str, flags: dict[str, list[Evidence]],
             if m & M_HEDGE:
                 _add(ambiguous, opt.ambiguous_topic, text, h.span, "ambiguous")
                 return
-            if opt.mild_watch and m & M_MILD:
+            if opt.mild_watch and m & M_MILD and (not opt.mild_words
+                                                   or h.words in opt.mild_words):
                 _add(watch, f"{name}_mild", text, h.span, "watch")
                 return
+        if opt.unilateral and m & M_BILATERAL:
+            _add(watch, f"{name}_bilateral", text, h.span, "watch")
+            return
         if opt.transient and m & M_PAST:
             _add(watch, f"{name}_past", text, h.span, "watch")
             return
         _add(flags, name, text, h.span, "flag")
         return
-    if m & (M_NEG | M_RES):
+    if m & (M_NEG | M_RES | M_NORMAL):
         return
     if m & M_MILD and name in LEX.mild_ignored:
         return

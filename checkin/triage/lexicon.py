@@ -32,7 +32,7 @@ CUE_NAMES = frozenset({
     "negation", "negation_list", "negation_skip", "connector", "resolution_before",
     "resolution_after", "normal", "improving", "chronic", "persistent", "worsening", "hedge",
     "hypothetical", "third_party", "first_person", "not_patient", "caregiver", "past", "mild",
-    "clause_break", "yes", "no", "neutral", "filler",
+    "clause_break", "yes", "no", "neutral", "filler", "bilateral",
 })
 # Short label per cue, as stored on trie leaves ("c:" + code).
 CUE_CODE = {
@@ -41,10 +41,10 @@ CUE_CODE = {
     "improving": "impr", "chronic": "chron", "persistent": "pers", "worsening": "worse",
     "hedge": "hedge", "hypothetical": "hypo", "third_party": "third", "first_person": "me",
     "not_patient": "notpt", "caregiver": "care", "past": "past", "mild": "mild",
-    "clause_break": "brk", "yes": "yes", "no": "no", "neutral": "neutral",
+    "clause_break": "brk", "yes": "yes", "no": "no", "neutral": "neutral", "bilateral": "bilat",
 }
 ENTRY_KEYS = frozenset({"phrases", "fuzzy", "patterns", "combos", "reading_governed",
-                        "new_only", "transient", "mild_watch", "mild_ignored",
+                        "new_only", "transient", "mild_watch", "mild_ignored", "unilateral",
                         "ambiguous_topic"})
 TOP_KEYS = frozenset({"language", "flags", "watch", "ambiguous", "sets", "cues", "spelling",
                       "emoji", "known_words", "language_words"})
@@ -82,6 +82,8 @@ class FlagOptions:
     transient: bool = False     # a past episode is only "watch" (fever)
     mild_watch: bool = False    # "a little ..." is only "watch" (redness/swelling)
     ambiguous_topic: str = ""
+    mild_words: frozenset[str] = frozenset()   # if set, only mentions of these words soften
+    unilateral: bool = False    # "both legs" is only "watch" (calf_clot)
 
 
 @dataclass(slots=True)
@@ -160,9 +162,11 @@ def validate(file: str, doc: Any) -> _Raw:
                     _str_list(file, f"{key}.{lk}", entry[lk])
             if "reading_governed" in entry and name != "fever":
                 raise LexiconError(file, f"{key}.reading_governed", "only valid for fever")
-            for bk in ("new_only", "transient", "mild_watch", "mild_ignored"):
+            for bk in ("new_only", "transient", "mild_ignored", "unilateral"):
                 if bk in entry and not isinstance(entry[bk], bool):
                     raise LexiconError(file, f"{key}.{bk}", "must be true or false")
+            if "mild_watch" in entry and not isinstance(entry["mild_watch"], bool):
+                _str_list(file, f"{key}.mild_watch", entry["mild_watch"])
             if "ambiguous_topic" in entry and not (
                     isinstance(entry["ambiguous_topic"], str)
                     and TOPIC_RE.match(entry["ambiguous_topic"])):
@@ -288,8 +292,11 @@ def compile_lexicon(raws: list[_Raw]) -> Lexicon:
                     mild_ignored.add(name)
                 if section == "flags":
                     opt = options.setdefault(name, {})
-                    for k in ("new_only", "transient", "mild_watch"):
+                    for k in ("new_only", "transient", "mild_watch", "unilateral"):
                         opt[k] = opt.get(k, False) or bool(entry.get(k, False))
+                    if isinstance(entry.get("mild_watch"), list):
+                        opt.setdefault("mild_words", set()).update(
+                            " ".join(words(w)) for w in entry["mild_watch"])
                     if entry.get("ambiguous_topic"):
                         opt["ambiguous_topic"] = entry["ambiguous_topic"]
                 for i, combo in enumerate(entry.get("combos", [])):
@@ -355,7 +362,8 @@ def compile_lexicon(raws: list[_Raw]) -> Lexicon:
         lex.patterns = re.compile("|".join(groups))
     lex.options = {
         name: FlagOptions(o.get("new_only", False), o.get("transient", False),
-                          o.get("mild_watch", False), o.get("ambiguous_topic", name))
+                          o.get("mild_watch", False), o.get("ambiguous_topic", name),
+                          frozenset(o.get("mild_words", ())), o.get("unilateral", False))
         for name, o in options.items()
     }
     for f in FLAG_CODES - set(lex.options):

@@ -45,10 +45,13 @@ M_PERSIST = 512
 M_WORSE = 1024
 M_IMPROVE = 2048
 M_MILD = 4096
+M_BILATERAL = 8192
+M_NORMAL = 16384        # "ok/fine" after it: resolves urgent mentions, never an emergency
 
 _CLAUSE_CUES = {
     "c:hedge": M_HEDGE, "c:hypo": M_HYPO, "c:past": M_PAST, "c:chron": M_CHRONIC,
     "c:pers": M_PERSIST, "c:worse": M_WORSE, "c:impr": M_IMPROVE, "c:mild": M_MILD,
+    "c:bilat": M_BILATERAL,
 }
 # cues an orphan clause lends to the previous clause with a symptom
 _LENDABLE = M_HEDGE | M_PAST | M_CHRONIC | M_PERSIST | M_WORSE | M_IMPROVE
@@ -84,9 +87,11 @@ def _continues(labels: frozenset[str]) -> bool:
             or "c:neg" in labels or "c:resb" in labels)
 
 
-def modifiers(items: Sequence[Item], primary: frozenset[str], caregiver: bool
-              ) -> tuple[list[int], list[int], list[bool]]:
-    """Per item: modifier bitmask, clause number (-1 for breaks), and whether it is a term."""
+def modifiers(items: Sequence[Item], primary: frozenset[str], caregiver: bool,
+              inability: Sequence[bool] = ()) -> tuple[list[int], list[int], list[bool]]:
+    """Per item: modifier bitmask, clause number (-1 for breaks), and whether it is a term.
+    ``inability[k]`` marks mentions worded as "can't X" / "no puedo X": a following "well"
+    or "bien" qualifies the inability ("no puedo respirar bien") instead of resolving it."""
     n = len(items)
     mods = [0] * n
     clause = [-1] * n
@@ -190,8 +195,12 @@ def modifiers(items: Sequence[Item], primary: frozenset[str], caregiver: bool
                 continue
             if labels is HARD or labels is SOFT or clause[j] != ci:
                 break
-            if "c:resa" in labels or ("c:norm" in labels and j - k <= _AFTER_NORMAL):
+            if "c:resa" in labels:
                 mods[k] |= M_RES | M_RES_TIGHT
+                break
+            if "c:norm" in labels and j - k <= _AFTER_NORMAL:
+                if not (inability and inability[k]):
+                    mods[k] |= M_NORMAL
                 break
     return mods, clause, term
 

@@ -46,6 +46,7 @@ _WORD_NUM = {
 }
 _WN = "|".join(_WORD_NUM)
 WORD_NUM_RE = re.compile(rf"\b({_WN})\b")
+_BARE_WORD_RE = re.compile(rf"\W*(?:about |like |maybe |a |an |un |una )*({_WN})\W*$")
 _EN_UNITS = "one|two|three|four|five|six"
 _DIGIT_WORDS = "zero|one|two|three|four|five|six|seven|eight|nine|\\d"
 SPELLED_F_RE = re.compile(
@@ -132,6 +133,11 @@ class NumberReader:
             if _FRAC_AFTER.match(after) or (self.pain_before.search(before)
                                             and not _EXCLUDE_AFTER.match(after)):
                 out.append(Reading("pain", v, m.span(), True, v, v))
+        if context == "pain_scale" and not bare_pain:
+            m = _BARE_WORD_RE.match(s)       # "ten", "a nine", "like a 7ish" is digits anyway
+            if m:
+                v = float(_WORD_NUM[m.group(1)])
+                bare_pain.append(Reading("pain", v, m.span(1), False, v, v))
         if bare_pain and not any(r.kind == "pain" for r in out):
             out.extend(bare_pain)
         return out

@@ -174,6 +174,9 @@ def test_it_reads_a_bare_no_as_nothing(text, context) -> None:
     ("it was smelling fine, nothing else", None, set(), N),
     ("leaning on my walker", None, set(), N),
     ("drinking lots of water", None, set(), N),
+    ("allowing myself a nap after bathing", None, set(), N),
+    ("don't overdo it, the decompression healed", None, set(), N),
+    ("se está superando poco a poco", None, set(), N),
 ])
 def test_it_corrects_misspellings_without_colliding_real_words(text, context, flags, severity
                                                                ) -> None:
@@ -315,3 +318,25 @@ def test_it_orders_severities() -> None:
 @pytest.mark.parametrize("text", ["", "   ", "...", "1234567", "🎉🎉🎉", "x" * 5000])
 def test_it_handles_empty_and_odd_input(text) -> None:
     assert assess(text).severity is Severity.NONE
+
+
+@pytest.mark.parametrize("text,context,flags,severity", [
+    ("it's a bit red", "wound_check", set(), W),
+    ("the wound has opened a little", None, {"wound_redness"}, U),
+    ("calves are both a little sore from walking", None, set(), W),
+    ("my right calf is sore and swollen", None, {"calf_clot"}, U),
+])
+def test_it_softens_only_what_mild_or_bilateral_wording_can_soften(
+        text, context, flags, severity) -> None:
+    check(text, context, flags, severity)
+
+
+@pytest.mark.parametrize("text,context,flags,severity", [
+    ("no puedo respirar bien", None, {"chest_breathing"}, E),
+    ("can't walk well", None, {"new_weakness"}, U),
+    ("swallowing fine", "swallow_check", set(), N),
+    ("breathing ok", "breathing_check", set(), N),
+    ("I'm not going to hurt myself", "mood_check", set(), N),
+])
+def test_it_reads_ok_and_well_after_a_symptom_correctly(text, context, flags, severity) -> None:
+    check(text, context, flags, severity)
