@@ -24,8 +24,27 @@ from rapidfuzz import fuzz, process
 from . import lexicon as _lexicon
 from .model import FLAG_SEVERITY, Assessment, Evidence, EvidenceKind, Flag, Severity
 from .negation import (
-    _CLAUSE_CUES, _LENDABLE, HARD, M_HEDGE, M_HYPO, M_IMPROVE, M_MILD, M_NEG, M_NEG_TIGHT, M_PAST, M_PERSIST, M_RES,
-    M_RES_TIGHT, M_THIRD, M_WORSE, M_CHRONIC, M_NORMAL, M_BILATERAL, SOFT, Item, modifiers,
+    _CLAUSE_CUES,
+    _LENDABLE,
+    HARD,
+    M_BILATERAL,
+    M_CHRONIC,
+    M_HEDGE,
+    M_HYPO,
+    M_IMPROVE,
+    M_MILD,
+    M_NEG,
+    M_NEG_TIGHT,
+    M_NORMAL,
+    M_PAST,
+    M_PERSIST,
+    M_RES,
+    M_RES_TIGHT,
+    M_THIRD,
+    M_WORSE,
+    SOFT,
+    Item,
+    modifiers,
 )
 from .normalize import COMMA, STOP, fold, tokenize
 from .numbers import NumberReader, Reading
@@ -160,7 +179,7 @@ def assess(text: str, context: str | None = None) -> Assessment:
             break
     words = toks.words
     inability = [words[i0] in _INABILITY for i0, _i1, _lab in items]
-    mods, clause, term = modifiers(items, LEX.primary_sets, caregiver, inability)
+    mods, clause, _term = modifiers(items, LEX.primary_sets, caregiver, inability)
 
     def span_of(k: int) -> tuple[int, int]:
         i0, i1, _ = items[k]
@@ -218,8 +237,7 @@ def assess(text: str, context: str | None = None) -> Assessment:
     rank = 1 if (watch or ambiguous) else 0
     for f in flags:
         r = _FLAG_RANK[f]
-        if r > rank:
-            rank = r
+        rank = max(rank, r)
     severity = _SEVERITY_BY_RANK[rank]
     evidence: list[Evidence] = []
     for group in (flags, watch, ambiguous):
@@ -391,7 +409,7 @@ def _numbers(text: str, readings: list[Reading], starts: list[int], items: list[
     pain_score: int | None = None
     if pains:
         r = max(pains, key=lambda x: (x.value, x.high))
-        pain_score = int(math.floor(r.value))
+        pain_score = math.floor(r.value)
         if r.value >= SEVERE_PAIN:
             _add(flags, "severe_pain", text, r.span, "flag")
         elif r.value >= MODERATE_PAIN:

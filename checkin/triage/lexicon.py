@@ -140,7 +140,7 @@ def validate(file: str, doc: Any) -> _Raw:
     doc = _mapping(file, "(top level)", doc)
     unknown = set(doc) - TOP_KEYS
     if unknown:
-        raise LexiconError(file, sorted(unknown)[0], f"unknown key (allowed: {sorted(TOP_KEYS)})")
+        raise LexiconError(file, min(unknown), f"unknown key (allowed: {sorted(TOP_KEYS)})")
     lang = doc.get("language")
     if lang not in ("en", "es"):
         raise LexiconError(file, "language", f"must be 'en' or 'es', got {lang!r}")
@@ -155,7 +155,7 @@ def validate(file: str, doc: Any) -> _Raw:
             entry = _mapping(file, key, entry)
             bad = set(entry) - ENTRY_KEYS
             if bad:
-                raise LexiconError(file, f"{key}.{sorted(bad)[0]}",
+                raise LexiconError(file, f"{key}.{min(bad)}",
                                    f"unknown key (allowed: {sorted(ENTRY_KEYS)})")
             for lk in ("phrases", "fuzzy", "patterns", "reading_governed"):
                 if lk in entry:
@@ -183,7 +183,7 @@ def validate(file: str, doc: Any) -> _Raw:
                 ck = f"{key}.combos[{i}]"
                 combo = _mapping(file, ck, combo)
                 if set(combo) - COMBO_KEYS:
-                    raise LexiconError(file, f"{ck}.{sorted(set(combo) - COMBO_KEYS)[0]}",
+                    raise LexiconError(file, f"{ck}.{min(set(combo) - COMBO_KEYS)}",
                                        f"unknown key (allowed: {sorted(COMBO_KEYS)})")
                 parts = combo.get("all")
                 if not isinstance(parts, list) or not parts:
