@@ -426,6 +426,23 @@ def schedules_capacity(app: App, days: int) -> None:
             click.echo(line)
 
 
+@cli.command()
+@click.option("--check", is_flag=True, help="Exit 1 unless the database answers and is migrated (health checks).")
+@pass_app
+@fail_cleanly
+def status(app: App, check: bool) -> None:
+    """Messages by status, oldest due message, send latency, replies, open alerts, workers."""
+    from checkin.status import collect, status_lines
+
+    with app.session() as session:
+        figures = collect(session, app.clock.now())
+    if check:
+        click.echo("ok")
+        return
+    for line in status_lines(figures):
+        click.echo(line)
+
+
 # ---- triage -----------------------------------------------------------------------------
 
 @cli.command()
