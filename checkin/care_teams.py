@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from checkin.errors import ScheduleError, ScheduleErrors
-from checkin.schedule.load import parse_duration
+from checkin.schedule.load import CARE_TEAMS_FILE, parse_duration
 from checkin.schedule.yamlsource import LineMap, read_yaml
 
 SEVERITIES = ("emergency", "urgent", "watch")
 TARGETS = ("team_email", "on_call_sms", "on_call_email")
-FILE_NAME = "care-teams.yaml"
+FILE_NAME = CARE_TEAMS_FILE
 
 
 @dataclass(frozen=True)

@@ -487,10 +487,15 @@ def _with_source(schedule: Schedule, source: str) -> Schedule:
     return replace(schedule, source=source)
 
 
+# Lives beside the schedules but is not one (checkin.care_teams reads it).
+CARE_TEAMS_FILE = "care-teams.yaml"
+
+
 def _schedule_files(source: Path | Iterable[Path]) -> list[Path]:
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         directory = Path(source)
-        return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+        found = [*directory.glob("*.yaml"), *directory.glob("*.yml")]
+        return sorted(p for p in found if p.name != CARE_TEAMS_FILE)
     if isinstance(source, (str, Path)):
         return [Path(source)]
     return [Path(p) for p in source]
