@@ -394,6 +394,10 @@ def _sent(session: Session, p: Prepared, receipt: Receipt, now: datetime, worker
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if not updated:
+        recorded = session.scalar(select(OutboxMessage.provider_id)
+                                  .where(OutboxMessage.id == p.row_id))
+        if recorded == receipt.provider_id:
+            return  # its status callback beat this receipt and already recorded the send
         log.error("ops: outbox=%s ref=%s was sent (provider_id=%s) but another worker holds "
                   "the row; a duplicate is possible", p.row_id, p.message.reference,
                   receipt.provider_id)

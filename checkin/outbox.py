@@ -253,7 +253,10 @@ def insert_ignore(session: Session, model: Any, values: Mapping[str, Any],
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     stmt = dialect_insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: SQLAlchemy 2.1 adds RETURNING <pk> to this insert on PostgreSQL
+    # by itself, and then rowcount is -1 whether or not a row went in.
+    returning = stmt.returning(*model.__table__.primary_key.columns)
+    return session.execute(returning).first() is not None
 
 
 def plan_email_fallback(session: Session, row: OutboxMessage, patient: Patient, *,

@@ -62,7 +62,6 @@ class _Lookup:
     row_id: int
     message: OutgoingMessage
     since: datetime
-    attempts: int
 
 
 def reconcile_once(services: Services, now: datetime, *, worker_id: str,
@@ -77,7 +76,7 @@ def reconcile_once(services: Services, now: datetime, *, worker_id: str,
                            where=outbox.in_doubt_reconcilable(now), values={})
         lookups = _triage(session, services, ids, now, worker_id, policy)
     for lookup in lookups:
-        _look_up(services, lookup, worker_id, policy, rng)
+        _look_up(services, lookup, now, worker_id, policy, rng)
     return handled + len(ids)
 
 
@@ -142,12 +141,12 @@ def _triage(session: Session, services: Services, ids: list[int], now: datetime,
             _resolve(session, row.id, worker_id, now, "outbox.dead", patient, status=OUTBOX_DEAD,
                      status_reason=f"cannot reconcile: template error: {exc}"[:200])
             continue
-        lookups.append(_Lookup(row.id, message, attempted - policy.lookback, row.attempts))
+        lookups.append(_Lookup(row.id, message, attempted - policy.lookback))
     return lookups
 
 
-def _look_up(services: Services, lookup: _Lookup, worker_id: str, policy: Policy,
-             rng: random.Random) -> None:
+def _look_up(services: Services, lookup: _Lookup, now: datetime, worker_id: str,
+             policy: Policy, rng: random.Random) -> None:
     message = lookup.message
     try:
         listed: list[ProviderMessage] = services.sms.list_recent(  # type: ignore[attr-defined]
@@ -155,7 +154,6 @@ def _look_up(services: Services, lookup: _Lookup, worker_id: str, policy: Policy
         error: ChannelError | None = None
     except ChannelError as exc:
         listed, error = [], exc
-    now = services.clock.now()
     with services.sessions() as session, session.begin():
         if error is not None:
             retry = outbox.backoff(1, policy, rng, error.retry_after)

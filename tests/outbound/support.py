@@ -266,3 +266,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30, every: float = 
             return
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def twilio_channel(api_url: str, *, timeout: float = 2.0) -> Any:
+    """The real Twilio adapter pointed at a fake, with our status callback base."""
+    from checkin.channels.sms import TwilioConfig, TwilioSmsChannel
+
+    return TwilioSmsChannel(TwilioConfig(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM,
+        status_callback_base="https://checkin.example.org", api_base_url=api_url,
+        timeout=timeout))
