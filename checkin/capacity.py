@@ -83,17 +83,16 @@ def replay(load: list[Minute], rate: float) -> list[Replay]:
 
 
 def needed_rate(load: list[Minute]) -> float:
-    """The smallest rate (to 0.01 msg/s) at which every minute finishes before its expiry."""
-    low, high = 0.01, 1000.0
-    if not all(r.ok for r in replay(load, high)):
-        return high
-    while high - low > 0.01:
-        mid = (low + high) / 2
-        if all(r.ok for r in replay(load, mid)):
+    """The smallest rate on a 0.01 msg/s grid (up to 1000) at which every minute finishes
+    before its expiry; 1000 if none does."""
+    low, high = 0, 100_000  # hundredths of a message per second; `high` is feasible or the cap
+    while high - low > 1:
+        mid = (low + high) // 2
+        if all(r.ok for r in replay(load, mid / 100)):
             high = mid
         else:
             low = mid
-    return round(high + 0.005, 2)
+    return high / 100
 
 
 def capacity_report(session: Session, settings: Settings, *, now: datetime, days: int

@@ -36,7 +36,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, or_, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from checkin import audit, outbox
@@ -315,7 +315,18 @@ def _deliver(services: Services, p: Prepared, *, worker_id: str, pacer: Pacer,
 
     # The provider call happened: losing its outcome to a brief database outage would turn a
     # clean send into an in-doubt one, so the write is retried a few times.
-    _with_retry(record)
+    try:
+        _with_retry(record)
+    except SQLAlchemyError as exc:
+        if not isinstance(outcome, Receipt):
+            raise
+        # The message went out but its receipt cannot be stored (a bug or a value the schema
+        # refuses). Left `sending`, the row would be reconciled and an email resent; record
+        # the bare fact instead, and tell ops.
+        log.error("ops: outbox=%s ref=%s sent (provider_id=%s) but the receipt could not be "
+                  "stored (%s); marking it sent without it", p.row_id, p.message.reference,
+                  outcome.provider_id, type(exc).__name__)
+        _with_retry(lambda: _sent_without_receipt(services, p, worker_id, type(exc).__name__))
 
 
 def _confirm(services: Services, p: Prepared, now: datetime, worker_id: str,
@@ -385,7 +396,8 @@ def _sent(session: Session, p: Prepared, receipt: Receipt, now: datetime, worker
     updated = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == p.row_id, mine_or_unresolved)
-        .values(status=OUTBOX_SENT, provider_id=receipt.provider_id, sent_at=now,
+        .values(status=OUTBOX_SENT, provider_id=outbox.fit_provider_id(receipt.provider_id),
+                sent_at=now,
                 claimed_by=None, lease_until=None, next_attempt_at=None, status_reason=None,
                 last_error_code=None, updated_at=now,
                 # A "delivered" callback may already have arrived: never step back from it.
@@ -396,7 +408,7 @@ def _sent(session: Session, p: Prepared, receipt: Receipt, now: datetime, worker
     if not updated:
         recorded = session.scalar(select(OutboxMessage.provider_id)
                                   .where(OutboxMessage.id == p.row_id))
-        if recorded == receipt.provider_id:
+        if recorded == outbox.fit_provider_id(receipt.provider_id):
             return  # its status callback beat this receipt and already recorded the send
         log.error("ops: outbox=%s ref=%s was sent (provider_id=%s) but another worker holds "
                   "the row; a duplicate is possible", p.row_id, p.message.reference,
@@ -406,6 +418,17 @@ def _sent(session: Session, p: Prepared, receipt: Receipt, now: datetime, worker
                  provider_id=receipt.provider_id, attempt=p.attempts)
     log.info("outbox=%s ref=%s sent channel=%s provider_id=%s attempt=%d", p.row_id,
              p.message.reference, p.message.channel, receipt.provider_id, p.attempts)
+
+
+def _sent_without_receipt(services: Services, p: Prepared, worker_id: str, why: str) -> None:
+    now = services.clock.now()
+    with services.sessions() as session, session.begin():
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == p.row_id, outbox.owned(worker_id))
+            .values(status=OUTBOX_SENT, sent_at=now, claimed_by=None, lease_until=None,
+                    status_reason=f"sent; receipt not stored ({why})", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _permanent(session: Session, services: Services, p: Prepared, error: ChannelError,

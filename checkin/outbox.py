@@ -243,6 +243,25 @@ def overdue_count(session: Session, now: datetime) -> int:
 
 # ---- shared writes -------------------------------------------------------------------------
 
+PROVIDER_ID_LENGTH = 64  # outbox.provider_id and delivery_events.provider_id are String(64)
+
+
+def fit_provider_id(provider_id: str) -> str:
+    """``provider_id`` as stored: unchanged when it fits the column, else its first 51
+    characters, ``~`` and 12 hex digits of its SHA-256 (still unique and stable).
+
+    Twilio SIDs are 34 characters; our email Message-IDs (``<time.pid.random.outbox-N@domain>``)
+    often exceed 64, and PostgreSQL refuses an over-long value, which would leave a message
+    that did go out looking unsent. The full id goes to the audit log.
+    """
+    if len(provider_id) <= PROVIDER_ID_LENGTH:
+        return provider_id
+    import hashlib
+
+    digest = hashlib.sha256(provider_id.encode()).hexdigest()[:12]
+    return f"{provider_id[:PROVIDER_ID_LENGTH - 13]}~{digest}"
+
+
 def insert_ignore(session: Session, model: Any, values: Mapping[str, Any],
                   conflict: Sequence[str]) -> bool:
     """``INSERT … ON CONFLICT (conflict) DO NOTHING`` on SQLite and PostgreSQL; True if a row
@@ -309,6 +328,7 @@ __all__ = [
     "claim",
     "due",
     "expire_stale",
+    "fit_provider_id",
     "in_doubt_reconcilable",
     "insert_ignore",
     "live_workers",

@@ -269,3 +269,23 @@ def test_it_gives_each_concurrent_send_its_own_row(services: Services) -> None:
     assert run_once(services, NOW, worker_id=W, concurrency=4) == 12
     assert sorted(m.outbox_id for m in sms(services).sent) == ids
     assert statuses(services) == {"sent": 12}
+
+
+def test_a_send_whose_receipt_cannot_be_stored_is_still_marked_sent(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import DataError
+
+    import checkin.dispatch
+
+    with services.sessions() as s, s.begin():
+        row_id = add_row(s, *add_patient(s)).id
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise DataError("UPDATE outbox", {}, ValueError("value too long"))
+
+    monkeypatch.setattr(checkin.dispatch, "_sent", refuse)
+    run_once(services, NOW, worker_id=W)
+    row = get_row(services, row_id)
+    assert (row.status, row.status_reason, row.claimed_by) == (
+        "sent", "sent; receipt not stored (DataError)", None)
+    assert len(sms(services).attempts) == 1

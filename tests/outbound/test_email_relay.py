@@ -1,0 +1,153 @@
+"""RELIABILITY.md R5: email through a real SMTP server (aiosmtpd on loopback): 451 then
+success, 550 for one recipient only, and the relay stopped then restarted. Each email must
+arrive exactly once, counted by the outbox id in our Message-ID."""
+
+from __future__ import annotations
+
+import email
+import re
+from collections import Counter, deque
+from collections.abc import Iterator
+from datetime import timedelta
+from email.policy import default as default_policy
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from checkin.channels.email import SmtpConfig, SmtpEmailChannel
+from checkin.dispatch import run_once
+from checkin.models import Alert, AuditEvent
+from checkin.outbox import fit_provider_id
+from checkin.services import Services
+from tests.channels.channels_support import free_port
+from tests.outbound.support import NOW, add_patient, add_row, get_row, make_services
+
+W = "worker-a"
+
+
+class Relay:
+    """Accepts mail, recording each message; ``refuse[address]`` queues RCPT replies."""
+
+    def __init__(self) -> None:
+        self.received: list[email.message.EmailMessage] = []
+        self.refuse: dict[str, deque[str]] = {}
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        replies = self.refuse.get(address)
+        if replies:
+            reply = replies[0]
+            if not reply.startswith("5"):
+                replies.popleft()  # a temporary refusal is used up; a permanent one stays
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(email.message_from_bytes(envelope.content, policy=default_policy))  # type: ignore[arg-type]
+        return "250 Message accepted for delivery"
+
+    def per_outbox(self) -> Counter[int]:
+        ids = [re.search(r"outbox-(\d+)", str(m["Message-ID"])) for m in self.received]
+        return Counter(int(found.group(1)) for found in ids if found)
+
+
+class Server:
+    def __init__(self) -> None:
+        self.relay = Relay()
+        self.port = free_port()
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        self._controller = Controller(self.relay, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@pytest.fixture
+def smtp() -> Iterator[Server]:
+    server = Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailer(db_url: str, smtp: Server) -> Iterator[Services]:
+    channel = SmtpEmailChannel(SmtpConfig(host="127.0.0.1", port=smtp.port, tls="none",
+                                          sender="care@hospital.example", timeout=2))
+    services = make_services(db_url, email=channel)
+    yield services
+    services.engine.dispose()
+
+
+def email_row(services: Services, address: str) -> int:
+    with services.sessions() as s, s.begin():
+        p, e = add_patient(s, email=address)
+        return add_row(s, p, e, channel="email", expires=NOW + timedelta(days=1)).id
+
+
+def next_attempt(services: Services, row_id: int) -> Any:
+    row = get_row(services, row_id)
+    assert row.status == "pending" and row.next_attempt_at is not None
+    services.clock.set(row.next_attempt_at)  # type: ignore[attr-defined]
+    return row.next_attempt_at
+
+
+def test_it_retries_a_451_and_delivers_the_email_once(mailer: Services, smtp: Server) -> None:
+    row_id = email_row(mailer, "ana@example.org")
+    smtp.relay.refuse["ana@example.org"] = deque(["451 4.3.0 Try again later"])
+
+    run_once(mailer, NOW, worker_id=W)
+    assert get_row(mailer, row_id).last_error_code == "451"
+    assert smtp.relay.received == []
+    run_once(mailer, next_attempt(mailer, row_id), worker_id=W)
+
+    row = get_row(mailer, row_id)
+    assert (row.status, row.attempts) == ("sent", 2)
+    assert smtp.relay.per_outbox() == {row_id: 1}
+    message_id = str(smtp.relay.received[0]["Message-ID"])
+    assert row.provider_id == fit_provider_id(message_id)
+    with mailer.sessions() as s:  # the full Message-ID is in the audit log
+        sent = s.scalars(select(AuditEvent).where(AuditEvent.action == "outbox.sent")).one()
+        assert sent.detail["provider_id"] == message_id
+
+
+def test_a_550_is_permanent_for_that_recipient_only(mailer: Services, smtp: Server) -> None:
+    bounced = email_row(mailer, "gone@example.org")
+    fine = email_row(mailer, "ana@example.org")
+    smtp.relay.refuse["gone@example.org"] = deque(["550 5.1.1 No such user"])
+
+    run_once(mailer, NOW, worker_id=W)
+    run_once(mailer, NOW + timedelta(hours=2), worker_id=W)
+
+    row = get_row(mailer, bounced)
+    assert (row.status, row.last_error_code, row.attempts) == ("dead", "550", 1)
+    assert get_row(mailer, fine).status == "sent"
+    assert smtp.relay.per_outbox() == {fine: 1}
+    with mailer.sessions() as s:
+        assert [a.kind for a in s.scalars(select(Alert))] == ["contact_problem"]
+
+
+def test_a_relay_that_was_down_gets_each_email_once_when_it_returns(
+        mailer: Services, smtp: Server) -> None:
+    ids = [email_row(mailer, f"p{i}@example.org") for i in range(3)]
+    smtp.stop()
+    run_once(mailer, NOW, worker_id=W)
+    assert {get_row(mailer, i).status for i in ids} == {"pending"}
+    assert {get_row(mailer, i).status_reason for i in ids} == {
+        "SMTP connect failed (ConnectionRefusedError)"}
+
+    smtp.start()
+    later = NOW + timedelta(hours=2)  # past every backoff
+    mailer.clock.set(later)  # type: ignore[attr-defined]
+    run_once(mailer, later, worker_id=W)
+    run_once(mailer, later + timedelta(hours=2), worker_id=W)
+    assert smtp.relay.per_outbox() == {i: 1 for i in ids}
+    assert {get_row(mailer, i).status for i in ids} == {"sent"}
