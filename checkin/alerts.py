@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from checkin import audit
@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 UNRESOLVED = ("open", "acknowledged")
 RED_FLAG = "red_flag"
 CONTACT_PROBLEM = "contact_problem"
+# Built once (statement construction is a measurable part of a webhook's time).
+_UNRESOLVED = (
+    select(Alert)
+    .where(Alert.patient_id == bindparam("patient_id"), Alert.kind == bindparam("kind"), Alert.status.in_(UNRESOLVED))
+    .order_by(Alert.opened_at.desc(), Alert.id.desc())
+    .limit(1)
+)
 _RANK = {"none": 0, "low": 0, "watch": 1, "urgent": 2, "emergency": 3}
 
 
@@ -69,12 +76,7 @@ def alert_flags(assessment: Assessment) -> list[str]:
 
 def unresolved(session: Session, patient_id: int, kind: str) -> Alert | None:
     """The patient's unresolved alert of ``kind`` (the most recent, should there be several)."""
-    return session.scalars(
-        select(Alert)
-        .where(Alert.patient_id == patient_id, Alert.kind == kind, Alert.status.in_(UNRESOLVED))
-        .order_by(Alert.opened_at.desc(), Alert.id.desc())
-        .limit(1)
-    ).first()
+    return session.scalars(_UNRESOLVED, {"patient_id": patient_id, "kind": kind}).first()
 
 
 def raise_or_join(

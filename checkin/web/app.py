@@ -6,7 +6,7 @@ integration team, which FastAPI gives for free; Starlette underneath is small, w
 lets a plain ASGI middleware enforce the body cap before anything is parsed; uvicorn is one
 dependency with no separate process manager. The rest of the stack (SQLAlchemy sessions, the
 Twilio client, triage) is synchronous, so handlers hand their work to Starlette's thread pool
-(``run_in_threadpool``) instead of pretending to be async. Flask + gunicorn would have done the
+(``anyio.to_thread``, bounded by the connection pool size) instead of pretending to be async. Flask + gunicorn would have done the
 webhook equally well; its built-in ``MAX_CONTENT_LENGTH`` was the one thing we had to add here.
 
 No globals: everything a request needs hangs off ``app.state`` (``services``, ``metrics``,
@@ -15,8 +15,10 @@ No globals: everything a request needs hangs off ``app.state`` (``services``, ``
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from twilio.request_validator import RequestValidator
 
@@ -41,12 +43,25 @@ def create_app(services: Services, *, metrics: Metrics | None = None, assess: An
     token = services.settings.twilio.auth_token if services.settings.twilio else None
     # None when Twilio is not configured: the webhooks then refuse with 503 (never unverified).
     app.state.validator = RequestValidator(token) if token else None
+    # SQLite has one writer: queue this process's writers on a Python lock (see handle_sms).
+    app.state.write_lock = threading.Lock() if services.is_sqlite else None
+    # At most as many threads touch the database as the pool holds connections. Starlette's
+    # default pool has 40 threads; past the pool size SQLAlchemy opens and closes "overflow"
+    # connections per request, and on PostgreSQL each one is a new backend process: under a
+    # burst that churn, not the work, ate the CPU. Requests beyond the limit wait in the event
+    # loop, which costs nothing.
+    app.state.db_limiter = anyio.CapacityLimiter(_pool_size(services))
     app.include_router(health.router)
     app.include_router(twilio.router)
     app.include_router(checkin_form.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes,
                        on_reject=lambda reason: app.state.metrics.inc("http_rejected_total", reason=reason))
     return app
+
+
+def _pool_size(services: Services) -> int:
+    size = getattr(services.engine.pool, "size", None)
+    return max(1, int(size())) if callable(size) else 4
 
 
 def serve(services: Services, host: str = "127.0.0.1", port: int = 8000, **uvicorn_kw: Any) -> None:

@@ -27,12 +27,11 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
-from starlette.concurrency import run_in_threadpool
 
 from checkin import inbound, tokens
 from checkin.errors import TemplateError
 from checkin.models import Enrollment, InboundMessage, OutboxMessage, Patient
-from checkin.web.limits import is_form, parse_form
+from checkin.web.limits import in_db_thread, is_form, parse_form
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -165,7 +164,7 @@ async def show(request: Request, token: str) -> Response:
     found = _outbox_from_token(request, token)
     if isinstance(found, Response):
         return found
-    q = await run_in_threadpool(_load, services, found, services.clock.now())
+    q = await in_db_thread(request, _load, services, found, services.clock.now())
     if q is None:
         return _page(request, 410, "en", message_key="gone")
     if q.answered:
@@ -191,7 +190,7 @@ async def answer(request: Request, token: str) -> Response:
         state.metrics.inc("checkin_form_rejected_total", reason="nonce")
         return _page(request, 403, "en", message_key="forged")
     now = services.clock.now()
-    q = await run_in_threadpool(_load, services, outbox_id, now)
+    q = await in_db_thread(request, _load, services, outbox_id, now)
     if q is None:
         return _page(request, 410, "en", message_key="gone")
     if q.answered:
@@ -202,7 +201,8 @@ async def answer(request: Request, token: str) -> Response:
     msg = inbound.InboundSms(message_sid=f"web-{outbox_id}", from_phone=None, body=text[:MAX_ANSWER],
                              channel="web", outbox_id=outbox_id)
     try:
-        result = await run_in_threadpool(inbound.handle_sms, services, msg, now, assess=state.assess)
+        result = await in_db_thread(request, inbound.handle_sms, services, msg, now, assess=state.assess,
+                                          write_lock=state.write_lock)
     except (OperationalError, DBAPIError):
         state.metrics.inc("inbound_errors_total", reason="database")
         log.error("web check-in not stored: database unavailable", extra={"outbox_id": outbox_id})
@@ -211,7 +211,7 @@ async def answer(request: Request, token: str) -> Response:
         return _page(request, 200, q.language, message_key="already")
     state.metrics.inc("inbound_messages_total", kind="web")
     if result.followup_outbox_id is not None:
-        follow = await run_in_threadpool(_load, services, result.followup_outbox_id, now)
+        follow = await in_db_thread(request, _load, services, result.followup_outbox_id, now)
         if follow is not None:
             next_token = tokens.make_token(services.settings.secret_key, tokens.CHECKIN_SALT,
                                            {"o": result.followup_outbox_id})

@@ -9,7 +9,7 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from starlette.concurrency import run_in_threadpool
+from checkin.web.limits import in_db_thread
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -29,7 +29,7 @@ async def readyz(request: Request) -> JSONResponse:
             conn.execute(text("SELECT 1"))
 
     try:
-        await run_in_threadpool(ping)
+        await in_db_thread(request, ping)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         log.warning("readiness check failed", extra={"error": type(exc).__name__})
         request.app.state.metrics.inc("readiness_failures_total")

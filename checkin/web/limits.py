@@ -98,3 +98,14 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
     text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError
     return parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), encoding="utf-8",
                      errors="strict", max_num_fields=MAX_FORM_FIELDS)
+
+
+async def in_db_thread(request: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run blocking database work in a worker thread, at most ``app.state.db_limiter`` at once
+    (the connection pool's size; see ``create_app``)."""
+    import functools
+
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs),
+                                          limiter=request.app.state.db_limiter)

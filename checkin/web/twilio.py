@@ -31,13 +31,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from checkin import audit, inbound, replies
-from checkin.web.limits import is_form, parse_form
+from checkin.web.limits import in_db_thread, is_form, parse_form
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -117,7 +116,8 @@ async def inbound_sms(request: Request) -> Response:
     services = state.services
     now = services.clock.now()
     try:
-        result = await run_in_threadpool(inbound.handle_sms, services, msg, now, assess=state.assess)
+        result = await in_db_thread(request, inbound.handle_sms, services, msg, now, assess=state.assess,
+                                          write_lock=state.write_lock)
     except (OperationalError, DBAPIError) as exc:
         state.metrics.inc("inbound_errors_total", reason="database")
         log.error("inbound SMS not stored: database unavailable", extra={"error": type(exc).__name__,
@@ -126,7 +126,7 @@ async def inbound_sms(request: Request) -> Response:
     except Exception:
         state.metrics.inc("inbound_errors_total", reason="processing")
         log.exception("inbound SMS processing failed; stored unprocessed", extra={"message_sid": msg.message_sid})
-        return twiml(await run_in_threadpool(_store_unprocessed, services, msg, now))
+        return twiml(await in_db_thread(request, _store_unprocessed, services, msg, now))
     state.metrics.inc("inbound_messages_total", kind=_kind(result))
     return twiml(result.reply_text)
 
@@ -177,7 +177,7 @@ async def status_callback(request: Request) -> Response:
                                  error_code=(form.get("ErrorCode") or None), now=now)
 
     try:
-        await run_in_threadpool(record)
+        await in_db_thread(request, record)
     except (OperationalError, DBAPIError) as exc:
         state.metrics.inc("status_callbacks_total", result="database")
         log.error("status callback not stored: database unavailable", extra={"error": type(exc).__name__})
