@@ -36,10 +36,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from checkin import alerts, keywords, replies
@@ -131,7 +132,7 @@ def storable(body: str) -> str:
     return body[:MAX_BODY_CHARS].replace("\x00", "\ufffd")
 
 
-_INBOUND = InboundMessage.__table__
+_INBOUND = cast(Table, InboundMessage.__table__)
 # Built once: constructing a statement costs more than running it on SQLite (profiled).
 _INSERT_ONCE = {
     name: dialect.insert(_INBOUND).on_conflict_do_nothing(index_elements=["message_sid"]).returning(_INBOUND.c.id)
@@ -152,11 +153,12 @@ _OPEN_QUESTIONS = select(
     OutboxMessage.status == OUTBOX_SENT, OutboxMessage.answered_at.is_(None),
     OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at >= bindparam("since"),
 )
-_OUTBOX = OutboxMessage.__table__
+_OUTBOX = cast(Table, OutboxMessage.__table__)
 _ANSWER = (
     update(_OUTBOX).where(_OUTBOX.c.id == bindparam("question_id"), _OUTBOX.c.answered_at.is_(None))
     .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
 )
+_AUDIT = cast(Table, AuditEvent.__table__)
 _RESULT_FIELDS = ("patient_id", "enrollment_id", "outbox_id", "keyword", "severity", "flags", "assessment",
                   "processed_at")
 _SAVE_RESULT = (
@@ -303,17 +305,21 @@ class _Ctx:
         self._audit_in(ref, keyword=kw.value, matched=_match_kind(patients), rows_changed=changed)
         return self._reply(template, language, ref, first_name=None, keyword=kw.value, matched=_match_kind(patients))
 
+    def _rowcount(self, stmt: Any) -> int:
+        result = cast("CursorResult[Any]", self.session.execute(stmt))
+        return int(result.rowcount)
+
     def _opt_out(self, patient: Patient, *, reason: str) -> int:
         """SMS off now; pending SMS rows held (kept, so START can release them)."""
         if not patient.sms_opted_out:
             patient.sms_opted_out = True
             patient.sms_opted_out_at = self.now
-        held = self.session.execute(
+        held = self._rowcount(
             update(OutboxMessage)
             .where(OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
                    OutboxMessage.status == OUTBOX_PENDING)
             .values(status=OUTBOX_HELD, status_reason=f"opted out ({reason})"[:200], updated_at=self.now)
-        ).rowcount
+        )
         self.audit(actor="patient", action="sms.opted_out", patient_ref=patient.reference, reason=reason,
                    held=int(held))
         return int(held)
@@ -324,14 +330,14 @@ class _Ctx:
         patient.sms_opted_out_at = None
         base = (OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
                 OutboxMessage.status == OUTBOX_HELD)
-        released = self.session.execute(
+        released = self._rowcount(
             update(OutboxMessage).where(*base, OutboxMessage.expires_at > self.now)
             .values(status=OUTBOX_PENDING, status_reason=None, updated_at=self.now)
-        ).rowcount
-        expired = self.session.execute(
+        )
+        expired = self._rowcount(
             update(OutboxMessage).where(*base, OutboxMessage.expires_at <= self.now)
             .values(status=OUTBOX_SKIPPED, status_reason="expired while opted out", updated_at=self.now)
-        ).rowcount
+        )
         self.audit(actor="patient", action="sms.opted_in", patient_ref=patient.reference,
                    released=int(released), skipped=int(expired))
         return int(released)
@@ -447,7 +453,7 @@ class _Ctx:
         conn = self.session.connection()
         conn.execute(_SAVE_RESULT, {"inbound_id": self.inbound.id,
                                     **{f"v_{f}": getattr(self.inbound, f) for f in _RESULT_FIELDS}})
-        conn.execute(insert(AuditEvent.__table__), self._audit)
+        conn.execute(insert(_AUDIT), self._audit)
         self._audit = []
         log.info("inbound processed", extra={
             "patient_ref": patient_ref, "inbound_id": self.inbound.id, "template": template,

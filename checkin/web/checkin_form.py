@@ -147,7 +147,7 @@ def nonce_ok(secret: str, nonce: str, outbox_id: int, now: datetime) -> bool:
         return False
     if not isinstance(data, dict) or data.get("o") != outbox_id or not isinstance(data.get("t"), int):
         return False
-    return 0 <= now.timestamp() - data["t"] <= FORM_MAX_AGE
+    return bool(0 <= now.timestamp() - data["t"] <= FORM_MAX_AGE)
 
 
 def _form_page(request: Request, q: _Question, *, status: int = 200, error: str | None = None,

@@ -9,6 +9,7 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+
 from checkin.web.limits import in_db_thread
 
 log = logging.getLogger(__name__)

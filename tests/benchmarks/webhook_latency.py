@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ def run_backend(backend: str, rate: float, seconds: float, connections: int) -> 
     from checkin.db import make_engine
     from tests.web.conftest import free_port
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cleanup = None
     if backend == "sqlite":
         tmp = tempfile.mkdtemp()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from twilio.request_validator import RequestValidator
@@ -28,7 +28,7 @@ CLINIC_NAME = "Riverside Spine"
 CLINIC_PHONE = "(555) 010-0199"
 SECRET = "test-secret-key-0123456789abcdef"
 ANA_PHONE = "+16175550123"
-NOW = datetime(2026, 3, 3, 15, 0, tzinfo=timezone.utc)  # 10:00 in New York
+NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)  # 10:00 in New York
 
 _sids = itertools.count(1)
 _mrns = itertools.count(1000)

@@ -12,7 +12,14 @@ from checkin.inbound import InboundSms, handle_sms
 from checkin.models import Alert, InboundMessage
 from checkin.services import Services
 from checkin.triage.model import Flag, Severity
-from tests.inbound.support import NOW, ScriptedAssess, add_patient, assessment, enrollment_of, new_sid
+from tests.inbound.support import (
+    NOW,
+    ScriptedAssess,
+    add_patient,
+    assessment,
+    enrollment_of,
+    new_sid,
+)
 
 
 def _inbound(s: Any, patient_id: int) -> InboundMessage:

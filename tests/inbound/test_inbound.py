@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -205,7 +205,7 @@ def test_it_reads_a_full_width_digit_as_a_pain_score(services: Services) -> None
 
 
 def test_it_sends_the_emergency_reply_at_three_in_the_morning_patient_time(services: Services) -> None:
-    three_am = datetime(2026, 3, 4, 8, 0, tzinfo=timezone.utc)  # 03:00 in New York
+    three_am = datetime(2026, 3, 4, 8, 0, tzinfo=UTC)  # 03:00 in New York
     setup(services, lambda s: add_patient(s))
     result = handle_sms(services, sms("I can't breathe and my chest hurts"), three_am)
     assert result.reply_template == "reply_emergency"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from checkin import replies
 from checkin.replies import OpenQuestion, choose_reply, pick_question
 from checkin.triage.model import Flag, Severity
 from tests.inbound.support import assessment
 
-NOW = datetime(2026, 3, 3, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
 
 
 def test_it_picks_the_most_recent_open_question() -> None:

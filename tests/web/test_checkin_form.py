@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from tests.inbound.support import SECRET, add_outbox, add_patient, services_for
 def now() -> datetime:
     # Check-in tokens are stamped with the wall clock (itsdangerous), so the service clock here
     # is the wall clock too; expiry tests move it forward.
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture

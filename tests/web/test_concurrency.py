@@ -16,7 +16,14 @@ from checkin.db import upgrade
 from checkin.models import Alert, AuditEvent, InboundMessage, OutboxMessage
 from checkin.services import Services
 from checkin.web import create_app
-from tests.inbound.support import NOW, add_outbox, add_patient, services_for, signed_headers, sms_params
+from tests.inbound.support import (
+    NOW,
+    add_outbox,
+    add_patient,
+    services_for,
+    signed_headers,
+    sms_params,
+)
 from tests.web.conftest import LiveServer
 
 PATH = "/webhooks/twilio/sms"

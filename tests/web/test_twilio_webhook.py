@@ -173,3 +173,20 @@ def test_it_signs_against_the_configured_public_url_not_the_host_header(client: 
                                                  "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example.com"})
     assert r.status_code == 200 and rows(services) == 1
     assert AUTH_TOKEN not in r.text
+
+
+def test_it_keeps_the_text_and_still_names_911_when_processing_fails(services: Services) -> None:
+    def broken_triage(text: str, context: str | None = None) -> Any:
+        raise RuntimeError("bug in triage")
+
+    with services.sessions.begin() as s:
+        add_patient(s)
+    with TestClient(create_app(services, assess=broken_triage)) as c:
+        params = sms_params("my chest hurts")
+        r = post(c, params)
+        assert r.status_code == 200 and "911" in r.text
+        assert c.app.state.metrics.value("inbound_errors_total", reason="processing") == 1  # type: ignore[attr-defined]
+        assert post(c, params).text == '<?xml version="1.0" encoding="UTF-8"?><Response />'  # replay: stored once
+    with services.sessions() as s:
+        (row,) = s.scalars(select(InboundMessage)).all()
+        assert row.body == "my chest hurts" and row.processed_at is None
