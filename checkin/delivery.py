@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from checkin import audit
 from checkin.models import (
@@ -53,10 +53,16 @@ FAILED = frozenset({"failed", "undelivered"})
 CONTACT_PROBLEM_CODES = frozenset({"30003", "30005", "30006"})
 
 
+def rank_of(status: ColumnElement[str | None] | InstrumentedAttribute[str | None]
+            ) -> ColumnElement[int]:
+    """SQL for the rank of a status column (-1 for statuses not in ``RANK``)."""
+    return case(RANK, value=status, else_=-1)
+
+
 def rank_below(new_status: str) -> ColumnElement[bool]:
     """True for rows whose ``delivery_status`` ranks below ``new_status`` (or is unset)."""
-    current = case(RANK, value=OutboxMessage.delivery_status, else_=-1)
-    return or_(OutboxMessage.delivery_status.is_(None), current < RANK[new_status])
+    return or_(OutboxMessage.delivery_status.is_(None),
+               rank_of(OutboxMessage.delivery_status) < RANK[new_status])
 
 
 @dataclass(frozen=True)
@@ -161,4 +167,4 @@ def _ref(session: Session, patient_id: int | None) -> str | None:
 
 
 __all__ = ["CONTACT_PROBLEM_CODES", "RANK", "StatusRecorded", "open_contact_problem",
-           "rank_below", "record_status"]
+           "rank_below", "rank_of", "record_status"]

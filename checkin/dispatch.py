@@ -32,17 +32,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import Connection, Table, Update, and_, bindparam, case, or_, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from checkin import audit, outbox
 from checkin.channels import ChannelName, OutgoingMessage, Receipt
 from checkin.config import Settings
-from checkin.delivery import RANK, open_contact_problem, rank_below
+from checkin.delivery import RANK, open_contact_problem, rank_of
 from checkin.errors import ChannelError, TemplateError
 from checkin.models import (
     OUTBOX_CANCELLED,
@@ -118,17 +118,59 @@ def run_once(services: Services, now: datetime, *, worker_id: str, limit: int = 
     if pacer is None:
         pacer = Pacer(services.sessions, services.clock, services.settings.sms_rate, stop=stop)
 
-    def deliver(p: Prepared) -> None:
-        _deliver(services, p, worker_id=worker_id, pacer=pacer, stop=stop, policy=policy, rng=rng)
+    receipts = _Receipts(services)
 
-    if concurrency <= 1 or len(ready) <= 1:
-        for p in ready:
-            deliver(p)
-    else:
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send") as pool:
-            for _ in pool.map(deliver, ready):
-                pass
+    def deliver(p: Prepared) -> None:
+        _deliver(services, p, worker_id=worker_id, pacer=pacer, stop=stop, policy=policy,
+                 rng=rng, receipts=receipts)
+
+    try:
+        if concurrency <= 1 or len(ready) <= 1:
+            for p in ready:
+                deliver(p)
+        else:
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send") as pool:
+                for _ in pool.map(deliver, ready):
+                    pass
+    finally:
+        receipts.close()
     return len(ids)
+
+
+class _Receipts:
+    """Records receipts on one Core connection per sending thread, kept for one ``run_once``.
+
+    Checking a connection out of the pool per message costs a pre-ping round trip on
+    PostgreSQL, and an ORM session per message costs more Python than the write itself.
+    A connection that failed is dropped, so the retry gets a fresh (pre-pinged) one.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._local = threading.local()
+        self._opened: list[Connection] = []
+        self._lock = threading.Lock()
+
+    def record(self, p: Prepared, receipt: Receipt, worker_id: str) -> None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._services.engine.connect()
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        try:
+            with conn.begin():
+                _sent(conn, p, receipt, self._services.clock.now(), worker_id)
+        except OperationalError:
+            self._local.conn = None
+            conn.invalidate()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
 
 
 # ---- re-check and render -------------------------------------------------------------------
@@ -283,7 +325,8 @@ def _finish(session: Session, row: OutboxMessage, patient: Patient | None, statu
 # ---- send and record -----------------------------------------------------------------------
 
 def _deliver(services: Services, p: Prepared, *, worker_id: str, pacer: Pacer,
-             stop: threading.Event | None, policy: Policy, rng: random.Random) -> None:
+             stop: threading.Event | None, policy: Policy, rng: random.Random,
+             receipts: _Receipts) -> None:
     if stop is not None and stop.is_set():
         _release(services, p, worker_id)
         return
@@ -310,6 +353,9 @@ def _deliver(services: Services, p: Prepared, *, worker_id: str, pacer: Pacer,
                                permanent=False, ambiguous=True)
 
     def record() -> None:
+        if isinstance(outcome, Receipt):
+            receipts.record(p, outcome, worker_id)
+            return
         with services.sessions() as session, session.begin():
             _record(session, services, p, outcome, services.clock.now(), worker_id, policy, rng)
 
@@ -323,10 +369,11 @@ def _deliver(services: Services, p: Prepared, *, worker_id: str, pacer: Pacer,
         # The message went out but its receipt cannot be stored (a bug or a value the schema
         # refuses). Left `sending`, the row would be reconciled and an email resent; record
         # the bare fact instead, and tell ops.
+        why = type(exc).__name__
         log.error("ops: outbox=%s ref=%s sent (provider_id=%s) but the receipt could not be "
                   "stored (%s); marking it sent without it", p.row_id, p.message.reference,
-                  outcome.provider_id, type(exc).__name__)
-        _with_retry(lambda: _sent_without_receipt(services, p, worker_id, type(exc).__name__))
+                  outcome.provider_id, why)
+        _with_retry(lambda: _sent_without_receipt(services, p, worker_id, why))
 
 
 def _confirm(services: Services, p: Prepared, now: datetime, worker_id: str,
@@ -355,11 +402,10 @@ def _release(services: Services, p: Prepared, worker_id: str) -> None:
         outbox.release(session, [p.row_id], worker_id=worker_id, now=services.clock.now())
 
 
-def _record(session: Session, services: Services, p: Prepared, outcome: Receipt | ChannelError,
+def _record(session: Session, services: Services, p: Prepared, outcome: ChannelError,
             now: datetime, worker_id: str, policy: Policy, rng: random.Random) -> None:
-    if isinstance(outcome, Receipt):
-        _sent(session, p, outcome, now, worker_id)
-    elif outcome.ambiguous:
+    """Record a failed send (a receipt goes through ``_sent``)."""
+    if outcome.ambiguous:
         _set(session, p, worker_id, now, "outbox.in_doubt", status=OUTBOX_IN_DOUBT,
              status_reason=outcome.reason[:200], last_error_code=outcome.code,
              next_attempt_at=None)
@@ -384,38 +430,53 @@ def _record(session: Session, services: Services, p: Prepared, outcome: Receipt 
                  p.message.reference, delay.total_seconds(), p.attempts, outcome.code)
 
 
-def _sent(session: Session, p: Prepared, receipt: Receipt, now: datetime, worker_id: str) -> None:
-    status = receipt.status if receipt.status in RANK else "queued"
-    # Ours as claimed; or, if reconciliation took the row while we were sending, any state
-    # that still has no provider id: we *know* it went, so a resend must not follow.
-    mine_or_unresolved = or_(
-        outbox.owned(worker_id),
-        and_(OutboxMessage.status.in_((OUTBOX_IN_DOUBT, OUTBOX_PENDING)),
-             OutboxMessage.provider_id.is_(None)),
-    )
-    updated = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == p.row_id, mine_or_unresolved)
-        .values(status=OUTBOX_SENT, provider_id=outbox.fit_provider_id(receipt.provider_id),
-                sent_at=now,
-                claimed_by=None, lease_until=None, next_attempt_at=None, status_reason=None,
-                last_error_code=None, updated_at=now,
+def _sent_statement() -> Update:
+    """The hot path's one UPDATE, built once on the Core table (an ORM-enabled update and a
+    freshly built CASE per message cost more than the database write itself)."""
+    t = cast(Table, OutboxMessage.__table__)
+    when = OutboxMessage.sent_at.type
+    return (
+        update(t)
+        .where(t.c.id == bindparam("b_row"), or_(
+            # Ours as claimed; or, if reconciliation took the row while we were sending, any
+            # state that still has no provider id: we *know* it went, so no resend may follow.
+            and_(t.c.status == OUTBOX_SENDING, t.c.claimed_by == bindparam("b_worker")),
+            and_(t.c.status.in_((OUTBOX_IN_DOUBT, OUTBOX_PENDING)), t.c.provider_id.is_(None)),
+        ))
+        .values(status=OUTBOX_SENT, provider_id=bindparam("b_pid"),
+                sent_at=bindparam("b_now", type_=when), claimed_by=None, lease_until=None,
+                next_attempt_at=None, status_reason=None, last_error_code=None,
+                updated_at=bindparam("b_now", type_=when),
                 # A "delivered" callback may already have arrived: never step back from it.
-                delivery_status=case((rank_below(status), status),
-                                     else_=OutboxMessage.delivery_status))
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+                delivery_status=case(
+                    (or_(t.c.delivery_status.is_(None),
+                         rank_of(t.c.delivery_status) < bindparam("b_rank")),
+                     bindparam("b_status", type_=t.c.delivery_status.type)),
+                    else_=t.c.delivery_status))
+    )
+
+
+_SENT = _sent_statement()
+
+
+def _sent(conn: Connection, p: Prepared, receipt: Receipt, now: datetime, worker_id: str) -> None:
+    status = receipt.status if receipt.status in RANK else "queued"
+    provider_id = outbox.fit_provider_id(receipt.provider_id)
+    updated = conn.execute(_SENT, {
+        "b_row": p.row_id, "b_worker": worker_id, "b_pid": provider_id, "b_now": now,
+        "b_rank": RANK[status], "b_status": status,
+    }).rowcount
     if not updated:
-        recorded = session.scalar(select(OutboxMessage.provider_id)
-                                  .where(OutboxMessage.id == p.row_id))
-        if recorded == outbox.fit_provider_id(receipt.provider_id):
+        recorded = conn.scalar(select(OutboxMessage.provider_id)
+                               .where(OutboxMessage.id == p.row_id))
+        if recorded == provider_id:
             return  # its status callback beat this receipt and already recorded the send
         log.error("ops: outbox=%s ref=%s was sent (provider_id=%s) but another worker holds "
                   "the row; a duplicate is possible", p.row_id, p.message.reference,
                   receipt.provider_id)
-    audit.record(session, at=now, actor="system", action="outbox.sent",
-                 patient_ref=_ref(p), subject=f"outbox:{p.row_id}", channel=p.message.channel,
-                 provider_id=receipt.provider_id, attempt=p.attempts)
+    outbox.audit_many(conn, now, "outbox.sent", [(_ref(p), p.row_id)],
+                      channel=p.message.channel, provider_id=receipt.provider_id,
+                      attempt=p.attempts)
     log.info("outbox=%s ref=%s sent channel=%s provider_id=%s attempt=%d", p.row_id,
              p.message.reference, p.message.channel, receipt.provider_id, p.attempts)
 

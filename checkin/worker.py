@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
