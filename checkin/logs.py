@@ -35,8 +35,9 @@ REDACTED = "[redacted]"
 _DIGIT_RUN = re.compile(r"\+?\(?\d(?:[\s.()\-]{0,2}\d){6,}")
 _CRLF = re.compile(r"[\r\n\u2028\u2029\x85]+")
 
-# Attributes every LogRecord has; anything else on a record came from ``extra=``.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# Attributes every LogRecord has; anything else on a record came from ``extra=``. uvicorn adds
+# ``color_message`` (the same text with terminal colour codes), which JSON lines do not want.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
 
 
 def scrub(value: str) -> str:
