@@ -139,50 +139,15 @@ def run(services: Services, *, worker_id: str | None = None, stop: threading.Eve
     tuning = tuning or Tuning()
     stop = stop or threading.Event()
     worker_id = worker_id or default_worker_id()
-    policy = tuning.policy
     for note in services.notes:
         log.info("%s", note)
-    register(services, worker_id, services.clock.now(), policy)
+    register(services, worker_id, services.clock.now(), tuning.policy)
     log.info("worker %s started (%s)", worker_id, services.engine.dialect.name)
     signalled: list[int] = []
     restore = _install_handlers(signalled) if install_signal_handlers else None
-    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler = make_scheduler(services, worker_id=worker_id, stop=stop, tuning=tuning)
     try:
         log.info("%s", startup_report(services, services.clock.now()))
-
-        def dispatch_tick() -> None:
-            while not stop.is_set():
-                claimed = dispatch.run_once(services, services.clock.now(), worker_id=worker_id,
-                                            limit=tuning.batch, stop=stop,
-                                            concurrency=tuning.concurrency, policy=policy)
-                if claimed < tuning.batch:
-                    return  # drained; a full batch means more may be due right now
-
-        def reconcile_tick() -> None:
-            if not stop.is_set():
-                reconcile.reconcile_once(services, services.clock.now(), worker_id=worker_id,
-                                         policy=policy)
-
-        def heartbeat_tick() -> None:
-            with services.sessions() as session, session.begin():
-                heartbeat(session, worker_id, services.clock.now())
-
-        def expire_tick() -> None:
-            with services.sessions() as session, session.begin():
-                outbox.expire_stale(session, services.clock.now())
-
-        started = datetime.now(UTC)  # APScheduler's own clock, not the service clock
-        jobs: list[tuple[str, Callable[[], None], float, bool]] = [
-            ("dispatch", dispatch_tick, tuning.dispatch_every, True),
-            ("reconcile", reconcile_tick, tuning.reconcile_every, True),
-            ("heartbeat", heartbeat_tick, tuning.heartbeat_every, False),
-            ("expire_stale", expire_tick, tuning.expire_every, False),
-        ]
-        for job_id, fn, every, at_once in jobs:
-            extra: dict[str, Any] = {"next_run_time": started} if at_once else {}
-            scheduler.add_job(_guarded(job_id, fn), "interval", seconds=every, id=job_id,
-                              replace_existing=True, max_instances=1, coalesce=True,
-                              misfire_grace_time=None, **extra)
         scheduler.start()
         _wait(stop, signalled if restore is not None else None)
         log.info("worker %s stopping: finishing sends in flight, claiming nothing new", worker_id)
@@ -194,6 +159,48 @@ def run(services: Services, *, worker_id: str | None = None, stop: threading.Eve
         if restore is not None:
             restore()
         log.info("worker %s stopped", worker_id)
+
+
+def make_scheduler(services: Services, *, worker_id: str, stop: threading.Event,
+                   tuning: Tuning) -> BackgroundScheduler:
+    """The worker's scheduler with its four jobs added, not started (see the module table)."""
+    policy = tuning.policy
+
+    def dispatch_tick() -> None:
+        while not stop.is_set():
+            claimed = dispatch.run_once(services, services.clock.now(), worker_id=worker_id,
+                                        limit=tuning.batch, stop=stop,
+                                        concurrency=tuning.concurrency, policy=policy)
+            if claimed < tuning.batch:
+                return  # drained; a full batch means more may be due right now
+
+    def reconcile_tick() -> None:
+        if not stop.is_set():
+            reconcile.reconcile_once(services, services.clock.now(), worker_id=worker_id,
+                                     policy=policy)
+
+    def heartbeat_tick() -> None:
+        with services.sessions() as session, session.begin():
+            heartbeat(session, worker_id, services.clock.now())
+
+    def expire_tick() -> None:
+        with services.sessions() as session, session.begin():
+            outbox.expire_stale(session, services.clock.now())
+
+    scheduler = BackgroundScheduler(timezone=UTC)
+    started = datetime.now(UTC)  # APScheduler's own clock, not the service clock
+    jobs: list[tuple[str, Callable[[], None], float, bool]] = [
+        ("dispatch", dispatch_tick, tuning.dispatch_every, True),
+        ("reconcile", reconcile_tick, tuning.reconcile_every, True),  # settle a crash at once
+        ("heartbeat", heartbeat_tick, tuning.heartbeat_every, False),
+        ("expire_stale", expire_tick, tuning.expire_every, False),
+    ]
+    for job_id, fn, every, at_once in jobs:
+        extra: dict[str, Any] = {"next_run_time": started} if at_once else {}
+        scheduler.add_job(_guarded(job_id, fn), "interval", seconds=every, id=job_id,
+                          replace_existing=True, max_instances=1, coalesce=True,
+                          misfire_grace_time=None, **extra)
+    return scheduler
 
 
 def _guarded(name: str, fn: Callable[[], None]) -> Callable[[], None]:
@@ -250,5 +257,5 @@ def _configure_logging(level: str) -> None:
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-__all__ = ["StartupReport", "Tuning", "default_worker_id", "heartbeat", "register", "run",
-           "startup_report", "unregister"]
+__all__ = ["StartupReport", "Tuning", "default_worker_id", "heartbeat", "make_scheduler",
+           "register", "run", "startup_report", "unregister"]
