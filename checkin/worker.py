@@ -38,12 +38,12 @@ from types import FrameType
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from checkin import dispatch, outbox, reconcile
 from checkin.errors import CheckinError
-from checkin.models import OUTBOX_IN_DOUBT, OutboxMessage, Worker
+from checkin.models import OUTBOX_IN_DOUBT, OutboxMessage, Patient, Worker
 from checkin.outbox import DEFAULT_POLICY, Policy
 from checkin.services import Services
 
@@ -113,12 +113,21 @@ def unregister(services: Services, worker_id: str, now: datetime) -> None:
     """Mark the worker stopped. Rows it still holds as ``sending`` (a send whose outcome could
     not be recorded) go to ``in_doubt``, never back to ``pending``: they may have gone out."""
     with services.sessions() as session, session.begin():
-        left = session.execute(
+        stranded = session.execute(
             update(OutboxMessage).where(outbox.owned(worker_id))
             .values(status=OUTBOX_IN_DOUBT, claimed_by=None, lease_until=None,
                     status_reason="worker stopped before recording the outcome", updated_at=now)
+            .returning(OutboxMessage.id, OutboxMessage.patient_id)
             .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
+        ).all()
+        left = len(stranded)
+        if stranded:
+            refs = dict(session.execute(
+                select(Patient.id, Patient.reference)
+                .where(Patient.id.in_([pid for _, pid in stranded if pid is not None]))).all())
+            outbox.audit_many(session.connection(), now, "outbox.in_doubt",
+                              [(refs.get(pid), oid) for oid, pid in stranded],
+                              reason="worker stopped before recording the outcome")
         session.execute(  # reconciliation holds
             update(OutboxMessage)
             .where(OutboxMessage.status == OUTBOX_IN_DOUBT, OutboxMessage.claimed_by == worker_id)

@@ -289,3 +289,27 @@ def test_a_send_whose_receipt_cannot_be_stored_is_still_marked_sent(
     assert (row.status, row.status_reason, row.claimed_by) == (
         "sent", "sent; receipt not stored (DataError)", None)
     assert len(sms(services).attempts) == 1
+
+
+def test_a_receipt_is_recorded_after_a_brief_database_outage(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    import checkin.dispatch
+
+    with services.sessions() as s, s.begin():
+        row_id = add_row(s, *add_patient(s)).id
+    real = checkin.dispatch._Receipts.record
+    failures = [OperationalError("UPDATE outbox", {}, ConnectionError("server closed"))]
+
+    def flaky(self: object, *args: object) -> None:
+        if failures:
+            raise failures.pop()
+        real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checkin.dispatch._Receipts, "record", flaky)
+    monkeypatch.setattr(checkin.dispatch._time, "sleep", lambda s: None)
+    run_once(services, NOW, worker_id=W)
+    row = get_row(services, row_id)
+    assert (row.status, row.provider_id) == ("sent", "SM000001")
+    assert len(sms(services).attempts) == 1

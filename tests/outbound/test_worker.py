@@ -99,3 +99,16 @@ def test_a_row_held_by_a_live_worker_is_left_until_its_lease_is_far_gone(
         worker.heartbeat_at = later  # still beating, but the send has hung for 10 minutes
     reconcile_once(services, later, worker_id="me")
     assert get_row(services, waiting).status != "sending"
+
+
+def test_rows_still_held_at_shutdown_go_in_doubt_not_back_to_pending(services: Services) -> None:
+    from checkin.models import AuditEvent
+    from checkin.worker import unregister
+
+    row_id = _claimed(services, "leaving", heartbeat_age=timedelta(0), lease_age=-timedelta(30))
+    unregister(services, "leaving", NOW)
+    row = get_row(services, row_id)
+    assert (row.status, row.claimed_by) == ("in_doubt", None)  # it may have gone out
+    with services.sessions() as s:
+        assert s.scalar(select(AuditEvent.action).where(
+            AuditEvent.subject == f"outbox:{row_id}")) == "outbox.in_doubt"
