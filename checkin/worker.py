@@ -126,7 +126,8 @@ def unregister(services: Services, worker_id: str, now: datetime) -> None:
                 select(Patient.id, Patient.reference)
                 .where(Patient.id.in_([pid for _, pid in stranded if pid is not None]))).all())
             outbox.audit_many(session.connection(), now, "outbox.in_doubt",
-                              [(refs.get(pid), oid) for oid, pid in stranded],
+                              [(refs.get(pid) if pid is not None else None, oid)
+                               for oid, pid in stranded],
                               reason="worker stopped before recording the outcome")
         session.execute(  # reconciliation holds
             update(OutboxMessage)
