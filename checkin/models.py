@@ -194,6 +194,8 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When the care team was told this check-in went unanswered (at most once).
+    missed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # When the last attempt was committed as ``sending``: reconciliation asks the provider for
     # messages to this recipient since then, before it ever sends again.
     last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -281,6 +283,7 @@ class Alert(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     resolved_by: Mapped[str | None] = mapped_column(String(254))
     resolution_note: Mapped[str | None] = mapped_column(Text)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))  # the missed check-in
 
 
 class Staff(Base):
