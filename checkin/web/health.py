@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from checkin.web.limits import in_db_thread
@@ -36,3 +36,25 @@ async def readyz(request: Request) -> JSONResponse:
         request.app.state.metrics.inc("readiness_failures_total")
         return JSONResponse({"status": "database unavailable"}, status_code=503)
     return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text: database-derived figures (every process's work) plus this process's
+    counters (webhook signature failures, rejections). Keep it off the public internet
+    (deploy/reverse-proxy.md)."""
+    from checkin.status import collect, prometheus_text
+
+    services = request.app.state.services
+
+    def figures() -> str:
+        with services.sessions() as session:
+            f = collect(session, services.clock.now())
+        return prometheus_text(f, request.app.state.metrics.snapshot())
+
+    try:
+        body = await in_db_thread(request, figures)
+    except Exception as exc:  # noqa: BLE001 - a scrape must not take the process down
+        log.warning("metrics failed", extra={"error": type(exc).__name__})
+        return PlainTextResponse("# database unavailable\n", status_code=503)
+    return PlainTextResponse(body, media_type="text/plain; version=0.0.4")

@@ -18,3 +18,12 @@ def test_it_reports_ready_when_the_database_answers(client: TestClient) -> None:
 def test_it_exposes_no_api_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 404
     assert client.get("/openapi.json").status_code == 404
+
+
+def test_it_serves_prometheus_metrics_with_database_figures(client: TestClient) -> None:
+    client.post("/webhooks/twilio/sms", data={"Body": "x"})  # unsigned: counted as a failure
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert 'checkin_messages{status="pending"} 0' in r.text
+    assert "checkin_oldest_due_message_age_seconds 0" in r.text
+    assert "checkin_webhook_signature_failures_total" in r.text
