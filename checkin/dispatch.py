@@ -199,7 +199,8 @@ def recheck(row: OutboxMessage, patient: Patient | None, enrollment: Enrollment 
                 return Verdict(OUTBOX_SKIPPED, "no consent to email")
     elif not row.recipient:
         return Verdict(OUTBOX_DEAD, "no recipient")
-    if not row.urgent and patient is not None:
+    if not row.urgent and _to_patient(row, patient):
+        assert patient is not None  # the window is the patient's, not a nurse's
         tz = ZoneInfo(patient.timezone)
         if not in_window(now, window, tz):
             opens = next_allowed(now, window, tz)

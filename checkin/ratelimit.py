@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -61,7 +61,6 @@ class Pacer:
     rate: float | None
     stop: threading.Event | None = None
     sleep: Callable[[float], bool] | None = None
-    waited: float = field(default=0.0, init=False)  # total seconds slept, for reports
 
     @classmethod
     def unlimited(cls) -> Pacer:
@@ -84,7 +83,6 @@ class Pacer:
         delay = (slot - self.clock.now()).total_seconds()
         if delay <= 0:
             return True, False
-        self.waited += delay
         return self._sleep(delay), True
 
     def _sleep(self, seconds: float) -> bool:

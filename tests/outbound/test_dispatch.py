@@ -313,3 +313,13 @@ def test_a_receipt_is_recorded_after_a_brief_database_outage(
     row = get_row(services, row_id)
     assert (row.status, row.provider_id) == ("sent", "SM000001")
     assert len(sms(services).attempts) == 1
+
+
+def test_a_routine_staff_email_about_a_patient_ignores_the_patients_send_window(
+        services: Services) -> None:
+    with services.sessions() as s, s.begin():
+        p, _ = add_patient(s, timezone="Asia/Tokyo")  # midnight there
+        row_id = add_row(s, p, None, channel="email", step="digest", message="-", ask=None,
+                         recipient="nurse@example.org", subject="Digest", body="2 open alerts").id
+    run_once(services, NOW, worker_id=W)
+    assert get_row(services, row_id).status == "sent"
