@@ -361,6 +361,24 @@ def patients_show(app: App, mrn: str) -> None:
                 click.echo(f"  {local:<22} {m.channel:<5} {m.step_id:<24} {m.status}{extra}")
 
 
+# ---- demo -------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--days", default=90, show_default=True, help="Days of recovery to simulate after surgery.")
+@click.option("--seed", default=7, show_default=True, help="Seed for the synthetic patients' answers.")
+@click.option("--fast", is_flag=True, help="A higher simulated SMS rate, for a quicker run.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to keep the demo database and logs (default: a new temporary folder).")
+def demo(days: int, seed: int, fast: bool, workdir: Path | None) -> None:
+    """Walk synthetic patients through recovery on a simulated clock, through the real worker,
+    web app, webhooks and SMTP, then show the conversations, alerts and a summary."""
+    from checkin.demo.run import run_demo
+
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    run_demo(days=days, seed=seed, fast=fast, workdir=workdir)
+
+
 # ---- processes --------------------------------------------------------------------------
 
 @cli.command()

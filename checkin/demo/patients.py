@@ -22,20 +22,21 @@ class Persona:
     email: str | None = None
     channel: str = "sms"
     answer_rate: float = 0.9
-    # day after surgery -> the reply to the first check-in of that day (overrides the usual)
-    scripted: dict[int, str] = field(default_factory=dict)
+    # (day, ask, text): the answer to the first `ask` check-in on or after that day
+    scripted: tuple[tuple[int, str, str], ...] = ()
     silent_after: int | None = None  # stops answering from this day on (missed check-ins)
 
 
 PERSONAS: tuple[Persona, ...] = (
     Persona("DEMO-1001", "Ana", "+16175550101", "lumbar-fusion", smoker=True, attributes=("brace",),
-            scripted={3: "pain is about a 6 today", 12: "8/10 and the pills aren't touching it"}),
+            scripted=((3, "pain_scale", "about a 6 today"),
+                      (12, "pain_scale", "8/10 and the pills aren't touching it"))),
     Persona("DEMO-1002", "María", "+16175550102", "lumbar-fusion", language="es",
-            scripted={5: "tengo fiebre de 38.9 y escalofríos"}),
+            scripted=((5, "fever_check", "tengo fiebre de 38.9 y escalofríos"),)),
     Persona("DEMO-1003", "James", "+16175550103", "cervical-fusion", attributes=("collar",),
-            scripted={9: "chest pain and I can't catch my breath"}),
+            scripted=((9, "", "chest pain and I can't catch my breath"),)),
     Persona("DEMO-1004", "Grace", "+16175550104", "cervical-fusion", email="grace@example.org",
-            channel="both", scripted={2: "a little sore when I swallow, better than yesterday"}),
+            channel="both", scripted=((2, "swallow_check", "a little sore when I swallow, better than yesterday"),)),
     Persona("DEMO-1005", "Omar", "+16175550105", "lumbar-fusion", silent_after=6),
 )
 
@@ -65,19 +66,28 @@ _FINE: dict[str, dict[str, tuple[str, ...]]] = {
         "fall_check": ("no",),
     },
 }
-_WATCH = {"en": ("pain is a 5", "feeling a bit down today", "constipated since yesterday"),
-          "es": ("dolor 6", "me siento un poco triste", "estoy estreñida")}
+# Watch-level answers, by question: worth a nurse's look in the digest, not an alert.
+_WATCH = {
+    "en": {"pain_scale": ("5", "pain is a 6"), "mood_check": ("feeling a bit down today",),
+           "fever_check": ("100.6 this morning",), "wound_check": ("no, but I'm constipated",)},
+    "es": {"pain_scale": ("6", "dolor 5"), "mood_check": ("me siento un poco triste",),
+           "fever_check": ("37.9",), "wound_check": ("no, pero estoy estreñida",)},
+}
 
 
-def reply_for(persona: Persona, ask: str, day: int, rng: random.Random, answered_today: bool) -> str | None:
-    """What ``persona`` texts back to a check-in ``ask`` on ``day``, or None for no answer."""
+def reply_for(persona: Persona, ask: str, day: int, rng: random.Random, used: set[int]) -> str | None:
+    """What ``persona`` texts back to a check-in ``ask`` on ``day``, or None for no answer.
+    ``used`` holds the indexes of scripted answers already given (updated here)."""
     if persona.silent_after is not None and day >= persona.silent_after:
         return None
-    if day in persona.scripted and not answered_today:
-        return persona.scripted[day]
+    for i, (on, want, text) in enumerate(persona.scripted):
+        if i not in used and day >= on and (not want or want == ask):
+            used.add(i)
+            return text
     if rng.random() > persona.answer_rate:
         return None
-    if rng.random() < 0.08:
-        return rng.choice(_WATCH[persona.language])
+    watch = _WATCH[persona.language].get(ask)
+    if watch and rng.random() < 0.1:
+        return rng.choice(watch)
     options = _FINE[persona.language].get(ask, ("ok",))
     return rng.choice(options)
