@@ -24,13 +24,12 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, case, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from checkin import audit
+from checkin import alerts, audit
 from checkin.models import (
     OUTBOX_IN_DOUBT,
     OUTBOX_PENDING,
     OUTBOX_SENDING,
     OUTBOX_SENT,
-    Alert,
     DeliveryEvent,
     OutboxMessage,
     Patient,
@@ -131,25 +130,16 @@ def record_status(session: Session, provider_id: str, outbox_id: int | None, sta
 
 def open_contact_problem(session: Session, patient_id: int, enrollment_id: int | None, *,
                          now: datetime, reason: str) -> int | None:
-    """Open a ``contact_problem`` alert (severity ``watch``) for the patient unless one is
-    open; returns the new alert's id or None. ``reason`` goes to the audit log and must hold
-    no phone number or message text."""
-    existing = session.scalar(
-        select(Alert.id).where(Alert.patient_id == patient_id, Alert.kind == "contact_problem",
-                               Alert.status == "open").limit(1)
-    )
-    if existing is not None:
+    """Open a ``contact_problem`` alert (severity ``watch``) for the patient, or join the
+    unresolved one (``checkin.alerts``, which owns alerts); returns the new alert's id, or None
+    when it joined one. ``reason`` goes to the audit log and must hold no phone number or
+    message text. The escalation sweep sends its notification (this caller has no renderer)."""
+    change = alerts.open_contact_problem_for(session, patient_id, enrollment_id, now=now,
+                                             reason="undeliverable", detail=reason)
+    if change is None or not change.opened:
         return None
-    alert = Alert(patient_id=patient_id, enrollment_id=enrollment_id, kind="contact_problem",
-                  severity="watch", flags=[], status="open", escalation_level=0,
-                  opened_at=now, updated_at=now)
-    session.add(alert)
-    session.flush()
-    audit.record(session, at=now, actor="system", action="alert.opened",
-                 patient_ref=_ref(session, patient_id), subject=f"alert:{alert.id}",
-                 kind="contact_problem", reason=reason)
-    log.warning("contact problem alert=%s ref=%s: %s", alert.id, _ref(session, patient_id), reason)
-    return alert.id
+    log.warning("contact problem alert=%s ref=%s: %s", change.alert.id, _ref(session, patient_id), reason)
+    return change.alert.id
 
 
 def _find_row(session: Session, provider_id: str, outbox_id: int | None) -> OutboxMessage | None:

@@ -362,11 +362,12 @@ class _Ctx:
             self.session.execute(_ANSWER, {"question_id": question.id, "at": self.now})
         change = alerts.raise_for_assessment(self.session, patient=patient, enrollment=enrollment,
                                              inbound=inbound, assessment=assessment, now=self.now)
+        self._notify(change)
         if optout_candidate:
             if pause_sms:
                 self._opt_out(patient, reason="opt-out candidate")
-            alerts.open_contact_problem(self.session, patient=patient, reason="optout_candidate",
-                                        now=self.now, inbound=inbound)
+            self._notify(alerts.open_contact_problem(self.session, patient=patient, reason="optout_candidate",
+                                                     now=self.now, inbound=inbound))
         choice = replies.choose_reply(
             assessment, known=True,
             may_follow_up=not (question is not None and question.step_id == replies.FOLLOWUP_STEP),
@@ -416,6 +417,7 @@ class _Ctx:
         for p in enrolled:
             last = alerts.open_contact_problem(self.session, patient=p, reason="shared_phone", now=self.now,
                                                inbound=inbound, severity=severity)
+            self._notify(last)
             if optout_candidate:
                 self._opt_out(p, reason="opt-out candidate")
         choice = replies.choose_reply(assessment, known=False, may_follow_up=False)
@@ -427,6 +429,18 @@ class _Ctx:
                            flags=tuple(inbound.flags), change=last, matched=matched)
 
     # ---- replies and audit ---------------------------------------------------------------
+    def _notify(self, change: alerts.AlertChange | None) -> None:
+        """Queue the care team's first messages in this transaction (``checkin.notify``): the
+        alert and its notification commit together or not at all."""
+        from checkin import notify
+
+        if change is None or not change.renotify:
+            return
+        # The row's outcome is written only in ``_reply``: hand the notifier this reply as it is.
+        self.inbound.body = storable(self.msg.body)
+        notify.alert_changed(self.session, change, settings=self.settings, renderer=self.renderer, now=self.now,
+                             current=self.inbound)
+
     def _language(self, patients: Sequence[Patient], *, fallback: str = "en") -> str:
         langs = {p.language for p in patients}
         if len(langs) == 1:
