@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from twilio.request_validator import RequestValidator
 
 from checkin.services import Services
-from checkin.web import checkin_form, health, twilio
+from checkin.web import checkin_form, health, nurse, twilio
 from checkin.web.limits import MAX_BODY_BYTES, BodyLimitMiddleware
 from checkin.web.metrics import Metrics
 
@@ -55,6 +55,7 @@ def create_app(services: Services, *, metrics: Metrics | None = None, assess: An
     app.include_router(health.router)
     app.include_router(twilio.router)
     app.include_router(checkin_form.router)
+    app.include_router(nurse.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes,
                        on_reject=lambda reason: app.state.metrics.inc("http_rejected_total", reason=reason))
     return app
