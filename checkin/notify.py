@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -147,11 +148,25 @@ def recipients(team: CareTeam, targets: Sequence[str]) -> list[Recipient]:
     return list(out.values())
 
 
-def ack_link(settings: Settings, alert_id: int, recipient: str) -> str:
+def ack_token(settings: Settings, alert_id: int, recipient: str, now: datetime) -> str:
+    """The signed token of the nurse page, stamped with the service clock's ``now`` (the page
+    checks its age against the same clock, so the demo's simulated days and tests agree)."""
+    stamp = int(now.timestamp())
+
+    class _Signer(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return stamp
+
+    serializer = URLSafeTimedSerializer(settings.secret_key, salt=tokens.ALERT_SALT, signer=_Signer)
+    return serializer.dumps({"a": alert_id, "r": recipient})
+
+
+def ack_link(settings: Settings, alert_id: int, recipient: str, now: datetime) -> str:
     """The nurse page for ``alert_id``, signed for ``recipient`` (HIPAA unique user
-    identification: the acknowledgement is attributed to the person the link was sent to)."""
+    identification: the acknowledgement is attributed to the person the link was sent to).
+    The token holds only the alert id and that address, never patient data."""
     base = (settings.public_url or "http://localhost:8000").rstrip("/")
-    return f"{base}/a/{tokens.make_token(settings.secret_key, tokens.ALERT_SALT, {'a': alert_id, 'r': recipient})}"
+    return f"{base}/a/{ack_token(settings, alert_id, recipient, now)}"
 
 
 def outbox_key(alert: Alert, level: int, r: Recipient) -> str:
@@ -359,7 +374,7 @@ def issue_step(session: Session, alert: Alert, team: CareTeam, level: int, *, se
     base_ctx: dict[str, Any] | None = None
     inserted, fallbacks = 0, 0
     for r in people:
-        link = ack_link(settings, alert.id, r.address) if r.channel == "email" else ""
+        link = ack_link(settings, alert.id, r.address, now) if r.channel == "email" else ""
         if base_ctx is None:
             base_ctx = alert_context(session, alert, settings=settings, renderer=renderer, level=level,
                                      steps=len(steps), link=link, current=current)
