@@ -12,7 +12,16 @@ import pytest
 from checkin import alerts as alerts_mod
 from checkin.services import Services
 from checkin.sweeps import escalate_once
-from tests.alerts.support import NOW, NURSES, ON_CALL_PHONE, add_patient, alerts, audit, reply, staff_rows
+from tests.alerts.support import (
+    NOW,
+    NURSES,
+    ON_CALL_PHONE,
+    add_patient,
+    alerts,
+    audit,
+    reply,
+    staff_rows,
+)
 
 FEVER = "I have a fever of 102 since last night"
 
@@ -110,9 +119,8 @@ def test_it_resolves_only_with_a_note_and_resolving_twice_is_harmless(services: 
     _, _, phone = add_patient(services)
     result = reply(services, phone, FEVER)
     assert result.alert_id is not None
-    with services.sessions.begin() as s:
-        with pytest.raises(ValueError):
-            alerts_mod.resolve(s, result.alert_id, by=NURSES[0], note="   ", now=NOW)
+    with services.sessions.begin() as s, pytest.raises(ValueError):
+        alerts_mod.resolve(s, result.alert_id, by=NURSES[0], note="   ", now=NOW)
     with services.sessions.begin() as s:
         done = alerts_mod.resolve(s, result.alert_id, by=NURSES[0], note="Called; seen in clinic.", now=NOW)
         again = alerts_mod.resolve(s, result.alert_id, by=NURSES[1], note="dup", now=NOW)

@@ -30,7 +30,7 @@ BLADDER = "I can't pee since this morning"
 
 
 def test_it_queues_one_email_per_nurse_and_nothing_more_for_an_urgent_reply(services: Services) -> None:
-    _, ref, phone = add_patient(services)
+    _, _ref, phone = add_patient(services)
     result = reply(services, phone, FEVER)
     assert result.severity == "urgent" and result.alert_opened
     rows = staff_rows(services)
@@ -75,7 +75,7 @@ def test_it_writes_severity_first_and_the_reference_not_the_name_in_the_subject(
 
 def test_it_puts_the_reply_verbatim_and_escaped_the_evidence_the_conversation_and_the_phone(
         services: Services) -> None:
-    _, ref, phone = add_patient(services)
+    _, _ref, phone = add_patient(services)
     reply(services, phone, "feeling ok today", NOW - timedelta(hours=20))
     text = "fever 102 <script>alert('x')</script> & pus from the incision"
     reply(services, phone, text)

@@ -16,7 +16,7 @@ from checkin.models import Alert, AuditEvent, OutboxMessage
 from checkin.services import Services
 from checkin.tokens import ALERT_MAX_AGE, ALERT_SALT, make_token
 from checkin.web import create_app
-from checkin.web.nurse import COOKIE, csrf_value
+from checkin.web.nurse import COOKIE
 from tests.alerts.support import NOW, NURSES, SECRET, add_patient, alerts, audit, reply, staff_rows
 
 FEVER = "I have a fever of 102 since last night"
@@ -123,9 +123,9 @@ def test_it_refuses_a_form_from_one_alert_posted_with_another_alerts_token(servi
     reply(services, phone_a, FEVER)
     link_a = link_of(services)
     reply(services, phone_b, FEVER)
-    link_b = [link_of_row for link_of_row in (
+    link_b = next(link_of_row for link_of_row in (
         re.search(r"(/a/[\w.\-]+)", r.body or "").group(1)  # type: ignore[union-attr]
-        for r in staff_rows(services) if r.recipient == NURSES[0]) if link_of_row != link_a][0]
+        for r in staff_rows(services) if r.recipient == NURSES[0]) if link_of_row != link_a)
     form_a = form_of(client.get(link_a).text)
     assert client.post(link_b + "/ack", data=form_a).status_code == 403
     form_b = form_of(client.get(link_b).text)

@@ -102,7 +102,7 @@ def test_it_does_not_nudge_an_answered_question(services: Services) -> None:
 
 
 def test_it_opens_a_contact_problem_once_when_an_enrolled_patient_opts_out(services: Services) -> None:
-    pid, _, phone = add_patient(services)
+    _pid, _, phone = add_patient(services)
     reply(services, phone, "STOP", NOW)
     assert missed_once(services, NOW + timedelta(minutes=1)) == 1
     assert missed_once(services, NOW + timedelta(minutes=2)) == 0
@@ -125,7 +125,7 @@ SEVEN_AM = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # 07:00 in New York (EST)
 
 
 def test_it_sends_the_digest_once_per_team_and_day_at_seven(services: Services) -> None:
-    pid, ref, phone = add_patient(services)
+    _pid, ref, phone = add_patient(services)
     reply(services, phone, "I have a fever of 102", NOW)  # urgent, still open tomorrow morning
     pid2, ref2, phone2 = add_patient(services)
     reply(services, phone2, "pain is about a 6 today", SEVEN_AM - 3 * H)  # watch level
