@@ -39,7 +39,7 @@ def test_it_says_too_slow_and_names_the_rate_needed(services: Services) -> None:
     assert report(services, 1.7)[-1].startswith("Verdict: OK")
 
 
-def test_a_backlog_spills_into_the_next_minute() -> None:
+def test_it_spills_a_busy_minutes_backlog_into_the_next() -> None:
     at = NOW
     load = [Minute(at, 90, at + timedelta(hours=1)), Minute(at + timedelta(minutes=1), 30,
                                                             at + timedelta(minutes=2))]

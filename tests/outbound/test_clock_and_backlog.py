@@ -45,7 +45,7 @@ def test_it_reports_overdue_and_skips_expired_at_start(services: Services) -> No
     assert statuses(services) == {"pending": 2, "skipped": 2}
 
 
-def test_a_worker_paused_across_a_3_hour_jump_sends_the_valid_once_and_skips_the_expired(
+def test_it_sends_the_valid_once_and_skips_the_expired_after_a_3_hour_jump(
         services: Services) -> None:
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
@@ -66,7 +66,7 @@ def test_a_worker_paused_across_a_3_hour_jump_sends_the_valid_once_and_skips_the
     assert get_row(services, due_gone).status == "skipped"
 
 
-def test_a_clock_set_back_an_hour_resends_nothing_and_does_not_stall_the_sender(
+def test_it_resends_nothing_and_does_not_stall_when_the_clock_goes_back_an_hour(
         services: Services) -> None:
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
@@ -93,7 +93,7 @@ def test_a_clock_set_back_an_hour_resends_nothing_and_does_not_stall_the_sender(
     assert sum(slept) < 2  # the slot reserved "an hour ahead" was not waited for
 
 
-def test_the_send_window_is_rechecked_in_the_patients_zone_across_spring_forward(
+def test_it_rechecks_the_window_in_the_patients_zone_across_spring_forward(
         services: Services) -> None:
     # 2026-03-08 06:30 UTC is 01:30 EST; at 02:00 New York springs to 03:00 EDT, so the
     # window opens at 09:00 EDT = 13:00 UTC, not 14:00 UTC.
@@ -109,7 +109,7 @@ def test_the_send_window_is_rechecked_in_the_patients_zone_across_spring_forward
     assert sms(services).attempts == []
 
 
-def test_a_backlog_of_2000_drains_at_the_configured_rate_and_skips_what_went_stale(
+def test_it_drains_a_backlog_of_2000_at_the_rate_and_skips_what_went_stale(
         services: Services) -> None:
     rate = 50.0
     # 2,000 rows overdue after an outage: 400 expired before it ended, 100 expire 10 s into

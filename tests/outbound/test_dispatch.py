@@ -271,7 +271,7 @@ def test_it_gives_each_concurrent_send_its_own_row(services: Services) -> None:
     assert statuses(services) == {"sent": 12}
 
 
-def test_a_send_whose_receipt_cannot_be_stored_is_still_marked_sent(
+def test_it_marks_sent_a_send_whose_receipt_cannot_be_stored(
         services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.exc import DataError
 
@@ -291,7 +291,7 @@ def test_a_send_whose_receipt_cannot_be_stored_is_still_marked_sent(
     assert len(sms(services).attempts) == 1
 
 
-def test_a_receipt_is_recorded_after_a_brief_database_outage(
+def test_it_records_a_receipt_after_a_brief_database_outage(
         services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.exc import OperationalError
 
@@ -315,7 +315,7 @@ def test_a_receipt_is_recorded_after_a_brief_database_outage(
     assert len(sms(services).attempts) == 1
 
 
-def test_a_routine_staff_email_about_a_patient_ignores_the_patients_send_window(
+def test_it_ignores_the_patients_window_for_staff_mail_about_them(
         services: Services) -> None:
     with services.sessions() as s, s.begin():
         p, _ = add_patient(s, timezone="Asia/Tokyo")  # midnight there

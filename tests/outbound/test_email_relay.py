@@ -119,7 +119,7 @@ def test_it_retries_a_451_and_delivers_the_email_once(mailer: Services, smtp: Se
         assert sent.detail["provider_id"] == message_id
 
 
-def test_a_550_is_permanent_for_that_recipient_only(mailer: Services, smtp: Server) -> None:
+def test_it_treats_a_550_as_permanent_for_that_recipient_only(mailer: Services, smtp: Server) -> None:
     bounced = email_row(mailer, "gone@example.org")
     fine = email_row(mailer, "ana@example.org")
     smtp.relay.refuse["gone@example.org"] = deque(["550 5.1.1 No such user"])
@@ -135,7 +135,7 @@ def test_a_550_is_permanent_for_that_recipient_only(mailer: Services, smtp: Serv
         assert [a.kind for a in s.scalars(select(Alert))] == ["contact_problem"]
 
 
-def test_a_relay_that_was_down_gets_each_email_once_when_it_returns(
+def test_it_delivers_each_email_once_when_a_down_relay_returns(
         mailer: Services, smtp: Server) -> None:
     ids = [email_row(mailer, f"p{i}@example.org") for i in range(3)]
     smtp.stop()

@@ -19,7 +19,7 @@ from checkin.worker import Tuning, make_scheduler, register, run
 from tests.outbound.support import NOW, add_patient, add_row, get_row, wait_for
 
 
-def test_the_scheduler_runs_four_idempotent_interval_jobs_in_utc(services: Services) -> None:
+def test_it_schedules_four_idempotent_interval_jobs_in_utc(services: Services) -> None:
     scheduler = make_scheduler(services, worker_id="w", stop=threading.Event(), tuning=Tuning())
     jobs = {j.id: j for j in scheduler.get_jobs()}
     assert str(scheduler.timezone) == "UTC"
@@ -29,7 +29,7 @@ def test_the_scheduler_runs_four_idempotent_interval_jobs_in_utc(services: Servi
         assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, None)
 
 
-def test_a_second_worker_is_refused_on_sqlite_but_not_on_postgresql(
+def test_it_refuses_a_second_worker_on_sqlite_but_not_on_postgresql(
         services: Services, db_url: str) -> None:
     register(services, "first", NOW)
     if services.is_sqlite:
@@ -41,7 +41,7 @@ def test_a_second_worker_is_refused_on_sqlite_but_not_on_postgresql(
         register(services, "second", NOW + timedelta(seconds=5))
 
 
-def test_run_sends_due_rows_and_stops_cleanly_when_told(services: Services) -> None:
+def test_it_runs_sends_due_rows_and_stops_cleanly_when_told(services: Services) -> None:
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
         row_id = add_row(s, p, e).id
@@ -75,7 +75,7 @@ def _claimed(services: Services, worker: str, heartbeat_age: timedelta, lease_ag
                        lease_until=NOW - lease_age).id
 
 
-def test_a_row_held_by_a_worker_that_died_is_reconciled(services: Services) -> None:
+def test_it_reconciles_a_row_held_by_a_worker_that_died(services: Services) -> None:
     row_id = _claimed(services, "ghost", heartbeat_age=timedelta(minutes=2),
                       lease_age=timedelta(seconds=1))
     reconcile_once(services, NOW, worker_id="me")
@@ -85,7 +85,7 @@ def test_a_row_held_by_a_worker_that_died_is_reconciled(services: Services) -> N
         "pending", None, "not found at the provider; resending")
 
 
-def test_a_row_held_by_a_live_worker_is_left_until_its_lease_is_far_gone(
+def test_it_leaves_a_live_workers_row_until_its_lease_is_far_gone(
         services: Services) -> None:
     waiting = _claimed(services, "busy", heartbeat_age=timedelta(seconds=5),
                        lease_age=timedelta(seconds=20))
@@ -101,7 +101,7 @@ def test_a_row_held_by_a_live_worker_is_left_until_its_lease_is_far_gone(
     assert get_row(services, waiting).status != "sending"
 
 
-def test_rows_still_held_at_shutdown_go_in_doubt_not_back_to_pending(services: Services) -> None:
+def test_it_puts_rows_held_at_shutdown_in_doubt_not_back_to_pending(services: Services) -> None:
     from checkin.models import AuditEvent
     from checkin.worker import unregister
 

@@ -76,7 +76,7 @@ def local(db_url: str) -> Services:
 # ---- R1: kill -9 mid-dispatch --------------------------------------------------------------
 
 @pytest.mark.parametrize("variant", ["before accepting", "after recording", "after answering"])
-def test_a_worker_killed_mid_dispatch_and_restarted_sends_each_message_once(
+def test_it_sends_each_message_once_when_a_worker_is_killed_mid_dispatch_and_restarted(
         local: Services, db_url: str, fake: HoldingTwilio, procs: list[WorkerProcess],
         tmp_path: Path, variant: str) -> None:
     ids = plant(local, 3)
@@ -117,7 +117,7 @@ def test_a_worker_killed_mid_dispatch_and_restarted_sends_each_message_once(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("workers", [2, 4])
-def test_several_workers_on_postgresql_send_each_message_exactly_once(
+def test_it_sends_each_message_exactly_once_with_several_workers_on_postgresql(
         pg_migrated: str, fake: HoldingTwilio, procs: list[WorkerProcess], tmp_path: Path,
         workers: int) -> None:
     from tests.conftest import _truncate_all
@@ -151,7 +151,7 @@ def test_several_workers_on_postgresql_send_each_message_exactly_once(
 
 # ---- R2b: a second worker on one SQLite file -----------------------------------------------
 
-def test_a_second_worker_on_the_same_sqlite_file_refuses_to_start(
+def test_it_refuses_to_start_a_second_worker_on_the_same_sqlite_file(
         tmp_path: Path, fake: HoldingTwilio, procs: list[WorkerProcess]) -> None:
     from checkin.db import upgrade
 
@@ -186,7 +186,7 @@ def test_a_second_worker_on_the_same_sqlite_file_refuses_to_start(
 
 # ---- R11: graceful shutdown ----------------------------------------------------------------
 
-def test_sigterm_lets_sends_in_flight_finish_claims_nothing_new_and_exits(
+def test_it_finishes_sends_in_flight_claims_nothing_new_and_exits_on_sigterm(
         local: Services, db_url: str, fake: HoldingTwilio, procs: list[WorkerProcess],
         tmp_path: Path) -> None:
     fake.latency = (1.0, 1.0)
