@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -179,8 +180,6 @@ class HoldingTwilio(FakeTwilio):
         self._hold = threading.Event()
         self._held = threading.Event()
         self._release = threading.Event()
-        import random
-
         self._rng = random.Random(7)
         self._per_outbox: Counter[int] = Counter()
 
