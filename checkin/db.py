@@ -15,7 +15,12 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
-    """An engine with the settings each backend needs for a queue-like workload."""
+    """An engine with the settings each backend needs for a queue-like workload.
+
+    ``hide_parameters``: a database error's text would otherwise quote the statement's
+    parameters (phone numbers, names, message text) into logs and tracebacks.
+    """
+    kw.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         # The web app and the worker share the file: WAL lets readers run beside the one
         # writer, and busy_timeout makes a second writer wait instead of failing at once.
