@@ -61,10 +61,12 @@ def make_services(db_url: str, tmp: Path, *, now: datetime = NOW, templates: Pat
     sched.mkdir()
     if care_teams is not None:
         (sched / "care-teams.yaml").write_text(care_teams, encoding="utf-8")
-    settings = make_settings(
-        CHECKIN_DATABASE_URL=db_url, CHECKIN_SCHEDULES_DIR=str(sched), CHECKIN_PUBLIC_URL=PUBLIC_URL,
-        CHECKIN_SECRET_KEY=SECRET, CHECKIN_CLINIC_NAME="Riverside Spine", CHECKIN_CLINIC_PHONE="(555) 010-0199",
-        **({"CHECKIN_TEMPLATES_DIR": str(templates)} if templates else {}), **env)
+    base = {"CHECKIN_DATABASE_URL": db_url, "CHECKIN_SCHEDULES_DIR": str(sched), "CHECKIN_PUBLIC_URL": PUBLIC_URL,
+            "CHECKIN_SECRET_KEY": SECRET, "CHECKIN_CLINIC_NAME": "Riverside Spine",
+            "CHECKIN_CLINIC_PHONE": "(555) 010-0199"}
+    if templates:
+        base["CHECKIN_TEMPLATES_DIR"] = str(templates)
+    settings = make_settings(**{**base, **env})
     clock = ManualClock(now)
     return build_services(settings, clock=clock, sms=sms or MemoryChannel(clock, id_prefix="SM"),
                           email=email or MemoryChannel(clock, id_prefix="EM"), engine=make_engine(db_url),

@@ -1,0 +1,80 @@
+"""The nurse page in headless Chromium (Debian ``chromium`` + Playwright): open the emailed
+link, click Acknowledge, see it recorded; a phone-sized viewport. Skipped where Chromium or
+Playwright is not installed. CHECKIN_SCREENSHOT_DIR keeps the screenshots for a human look."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from checkin.services import Services
+from checkin.web import create_app
+from tests.alerts.support import NURSES, add_patient, alerts, make_services, reply, staff_rows
+from tests.web.conftest import free_port
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Services, str]]:
+    from checkin.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'browser.db'}"
+    upgrade(url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    services = make_services(url, tmp_path, CHECKIN_PUBLIC_URL=base)
+    server = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None,
+                                           access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield services, base
+    server.should_exit = True
+    thread.join(10)
+    services.engine.dispose()
+
+
+def test_it_acknowledges_from_the_emailed_link_in_a_phone_browser(served: tuple[Services, str],
+                                                                  tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    services, base = served
+    _, ref, phone = add_patient(services, first_name="Zelda")
+    reply(services, phone, "fever 103 and <script>alert(1)</script> pus from the incision")
+    row = next(r for r in staff_rows(services) if r.recipient == NURSES[0])
+    match = re.search(re.escape(base) + r"/a/[\w.\-]+", row.body or "")
+    assert match
+    shots = Path(os.environ.get("CHECKIN_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(match.group(0))
+            assert page.title() == f"URGENT alert {ref}"
+            assert "Zelda" not in page.content()
+            assert alerts(services)[0].status == "open"  # opening the page changed nothing
+            page.screenshot(path=str(shots / "nurse-before.png"), full_page=True)
+            page.click("#ack")
+            page.wait_for_selector("text=Acknowledged. Escalation stopped.")
+            page.screenshot(path=str(shots / "nurse-after.png"), full_page=True)
+            assert dialogs == []  # the patient's <script> never ran
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+        finally:
+            browser.close()
+    (alert,) = alerts(services)
+    assert (alert.status, alert.acknowledged_by) == ("acknowledged", NURSES[0])
