@@ -20,7 +20,15 @@ from checkin.ratelimit import Pacer
 from checkin.services import Services
 from checkin.sweeps import escalate_once
 from checkin.web import create_app
-from tests.alerts.support import NOW, NURSES, ON_CALL_PHONE, add_patient, alerts, make_services, staff_rows
+from tests.alerts.support import (
+    NOW,
+    NURSES,
+    ON_CALL_PHONE,
+    add_patient,
+    alerts,
+    make_services,
+    staff_rows,
+)
 from tests.inbound.support import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, signed_headers, sms_params
 from tests.outbound.test_email_relay import Server
 
