@@ -7,11 +7,19 @@ with ``services.clock.now()``:
 =============  ===========  =====================================================
 job id         every        step
 =============  ===========  =====================================================
-dispatch       2 s          ``dispatch.run_once`` (repeated while batches are full)
+dispatch       1 s          ``dispatch.run_once`` (repeated while batches are full)
 reconcile      30 s         ``reconcile.reconcile_once``
 heartbeat      10 s         this worker's ``workers.heartbeat_at``
 expire_stale   60 s         ``outbox.expire_stale`` (unsent rows past expiry → skipped)
+escalate       15 s         ``sweeps.escalate_once`` (alert ladders; how late a step can be)
+missed         60 s         ``sweeps.missed_once`` (unanswered check-ins, opt-outs)
+remind         60 s         ``sweeps.remind_once`` (one nudge per unanswered question)
+digest         300 s        ``sweeps.digest_once`` (acts once a day, at 07:00 local)
 =============  ===========  =====================================================
+
+The dispatch tick is 1 s because a nurse alert's first email waits for it: an emergency reply
+should reach the care team's mailbox within a couple of seconds, and an idle tick is one
+indexed query.
 
 All jobs: ``replace_existing=True``, ``max_instances=1``, ``coalesce=True``,
 ``misfire_grace_time=None`` (a late tick still runs, once; every step is idempotent).
@@ -41,7 +49,7 @@ from apscheduler.schedulers.background import BackgroundScheduler  # type: ignor
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from checkin import dispatch, outbox, reconcile
+from checkin import dispatch, outbox, reconcile, sweeps
 from checkin.errors import CheckinError
 from checkin.models import OUTBOX_IN_DOUBT, OutboxMessage, Patient, Worker
 from checkin.outbox import DEFAULT_POLICY, Policy
@@ -54,10 +62,13 @@ log = logging.getLogger(__name__)
 class Tuning:
     """Job intervals (seconds) and batch sizes. Tests shorten them."""
 
-    dispatch_every: float = 2.0
+    dispatch_every: float = 1.0
     reconcile_every: float = 30.0
     heartbeat_every: float = 10.0
     expire_every: float = 60.0
+    escalate_every: float = 15.0
+    sweep_every: float = 60.0
+    digest_every: float = 300.0
     batch: int = 100
     concurrency: int = 4  # provider calls in flight per worker (the rate limit still applies)
     policy: Policy = field(default_factory=lambda: DEFAULT_POLICY)
@@ -173,7 +184,7 @@ def run(services: Services, *, worker_id: str | None = None, stop: threading.Eve
 
 def make_scheduler(services: Services, *, worker_id: str, stop: threading.Event,
                    tuning: Tuning) -> BackgroundScheduler:
-    """The worker's scheduler with its four jobs added, not started (see the module table)."""
+    """The worker's scheduler with its jobs added, not started (see the module table)."""
     policy = tuning.policy
 
     def dispatch_tick() -> None:
@@ -193,6 +204,14 @@ def make_scheduler(services: Services, *, worker_id: str, stop: threading.Event,
         with services.sessions() as session, session.begin():
             heartbeat(session, worker_id, services.clock.now())
 
+    def sweep(step: Callable[[Services, datetime], int]) -> Callable[[], None]:
+        def tick() -> None:
+            if not stop.is_set():
+                step(services, services.clock.now())
+
+        tick.__name__ = step.__name__
+        return tick
+
     def expire_tick() -> None:
         with services.sessions() as session, session.begin():
             outbox.expire_stale(session, services.clock.now())
@@ -204,6 +223,10 @@ def make_scheduler(services: Services, *, worker_id: str, stop: threading.Event,
         ("reconcile", reconcile_tick, tuning.reconcile_every, True),  # settle a crash at once
         ("heartbeat", heartbeat_tick, tuning.heartbeat_every, False),
         ("expire_stale", expire_tick, tuning.expire_every, False),
+        ("escalate", sweep(sweeps.escalate_once), tuning.escalate_every, True),
+        ("missed", sweep(sweeps.missed_once), tuning.sweep_every, False),
+        ("remind", sweep(sweeps.remind_once), tuning.sweep_every, False),
+        ("digest", sweep(sweeps.digest_once), tuning.digest_every, False),
     ]
     for job_id, fn, every, at_once in jobs:
         extra: dict[str, Any] = {"next_run_time": started} if at_once else {}

@@ -142,3 +142,37 @@ def test_it_has_help_on_every_command() -> None:
         for name in path:
             cmd = cmd.commands[name]  # type: ignore[attr-defined]
         assert (cmd.help or "").strip(), f"no help text for {' '.join(path)}"
+
+
+def test_it_lists_acknowledges_and_resolves_alerts_with_an_audit_trail(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
+
+    from checkin.models import Alert, AuditEvent, Patient
+
+    run("db", "upgrade")
+    now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    engine = create_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    with Session(engine) as s, s.begin():
+        p = Patient(reference="P-CLI0001", mrn="9", first_name="Ana", timezone="UTC", created_at=now)
+        s.add(p)
+        s.flush()
+        s.add(Alert(patient_id=p.id, kind="red_flag", severity="urgent", flags=["fever"], status="open",
+                    opened_at=now, updated_at=now, next_escalation_at=now))
+    listed = run("alerts", "list", "--open")
+    assert "URGENT" in listed.output and "P-CLI0001" in listed.output and "fever" in listed.output
+    assert "Ana" not in listed.output
+
+    assert "acknowledged" in run("alerts", "ack", "1", "--by", "dana").output
+    assert "was already acknowledged" in run("alerts", "ack", "1", "--by", "dana").output
+    assert run("alerts", "resolve", "1", "--note", "  ").exit_code != 0
+    assert "resolved" in run("alerts", "resolve", "1", "--note", "called, fine", "--by", "dana").output
+    assert run("alerts", "ack", "99", "--by", "dana").exit_code == 1
+    with Session(engine) as s:
+        alert = s.scalars(select(Alert)).one()
+        assert alert.status == "resolved" and alert.next_escalation_at is None
+        actions = [a for (a,) in s.execute(select(AuditEvent.actor)).all()]
+    assert actions.count("cli:dana") >= 3
+    assert "P-CLI0001" not in run("alerts", "list", "--open").output

@@ -19,12 +19,13 @@ from checkin.worker import Tuning, make_scheduler, register, run
 from tests.outbound.support import NOW, add_patient, add_row, get_row, wait_for
 
 
-def test_it_schedules_four_idempotent_interval_jobs_in_utc(services: Services) -> None:
+def test_it_schedules_idempotent_interval_jobs_in_utc(services: Services) -> None:
     scheduler = make_scheduler(services, worker_id="w", stop=threading.Event(), tuning=Tuning())
     jobs = {j.id: j for j in scheduler.get_jobs()}
     assert str(scheduler.timezone) == "UTC"
     assert {k: j.trigger.interval.total_seconds() for k, j in jobs.items()} == {
-        "dispatch": 2, "reconcile": 30, "heartbeat": 10, "expire_stale": 60}
+        "dispatch": 1, "reconcile": 30, "heartbeat": 10, "expire_stale": 60,
+        "escalate": 15, "missed": 60, "remind": 60, "digest": 300}
     for job in jobs.values():
         assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, None)
 
