@@ -95,6 +95,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url(pg_migrated: str) -> str:
+    """A migrated, empty PostgreSQL database URL, for tests that only make sense there
+    (several workers racing): they run on PostgreSQL alone instead of skipping on SQLite."""
+    from checkin.db import make_engine
+
+    engine = make_engine(pg_migrated)
+    _truncate_all(engine)
+    engine.dispose()
+    return pg_migrated
+
+
+@pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     from checkin.db import make_engine
 

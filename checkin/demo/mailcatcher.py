@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -18,6 +19,7 @@ from typing import Any
 class Received:
     to: list[str]
     message: EmailMessage
+    at: float = 0.0  # time.monotonic() when the server accepted it (latency measurements)
 
     @property
     def subject(self) -> str:
@@ -36,7 +38,7 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         with self.lock:
-            self.received.append(Received(list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
+            self.received.append(Received(list(envelope.rcpt_tos), msg, time.monotonic()))  # type: ignore[arg-type]
         return "250 OK"
 
 

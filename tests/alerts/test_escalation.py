@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from checkin import alerts as alerts_mod
 from checkin.services import Services
 from checkin.sweeps import escalate_once
 from tests.alerts.support import (
+    make_services,
     NOW,
     NURSES,
     ON_CALL_PHONE,
@@ -134,9 +136,9 @@ def test_it_resolves_only_with_a_note_and_resolving_twice_is_harmless(services: 
 
 
 @pytest.mark.postgres
-def test_it_issues_each_step_once_when_sweeps_race(services: Services) -> None:
-    if services.is_sqlite:
-        pytest.skip("SQLite runs one worker; the race is a PostgreSQL question")
+def test_it_issues_each_step_once_when_sweeps_race(pg_url: str, tmp_path: Path) -> None:
+    # PostgreSQL only: SQLite runs one worker, so sweeps never race there.
+    services = make_services(pg_url, tmp_path)
     for _ in range(20):
         _, _, phone = add_patient(services)
         reply(services, phone, FEVER)
