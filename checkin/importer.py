@@ -49,7 +49,7 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
         raise ImportRowError(1, missing[0], "required column is missing")
     dupes = {h for h in header if header.count(h) > 1}
     if dupes:
-        raise ImportRowError(1, sorted(dupes)[0], "column appears twice")
+        raise ImportRowError(1, min(dupes), "column appears twice")
     rows: list[tuple[int, dict[str, str]]] = []
     for values in reader:
         line = reader.line_num

@@ -7,7 +7,7 @@ UTC and hands back aware UTC datetimes on both databases; code never sees a naiv
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -47,7 +47,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 def sqlite_utc_text(value: datetime) -> str:
     # SQLite compares these as text, so every value must have the same shape (microseconds
     # always present), exactly as SQLAlchemy's own SQLite DATETIME writes them.
-    u = value.astimezone(timezone.utc)
+    u = value.astimezone(UTC)
     return (f"{u.year:04d}-{u.month:02d}-{u.day:02d} {u.hour:02d}:{u.minute:02d}:{u.second:02d}"
             f".{u.microsecond:06d}")
 
@@ -76,15 +76,15 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):

@@ -77,7 +77,7 @@ def _line(name: str, value: float | None, help_: str, kind: str = "gauge", **lab
     return [f"{name}{{{inner}}} {value:g}" if inner else f"{name} {value:g}"]
 
 
-def prometheus_text(f: Figures, counters: Mapping[str, float] = {}) -> str:  # noqa: B006 - read-only
+def prometheus_text(f: Figures, counters: Mapping[str, float] = {}) -> str:
     """The Prometheus text exposition format (version 0.0.4)."""
     out: list[str] = []
 
@@ -122,8 +122,8 @@ def status_lines(f: Figures) -> list[str]:
     return [
         "messages    " + "  ".join(f"{k} {v}" for k, v in f.messages.items()),
         f"oldest due  {f.oldest_due_seconds:.0f}s waiting",
-        f"last hour   {f.sent_last_hour} sent, send latency p50 {secs(f.send_latency_p50)} "
-        f"p99 {secs(f.send_latency_p99)}, lateness p99 {secs(f.lateness_p99)}",
+        (f"last hour   {f.sent_last_hour} sent, send latency p50 {secs(f.send_latency_p50)} "
+        f"p99 {secs(f.send_latency_p99)}, lateness p99 {secs(f.lateness_p99)}"),
         "replies     " + "  ".join(f"{k} {v}" for k, v in f.inbound.items()),
         "alerts open " + "  ".join(f"{k} {v}" for k, v in f.alerts_open.items()) + f"  (escalations {f.escalations})",
         f"workers     {f.workers_alive} alive",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -119,7 +119,7 @@ def preview(
         channel=channel, attributes=frozenset(attrs), has_email=channel != "sms",  # type: ignore[arg-type]
         has_phone=channel != "email",
     )
-    start = now or datetime.combine(surgery_date - timedelta(days=400), time(0), timezone.utc)
+    start = now or datetime.combine(surgery_date - timedelta(days=400), time(0), UTC)
     renderer = renderer_for(settings)
     rows = []
     for m in plan(schedule, enrollment, now=start):
@@ -130,8 +130,8 @@ def preview(
         row: dict[str, Any] = {
             "step": m.step_id,
             "due_local": m.local_due.isoformat(),
-            "due_utc": m.due_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
-            "expires_utc": m.expires_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "due_utc": m.due_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "expires_utc": m.expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "channel": m.channel,
             "message": m.message,
             "ask": m.ask,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from checkin.config import Settings
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-NOW = datetime(2026, 3, 1, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 
 
 def make_settings(**env: str) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -145,7 +146,7 @@ def test_it_has_help_on_every_command() -> None:
 
 
 def test_it_lists_acknowledges_and_resolves_alerts_with_an_audit_trail(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import create_engine, select
     from sqlalchemy.orm import Session
@@ -153,7 +154,7 @@ def test_it_lists_acknowledges_and_resolves_alerts_with_an_audit_trail(run, tmp_
     from checkin.models import Alert, AuditEvent, Patient
 
     run("db", "upgrade")
-    now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
     engine = create_engine(f"sqlite:///{tmp_path / 'cli.db'}")
     with Session(engine) as s, s.begin():
         p = Patient(reference="P-CLI0001", mrn="9", first_name="Ana", timezone="UTC", created_at=now)

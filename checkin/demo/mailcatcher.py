@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass
@@ -56,7 +56,7 @@ class MailCatcher:
         self._handler = _Handler()
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
 
-    def __enter__(self) -> MailCatcher:
+    def __enter__(self) -> Self:
         self._controller.start()
         return self
 

@@ -7,7 +7,7 @@ product exists: one urgent reply, one emergency, one patient who stops answering
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

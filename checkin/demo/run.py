@@ -25,9 +25,9 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 from zoneinfo import ZoneInfo
 
 import click
@@ -133,7 +133,7 @@ class WebApp:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="demo-web", daemon=True)
 
-    def __enter__(self) -> WebApp:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:
@@ -232,7 +232,7 @@ class Simulation:
         digest = local.replace(hour=7, minute=0, second=0, microsecond=0)
         if digest <= local:
             digest += timedelta(days=1)
-        candidates.append(digest.astimezone(timezone.utc))
+        candidates.append(digest.astimezone(UTC))
         later = [c for c in candidates if c > now]
         return max(min(later), now + timedelta(minutes=1))
 
@@ -289,7 +289,7 @@ def run_demo(*, days: int = 90, seed: int = 7, fast: bool = False, out: TextIO =
     workdir = workdir or Path(tempfile.mkdtemp(prefix="checkin-demo-"))
     sim = Simulation(days=days, seed=seed, out=out, workdir=workdir)
     # Enrolled two weeks before surgery, so the pre-operative messages go out too.
-    start = datetime(2026, 2, 16, 13, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 2, 16, 13, 0, tzinfo=UTC)
     surgery = (start + timedelta(days=14)).date()
     end = datetime.combine(surgery + timedelta(days=days), datetime.min.time(), tzinfo=ZoneInfo(TZ))
     clock = ManualClock(start)

@@ -14,13 +14,13 @@ from checkin import alerts as alerts_mod
 from checkin.services import Services
 from checkin.sweeps import escalate_once
 from tests.alerts.support import (
-    make_services,
     NOW,
     NURSES,
     ON_CALL_PHONE,
     add_patient,
     alerts,
     audit,
+    make_services,
     reply,
     staff_rows,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,14 @@ from sqlalchemy import func, select, update
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.demo.mailcatcher import MailCatcher, free_port
-from checkin.demo.run import WebApp, demo_settings
 from checkin.demo.patients import Persona
+from checkin.demo.run import WebApp, demo_settings
 from checkin.enroll import enroll, parse_request
 from checkin.models import Alert, OutboxMessage
 from checkin.services import Services, build_services
 from checkin.worker import Tuning, make_scheduler
 
-START = datetime(2026, 3, 10, 15, 0, tzinfo=timezone.utc)  # 11:00 in New York
+START = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York
 PATIENT = Persona("E2E-1", "Ana", "+16175550142", "lumbar-fusion")
 
 

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from checkin.channels.memory import MemoryChannel
@@ -65,7 +65,7 @@ def run(backend: str, n: int, rate: float) -> dict[str, object]:
                               schedules=services.schedules, default_region="US",
                               default_timezone="America/New_York") for p in personas]
         with services.sessions.begin() as s:
-            enroll_many(s, reqs, schedules=services.schedules, now=datetime.now(timezone.utc))
+            enroll_many(s, reqs, schedules=services.schedules, now=datetime.now(UTC))
         with services.sessions() as s:
             refs = dict(s.execute(select(Patient.phone, Patient.reference)).all())
         stop = threading.Event()

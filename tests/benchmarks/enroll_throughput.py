@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def run_one(backend: str, n: int) -> dict[str, object]:
 
     upgrade(url)
     engine = make_engine(url)
-    now = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 5, 12, tzinfo=UTC)
     first = date(2026, 1, 12)
     reqs = [
         EnrollRequest(mrn=f"B{i:07d}", first_name="Pat", phone=f"+1617555{i % 10000:04d}", email=None,

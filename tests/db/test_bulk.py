@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from checkin.bulk import insert_outbox_rows
 from checkin.models import OutboxMessage
 
-NOW = datetime(2026, 3, 1, 15, 0, 0, 123456, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 15, 0, 0, 123456, tzinfo=UTC)
 
 
 def row(key: str, due: datetime) -> dict[str, object]:
@@ -37,7 +37,7 @@ def test_it_writes_exactly_what_an_orm_insert_writes(session: Session) -> None:
 
 def test_it_keeps_time_order_for_queries(session: Session) -> None:
     # SQLite compares stored datetimes as text: the bulk format must sort like the ORM's.
-    early = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+    early = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     insert_outbox_rows(session, [row("b", early), row("c", early + timedelta(microseconds=1))])
     session.execute(insert(OutboxMessage), [row("a", early + timedelta(seconds=1))])
     session.commit()

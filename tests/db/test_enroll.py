@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from checkin.models import AuditEvent, Enrollment, OutboxMessage, Patient
 from checkin.schedule import Schedule
 from checkin.schedule.load import parse_schedule_text
 
-NOW = datetime(2026, 3, 1, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 SURGERY = date(2026, 3, 10)
 
 SCHEDULE_YAML = """\
@@ -122,10 +122,10 @@ def test_it_skips_steps_only_for_patients_they_do_not_apply_to(session: Session,
 
 def test_it_does_not_plan_steps_already_past_at_enrollment(session: Session, schedules: dict[str, Schedule]) -> None:
     late = SURGERY + timedelta(days=5)
-    enroll(session, parse(schedules), schedules=schedules, now=datetime(2026, 3, 15, 20, tzinfo=timezone.utc))
+    enroll(session, parse(schedules), schedules=schedules, now=datetime(2026, 3, 15, 20, tzinfo=UTC))
     rows = outbox(session)
     assert min(r.due_at for r in rows).date() >= late
-    assert all(r.due_at >= datetime(2026, 3, 15, 20, tzinfo=timezone.utc) for r in rows)
+    assert all(r.due_at >= datetime(2026, 3, 15, 20, tzinfo=UTC) for r in rows)
 
 
 def test_it_refuses_to_enroll_the_same_mrn_twice_on_one_procedure(session: Session, schedules: dict[str, Schedule]) -> None:

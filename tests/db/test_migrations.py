@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from checkin.db import current_revision, head_revision, make_engine, require_mig
 from checkin.errors import DatabaseNotReady
 from checkin.models import AppendOnlyError, AuditEvent, Base
 
-NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def test_it_migrates_to_the_head_revision(engine: Engine) -> None:
@@ -68,9 +68,8 @@ def test_it_refuses_to_change_the_audit_log_in_sql(engine: Engine, statement: st
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO audit_log (at, actor, action, detail) VALUES (:at, 't', 'a', '{}')"),
                      {"at": NOW.replace(tzinfo=None)})
-    with pytest.raises(DatabaseError, match="append-only"):
-        with engine.begin() as conn:
-            conn.execute(text(statement))
+    with pytest.raises(DatabaseError, match="append-only"), engine.begin() as conn:
+        conn.execute(text(statement))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT action FROM audit_log")).scalar_one() == "a"
 

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from checkin.models import Alert, InboundMessage, OutboxMessage, Patient, Worker
 from checkin.status import collect, prometheus_text, status_lines
 
-NOW = datetime(2026, 3, 1, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 
 
 def outbox(key: str, status: str, due: datetime, **kw: object) -> OutboxMessage:
