@@ -284,10 +284,12 @@ def _wait(stop: threading.Event, signalled: list[int] | None) -> None:
 
 
 def _configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=level,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # JSON lines through the redaction filter, like the web process (checkin.logs). In-process
+    # callers that already set up logging (tests, `checkin serve`) keep theirs.
+    if not logging.getLogger().handlers:
+        from checkin.logs import configure
+
+        configure(level)
     # APScheduler logs every run at INFO and, while a rate-paced dispatch outlasts its 2 s
     # interval (a 9:00 wave at 1 SMS/s), "skipped: maximum number of running instances" at
     # WARNING every tick: both expected here. Our jobs log their own failures (``_guarded``).
