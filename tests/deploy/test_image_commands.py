@@ -1,0 +1,175 @@
+"""deploy/Dockerfile's commands, run as a script (no Docker engine on this machine).
+
+The test reads the Dockerfile and does what it says in a temporary folder: COPY into an
+"image" directory, the pip RUN line into a fresh virtualenv (a real, non-editable install, so
+a file missing from the package data fails here), then the compose services' commands with
+the compose file's environment and file secrets: `db upgrade` (migrate), `web` probed with the
+HEALTHCHECK command against /readyz, `status --check` (the workers' health check) and `worker`
+stopped with SIGTERM. Only the user-creation RUN line is skipped: it would add a user to the
+host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+import venv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.web.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+pytestmark = pytest.mark.slow
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in (DEPLOY / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        pending = f"{pending} {line[:-1]}" if line.endswith("\\") else f"{pending} {line}"
+        if not line.endswith("\\"):
+            word, _, rest = pending.strip().partition(" ")
+            out.append((word.upper(), rest.strip()))
+            pending = ""
+    return out
+
+
+def exec_form(args: str) -> list[str]:
+    return list(json.loads(args))
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("image")
+    app = root / "app"
+    app.mkdir()
+    env_vars: dict[str, str] = {}
+    venv_dir = root / "python"
+    venv.EnvBuilder(with_pip=True).create(venv_dir)
+    bin_dir = venv_dir / "bin"
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+    health: list[str] = []
+    for word, args in instructions():
+        if word == "ENV":
+            for part in shlex.split(args):
+                key, _, value = part.partition("=")
+                env_vars[key] = value.replace("/app", str(app))
+        elif word == "COPY":
+            *sources, dest = args.split()
+            dest_path = app / dest
+            for src in sources:
+                path = ROOT / src
+                target = dest_path / path.name if dest.endswith("/") else dest_path
+                if path.is_dir():
+                    shutil.copytree(path, target, dirs_exist_ok=True,
+                                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, target)
+        elif word == "RUN":
+            if "useradd" in args or "groupadd" in args:
+                continue  # image-only: would create a user on the host
+            command = args.replace("pip install", f"{bin_dir / 'pip'} install -q")
+            subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=app, check=True, timeout=600,
+                           env={**os.environ, **env_vars, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        elif word == "ENTRYPOINT":
+            entrypoint = exec_form(args)
+        elif word == "CMD":
+            cmd = exec_form(args)
+        elif word == "HEALTHCHECK":
+            health = exec_form(args.split("CMD", 1)[1].strip())
+    assert entrypoint == ["checkin"] and cmd[0] == "web"
+    # Run from outside the checkout, so only the installed package is importable.
+    return {"app": app, "bin": bin_dir, "env": env_vars, "cmd": cmd, "health": health}
+
+
+@pytest.fixture
+def service_env(image: dict[str, object], pg_url: str, tmp_path: Path) -> dict[str, str]:
+    """The compose file's environment for the checkin services, with its secrets as files."""
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    env = dict(compose["x-checkin"]["environment"])
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for key in [k for k in env if k.endswith("_FILE")]:
+        name = Path(env[key]).name
+        (secrets / name).write_text("image-smoke-" + "s" * 24 + "\n")
+        env[key] = str(secrets / name)
+    env["CHECKIN_DATABASE_URL"] = pg_url  # the compose file's "postgres" host is this server
+    env.update({"TWILIO_ACCOUNT_SID": "AC" + "e" * 32, "TWILIO_FROM_NUMBER": "+15005550006",
+                "CHECKIN_PUBLIC_URL": "https://checkin.example.org",
+                "CHECKIN_TWILIO_API_URL": "http://127.0.0.1:9"})  # never the real Twilio
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TWILIO_"))}
+    path = f"{image['bin']}:{base.get('PATH', '')}"
+    return {**base, **image["env"], **env, "PATH": path}  # type: ignore[dict-item]
+
+
+def run(image: dict[str, object], env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(str(image["bin"])) / "checkin")
+    return subprocess.run([exe, *args], cwd=image["app"], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_it_installs_migrates_serves_and_works_as_the_image_would(image: dict[str, object],
+                                                                   service_env: dict[str, str]) -> None:
+    migrate = run(image, service_env, "db", "upgrade")
+    assert migrate.returncode == 0, migrate.stderr
+    check = run(image, service_env, "status", "--check")
+    assert check.returncode == 0 and "ok" in check.stdout, check.stderr
+
+    port = free_port()
+    web_cmd = [str(Path(str(image["bin"])) / "checkin"),
+               *[a if a != "8000" else str(port) for a in image["cmd"]]]  # type: ignore[union-attr]
+    web = subprocess.Popen(web_cmd, cwd=image["app"], env=service_env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    worker = subprocess.Popen([str(Path(str(image["bin"])) / "checkin"), "worker", "--id", "worker-1"],
+                              cwd=image["app"], env=service_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        probe = [a.replace("8000", str(port)) for a in image["health"]]  # type: ignore[union-attr]
+        probe[0] = str(Path(str(image["bin"])) / "python")
+        deadline = time.monotonic() + 30
+        while True:
+            healthy = subprocess.run(probe, cwd=image["app"], env=service_env, capture_output=True,
+                                     timeout=10, check=False)
+            if healthy.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert healthy.returncode == 0, healthy.stderr
+    finally:
+        web.send_signal(signal.SIGTERM)
+        worker.send_signal(signal.SIGTERM)
+        web_out = web.communicate(timeout=30)[0]
+        worker_out = worker.communicate(timeout=60)[0]
+    assert worker.returncode == 0, worker_out[-2000:]
+    assert "worker worker-1 stopped" in worker_out
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: systemd and Docker count
+    # an exit by the stop signal as a clean stop.
+    assert web.returncode in (0, -signal.SIGTERM), web_out[-2000:]
+    assert "Application shutdown complete" in web_out
+
+
+def test_it_packages_everything_the_service_reads(image: dict[str, object]) -> None:
+    # A non-editable install must carry the migrations, lexicons and page templates.
+    python = str(Path(str(image["bin"])) / "python")
+    code = ("import checkin, pathlib; p = pathlib.Path(checkin.__file__).parent; "
+            "print(len(list((p / 'migrations' / 'versions').glob('*.py'))), "
+            "len(list((p / 'triage' / 'lexicon').glob('*.yaml'))), "
+            "len(list((p / 'web' / 'templates').glob('*.html'))))")
+    out = subprocess.run([python, "-c", code], cwd="/", capture_output=True, text=True, check=True,
+                         timeout=60).stdout.split()
+    versions, lexicons, pages = (int(x) for x in out)
+    assert versions >= 5 and lexicons == 2 and pages >= 2
