@@ -158,6 +158,22 @@ _ANSWER = (
     update(_OUTBOX).where(_OUTBOX.c.id == bindparam("question_id"), _OUTBOX.c.answered_at.is_(None))
     .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
 )
+# The same question sent on both channels (a patient who chose "both"): an answer on one
+# answers the other, or the email copy would later count as a missed check-in.
+_SIBLING = _OUTBOX.alias("sibling")
+_ANSWER_SIBLINGS = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.answered_at.is_(None), _OUTBOX.c.ask.is_not(None),
+        _OUTBOX.c.enrollment_id == select(_SIBLING.c.enrollment_id).where(_SIBLING.c.id == bindparam("question_id"))
+        .scalar_subquery(),
+        _OUTBOX.c.step_id == select(_SIBLING.c.step_id).where(_SIBLING.c.id == bindparam("question_id"))
+        .scalar_subquery(),
+        _OUTBOX.c.occurrence == select(_SIBLING.c.occurrence).where(_SIBLING.c.id == bindparam("question_id"))
+        .scalar_subquery(),
+    )
+    .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
+)
 _AUDIT = cast(Table, AuditEvent.__table__)
 _RESULT_FIELDS = ("patient_id", "enrollment_id", "outbox_id", "keyword", "severity", "flags", "assessment",
                   "processed_at")
@@ -360,6 +376,7 @@ class _Ctx:
         inbound.processed_at = self.now
         if question is not None:
             self.session.execute(_ANSWER, {"question_id": question.id, "at": self.now})
+            self.session.execute(_ANSWER_SIBLINGS, {"question_id": question.id, "at": self.now})
         change = alerts.raise_for_assessment(self.session, patient=patient, enrollment=enrollment,
                                              inbound=inbound, assessment=assessment, now=self.now)
         self._notify(change)

@@ -322,3 +322,21 @@ def test_it_matches_by_patient_language_for_the_reply(services: Services) -> Non
     setup(services, lambda s: add_patient(s, language="es"))
     result = handle_sms(services, sms("me caí en el baño"), NOW, assess=ScriptedAssess({"me caí en el baño": assessment(Flag.FALL)}))
     assert result.language == "es" and "enfermera" in (result.reply_text or "")
+
+
+def test_it_counts_an_answer_on_one_channel_for_the_same_question_on_the_other(services: Services) -> None:
+    # A patient who chose "both" gets each check-in by SMS and by email; a text answers both,
+    # or the email copy would later be reported to the care team as a missed check-in.
+    def arrange(s: Any) -> tuple[int, int, int]:
+        p = add_patient(s)
+        by_sms = add_outbox(s, p, ask="fever_check", sent_at=NOW - timedelta(hours=1))
+        by_email = add_outbox(s, p, ask="fever_check", channel="email", sent_at=NOW - timedelta(hours=1))
+        other = add_outbox(s, p, ask="wound_check", channel="email", sent_at=NOW - timedelta(hours=2))
+        by_email.step_id = by_sms.step_id
+        return by_sms.id, by_email.id, other.id
+
+    by_sms, by_email, other = setup(services, arrange)
+    handle_sms(services, sms("no fever"), NOW, assess=ScriptedAssess())
+    assert one(services, OutboxMessage, OutboxMessage.id == by_sms).answered_at == NOW
+    assert one(services, OutboxMessage, OutboxMessage.id == by_email).answered_at == NOW
+    assert one(services, OutboxMessage, OutboxMessage.id == other).answered_at is None
