@@ -187,6 +187,12 @@ class Simulation:
         self.scripted_used: dict[str, set[int]] = {p.mrn: set() for p in PERSONAS}
         self.webhook_statuses: Counter[int] = Counter()
         self.seen_sent: set[int] = set()
+        # A nurse acknowledges each EMERGENCY alert from its email a few minutes after it
+        # arrives (through the real page: GET, then POST with the CSRF value); the URGENT ones
+        # are left alone, so the demo shows the ladder climbing.
+        self.acks_due: list[tuple[datetime, str]] = []
+        self.seen_mail = 0
+        self.acks: list[tuple[datetime, str, int]] = []
 
     # ---- setup ------------------------------------------------------------------------
     def enroll(self, services: Any, surgery: date, now: datetime) -> int:
@@ -228,6 +234,7 @@ class Simulation:
                     candidates.append(sent_at + timedelta(seconds=missed))
         if self.replies:
             candidates.append(self.replies[0].at)
+        candidates.extend(due for due, _ in self.acks_due)
         local = now.astimezone(ZoneInfo(TZ))
         digest = local.replace(hour=7, minute=0, second=0, microsecond=0)
         if digest <= local:
@@ -247,6 +254,38 @@ class Simulation:
             answer = _twiml_text(body)
             if answer:
                 self.conversations[r.persona.mrn].append(Exchange(now, "reply", answer))
+
+    def watch_mail(self, mail: MailCatcher, now: datetime) -> None:
+        import re
+
+        received = mail.received
+        for m in received[self.seen_mail:]:
+            if m.subject.upper().startswith("EMERGENCY") and "ESCALATED" not in m.text():
+                link = re.search(r"(https?://\S+/a/[\w.\-]+)", m.text())
+                if link:
+                    self.acks_due.append((now + timedelta(minutes=8), link.group(1)))
+        self.seen_mail = len(received)
+
+    def acknowledge_due(self, now: datetime) -> None:
+        import http.cookiejar
+        import re
+
+        for due, link in [a for a in self.acks_due if a[0] <= now]:
+            self.acks_due.remove((due, link))
+            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+            with opener.open(link, timeout=30) as page:
+                html = page.read().decode()
+            csrf = re.search(r'name="csrf" value="([^"]+)"', html)
+            alert = re.search(r'name="alert" value="(\d+)"', html)
+            if not (csrf and alert):
+                continue
+            data = urllib.parse.urlencode({"csrf": csrf.group(1), "alert": alert.group(1)}).encode()
+            try:
+                with opener.open(urllib.request.Request(link + "/ack", data=data), timeout=30) as r:
+                    status = r.status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            self.acks.append((now, alert.group(1), status))
 
     def collect_sent(self, services: Any, transcript: Transcript, surgery: date) -> None:
         """Record what went out; schedule the personas' answers to check-in questions."""
@@ -318,9 +357,11 @@ def run_demo(*, days: int = 90, seed: int = 7, fast: bool = False, out: TextIO =
             now = clock.now()
             while now < end:
                 sim.deliver_replies(services, web, now)
+                sim.acknowledge_due(now)
                 for job in jobs:
                     job()
                 sim.collect_sent(services, transcript, surgery)
+                sim.watch_mail(mail, now)
                 nxt = min(sim.next_instant(services, now), end)
                 bar.update(int((nxt - now).total_seconds()), nxt)
                 clock.set(nxt)
@@ -346,9 +387,15 @@ def _report(sim: Simulation, services: Any, mail: MailCatcher, planned: int, sta
     w(f"{startup}\n")
     with services.sessions() as s:
         refs = {mrn: ref for mrn, ref in s.execute(select(Patient.mrn, Patient.reference))}
+        # The timeline's own rows: not staff messages, digest claims, nudges or follow-ups.
+        timeline = (OutboxMessage.recipient.is_(None), OutboxMessage.key.not_like("digest:%"),
+                    OutboxMessage.key.not_like("%:remind"), OutboxMessage.step_id != "followup")
         statuses = Counter(dict(s.execute(select(OutboxMessage.status, func.count())
-                                          .where(OutboxMessage.recipient.is_(None))
-                                          .group_by(OutboxMessage.status)).all()))
+                                          .where(*timeline).group_by(OutboxMessage.status)).all()))
+        reminders = s.scalar(select(func.count()).select_from(OutboxMessage)
+                             .where(OutboxMessage.key.like("%:remind"), OutboxMessage.status == "sent")) or 0
+        followups = s.scalar(select(func.count()).select_from(OutboxMessage)
+                             .where(OutboxMessage.step_id == "followup")) or 0
         staff_sent = s.scalar(select(func.count()).select_from(OutboxMessage)
                               .where(OutboxMessage.recipient.is_not(None), OutboxMessage.status == "sent")) or 0
         inbound = Counter(dict(s.execute(select(InboundMessage.severity, func.count())
@@ -389,14 +436,21 @@ def _report(sim: Simulation, services: Any, mail: MailCatcher, planned: int, sta
         w(f"  #{aid} {severity.upper():<9} {kind:<16} {patient_ref.get(pid)} flags={','.join(flags) or '-'} "
           f"opened {opened.astimezone(tz):%b %d %H:%M}, {status}"
           f"{f' at {acked.astimezone(tz):%H:%M}' if acked else ''}, escalation level {level}\n")
+    for at, alert_id, status in sim.acks:
+        w(f"  nurse acknowledged #{alert_id} from the emailed page at {at.astimezone(tz):%b %d %H:%M} "
+          f"(HTTP {status}); its escalation stopped\n")
     emails = mail.received
     patients = {p.email for p in PERSONAS if p.email}
     nurse_mail = [m for m in emails if not set(m.to) & patients]
     patient_mail = [m for m in emails if m not in nurse_mail]
     w(f"\n== Email captured by the local SMTP server: {len(emails)} "
       f"({len(patient_mail)} to patients, {len(nurse_mail)} to the care team) ==\n")
+    digests = [m for m in nurse_mail if m.subject.startswith("Daily digest")]
     for m in nurse_mail:
-        w(f"  to {', '.join(m.to)}: {m.subject}\n")
+        if m not in digests:
+            w(f"  to {', '.join(m.to)}: {m.subject}\n")
+    if digests:
+        w(f"  ... and {len(digests)} daily digests, the last: {digests[-1].subject}\n")
     alert_mail = [m for m in nurse_mail if m.subject.upper().startswith(("EMERGENCY", "URGENT", "[EMERGENCY", "[URGENT"))]
     if alert_mail:
         w("\n-- the first emergency/urgent alert email, as the nurse reads it --\n")
@@ -412,11 +466,16 @@ def _report(sim: Simulation, services: Any, mail: MailCatcher, planned: int, sta
         "messages_pending": int(statuses.get("pending", 0)),
         "messages_other": {k: int(v) for k, v in statuses.items()
                            if k not in ("sent", "skipped", "cancelled", "pending")},
+        "reminders_sent": int(reminders),
+        "follow_up_questions": int(followups),
         "staff_notifications_sent": int(staff_sent),
         "replies": replies,
         "replies_by_severity": {k or "unassessed": int(v) for k, v in inbound.items()},
         "alerts_by_severity": dict(by_severity),
-        "escalations": sum(r[5] for r in alert_rows),
+        "alert_emails": len(nurse_mail) - len(digests),
+        "daily_digests": len(digests),
+        "nurse_acknowledgements": len(sim.acks),
+        "escalation_steps": sum(r[5] for r in alert_rows),
         "emails_captured": len(emails),
         "webhook_responses": {str(k): v for k, v in sim.webhook_statuses.items()},
     }
