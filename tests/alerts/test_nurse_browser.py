@@ -53,7 +53,7 @@ def test_it_acknowledges_from_the_emailed_link_in_a_phone_browser(served: tuple[
                                                                   tmp_path: Path) -> None:
     assert CHROMIUM is not None, "CI must install Debian's chromium (.ci/run)"
     if IN_CI:
-        import playwright.sync_api as sync_api
+        from playwright import sync_api
     else:
         sync_api = pytest.importorskip("playwright.sync_api")
     services, base = served
