@@ -32,9 +32,10 @@ each audited with the nurse's email as the actor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
@@ -226,20 +227,10 @@ def acknowledge(session: Session, alert_id: int, *, by: str, now: datetime) -> S
     acknowledged or resolved alert changes nothing but is audited. None if no such alert.
     A compare-and-set on ``status = 'open'``, so it cannot interleave with an escalation step
     (``notify.escalate`` sets the level under ``status = 'open'`` too)."""
-    changed = session.execute(
-        update(Alert).where(Alert.id == alert_id, Alert.status == "open")
-        .values(status="acknowledged", acknowledged_at=now, acknowledged_by=by,
-                next_escalation_at=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    alert = session.get(Alert, alert_id, populate_existing=True)
-    if alert is None:
-        return None
-    cancelled = _cancel_pending_notifications(session, alert_id, now, "alert acknowledged") if changed else 0
-    audit.record(session, at=now, actor=by, action="alert.acknowledged" if changed else "alert.ack_repeated",
-                 patient_ref=_reference(session, alert), subject=f"alert:{alert_id}",
-                 status=alert.status, escalation_level=alert.escalation_level, cancelled=cancelled)
-    return StaffAction(alert, bool(changed))
+    return _transition(session, alert_id, from_statuses=("open",), by=by, now=now,
+                       values={"status": "acknowledged", "acknowledged_at": now, "acknowledged_by": by},
+                       actions=("alert.acknowledged", "alert.ack_repeated"), why="alert acknowledged",
+                       detail=lambda a: {"status": a.status, "escalation_level": a.escalation_level})
 
 
 def resolve(session: Session, alert_id: int, *, by: str, note: str, now: datetime) -> StaffAction | None:
@@ -250,18 +241,30 @@ def resolve(session: Session, alert_id: int, *, by: str, note: str, now: datetim
     if not note:
         raise ValueError("a resolution note is required")
     note = note[:MAX_NOTE]
+    # The note may hold clinical detail: it lives on the alert, the audit row says only that one exists.
+    return _transition(session, alert_id, from_statuses=tuple(UNRESOLVED), by=by, now=now,
+                       values={"status": "resolved", "resolved_at": now, "resolved_by": by,
+                               "resolution_note": note},
+                       actions=("alert.resolved", "alert.resolve_repeated"), why="alert resolved",
+                       detail=lambda a: {"note_chars": len(note)})
+
+
+def _transition(session: Session, alert_id: int, *, from_statuses: tuple[str, ...], by: str, now: datetime,
+                values: dict[str, Any], actions: tuple[str, str], why: str,
+                detail: Callable[[Alert], dict[str, Any]]) -> StaffAction | None:
+    """A staff action as a compare-and-set from ``from_statuses``: it stops escalation, cancels
+    queued notifications when it changed something, and is audited either way (``actions`` =
+    the first time, a repeat). None if there is no such alert."""
     changed = session.execute(
-        update(Alert).where(Alert.id == alert_id, Alert.status.in_(UNRESOLVED))
-        .values(status="resolved", resolved_at=now, resolved_by=by, resolution_note=note,
-                next_escalation_at=None, updated_at=now)
+        update(Alert).where(Alert.id == alert_id, Alert.status.in_(from_statuses))
+        .values(**values, next_escalation_at=None, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     alert = session.get(Alert, alert_id, populate_existing=True)
     if alert is None:
         return None
-    cancelled = _cancel_pending_notifications(session, alert_id, now, "alert resolved") if changed else 0
-    # The note may hold clinical detail: it lives on the alert, the audit row says only that one exists.
-    audit.record(session, at=now, actor=by, action="alert.resolved" if changed else "alert.resolve_repeated",
+    cancelled = _cancel_pending_notifications(session, alert_id, now, why) if changed else 0
+    audit.record(session, at=now, actor=by, action=actions[0] if changed else actions[1],
                  patient_ref=_reference(session, alert), subject=f"alert:{alert_id}",
-                 note_chars=len(note), cancelled=cancelled)
+                 cancelled=cancelled, **detail(alert))
     return StaffAction(alert, bool(changed))

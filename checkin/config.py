@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -63,6 +63,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CHECKIN_ALERT_EMAILS", "", "comma-separated nurse addresses for the default care team"),
 )
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
+N = TypeVar("N", int, float)
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
@@ -75,26 +76,23 @@ def _secret(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name) or None
 
 
-def _int(env: Mapping[str, str], name: str, *, low: int, high: int) -> int:
+def _number(env: Mapping[str, str], name: str, kind: type[N], what: str, low: N, high: N) -> N:
     raw = env.get(name) or _DEFAULTS[name] or ""
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(name, f"{raw!r} is not an integer") from None
+        raise ConfigError(name, f"{raw!r} is not {what}") from None
     if not low <= value <= high:
         raise ConfigError(name, f"{value} is outside {low}..{high}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, *, low: int, high: int) -> int:
+    return _number(env, name, int, "an integer", low, high)
 
 
 def _float(env: Mapping[str, str], name: str, *, low: float, high: float) -> float:
-    raw = env.get(name) or _DEFAULTS[name] or ""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(name, f"{raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigError(name, f"{value} is outside {low}..{high}")
-    return value
+    return _number(env, name, float, "a number", low, high)
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

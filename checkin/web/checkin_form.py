@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from itsdangerous import BadSignature, URLSafeSerializer
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -32,6 +30,7 @@ from checkin import inbound, tokens
 from checkin.errors import TemplateError
 from checkin.models import Enrollment, InboundMessage, OutboxMessage, Patient
 from checkin.web.limits import in_db_thread, is_form, parse_form
+from checkin.web.pages import HEADERS, PAGES
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -40,10 +39,6 @@ FORM_SALT = "checkin.checkin-form"
 FORM_MAX_AGE = 24 * 3600
 MAX_ANSWER = 1600
 
-_PAGES = Environment(
-    loader=FileSystemLoader(str(Path(__file__).with_name("templates"))),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-)
 
 # Page wording (code-owned, not admin-edited): en and es.
 TEXT: dict[str, dict[str, str]] = {
@@ -68,19 +63,12 @@ TEXT: dict[str, dict[str, str]] = {
         "unavailable": "No pudimos guardar su respuesta. Intente de nuevo en un minuto.",
     },
 }
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-}
 
 
 def _page(request: Request, status: int, language: str, **ctx: Any) -> HTMLResponse:
     settings = request.app.state.services.settings
     t = TEXT.get(language, TEXT["en"])
-    html = _PAGES.get_template("checkin.html").render(
+    html = PAGES.get_template("checkin.html").render(
         t=t, lang=language, call=t["call"].format(clinic=settings.clinic_name, phone=settings.clinic_phone),
         clinic=settings.clinic_name, **ctx,
     )

@@ -33,18 +33,17 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from checkin import alerts, notify, tokens
 from checkin.models import Alert, Patient
 from checkin.web.limits import in_db_thread, is_form, parse_form
+from checkin.web.pages import HEADERS, PAGES
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -54,17 +53,6 @@ COOKIE_MAX_AGE = 12 * 3600
 CSRF_CONTEXT = b"checkin.nurse-csrf|"
 MAX_NOTE = alerts.MAX_NOTE
 
-_PAGES = Environment(
-    loader=FileSystemLoader(str(Path(__file__).with_name("templates"))),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-)
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-}
 MESSAGES = {
     "forged": "This link is not valid.",
     "expired": "This link has expired. Use the latest alert email, or open the alert from the daily digest.",
@@ -159,7 +147,7 @@ def _secure(request: Request) -> bool:
 
 
 def _message(request: Request, status: int, key: str) -> HTMLResponse:
-    html = _PAGES.get_template("nurse.html").render(view=None, message=MESSAGES[key], title="Alert")
+    html = PAGES.get_template("nurse.html").render(view=None, message=MESSAGES[key], title="Alert")
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
@@ -171,7 +159,7 @@ def _page(request: Request, token: str, view: View, *, status: int = 200, messag
     if fresh:
         nonce = secrets.token_urlsafe(32)
     assert nonce is not None
-    html = _PAGES.get_template("nurse.html").render(
+    html = PAGES.get_template("nurse.html").render(
         view=view, token=token, csrf=csrf_value(settings.secret_key, token, nonce), message=message, error=error,
         note=note, max_note=MAX_NOTE, title=f"{view.severity.upper()} alert {view.reference}",
         clinic=settings.clinic_name,

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import threading
 import time
-import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -26,36 +24,21 @@ from checkin.channels.memory import MemoryChannel
 from checkin.demo.mailcatcher import MailCatcher, free_port
 from checkin.demo.patients import Persona
 from checkin.demo.run import WebApp, demo_settings
-
-PG = os.environ.get("CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from tests.benchmarks.support import database
 
 
 def run(backend: str, n: int, rate: float) -> dict[str, object]:
-    from sqlalchemy import create_engine, select, text
+    from sqlalchemy import select
 
-    from checkin.db import upgrade
     from checkin.enroll import enroll_many, parse_request
     from checkin.models import Patient
     from checkin.services import build_services
     from checkin.worker import run as run_worker
 
     tmp = Path(tempfile.mkdtemp(prefix="checkin-alert-bench-"))
-    drop = None
-    with MailCatcher() as mail:
+    with MailCatcher() as mail, database(backend) as url:
         port = free_port()
-        settings = demo_settings(tmp, mail.port, port, sms_rate=1000)
-        if backend == "postgres":
-            name = f"checkin_bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-            with admin.connect() as c:
-                c.execute(text(f'CREATE DATABASE "{name}"'))
-            settings = settings.replace(database_url=PG.rsplit("/", 1)[0] + "/" + name)
-
-            def drop() -> None:
-                with admin.connect() as c:
-                    c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-
-        upgrade(settings.database_url)
+        settings = demo_settings(tmp, mail.port, port, sms_rate=1000).replace(database_url=url)
         # The system clock; on-call SMS land in memory (no Twilio here), the email is the measure.
         services = build_services(settings, sms=MemoryChannel())
         personas = [Persona(f"B{i:05d}", "Pat", f"+1617555{i:04d}", "lumbar-fusion") for i in range(n)]
@@ -91,8 +74,6 @@ def run(backend: str, n: int, rate: float) -> dict[str, object]:
         stop.set()
         worker.join(timeout=30)
         services.engine.dispose()
-        if drop:
-            drop()
     values = sorted(latencies.values())
 
     def pct(q: float) -> float:

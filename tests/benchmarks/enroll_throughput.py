@@ -12,48 +12,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from tests.benchmarks.support import database
+
 ROOT = Path(__file__).resolve().parents[2]
-PG = os.environ.get("CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles")
 
 
 def run_one(backend: str, n: int) -> dict[str, object]:
-    from sqlalchemy import create_engine, text
-
     from checkin.config import Settings
-    from checkin.db import make_engine, session_factory, upgrade
-    from checkin.enroll import EnrollRequest, enroll_many
     from checkin.wiring import load_schedules
 
     settings = Settings.from_env({"CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
                                   "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates")})
     schedules = load_schedules(settings)
-    cleanup = None
-    if backend == "sqlite":
-        tmp = tempfile.mkdtemp()
-        url = f"sqlite:///{tmp}/bench.db"
-    else:
-        name = f"checkin_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        url = PG.rsplit("/", 1)[0] + "/" + name
+    with database(backend) as url:
+        return _run(url, backend, n, schedules)
 
-        def cleanup() -> None:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
-    upgrade(url)
+def _run(url: str, backend: str, n: int, schedules: dict) -> dict[str, object]:  # type: ignore[type-arg]
+    from checkin.db import make_engine, session_factory
+    from checkin.enroll import EnrollRequest, enroll_many
+
     engine = make_engine(url)
     now = datetime(2026, 1, 5, 12, tzinfo=UTC)
     first = date(2026, 1, 12)
@@ -72,8 +58,6 @@ def run_one(backend: str, n: int) -> dict[str, object]:
                 planned += enroll_many(session, reqs[i : i + 10_000], schedules=schedules, now=now).planned
     seconds = time.perf_counter() - start
     engine.dispose()
-    if cleanup:
-        cleanup()
     return {"bench": "enroll", "backend": backend, "patients": n, "rows_planned": planned,
             "seconds": round(seconds, 3), "rows_per_s": round(planned / seconds),
             "patients_per_s": round(n / seconds),

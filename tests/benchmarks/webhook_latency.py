@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -30,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-PG = os.environ.get("CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from tests.benchmarks.support import database
+
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 PUBLIC_URL = "https://checkin.example.org"
@@ -169,29 +169,13 @@ def load(base: str, rate: float, seconds: float, connections: int) -> dict[str, 
 
 
 def run_backend(backend: str, rate: float, seconds: float, connections: int) -> dict[str, Any]:
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
     from checkin.db import make_engine
     from tests.web.conftest import free_port
 
     now = datetime.now(UTC)
-    cleanup = None
-    if backend == "sqlite":
-        tmp = tempfile.mkdtemp()
-        url = f"sqlite:///{tmp}/bench.db"
-    else:
-        name = f"checkin_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        url = PG.rsplit("/", 1)[0] + "/" + name
-
-        def cleanup() -> None:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
-    try:
+    with database(backend, migrate=False) as url:
         seed(url, now)
         port = free_port()
         child = subprocess.Popen([sys.executable, "-m", "tests.benchmarks.webhook_latency", "--serve", url, str(port)],
@@ -212,9 +196,6 @@ def run_backend(backend: str, rate: float, seconds: float, connections: int) -> 
             stored = c.execute(text("SELECT count(*) FROM inbound_messages")).scalar()
             alerts = c.execute(text("SELECT count(*) FROM alerts")).scalar()
         engine.dispose()
-    finally:
-        if cleanup:
-            cleanup()
     return {"bench": "webhook_latency", "backend": backend, "rate": rate, "seconds": seconds,
             "client_connections": connections, **result, "rows_stored": stored, "alerts": alerts, "goal_p99_ms": 50,
             "cpus": os.cpu_count()}

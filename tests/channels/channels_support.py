@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from checkin.channels.sms import TwilioConfig
 
@@ -27,3 +28,25 @@ def twilio_config(base_url: str, **overrides: object) -> TwilioConfig:
     }
     values.update(overrides)
     return TwilioConfig(**values)  # type: ignore[arg-type]
+
+
+class SmtpServer:
+    """A loopback aiosmtpd server for ``handler`` on a fixed port, so it can be stopped and
+    started again (a relay that goes down and comes back)."""
+
+    def __init__(self, handler: Any, **controller_kwargs: Any) -> None:
+        self.relay = handler
+        self.port = free_port()
+        self._kwargs = controller_kwargs
+        self._controller: Any = None
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self.relay, hostname="127.0.0.1", port=self.port, **self._kwargs)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from channels_support import free_port
+from channels_support import SmtpServer
 
 from checkin.channels import OutgoingMessage
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
@@ -58,24 +57,9 @@ class Relay:
         return "221 Bye"
 
 
-class Server:
-    """One loopback SMTP server on a fixed port, stoppable and restartable."""
-
+class Server(SmtpServer):
     def __init__(self, **controller_kwargs: Any) -> None:
-        self.relay = Relay()
-        self.port = free_port()
-        self._kwargs = controller_kwargs
-        self._controller: Controller | None = None
-
-    def start(self) -> None:
-        self._controller = Controller(self.relay, hostname="127.0.0.1", port=self.port,
-                                      **self._kwargs)
-        self._controller.start()
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
+        super().__init__(Relay(), **controller_kwargs)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from email.policy import default as default_policy
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
@@ -21,7 +20,7 @@ from checkin.dispatch import run_once
 from checkin.models import Alert, AuditEvent
 from checkin.outbox import fit_provider_id
 from checkin.services import Services
-from tests.channels.channels_support import free_port
+from tests.channels.channels_support import SmtpServer
 from tests.outbound.support import NOW, add_patient, add_row, get_row, make_services
 
 W = "worker-a"
@@ -54,20 +53,9 @@ class Relay:
         return Counter(int(found.group(1)) for found in ids if found)
 
 
-class Server:
+class Server(SmtpServer):
     def __init__(self) -> None:
-        self.relay = Relay()
-        self.port = free_port()
-        self._controller: Controller | None = None
-
-    def start(self) -> None:
-        self._controller = Controller(self.relay, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
+        super().__init__(Relay())
 
 
 @pytest.fixture
