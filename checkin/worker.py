@@ -15,6 +15,7 @@ escalate       15 s         ``sweeps.escalate_once`` (alert ladders; how late a 
 missed         60 s         ``sweeps.missed_once`` (unanswered check-ins, opt-outs)
 remind         60 s         ``sweeps.remind_once`` (one nudge per unanswered question)
 digest         300 s        ``sweeps.digest_once`` (acts once a day, at 07:00 local)
+reprocess      60 s         ``reprocess.reprocess_once`` (replies stored but not processed)
 =============  ===========  =====================================================
 
 The dispatch tick is 1 s because a nurse alert's first email waits for it: an emergency reply
@@ -49,7 +50,7 @@ from apscheduler.schedulers.background import BackgroundScheduler  # type: ignor
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from checkin import dispatch, outbox, reconcile, sweeps
+from checkin import dispatch, outbox, reconcile, reprocess, sweeps
 from checkin.errors import CheckinError
 from checkin.models import OUTBOX_IN_DOUBT, OutboxMessage, Patient, Worker
 from checkin.outbox import DEFAULT_POLICY, Policy
@@ -227,6 +228,7 @@ def make_scheduler(services: Services, *, worker_id: str, stop: threading.Event,
         ("missed", sweep(sweeps.missed_once), tuning.sweep_every, False),
         ("remind", sweep(sweeps.remind_once), tuning.sweep_every, False),
         ("digest", sweep(sweeps.digest_once), tuning.digest_every, False),
+        ("reprocess", sweep(reprocess.reprocess_once), tuning.sweep_every, False),
     ]
     for job_id, fn, every, at_once in jobs:
         extra: dict[str, Any] = {"next_run_time": started} if at_once else {}
