@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from checkin.models import OUTBOX_PENDING, OUTBOX_SENT, Alert, InboundMessage, OutboxMessage, Worker
@@ -63,7 +63,10 @@ def collect(session: Session, now: datetime) -> Figures:
     open_ = dict(session.execute(select(Alert.severity, func.count())
                                  .where(Alert.status == "open").group_by(Alert.severity)).all())
     f.alerts_open = {s: int(open_.get(s, 0)) for s in SEVERITIES[:3]}
-    f.escalations = int(session.scalar(select(func.coalesce(func.sum(Alert.escalation_level), 0))) or 0)
+    # escalation_level counts ladder steps taken, the first notification included: an
+    # escalation is every step after it.
+    f.escalations = int(session.scalar(select(func.coalesce(func.sum(
+        case((Alert.escalation_level > 1, Alert.escalation_level - 1), else_=0)), 0))) or 0)
     f.workers_alive = int(session.scalar(
         select(func.count()).select_from(Worker)
         .where(Worker.stopped_at.is_(None), Worker.heartbeat_at >= now - WORKER_FRESH)) or 0)

@@ -46,7 +46,7 @@ def test_it_counts_replies_alerts_and_live_workers(session: Session) -> None:
     seed(session)
     f = collect(session, NOW)
     assert f.inbound["emergency"] == 1 and f.alerts_open["emergency"] == 1
-    assert f.escalations == 2 and f.workers_alive == 1
+    assert f.escalations == 1 and f.workers_alive == 1  # level 2 = first notice + one escalation
 
 
 def test_it_writes_prometheus_text(session: Session) -> None:
@@ -62,4 +62,5 @@ def test_it_writes_prometheus_text(session: Session) -> None:
 def test_it_prints_a_status_summary(session: Session) -> None:
     seed(session)
     lines = status_lines(collect(session, NOW))
+    assert any("(escalations 1)" in line for line in lines)
     assert any(line.startswith("workers     1 alive") for line in lines)
