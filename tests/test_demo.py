@@ -24,6 +24,6 @@ def test_it_runs_the_recovery_and_reports_what_happened(tmp_path: Path) -> None:
     # The care team heard about it: one emergency alert, acknowledged from its email, and the
     # unacknowledged urgent ones escalated.
     assert s["alerts_by_severity"].get("emergency") == 1 and s["alerts_by_severity"].get("urgent") == 2
-    assert s["nurse_acknowledgements"] == 1 and s["alert_emails"] >= 3 and s["escalation_steps"] > 3
+    assert s["nurse_acknowledgements"] == 1 and s["alert_emails"] >= 3 and s["ladder_steps"] > 3
     assert "call 911" in text.lower() and "tengo fiebre" in text
     assert json.loads((tmp_path / "summary.json").read_text())["messages_planned"] == s["messages_planned"]

@@ -475,7 +475,7 @@ def _report(sim: Simulation, services: Any, mail: MailCatcher, planned: int, sta
         "alert_emails": len(nurse_mail) - len(digests),
         "daily_digests": len(digests),
         "nurse_acknowledgements": len(sim.acks),
-        "escalation_steps": sum(r[5] for r in alert_rows),
+        "ladder_steps": sum(r[5] for r in alert_rows),  # first notifications and escalations
         "emails_captured": len(emails),
         "webhook_responses": {str(k): v for k, v in sim.webhook_statuses.items()},
     }
