@@ -202,7 +202,7 @@ def assess(text: str, context: str | None = None) -> Assessment:
     absorbed: set[tuple[int, str]] = set()
     if sets_in_clause:
         item_words = [" ".join(words[i0:i1]) for i0, i1, _lab in items]
-        _combos(ctx, sets_in_clause, mods, span_of, hits, absorbed, item_words)
+        _combos(ctx, sets_in_clause, mods, span_of, hits, absorbed, item_words, items)
     if LEX.patterns is not None:
         _patterns(text, toks.starts, items, clause, mods, hits)
 
@@ -322,23 +322,43 @@ def _clause_mods_for_yes(k: int, mods: list[int], items: list[Item], clause: lis
 
 def _combos(ctx: str, sets_in_clause: dict[int, dict[str, list[int]]], mods: list[int],
             span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]],
-            words: list[str]) -> None:
+            words: list[str], items: list[Item]) -> None:
     by_primary = LEX.combos_by_primary
     for sets in sets_in_clause.values():
         for name in sorted(sets):
             for combo in by_primary.get(name, ()):
-                _combo(combo, ctx, sets, mods, span_of, hits, absorbed, words)
+                _combo(combo, ctx, sets, mods, span_of, hits, absorbed, words, items)
+
+
+_NEG_LOOKBACK = 3
+
+
+def _negated_part(k: int, items: list[Item]) -> bool:
+    """A combo's secondary part negated right before it ("cough, no blood in it": the
+    conjunction fails).  Only skip words may stand between the negation and the part."""
+    for j in range(k - 1, max(-1, k - 1 - _NEG_LOOKBACK), -1):
+        labels = items[j][2]
+        if labels is None or labels is HARD or labels is SOFT:
+            return False
+        if "c:neg" in labels or "c:negl" in labels:
+            return True
+        if "c:skip" not in labels:
+            return False
+    return False
 
 
 def _combo(combo: _lexicon.Combo, ctx: str, sets: dict[str, list[int]], mods: list[int],
            span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]],
-           words: list[str]) -> None:
+           words: list[str], items: list[Item]) -> None:
     """Fire one combo in one clause if all its parts are there (or implied by context)."""
     in_ctx = ctx in combo.contexts
     if combo.require_context and not in_ctx:
         return
     if not in_ctx and any(p not in sets for p in combo.parts[1:]):
         return
+    for p in combo.parts[1:]:
+        if p in sets and all(_negated_part(i, items) for i in sets[p]):
+            return
     primary = sets[combo.parts[0]]
     # the least-suppressed mention of the symptom decides
     k = min(primary, key=lambda i: (bool(mods[i] & (M_NEG | M_RES)), i))

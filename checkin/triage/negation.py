@@ -56,7 +56,7 @@ _CLAUSE_CUES = {
 # cues an orphan clause lends to the previous clause with a symptom
 _LENDABLE = M_HEDGE | M_PAST | M_CHRONIC | M_PERSIST | M_WORSE | M_IMPROVE
 _TIGHT_WORDS = 4
-_AFTER_RES = 4
+_AFTER_RES = 7
 _AFTER_NORMAL = 2
 
 
@@ -189,12 +189,19 @@ def modifiers(items: Sequence[Item], primary: frozenset[str], caregiver: bool,
             mods[k] |= M_NEG | M_NEG_TIGHT
         if res_lent[ci]:
             mods[k] |= M_RES | M_RES_TIGHT
+        listed = True       # "numbness and tingling are gone": a listed symptom shares it
         for j in range(k + 1, min(n, k + 1 + _AFTER_RES)):
             labels = items[j][2]
             if labels is None:
+                listed = False
                 continue
             if labels is HARD or labels is SOFT or clause[j] != ci:
                 break
+            if term[j]:
+                if not listed:
+                    break   # "numb toes and the back pain is gone": the cue is the pain's
+                continue
+            listed = "c:conn" in labels or ("c:skip" in labels and listed)
             if "c:resa" in labels:
                 mods[k] |= M_RES | M_RES_TIGHT
                 break

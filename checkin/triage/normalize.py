@@ -27,8 +27,8 @@ STOP = "."       # hard clause boundary
 _TOKEN_PATTERN = (
     r"(?P<n>\d+(?:[.,]\d+)?)"
     r"|(?P<w>[a-z]+(?:'[a-z]+)*)"
-    r"|(?P<c>,)"
-    r"|(?P<b>[.;:!?¿¡()\[\]\n…]+)"
+    r"|(?P<c>,|(?<=\s)[-–—]+(?=\s))"        # "no fever - chills though": a spaced dash is a comma
+    r"|(?P<b>[.;:!?¿¡()\[\]\n…]+|(?<=\s)/(?=\s))"   # "fever: no / redness: yes"
 )
 
 
