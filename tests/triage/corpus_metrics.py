@@ -14,6 +14,8 @@ RANK = {"none": 0, "watch": 1, "urgent": 2, "emergency": 3}
 HERE = Path(__file__).resolve()
 DEV_CORPUS = HERE.parents[2].parent / "shared" / "triage-dev.jsonl"
 EXTRA_CORPUS = HERE.parent / "cases_extra.jsonl"
+# written without reading the lexicons, to measure generalization (see its ids h###)
+HELDOUT_CORPUS = HERE.parent / "cases_heldout.jsonl"
 
 
 def dev_corpus_path() -> Path:

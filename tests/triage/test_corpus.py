@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from .corpus_metrics import EXTRA_CORPUS, dev_corpus_path, load_corpus, score
+from .corpus_metrics import (
+    EXTRA_CORPUS,
+    HELDOUT_CORPUS,
+    dev_corpus_path,
+    load_corpus,
+    score,
+)
 
 EMERGENCY_RECALL = 1.0
 FLAG_RECALL = 0.95
@@ -15,14 +21,14 @@ FALSE_ALARMS = 0.05
 
 
 def _corpus(name: str) -> Path:
-    path = dev_corpus_path() if name == "dev" else EXTRA_CORPUS
+    path = {"dev": dev_corpus_path(), "extra": EXTRA_CORPUS, "heldout": HELDOUT_CORPUS}[name]
     # Never skip: a missing corpus must fail (in CI, shared/ is laid beside the checkout).
     assert path.is_file(), (f"triage corpus {path} is missing; set CHECKIN_TRIAGE_CORPUS "
                             "to a labelled JSONL file")
     return path
 
 
-@pytest.fixture(scope="module", params=["dev", "extra"])
+@pytest.fixture(scope="module", params=["dev", "extra", "heldout"])
 def metrics(request: pytest.FixtureRequest):
     return score(load_corpus(_corpus(request.param)))
 
@@ -39,8 +45,9 @@ def test_it_rarely_cries_wolf(metrics) -> None:
     assert metrics.false_alarm_rate <= FALSE_ALARMS, "\n".join(metrics.misses)
 
 
-def test_it_reads_corpora_with_the_required_fields() -> None:
-    rows = load_corpus(EXTRA_CORPUS)
+@pytest.mark.parametrize("path", [EXTRA_CORPUS, HELDOUT_CORPUS])
+def test_it_reads_corpora_with_the_required_fields(path: Path) -> None:
+    rows = load_corpus(path)
     assert len(rows) >= 150
     assert {r["severity"] for r in rows} == {"none", "watch", "urgent", "emergency"}
     assert len({r["id"] for r in rows}) == len(rows)
