@@ -447,16 +447,12 @@ class _Ctx:
 
     # ---- replies and audit ---------------------------------------------------------------
     def _notify(self, change: alerts.AlertChange | None) -> None:
-        """Queue the care team's first messages in this transaction (``checkin.notify``): the
-        alert and its notification commit together or not at all."""
-        from checkin import notify
-
-        if change is None or not change.renotify:
-            return
-        # The row's outcome is written only in ``_reply``: hand the notifier this reply as it is.
-        self.inbound.body = storable(self.msg.body)
-        notify.alert_changed(self.session, change, settings=self.settings, renderer=self.renderer, now=self.now,
-                             current=self.inbound)
+        """Nothing to do here: a new alert (or a severity rise) is saved with ladder step 0 due
+        now, and the worker composes and sends the care team's messages on its next dispatch
+        tick (within about a second; ``checkin.worker``). Composing them here would put an email
+        render and a conversation query inside the patient's webhook, which must answer fast,
+        and would make a broken staff template a failed reply."""
+        return
 
     def _language(self, patients: Sequence[Patient], *, fallback: str = "en") -> str:
         langs = {p.language for p in patients}

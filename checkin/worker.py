@@ -7,7 +7,8 @@ with ``services.clock.now()``:
 =============  ===========  =====================================================
 job id         every        step
 =============  ===========  =====================================================
-dispatch       1 s          ``dispatch.run_once`` (repeated while batches are full)
+dispatch       1 s          ``sweeps.escalate_once`` for alerts due now, then ``dispatch.run_once``
+                            (repeated while batches are full)
 reconcile      30 s         ``reconcile.reconcile_once``
 heartbeat      10 s         this worker's ``workers.heartbeat_at``
 expire_stale   60 s         ``outbox.expire_stale`` (unsent rows past expiry → skipped)
@@ -189,6 +190,10 @@ def make_scheduler(services: Services, *, worker_id: str, stop: threading.Event,
     policy = tuning.policy
 
     def dispatch_tick() -> None:
+        # New alerts are saved with ladder step 0 due now: compose those messages first, so a
+        # nurse's email leaves on this tick, not the next escalation sweep.
+        if not stop.is_set():
+            sweeps.escalate_once(services, services.clock.now())
         while not stop.is_set():
             claimed = dispatch.run_once(services, services.clock.now(), worker_id=worker_id,
                                         limit=tuning.batch, stop=stop,

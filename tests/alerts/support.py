@@ -91,8 +91,13 @@ def add_patient(services: Services, *, phone: str | None = None, first_name: str
 
 
 def reply(services: Services, phone: str, body: str, at: datetime = NOW) -> Any:
-    """A patient's SMS through the real inbound path and the real triage."""
-    return handle_sms(services, InboundSms(message_sid=f"SM{next(_n):032x}", from_phone=phone, body=body), at)
+    """A patient's SMS through the real inbound path and the real triage, then what the
+    worker's next dispatch tick does first: compose the messages of alerts due now."""
+    from checkin.sweeps import escalate_once
+
+    result = handle_sms(services, InboundSms(message_sid=f"SM{next(_n):032x}", from_phone=phone, body=body), at)
+    escalate_once(services, at)
+    return result
 
 
 def staff_rows(services: Services) -> list[OutboxMessage]:

@@ -63,6 +63,8 @@ def test_it_sends_the_team_email_and_the_on_call_page_exactly_once_despite_a_451
         for _ in range(2):  # Twilio retried the webhook: the replay is answered, not processed
             assert client.post(path, data=params, headers=signed_headers(path, params)).status_code == 200
     assert len(alerts(live)) == 1
+    assert staff_rows(live) == []  # composed by the worker, not inside the patient's webhook
+    escalate_once(live, NOW)  # the first thing the worker's next dispatch tick does
     rows = {r.id: r for r in staff_rows(live)}
     assert len(rows) == len(NURSES) + 1
 
