@@ -7,12 +7,11 @@ with ``services.clock.now()``:
 =============  ===========  =====================================================
 job id         every        step
 =============  ===========  =====================================================
-dispatch       1 s          ``sweeps.escalate_once`` for alerts due now, then ``dispatch.run_once``
-                            (repeated while batches are full)
+dispatch       1 s          ``sweeps.escalate_once`` (alert ladder steps due now), then
+                            ``dispatch.run_once`` (repeated while batches are full)
 reconcile      30 s         ``reconcile.reconcile_once``
 heartbeat      10 s         this worker's ``workers.heartbeat_at``
 expire_stale   60 s         ``outbox.expire_stale`` (unsent rows past expiry → skipped)
-escalate       15 s         ``sweeps.escalate_once`` (alert ladders; how late a step can be)
 missed         60 s         ``sweeps.missed_once`` (unanswered check-ins, opt-outs)
 remind         60 s         ``sweeps.remind_once`` (one nudge per unanswered question)
 digest         300 s        ``sweeps.digest_once`` (acts once a day, at 07:00 local)
@@ -68,7 +67,6 @@ class Tuning:
     reconcile_every: float = 30.0
     heartbeat_every: float = 10.0
     expire_every: float = 60.0
-    escalate_every: float = 15.0
     sweep_every: float = 60.0
     digest_every: float = 300.0
     batch: int = 100
@@ -229,7 +227,6 @@ def make_scheduler(services: Services, *, worker_id: str, stop: threading.Event,
         ("reconcile", reconcile_tick, tuning.reconcile_every, True),  # settle a crash at once
         ("heartbeat", heartbeat_tick, tuning.heartbeat_every, False),
         ("expire_stale", expire_tick, tuning.expire_every, False),
-        ("escalate", sweep(sweeps.escalate_once), tuning.escalate_every, True),
         ("missed", sweep(sweeps.missed_once), tuning.sweep_every, False),
         ("remind", sweep(sweeps.remind_once), tuning.sweep_every, False),
         ("digest", sweep(sweeps.digest_once), tuning.digest_every, False),

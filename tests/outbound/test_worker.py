@@ -25,7 +25,7 @@ def test_it_schedules_idempotent_interval_jobs_in_utc(services: Services) -> Non
     assert str(scheduler.timezone) == "UTC"
     assert {k: j.trigger.interval.total_seconds() for k, j in jobs.items()} == {
         "dispatch": 1, "reconcile": 30, "heartbeat": 10, "expire_stale": 60,
-        "escalate": 15, "missed": 60, "remind": 60, "digest": 300, "reprocess": 60}
+        "missed": 60, "remind": 60, "digest": 300, "reprocess": 60}
     for job in jobs.values():
         assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, None)
 
