@@ -46,7 +46,7 @@ from .negation import (
     Item,
     modifiers,
 )
-from .normalize import COMMA, STOP, fold, tokenize
+from .normalize import COMMA, STOP, Tokenizer, fold
 from .numbers import NumberReader, Reading
 
 LEX = _lexicon.load()
@@ -97,6 +97,10 @@ def _correct(word: str) -> str:
     hit = process.extractOne(word, LEX.fuzzy_targets, scorer=fuzz.ratio,
                              score_cutoff=FUZZY_CUTOFF)
     return hit[0] if hit is not None else word
+
+
+_TOKENIZE = Tokenizer(LEX.token_re, LEX.spelling, LEX.emoji, LEX.filler, LEX.known, _correct,
+                      LEX.lang, MIN_FUZZY_LEN)
 
 
 def normalize_context(context: str | None) -> str:
@@ -167,8 +171,8 @@ def assess(text: str, context: str | None = None) -> Assessment:
     ctx = normalize_context(context)
     if not isinstance(text, str):
         raise TypeError("text must be a str")
-    toks = tokenize(text, LEX.token_re, LEX.spelling, LEX.emoji, LEX.filler, LEX.known,
-                    _correct, LEX.lang, MIN_FUZZY_LEN)
+    folded = fold(text)
+    toks = _TOKENIZE(folded)
     language = "es" if toks.es > toks.en else "en"
     items = _match(toks.words)
     starts, ends = toks.starts, toks.ends
@@ -204,10 +208,10 @@ def assess(text: str, context: str | None = None) -> Assessment:
         item_words = [" ".join(words[i0:i1]) for i0, i1, _lab in items]
         _combos(ctx, sets_in_clause, mods, span_of, hits, absorbed, item_words, items)
     if LEX.patterns is not None:
-        _patterns(text, toks.starts, items, clause, mods, hits)
+        _patterns(folded, toks.starts, items, clause, mods, hits)
 
     # ---- context: a bare YES answers the question that was asked
-    readings = NUMBERS.read(fold(text), ctx) if _has_number(toks.words, text) else []
+    readings = NUMBERS.read(folded, ctx) if _has_number(toks.words, text) else []
     yes = _bare_yes(items, clause) if ctx in YES_MEANS else None
     # ---- numbers
     flags: dict[str, list[Evidence]] = {}
@@ -373,10 +377,10 @@ def _combo(combo: _lexicon.Combo, ctx: str, sets: dict[str, list[int]], mods: li
             absorbed.add((i, f"f:{fl}"))
 
 
-def _patterns(text: str, starts: list[int], items: list[Item], clause: list[int],
+def _patterns(s: str, starts: list[int], items: list[Item], clause: list[int],
               mods: list[int], hits: list[_Hit]) -> None:
+    """Regex patterns of the lexicon over the folded reply ``s``."""
     assert LEX.patterns is not None
-    s = fold(text)
     for m in LEX.patterns.finditer(s):
         label = LEX.pattern_labels[m.lastgroup or ""]
         k = _item_at(m.start(), starts, items)

@@ -88,50 +88,99 @@ def tokenize(text: str, regex: re.Pattern[str], spelling: Mapping[str, tuple[str
     are passed to ``correct`` (the cached fuzzy matcher); emoji become their lexicon words;
     filler words are dropped so phrases match across "really", "so", "muy"...
     """
-    s = fold(text)
-    words: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    en = es = 0
-    for m in regex.finditer(s):
-        kind = m.lastgroup
-        a, b = m.span()
-        if kind == "w":
-            w = m.group()
-            if "'" in w:
-                w = w.replace("'", "")
-            if w in filler:
+    return Tokenizer(regex, spelling, emoji, filler, known, correct, lang,
+                     min_fuzzy_len)(fold(text))
+
+
+# Group numbers of _TOKEN_PATTERN (m.lastindex is cheaper than m.lastgroup).
+_G_NUM, _G_WORD, _G_COMMA, _G_BREAK = 1, 2, 3, 4
+
+
+class Tokenizer:
+    """``tokenize`` compiled for one lexicon: call it with already *folded* text.
+
+    What a word becomes (dropped filler, texting spelling, fuzzy correction, language score)
+    depends on the word alone, so it is memoized per word (a bounded table).
+    """
+
+    MEMO_MAX = 50_000
+
+    __slots__ = ("_finditer", "_spelling", "_emoji", "_filler", "_known", "_correct",
+                 "_lang", "_min_fuzzy_len", "_memo")
+
+    def __init__(self, regex: re.Pattern[str], spelling: Mapping[str, tuple[str, ...]],
+                 emoji: Mapping[str, tuple[str, ...]], filler: frozenset[str],
+                 known: frozenset[str], correct: Callable[[str], str],
+                 lang: Mapping[str, int], min_fuzzy_len: int) -> None:
+        self._finditer = regex.finditer
+        self._spelling = spelling
+        self._emoji = emoji
+        self._filler = filler
+        self._known = known
+        self._correct = correct
+        self._lang = lang
+        self._min_fuzzy_len = min_fuzzy_len
+        self._memo: dict[str, tuple[tuple[str, ...], int, int]] = {}
+
+    def _word(self, raw: str) -> tuple[tuple[str, ...], int, int]:
+        """(output words, +en, +es) for one matched word."""
+        w = raw.replace("'", "") if "'" in raw else raw
+        if w in self._filler:
+            out: tuple[tuple[str, ...], int, int] = ((), 0, 0)
+        else:
+            rep = self._spelling.get(w)
+            if rep is not None:
+                out = (rep, 0, 0)
+            else:
+                if w not in self._known and len(w) >= self._min_fuzzy_len:
+                    w = self._correct(w)
+                score = self._lang.get(w, 0)
+                out = ((w,), 1 if score > 0 else 0, 1 if score < 0 else 0)
+        memo = self._memo
+        if len(memo) >= self.MEMO_MAX:
+            memo.clear()
+        memo[raw] = out
+        return out
+
+    def __call__(self, s: str) -> Tokens:
+        words: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        en = es = 0
+        memo = self._memo
+        add_w, add_s, add_e = words.append, starts.append, ends.append
+        for m in self._finditer(s):
+            g = m.lastindex
+            a, b = m.span()
+            if g == _G_WORD:
+                e = memo.get(s[a:b])
+                if e is None:
+                    e = self._word(s[a:b])
+                rep, de, ds = e
+                if len(rep) == 1:
+                    add_w(rep[0])
+                    add_s(a)
+                    add_e(b)
+                    en += de
+                    es += ds
+                    continue
+                for r in rep:
+                    add_w(r)
+                    add_s(a)
+                    add_e(b)
                 continue
-            rep = spelling.get(w)
-            if rep is None:
-                if w not in known and len(w) >= min_fuzzy_len:
-                    w = correct(w)
-                score = lang.get(w, 0)
-                if score > 0:
-                    en += 1
-                elif score < 0:
-                    es += 1
-                words.append(w)
-                starts.append(a)
-                ends.append(b)
+            if g == _G_NUM:
+                add_w(NUM)
+            elif g == _G_COMMA:
+                add_w(COMMA)
+            elif g == _G_BREAK:
+                add_w(STOP)
+            else:  # emoji
+                for r in self._emoji[s[a:b]]:
+                    add_w(r)
+                    add_s(a)
+                    add_e(b)
                 continue
-            for r in rep:
-                words.append(r)
-                starts.append(a)
-                ends.append(b)
-            continue
-        if kind == "n":
-            words.append(NUM)
-        elif kind == "c":
-            words.append(COMMA)
-        elif kind == "b":
-            words.append(STOP)
-        else:  # emoji
-            for r in emoji[m.group()]:
-                words.append(r)
-                starts.append(a)
-                ends.append(b)
-            continue
-        starts.append(a)
-        ends.append(b)
-    return Tokens(words, starts, ends, en, es)
+            add_s(a)
+            add_e(b)
+        return Tokens(words, starts, ends, en, es)
