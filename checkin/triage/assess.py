@@ -42,9 +42,14 @@ from .negation import (
     M_RES_TIGHT,
     M_THIRD,
     M_WORSE,
+    P_CARE,
+    P_HARD,
+    P_NONE,
+    P_SOFT,
     SOFT,
     Item,
-    modifiers,
+    leaf_props,
+    scopes,
 )
 from .normalize import COMMA, STOP, Tokenizer, fold
 from .numbers import NumberReader, Reading
@@ -115,29 +120,52 @@ def normalize_context(context: str | None) -> str:
     return "general"
 
 
-def _match(words: list[str]) -> list[Item]:
-    """Greedy longest-phrase matching over the word list."""
-    trie = LEX.trie
+# The lexicon trie with each leaf replaced by everything assess needs about it, computed once:
+# (labels, negation.leaf_props bits, the phrase's words joined, flag/watch/ambiguous labels,
+# set names, fever-word-governed).  A trie node is one word sequence, so the phrase is fixed.
+_Leaf = tuple[frozenset[str], int, str, tuple[str, ...], tuple[str, ...], bool]
+
+
+def _compile_trie(node: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, child in node.items():
+        if key == _LEAF:
+            mentions, set_names, governed = _leaf_info(child)
+            out[key] = (child, leaf_props(child, LEX.primary_sets), " ".join(path), mentions,
+                        set_names, governed)
+        else:
+            out[key] = _compile_trie(child, path + (key,))
+    return out
+
+
+def _match(words: list[str]) -> tuple[list[Item], list[int], list[tuple[int, _Leaf]], int]:
+    """Greedy longest-phrase matching over the word list: (items, leaf_props per item,
+    (index, leaf) of the matched phrases, OR of their props)."""
+    trie = _TRIE
     items: list[Item] = []
+    props: list[int] = []
+    labeled: list[tuple[int, _Leaf]] = []
+    add_item, add_prop = items.append, props.append
+    allp = 0
     n = len(words)
     i = 0
     while i < n:
         w = words[i]
-        if w == STOP:
-            items.append((i, i + 1, HARD))
-            i += 1
-            continue
-        if w == COMMA:
-            items.append((i, i + 1, SOFT))
-            i += 1
-            continue
         node = trie.get(w)
         if node is None:
-            items.append((i, i + 1, None))
+            if w == STOP:
+                add_item((i, i + 1, HARD))
+                add_prop(P_HARD)
+            elif w == COMMA:
+                add_item((i, i + 1, SOFT))
+                add_prop(P_SOFT)
+            else:
+                add_item((i, i + 1, None))
+                add_prop(P_NONE)
             i += 1
             continue
         best_end = 0
-        best: frozenset[str] | None = None
+        best: _Leaf | None = None
         j = i
         while node is not None:
             j += 1
@@ -148,12 +176,17 @@ def _match(words: list[str]) -> list[Item]:
                 break
             node = node.get(words[j])
         if best is None:
-            items.append((i, i + 1, None))
+            add_item((i, i + 1, None))
+            add_prop(P_NONE)
             i += 1
         else:
-            items.append((i, best_end, best))
+            labeled.append((len(items), best))
+            add_item((i, best_end, best[0]))
+            p = best[1]
+            add_prop(p)
+            allp |= p
             i = best_end
-    return items
+    return items, props, labeled, allp
 
 
 @dataclass(slots=True)
@@ -174,16 +207,11 @@ def assess(text: str, context: str | None = None) -> Assessment:
     folded = fold(text)
     toks = _TOKENIZE(folded)
     language = "es" if toks.es > toks.en else "en"
-    items = _match(toks.words)
+    items, props, labeled, allp = _match(toks.words)
     starts, ends = toks.starts, toks.ends
-    caregiver = False
-    for _a, _b, lab in items:
-        if lab is not None and "c:care" in lab:
-            caregiver = True
-            break
     words = toks.words
-    inability = [words[i0] in _INABILITY for i0, _i1, _lab in items]
-    mods, clause, _term = modifiers(items, LEX.primary_sets, caregiver, inability)
+    mods, clause, _terms = scopes(items, props, bool(allp & P_CARE),
+                                  lambda k: words[items[k][0]] in _INABILITY)
 
     def span_of(k: int) -> tuple[int, int]:
         i0, i1, _ = items[k]
@@ -191,22 +219,32 @@ def assess(text: str, context: str | None = None) -> Assessment:
 
     hits: list[_Hit] = []
     sets_in_clause: dict[int, dict[str, list[int]]] = {}
-    for k, (_i0, _i1, labels) in enumerate(items):
-        if labels is None or clause[k] < 0:
+    phrases: dict[int, str] = {}
+    for k, leaf in labeled:
+        ck = clause[k]
+        if ck < 0:
             continue
-        mentions, set_names, governed = _leaf_info(labels)
-        for lab in mentions:
-            hits.append(_Hit(lab, k, mods[k], span_of(k), governed,
-                             " ".join(words[_i0:_i1])))
+        _labels, _p, phrase, mentions, set_names, governed = leaf
+        if mentions:
+            sp = span_of(k)
+            mk = mods[k]
+            for lab in mentions:
+                hits.append(_Hit(lab, k, mk, sp, governed, phrase))
         if set_names:
-            per = sets_in_clause.setdefault(clause[k], {})
+            phrases[k] = phrase
+            per = sets_in_clause.get(ck)
+            if per is None:
+                per = sets_in_clause[ck] = {}
             for name in set_names:
-                per.setdefault(name, []).append(k)
+                lst = per.get(name)
+                if lst is None:
+                    per[name] = [k]
+                else:
+                    lst.append(k)
 
     absorbed: set[tuple[int, str]] = set()
     if sets_in_clause:
-        item_words = [" ".join(words[i0:i1]) for i0, i1, _lab in items]
-        _combos(ctx, sets_in_clause, mods, span_of, hits, absorbed, item_words, items)
+        _combos(ctx, sets_in_clause, mods, span_of, hits, absorbed, phrases, items)
     if LEX.patterns is not None:
         _patterns(folded, toks.starts, items, clause, mods, hits)
 
@@ -326,7 +364,7 @@ def _clause_mods_for_yes(k: int, mods: list[int], items: list[Item], clause: lis
 
 def _combos(ctx: str, sets_in_clause: dict[int, dict[str, list[int]]], mods: list[int],
             span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]],
-            words: list[str], items: list[Item]) -> None:
+            words: dict[int, str], items: list[Item]) -> None:
     by_primary = LEX.combos_by_primary
     for sets in sets_in_clause.values():
         for name in sorted(sets):
@@ -353,7 +391,7 @@ def _negated_part(k: int, items: list[Item]) -> bool:
 
 def _combo(combo: _lexicon.Combo, ctx: str, sets: dict[str, list[int]], mods: list[int],
            span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]],
-           words: list[str], items: list[Item]) -> None:
+           words: dict[int, str], items: list[Item]) -> None:
     """Fire one combo in one clause if all its parts are there (or implied by context)."""
     in_ctx = ctx in combo.contexts
     if combo.require_context and not in_ctx:
@@ -519,3 +557,7 @@ def _decide(h: _Hit, text: str, flags: dict[str, list[Evidence]],
         _add(watch, name, text, h.span, "watch")
     else:
         _add(ambiguous, name, text, h.span, "ambiguous")
+
+
+assert STOP not in LEX.trie and COMMA not in LEX.trie
+_TRIE = _compile_trie(LEX.trie, ())

@@ -24,7 +24,7 @@ Scopes, and why:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 # An item is (first_token, end_token, labels); labels is None for an unmatched word and one of
 # the BREAK sentinels for punctuation.
@@ -87,129 +87,205 @@ def _continues(labels: frozenset[str]) -> bool:
             or "c:neg" in labels or "c:resb" in labels)
 
 
+# Per-leaf properties, computed once per trie leaf (``leaf_props``) so the scope passes test
+# bits instead of label sets.  Unmatched words and the two break sentinels get their own bits.
+P_NONE = 1 << 0         # unmatched word
+P_HARD = 1 << 1         # "." break
+P_SOFT = 1 << 2         # "," break
+P_BRK = 1 << 3          # "but"/"pero" clause break (a cue leaf that is no term)
+P_TERM = 1 << 4         # a symptom mention (is_term)
+P_NEGNO = 1 << 5        # c:neg or c:no (a clause of only these negates the previous clause)
+P_NEGSTART = 1 << 6     # c:neg, c:negl or c:resb: opens a forward scope
+P_RESKIND = 1 << 7      # ... of resolution (c:resb without c:neg)
+P_NEGL = 1 << 8         # list negator
+P_CONN = 1 << 9
+P_CONT = 1 << 10        # _continues
+P_THIRD = 1 << 11
+P_NOTPT = 1 << 12
+P_ME = 1 << 13
+P_ONLYCUES = 1 << 14
+P_RESA = 1 << 15
+P_NORM = 1 << 16
+P_SKIP = 1 << 17
+P_CARE = 1 << 18
+P_YES = 1 << 19
+P_ANYBREAK = P_HARD | P_SOFT | P_BRK
+CUE_SHIFT = 24          # clause-level cue bits (cue_bits) live above this
+
+
+def leaf_props(labels: frozenset[str] | None, primary: frozenset[str]) -> int:
+    """The ``P_*`` bits (and cue bits << CUE_SHIFT) of one item's labels."""
+    if labels is None:
+        return P_NONE
+    if labels is HARD:
+        return P_HARD
+    if labels is SOFT:
+        return P_SOFT
+    t = _is_term(labels, primary)
+    p = P_TERM if t else 0
+    if "c:brk" in labels and not t:
+        p |= P_BRK
+    if "c:neg" in labels or "c:no" in labels:
+        p |= P_NEGNO
+    if "c:neg" in labels or "c:negl" in labels or "c:resb" in labels:
+        p |= P_NEGSTART
+        if "c:resb" in labels and "c:neg" not in labels:
+            p |= P_RESKIND
+    for lab, bit in (("c:negl", P_NEGL), ("c:conn", P_CONN), ("c:third", P_THIRD),
+                     ("c:notpt", P_NOTPT), ("c:me", P_ME), ("c:resa", P_RESA),
+                     ("c:norm", P_NORM), ("c:skip", P_SKIP), ("c:care", P_CARE),
+                     ("c:yes", P_YES)):
+        if lab in labels:
+            p |= bit
+    if _continues(labels):
+        p |= P_CONT
+    if _only_cues(labels):
+        p |= P_ONLYCUES
+    return p | (cue_bits(labels) << CUE_SHIFT)
+
+
 def modifiers(items: Sequence[Item], primary: frozenset[str], caregiver: bool,
               inability: Sequence[bool] = ()) -> tuple[list[int], list[int], list[bool]]:
     """Per item: modifier bitmask, clause number (-1 for breaks), and whether it is a term.
     ``inability[k]`` marks mentions worded as "can't X" / "no puedo X": a following "well"
     or "bien" qualifies the inability ("no puedo respirar bien") instead of resolving it."""
+    props = [leaf_props(lab, primary) for _a, _b, lab in items]
+    inab = (lambda k: bool(inability[k])) if inability else None
+    mods, clause, terms = scopes(items, props, caregiver, inab)
+    term = [False] * len(items)
+    for k in terms:
+        term[k] = True
+    return mods, clause, term
+
+
+def scopes(items: Sequence[Item], props: Sequence[int], caregiver: bool,
+           inability: Callable[[int], bool] | None) -> tuple[list[int], list[int], list[int]]:
+    """``modifiers`` over precomputed ``leaf_props``: (mods, clause per item, term indices).
+    Clauses, clause cues, orphan-clause facts and the forward scopes are found in one pass;
+    a second pass over the terms only adds clause bits and the cues that follow a term."""
     n = len(items)
     mods = [0] * n
     clause = [-1] * n
-    term = [False] * n
+    terms: list[int] = []
     clause_bits: list[int] = [0]
     clause_has_term: list[bool] = [False]
     clause_only_no: list[bool] = [True]
+    clause_nonempty: list[bool] = [False]
+    orphan_res: list[bool] = [False]
+    content: list[bool] = [False]
     c = 0
-    # ---- pass 1: clauses, terms, clause-level cues
-    for k, (_i0, _i1, labels) in enumerate(items):
-        if labels is HARD or labels is SOFT or (labels is not None and "c:brk" in labels
-                                                 and not is_term(labels, primary)):
-            c += 1
-            clause_bits.append(0)
-            clause_has_term.append(False)
-            clause_only_no.append(True)
-            continue
-        clause[k] = c
-        if labels is None:
-            clause_only_no[c] = False
-            continue
-        t = is_term(labels, primary)
-        term[k] = t
-        if t:
-            clause_has_term[c] = True
-        if not ("c:neg" in labels or "c:no" in labels):
-            clause_only_no[c] = False
-        clause_bits[c] |= cue_bits(labels)
-    # ---- orphan clauses lend their cues backwards
-    lent = [0] * len(clause_bits)
-    neg_lent = [False] * len(clause_bits)
-    res_lent = [False] * len(clause_bits)
-    orphan_res = _orphan_resolution(items, clause, len(clause_bits))
-    last_with_term = -1
-    for ci in range(len(clause_bits)):
-        if clause_has_term[ci]:
-            last_with_term = ci
-            continue
-        if last_with_term < 0:
-            continue
-        lent[last_with_term] |= clause_bits[ci] & _LENDABLE
-        if clause_only_no[ci] and _clause_nonempty(clause, ci):
-            neg_lent[last_with_term] = True
-        if orphan_res[ci]:
-            res_lent[last_with_term] = True
-    # ---- pass 2: forward scopes (negation, resolution-before, third party)
     neg_on = False
     neg_kind = 0          # M_NEG or M_RES
     neg_list = False
     neg_end = 0
     crossed = False
     third_on = False
-    for k, (i0, i1, labels) in enumerate(items):
-        if labels is HARD or labels is SOFT or clause[k] < 0:
-            if labels is SOFT and neg_on and neg_list:
+    for k in range(n):
+        p = props[k]
+        if p & P_ANYBREAK:
+            c += 1
+            clause_bits.append(0)
+            clause_has_term.append(False)
+            clause_only_no.append(True)
+            clause_nonempty.append(False)
+            orphan_res.append(False)
+            content.append(False)
+            if p & P_SOFT and neg_on and neg_list:
                 crossed = True
             else:
                 neg_on = False
             third_on = False
             continue
-        if labels is None:
+        clause[k] = c
+        clause_nonempty[c] = True
+        if p & P_NONE:
+            clause_only_no[c] = False
+            content[c] = True
             neg_on = False
             continue
-        t = term[k]
+        t = p & P_TERM
+        if t:
+            terms.append(k)
+            clause_has_term[c] = True
+        if not p & P_NEGNO:
+            clause_only_no[c] = False
+        clause_bits[c] |= p >> CUE_SHIFT
+        if not p & P_ONLYCUES:
+            content[c] = True
+        elif p & P_RESA:
+            orphan_res[c] = True
+        # forward scopes (negation, resolution-before, third party)
         if neg_on:
             if t:
-                tight = (i0 - neg_end < _TIGHT_WORDS) or (neg_list and not crossed)
+                tight = (items[k][0] - neg_end < _TIGHT_WORDS) or (neg_list and not crossed)
                 mods[k] |= neg_kind | ((M_NEG_TIGHT if neg_kind == M_NEG else M_RES_TIGHT)
                                        if tight else 0)
-            elif "c:conn" in labels:
-                nxt = items[k + 1][2] if k + 1 < n else None
-                if nxt is None or nxt is HARD or nxt is SOFT or not is_term(nxt, primary):
+            elif p & P_CONN:
+                if k + 1 >= n or not props[k + 1] & P_TERM:
                     neg_on = False
-            elif not _continues(labels):
+            elif not p & P_CONT:
                 neg_on = False
-        if "c:neg" in labels or "c:negl" in labels or "c:resb" in labels:
+        if p & P_NEGSTART:
             neg_on = True
-            neg_kind = M_RES if "c:resb" in labels and "c:neg" not in labels else M_NEG
-            neg_list = "c:negl" in labels
-            neg_end = i1
+            neg_kind = M_RES if p & P_RESKIND else M_NEG
+            neg_list = bool(p & P_NEGL)
+            neg_end = items[k][1]
             crossed = False
-        if "c:third" in labels or (caregiver and "c:notpt" in labels):
+        if p & P_THIRD or (caregiver and p & P_NOTPT):
             third_on = True
-        elif "c:me" in labels:
+        elif p & P_ME:
             third_on = False
         elif third_on and t:
             mods[k] |= M_THIRD
-    # ---- pass 3: resolution/normal after the symptom; clause bits
-    for k in range(n):
-        if not term[k]:
+    if not terms:
+        return mods, clause, terms
+    # ---- orphan clauses lend their cues backwards
+    nclauses = c + 1
+    lent = [0] * nclauses
+    neg_lent = [False] * nclauses
+    res_lent = [False] * nclauses
+    last_with_term = -1
+    for ci in range(nclauses):
+        if clause_has_term[ci]:
+            last_with_term = ci
             continue
+        if last_with_term < 0:
+            continue
+        lent[last_with_term] |= clause_bits[ci] & _LENDABLE
+        if clause_only_no[ci] and clause_nonempty[ci]:
+            neg_lent[last_with_term] = True
+        if orphan_res[ci] and not content[ci]:
+            res_lent[last_with_term] = True
+    # ---- resolution/normal after the symptom; clause bits
+    for k in terms:
         ci = clause[k]
-        mods[k] |= clause_bits[ci] | lent[ci]
+        m = mods[k] | clause_bits[ci] | lent[ci]
         if neg_lent[ci]:
-            mods[k] |= M_NEG | M_NEG_TIGHT
+            m |= M_NEG | M_NEG_TIGHT
         if res_lent[ci]:
-            mods[k] |= M_RES | M_RES_TIGHT
+            m |= M_RES | M_RES_TIGHT
         listed = True       # "numbness and tingling are gone": a listed symptom shares it
         for j in range(k + 1, min(n, k + 1 + _AFTER_RES)):
-            labels = items[j][2]
-            if labels is None:
+            p = props[j]
+            if p & P_NONE:
                 listed = False
                 continue
-            if labels is HARD or labels is SOFT or clause[j] != ci:
+            if p & P_ANYBREAK:
                 break
-            if term[j]:
+            if p & P_TERM:
                 if not listed:
                     break   # "numb toes and the back pain is gone": the cue is the pain's
                 continue
-            listed = "c:conn" in labels or ("c:skip" in labels and listed)
-            if "c:resa" in labels:
-                mods[k] |= M_RES | M_RES_TIGHT
+            listed = bool(p & P_CONN) or (bool(p & P_SKIP) and listed)
+            if p & P_RESA:
+                m |= M_RES | M_RES_TIGHT
                 break
-            if "c:norm" in labels and j - k <= _AFTER_NORMAL:
-                if not (inability and inability[k]):
-                    mods[k] |= M_NORMAL
+            if p & P_NORM and j - k <= _AFTER_NORMAL:
+                if not (inability is not None and inability(k)):
+                    m |= M_NORMAL
                 break
-    return mods, clause, term
+        mods[k] = m
+    return mods, clause, terms
 
 
 def _clause_nonempty(clause: list[int], ci: int) -> bool:
