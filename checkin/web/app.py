@@ -88,4 +88,13 @@ def serve(services: Services, host: str = "127.0.0.1", port: int = 8000, **uvico
     options: dict[str, Any] = {"proxy_headers": False, "access_log": False, "log_config": None,
                                "server_header": False, "timeout_graceful_shutdown": 10}
     options.update(uvicorn_kw)
-    uvicorn.run(app, host=host, port=port, **options)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # uvicorn shuts down gracefully and then re-raises the signal, which would end the
+            # process before `checkin serve` has stopped its worker (sends in flight, leases,
+            # the worker's row). Return normally instead; the exit code is then 0.
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    Server(uvicorn.Config(app, host=host, port=port, **options)).run()
