@@ -17,6 +17,7 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from rapidfuzz import fuzz, process
@@ -279,24 +280,37 @@ def assess(text: str, context: str | None = None) -> Assessment:
     rank = 1 if (watch or ambiguous) else 0
     for f in flags:
         r = _FLAG_RANK[f]
-        rank = max(rank, r)
-    severity = _SEVERITY_BY_RANK[rank]
+        if r > rank:
+            rank = r
     evidence: list[Evidence] = []
     for group in (flags, watch, ambiguous):
         for evs in group.values():
             evidence.extend(evs)
-    evidence.sort(key=lambda e: (e.span, e.kind, e.topic))
+    if len(evidence) > 1:
+        evidence.sort(key=_EVIDENCE_ORDER)
+        # Equal evidence (its words are text[span]) sorts adjacent: keep the first of a run.
+        deduped = [evidence[0]]
+        prev = evidence[0]
+        for e in evidence[1:]:
+            if e.span != prev.span or e.kind != prev.kind or e.topic != prev.topic:
+                deduped.append(e)
+                prev = e
+        evidence = deduped
     return Assessment(
-        flags=frozenset(_FLAG_BY_VALUE[f] for f in flags),
-        severity=severity,
-        evidence=tuple(dict.fromkeys(evidence)),
-        temperature_f=temperature_f,
-        pain_score=pain_score,
-        language=language,  # type: ignore[arg-type]
-        watch=frozenset(watch),
-        ambiguous=frozenset(ambiguous),
-        context=ctx,
+        frozenset([_FLAG_BY_VALUE[f] for f in flags]) if flags else _NO_FLAGS,
+        _SEVERITY_BY_RANK[rank],
+        tuple(evidence),
+        temperature_f,
+        pain_score,
+        language,  # type: ignore[arg-type]
+        frozenset(watch),
+        frozenset(ambiguous),
+        ctx,
     )
+
+
+_EVIDENCE_ORDER = attrgetter("span", "kind", "topic")
+_NO_FLAGS: frozenset[Flag] = frozenset()
 
 
 # first words of "can't X"-style mentions (see negation.modifiers)
@@ -365,10 +379,14 @@ def _clause_mods_for_yes(k: int, mods: list[int], items: list[Item], clause: lis
 def _combos(ctx: str, sets_in_clause: dict[int, dict[str, list[int]]], mods: list[int],
             span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]],
             words: dict[int, str], items: list[Item]) -> None:
-    by_primary = LEX.combos_by_primary
+    by_primary = _COMBOS_BY_PRIMARY
     for sets in sets_in_clause.values():
-        for name in sorted(sets):
-            for combo in by_primary.get(name, ()):
+        names = sorted(sets) if len(sets) > 1 else sets
+        for name in names:
+            combos = by_primary.get(name)
+            if combos is None:
+                continue
+            for combo in combos:
                 _combo(combo, ctx, sets, mods, span_of, hits, absorbed, words, items)
 
 
@@ -389,30 +407,53 @@ def _negated_part(k: int, items: list[Item]) -> bool:
     return False
 
 
-def _combo(combo: _lexicon.Combo, ctx: str, sets: dict[str, list[int]], mods: list[int],
+# A combo as _combo reads it: (combo, primary part, other parts, flag labels it absorbs).
+_CompiledCombo = tuple[_lexicon.Combo, str, tuple[str, ...], tuple[str, ...]]
+
+
+def _combo(cc: _CompiledCombo, ctx: str, sets: dict[str, list[int]], mods: list[int],
            span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]],
            words: dict[int, str], items: list[Item]) -> None:
     """Fire one combo in one clause if all its parts are there (or implied by context)."""
+    combo, first, rest, absorbs = cc
     in_ctx = ctx in combo.contexts
     if combo.require_context and not in_ctx:
         return
-    if not in_ctx and any(p not in sets for p in combo.parts[1:]):
-        return
-    for p in combo.parts[1:]:
-        if p in sets and all(_negated_part(i, items) for i in sets[p]):
-            return
-    primary = sets[combo.parts[0]]
+    if not in_ctx:
+        for p in rest:
+            if p not in sets:
+                return
+    for p in rest:
+        ks = sets.get(p)
+        if ks is not None:
+            for i in ks:
+                if not _negated_part(i, items):
+                    break
+            else:
+                return
+    primary = sets[first]
     # the least-suppressed mention of the symptom decides
-    k = min(primary, key=lambda i: (bool(mods[i] & (M_NEG | M_RES)), i))
+    if len(primary) == 1:
+        k = primary[0]
+    else:
+        k = min(primary, key=lambda i: (bool(mods[i] & (M_NEG | M_RES)), i))
     a, b = span_of(k)
-    for p in combo.parts[1:]:
-        if p in sets:
-            a2, b2 = span_of(sets[p][0])
+    for p in rest:
+        ks = sets.get(p)
+        if ks is not None:
+            a2, b2 = span_of(ks[0])
             a, b = min(a, a2), max(b, b2)
     hits.append(_Hit(combo.label, k, mods[k], (a, b), False, words[k]))
-    for fl in combo.absorbs:
+    for fl in absorbs:
         for i in primary:
-            absorbed.add((i, f"f:{fl}"))
+            absorbed.add((i, fl))
+
+
+_COMBOS_BY_PRIMARY: dict[str, tuple[_CompiledCombo, ...]] = {
+    name: tuple((c, c.parts[0], c.parts[1:], tuple(f"f:{fl}" for fl in c.absorbs))
+                for c in combos)
+    for name, combos in LEX.combos_by_primary.items()
+}
 
 
 def _patterns(s: str, starts: list[int], items: list[Item], clause: list[int],

@@ -105,8 +105,17 @@ class Tokenizer:
 
     MEMO_MAX = 50_000
 
-    __slots__ = ("_finditer", "_spelling", "_emoji", "_filler", "_known", "_correct",
-                 "_lang", "_min_fuzzy_len", "_memo")
+    __slots__ = (
+        "_correct",
+        "_emoji",
+        "_filler",
+        "_finditer",
+        "_known",
+        "_lang",
+        "_memo",
+        "_min_fuzzy_len",
+        "_spelling",
+    )
 
     def __init__(self, regex: re.Pattern[str], spelling: Mapping[str, tuple[str, ...]],
                  emoji: Mapping[str, tuple[str, ...]], filler: frozenset[str],
