@@ -161,35 +161,46 @@ def modifiers(items: Sequence[Item], primary: frozenset[str], caregiver: bool,
 def scopes(items: Sequence[Item], props: Sequence[int], caregiver: bool,
            inability: Callable[[int], bool] | None) -> tuple[list[int], list[int], list[int]]:
     """``modifiers`` over precomputed ``leaf_props``: (mods, clause per item, term indices).
-    Clauses, clause cues, orphan-clause facts and the forward scopes are found in one pass;
+    Clauses, clause cues, orphan-clause lending and the forward scopes are found in one pass;
     a second pass over the terms only adds clause bits and the cues that follow a term."""
     n = len(items)
     mods = [0] * n
     clause = [-1] * n
     terms: list[int] = []
-    clause_bits: list[int] = [0]
-    clause_has_term: list[bool] = [False]
-    clause_only_no: list[bool] = [True]
-    clause_nonempty: list[bool] = [False]
-    orphan_res: list[bool] = [False]
-    content: list[bool] = [False]
+    # Per clause, the bits every term in it gets: its own cue bits, plus whatever later
+    # orphan clauses lend it (lendable cues; negation by a bare "no"; "it's gone now").
+    cbits: list[int] = []
+    last_with_term = -1
+    # the open clause
     c = 0
+    bits = 0
+    has_term = content = orphan_res = nonempty = False
+    only_no = True
+    # forward scopes
     neg_on = False
     neg_kind = 0          # M_NEG or M_RES
     neg_list = False
     neg_end = 0
     crossed = False
     third_on = False
-    for k in range(n):
-        p = props[k]
+    for k in range(n + 1):
+        p = props[k] if k < n else P_HARD   # a final break closes the last clause
         if p & P_ANYBREAK:
+            # close clause c
+            cbits.append(bits)
+            if has_term:
+                last_with_term = c
+            elif last_with_term >= 0:
+                lend = bits & _LENDABLE
+                if only_no and nonempty:
+                    lend |= M_NEG | M_NEG_TIGHT
+                if orphan_res and not content:
+                    lend |= M_RES | M_RES_TIGHT
+                cbits[last_with_term] |= lend
             c += 1
-            clause_bits.append(0)
-            clause_has_term.append(False)
-            clause_only_no.append(True)
-            clause_nonempty.append(False)
-            orphan_res.append(False)
-            content.append(False)
+            bits = 0
+            has_term = content = orphan_res = nonempty = False
+            only_no = True
             if p & P_SOFT and neg_on and neg_list:
                 crossed = True
             else:
@@ -197,23 +208,23 @@ def scopes(items: Sequence[Item], props: Sequence[int], caregiver: bool,
             third_on = False
             continue
         clause[k] = c
-        clause_nonempty[c] = True
+        nonempty = True
         if p & P_NONE:
-            clause_only_no[c] = False
-            content[c] = True
+            only_no = False
+            content = True
             neg_on = False
             continue
         t = p & P_TERM
         if t:
             terms.append(k)
-            clause_has_term[c] = True
+            has_term = True
         if not p & P_NEGNO:
-            clause_only_no[c] = False
-        clause_bits[c] |= p >> CUE_SHIFT
+            only_no = False
+        bits |= p >> CUE_SHIFT
         if not p & P_ONLYCUES:
-            content[c] = True
+            content = True
         elif p & P_RESA:
-            orphan_res[c] = True
+            orphan_res = True
         # forward scopes (negation, resolution-before, third party)
         if neg_on:
             if t:
@@ -237,33 +248,9 @@ def scopes(items: Sequence[Item], props: Sequence[int], caregiver: bool,
             third_on = False
         elif third_on and t:
             mods[k] |= M_THIRD
-    if not terms:
-        return mods, clause, terms
-    # ---- orphan clauses lend their cues backwards
-    nclauses = c + 1
-    lent = [0] * nclauses
-    neg_lent = [False] * nclauses
-    res_lent = [False] * nclauses
-    last_with_term = -1
-    for ci in range(nclauses):
-        if clause_has_term[ci]:
-            last_with_term = ci
-            continue
-        if last_with_term < 0:
-            continue
-        lent[last_with_term] |= clause_bits[ci] & _LENDABLE
-        if clause_only_no[ci] and clause_nonempty[ci]:
-            neg_lent[last_with_term] = True
-        if orphan_res[ci] and not content[ci]:
-            res_lent[last_with_term] = True
     # ---- resolution/normal after the symptom; clause bits
     for k in terms:
-        ci = clause[k]
-        m = mods[k] | clause_bits[ci] | lent[ci]
-        if neg_lent[ci]:
-            m |= M_NEG | M_NEG_TIGHT
-        if res_lent[ci]:
-            m |= M_RES | M_RES_TIGHT
+        m = mods[k] | cbits[clause[k]]
         listed = True       # "numbness and tingling are gone": a listed symptom shares it
         for j in range(k + 1, min(n, k + 1 + _AFTER_RES)):
             p = props[j]
