@@ -256,8 +256,11 @@ def assess(text: str, context: str | None = None) -> Assessment:
     flags: dict[str, list[Evidence]] = {}
     watch: dict[str, list[Evidence]] = {}
     ambiguous: dict[str, list[Evidence]] = {}
-    temperature_f, pain_score, current_temp = _numbers(text, readings, toks.starts, items,
-                                                       clause, mods, flags, watch, ambiguous)
+    if readings:
+        temperature_f, pain_score, current_temp = _numbers(
+            text, readings, toks.starts, items, clause, mods, flags, watch, ambiguous)
+    else:
+        temperature_f = pain_score = current_temp = None
     if yes is not None:
         k = yes
         for lab in YES_MEANS[ctx]:
@@ -272,7 +275,7 @@ def assess(text: str, context: str | None = None) -> Assessment:
         if h.governed and current_temp is not None:
             continue                # "fever 99.1": the thermometer wins over the word
         _decide(h, text, flags, watch, ambiguous)
-    for topic in list(ambiguous):
+    for topic in list(ambiguous) if ambiguous else ():
         covered = AMBIGUITY_COVERED_BY.get(topic, frozenset({topic}))
         if covered & flags.keys():
             del ambiguous[topic]

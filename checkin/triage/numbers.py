@@ -16,6 +16,7 @@ followed by a unit of weight, time, dose or count (8 lbs, 6pm, 4 días, 10x) are
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +39,27 @@ _C_AFTER = re.compile(r"\s*(?:°|degrees?|deg|grados)?\s*(?:c|celsius|centigrado
 _DEG_AFTER = re.compile(r"\s*(?:°|degrees?\b|deg\b|grados\b)")
 _EXCLUDE_BEFORE = re.compile(r"(?:\bday|\bdia|\bx|#|\broom|\bstep|\bweek|\bsemana|\bat|"
                              r"\bsince|\bfor|\bpor|\bdesde|\blast|\bnumber|\bno\.)\s*$")
+# _EXCLUDE_BEFORE.search(before) without the regex (which tries every position of the
+# window): ``before`` minus trailing whitespace ends with one of these, at a word boundary.
+_EXCLUDE_BEFORE_WORDS = ("day", "dia", "x", "room", "step", "week", "semana", "at", "since",
+                         "for", "por", "desde", "last", "number", "no.")
+
+
+def _excluded_before(before: str) -> bool:
+    """Same answer as ``_EXCLUDE_BEFORE.search(before) is not None``."""
+    t = before.rstrip()
+    if t.endswith("#"):
+        return True
+    for w in _EXCLUDE_BEFORE_WORDS:
+        if t.endswith(w):
+            i = len(t) - len(w)
+            if i == 0 or not (t[i - 1].isalnum() or t[i - 1] == "_"):
+                return True
+    return False
+
+
+def _no_match(_s: str) -> None:
+    return None
 
 _WORD_NUM = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -104,13 +126,19 @@ class NumberReader:
             rf"(?:\b(?:{alternation('temp_words')})\b|🌡)\W*(?:[a-z]+\W+){{0,3}}$")
         self.pain_before = re.compile(
             rf"\b(?:{alternation('pain_words')})\b\W*(?:[a-z]+\W+){{0,3}}$")
+        # Any anchor word anywhere in the reply at all?  If not, the (costly, every-position)
+        # anchor searches of its number windows cannot match and are skipped.
+        self.temp_hint = re.compile(rf"{alternation('temp_words')}|🌡")
+        self.pain_hint = re.compile(alternation('pain_words'))
 
     def read(self, s: str, context: str) -> list[Reading]:
         """All temperature and pain readings in folded text ``s`` (see module docstring)."""
         out: list[Reading] = []
         bare_pain: list[Reading] = []
+        temp_before = self.temp_before.search if self.temp_hint.search(s) else _no_match
+        pain_before = self.pain_before.search if self.pain_hint.search(s) else _no_match
         for m in NUM_RE.finditer(s):
-            self._classify(s, m, context, out, bare_pain)
+            self._classify(s, m, context, out, bare_pain, temp_before, pain_before)
         if "hundred" in s or " oh " in s or " o " in s:
             for m in SPELLED_F_RE.finditer(s):
                 units = m.group(1) or m.group(3)
@@ -123,14 +151,14 @@ class NumberReader:
                 if m.group(3):
                     c += _TENTHS[m.group(3)] / 10
                 before = s[max(0, m.start() - 40):m.start()]
-                if context == "fever_check" or self.temp_before.search(before):
+                if context == "fever_check" or temp_before(before):
                     f = round(c * 9 / 5 + 32, 1)
                     out.append(Reading("temp", f, m.span(), True, f, f))
         for m in WORD_NUM_RE.finditer(s):
             after = s[m.end():m.end() + 16]
             before = s[max(0, m.start() - 40):m.start()]
             v = float(_WORD_NUM[m.group(1)])
-            if _FRAC_AFTER.match(after) or (self.pain_before.search(before)
+            if _FRAC_AFTER.match(after) or (pain_before(before)
                                             and not _EXCLUDE_AFTER.match(after)):
                 out.append(Reading("pain", v, m.span(), True, v, v))
         if context == "pain_scale" and not bare_pain:
@@ -143,7 +171,8 @@ class NumberReader:
         return out
 
     def _classify(self, s: str, m: re.Match[str], context: str, out: list[Reading],
-                  bare_pain: list[Reading]) -> None:
+                  bare_pain: list[Reading], temp_before: Callable[[str], object],
+                  pain_before: Callable[[str], object]) -> None:
         lo = _num(m.group(1))
         hi = _num(m.group(2)) if m.group(2) else lo
         v = (lo + hi) / 2
@@ -162,15 +191,15 @@ class NumberReader:
             unit = "f"
         elif _C_AFTER.match(after):
             unit = "c"
-        if unit or _DEG_AFTER.match(after) or self.temp_before.search(before):
+        if unit or _DEG_AFTER.match(after) or temp_before(before):
             f = _f_from(v, unit)
             if f is not None:
                 out.append(Reading("temp", f, (a, b), True, lo, hi))
                 return
-        if self.pain_before.search(before) and hi <= 10:
+        if pain_before(before) and hi <= 10:
             out.append(Reading("pain", v, (a, b), True, lo, hi))
             return
-        if _EXCLUDE_BEFORE.search(before):
+        if _excluded_before(before):
             return
         if context == "fever_check":
             f = _f_from(v, None)
