@@ -282,9 +282,7 @@ def assess(text: str, context: str | None = None) -> Assessment:
 
     rank = 1 if (watch or ambiguous) else 0
     for f in flags:
-        r = _FLAG_RANK[f]
-        if r > rank:
-            rank = r
+        rank = max(rank, _FLAG_RANK[f])
     evidence: list[Evidence] = []
     for group in (flags, watch, ambiguous):
         for evs in group.values():
