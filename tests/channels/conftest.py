@@ -53,3 +53,23 @@ def prism_url() -> Iterator[str]:
     finally:
         subprocess.run([str(script), "--port", str(port), "--stop"],
                        capture_output=True, text=True, timeout=30, check=False)
+        _kill_prism_on(port)
+
+
+def _kill_prism_on(port: int) -> None:
+    """The launcher's --stop ends the process it recorded, but the node process serving the
+    port can outlive it; end any prism still serving ``port`` so a test run leaves nothing."""
+    import signal
+
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"prism" in a for a in argv) and str(port).encode() in argv:
+            try:
+                os.kill(int(entry.name), signal.SIGTERM)
+            except OSError:
+                pass
