@@ -168,17 +168,24 @@ class Renderer:
         return RenderedEmail(subject, text, html)
 
 
+# The tobacco quitlines, by language: what real messages carry, so validation measures the
+# same text length (and encoding) that patients receive.
+QUITLINES: dict[str, str] = {
+    "en": "1-800-QUIT-NOW (1-800-784-8669)",
+    "es": "1-855-DÉJELO-YA (1-855-335-3569)",
+}
+
 _SAMPLES: dict[str, dict[str, Any]] = {
     "en": {
         "first_name": "Alex",
         "followup": "on Tuesday, March 4",
-        "quitline": "1-800-QUIT-NOW",
+        "quitline": QUITLINES["en"],
     },
     "es": {
         # An accented name on purpose: real Spanish names make texts UCS-2.
         "first_name": "Sofía",
         "followup": "el martes 4 de marzo",
-        "quitline": "1-855-DEJELO-YA",
+        "quitline": QUITLINES["es"],
     },
 }
 

@@ -13,13 +13,11 @@ from checkin.care_teams import FILE_NAME as CARE_TEAMS_FILE
 from checkin.care_teams import parse_care_teams
 from checkin.config import Settings
 from checkin.errors import EnrollmentError, ScheduleErrors
-from checkin.render import Renderer, sample_context, validate_schedule_templates
+from checkin.render import QUITLINES, Renderer, sample_context, validate_schedule_templates
 from checkin.schedule import Enrollment, Schedule
 from checkin.schedule.load import load_schedule
 from checkin.schedule.load import load_schedules as _load_schedules
 from checkin.timeline import plan
-
-QUITLINES = {"en": "1-800-QUIT-NOW (1-800-784-8669)", "es": "1-855-DÉJELO-YA (1-855-335-3569)"}
 
 
 def renderer_for(settings: Settings) -> Renderer:
@@ -123,10 +121,10 @@ def preview(
     renderer = renderer_for(settings)
     rows = []
     for m in plan(schedule, enrollment, now=start):
-        ctx = sample_context(language, day=m.occurrence)
-        ctx.update({"clinic_name": settings.clinic_name, "clinic_phone": settings.clinic_phone,
-                    "care_team": schedule.care_team or settings.clinic_name,
-                    "quitline": QUITLINES.get(language, QUITLINES["en"])})
+        sample = sample_context(language, day=m.occurrence)
+        ctx = message_context(settings, first_name=sample["first_name"], language=language, day=m.occurrence,
+                              care_team=schedule.care_team, followup=sample["followup"],
+                              checkin_link=sample["checkin_link"])
         row: dict[str, Any] = {
             "step": m.step_id,
             "due_local": m.local_due.isoformat(),
