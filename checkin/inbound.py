@@ -377,14 +377,16 @@ class _Ctx:
         if question is not None:
             self.session.execute(_ANSWER, {"question_id": question.id, "at": self.now})
             self.session.execute(_ANSWER_SIBLINGS, {"question_id": question.id, "at": self.now})
+        # An alert opened (or raised) here is saved with ladder step 0 due now; the worker's next
+        # dispatch tick composes and sends the care team's messages (``checkin.worker``), so the
+        # patient's webhook never renders an email and a broken staff template cannot fail it.
         change = alerts.raise_for_assessment(self.session, patient=patient, enrollment=enrollment,
                                              inbound=inbound, assessment=assessment, now=self.now)
-        self._notify(change)
         if optout_candidate:
             if pause_sms:
                 self._opt_out(patient, reason="opt-out candidate")
-            self._notify(alerts.open_contact_problem(self.session, patient=patient, reason="optout_candidate",
-                                                     now=self.now, inbound=inbound))
+            alerts.open_contact_problem(self.session, patient=patient, reason="optout_candidate",
+                                        now=self.now, inbound=inbound)
         choice = replies.choose_reply(
             assessment, known=True,
             may_follow_up=not (question is not None and question.step_id == replies.FOLLOWUP_STEP),
@@ -434,7 +436,6 @@ class _Ctx:
         for p in enrolled:
             last = alerts.open_contact_problem(self.session, patient=p, reason="shared_phone", now=self.now,
                                                inbound=inbound, severity=severity)
-            self._notify(last)
             if optout_candidate:
                 self._opt_out(p, reason="opt-out candidate")
         choice = replies.choose_reply(assessment, known=False, may_follow_up=False)
@@ -446,14 +447,6 @@ class _Ctx:
                            flags=tuple(inbound.flags), change=last, matched=matched)
 
     # ---- replies and audit ---------------------------------------------------------------
-    def _notify(self, change: alerts.AlertChange | None) -> None:
-        """Nothing to do here: a new alert (or a severity rise) is saved with ladder step 0 due
-        now, and the worker composes and sends the care team's messages on its next dispatch
-        tick (within about a second; ``checkin.worker``). Composing them here would put an email
-        render and a conversation query inside the patient's webhook, which must answer fast,
-        and would make a broken staff template a failed reply."""
-        return
-
     def _language(self, patients: Sequence[Patient], *, fallback: str = "en") -> str:
         langs = {p.language for p in patients}
         if len(langs) == 1:
