@@ -228,7 +228,7 @@ def build_message(services: Services, row: OutboxMessage, patient: Patient | Non
     settings = services.settings
     link = ""
     if channel == "email" and row.ask:
-        link = checkin_link(settings.public_url, settings.secret_key, row.id)
+        link = checkin_link(settings.public_url, settings.secret_key, row.id, now=services.clock.now())
     context = message_context(
         settings, first_name=patient.first_name, language=patient.language, day=row.occurrence,
         care_team=enrollment.care_team if enrollment is not None else None, checkin_link=link,

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -151,14 +150,7 @@ def recipients(team: CareTeam, targets: Sequence[str]) -> list[Recipient]:
 def ack_token(settings: Settings, alert_id: int, recipient: str, now: datetime) -> str:
     """The signed token of the nurse page, stamped with the service clock's ``now`` (the page
     checks its age against the same clock, so the demo's simulated days and tests agree)."""
-    stamp = int(now.timestamp())
-
-    class _Signer(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return stamp
-
-    serializer = URLSafeTimedSerializer(settings.secret_key, salt=tokens.ALERT_SALT, signer=_Signer)
-    return serializer.dumps({"a": alert_id, "r": recipient})
+    return tokens.make_token(settings.secret_key, tokens.ALERT_SALT, {"a": alert_id, "r": recipient}, now=now)
 
 
 def ack_link(settings: Settings, alert_id: int, recipient: str, now: datetime) -> str:

@@ -6,9 +6,10 @@ has its own salt, so a check-in token can never be replayed as an alert acknowle
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 CHECKIN_SALT = "checkin.email-checkin"
 ALERT_SALT = "checkin.alert-ack"
@@ -22,12 +23,21 @@ class InvalidToken(Exception):
         super().__init__("link expired" if expired else "link is not valid")
 
 
-def _serializer(secret: str, salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret, salt=salt)
+def _serializer(secret: str, salt: str, stamp: int | None = None) -> URLSafeTimedSerializer:
+    if stamp is None:
+        return URLSafeTimedSerializer(secret, salt=salt)
+
+    class StampedSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return stamp
+
+    return URLSafeTimedSerializer(secret, salt=salt, signer=StampedSigner)
 
 
-def make_token(secret: str, salt: str, payload: Any) -> str:
-    return _serializer(secret, salt).dumps(payload)
+def make_token(secret: str, salt: str, payload: Any, *, now: datetime | None = None) -> str:
+    """Sign ``payload``, stamped at ``now`` (the service clock; default the wall clock), so a
+    token's age is judged against the same clock that ``read_token`` is given."""
+    return _serializer(secret, salt, None if now is None else int(now.timestamp())).dumps(payload)
 
 
 def read_token(secret: str, salt: str, token: str, max_age: int, *, now: float | None = None) -> Any:
@@ -47,7 +57,7 @@ def read_token(secret: str, salt: str, token: str, max_age: int, *, now: float |
         raise InvalidToken(expired=False) from None
 
 
-def checkin_link(public_url: str | None, secret: str, outbox_id: int) -> str:
+def checkin_link(public_url: str | None, secret: str, outbox_id: int, *, now: datetime | None = None) -> str:
     """The one-question web form for an emailed check-in (``/c/<token>``)."""
     base = (public_url or "http://localhost:8000").rstrip("/")
-    return f"{base}/c/{make_token(secret, CHECKIN_SALT, {'o': outbox_id})}"
+    return f"{base}/c/{make_token(secret, CHECKIN_SALT, {'o': outbox_id}, now=now)}"

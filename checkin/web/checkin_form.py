@@ -202,6 +202,6 @@ async def answer(request: Request, token: str) -> Response:
         follow = await in_db_thread(request, _load, services, result.followup_outbox_id, now)
         if follow is not None:
             next_token = tokens.make_token(services.settings.secret_key, tokens.CHECKIN_SALT,
-                                           {"o": result.followup_outbox_id})
+                                           {"o": result.followup_outbox_id}, now=now)
             return _form_page(request, follow, token=next_token)
     return _page(request, 200, q.language, message_key="thanks", reply=result.reply_text)
