@@ -73,7 +73,7 @@ def collect(session: Session, now: datetime) -> Figures:
     return f
 
 
-def _line(name: str, value: float | None, help_: str, kind: str = "gauge", **labels: str) -> list[str]:
+def _line(name: str, value: float | None, **labels: str) -> list[str]:
     if value is None:
         return []
     inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
@@ -89,26 +89,26 @@ def prometheus_text(f: Figures, counters: Mapping[str, float] = {}) -> str:
 
     family("checkin_messages", "Outbox messages by status.")
     for status, n in f.messages.items():
-        out += _line("checkin_messages", n, "", status=status)
+        out += _line("checkin_messages", n, status=status)
     family("checkin_oldest_due_message_age_seconds", "How long the oldest due, unsent message has waited.")
-    out += _line("checkin_oldest_due_message_age_seconds", f.oldest_due_seconds, "")
+    out += _line("checkin_oldest_due_message_age_seconds", f.oldest_due_seconds)
     family("checkin_send_latency_seconds", "Claim to provider acceptance over the last hour.")
-    out += _line("checkin_send_latency_seconds", f.send_latency_p50, "", quantile="0.5")
-    out += _line("checkin_send_latency_seconds", f.send_latency_p99, "", quantile="0.99")
+    out += _line("checkin_send_latency_seconds", f.send_latency_p50, quantile="0.5")
+    out += _line("checkin_send_latency_seconds", f.send_latency_p99, quantile="0.99")
     family("checkin_send_lateness_seconds", "Due time to sent over the last hour.")
-    out += _line("checkin_send_lateness_seconds", f.lateness_p99, "", quantile="0.99")
+    out += _line("checkin_send_lateness_seconds", f.lateness_p99, quantile="0.99")
     family("checkin_sent_last_hour", "Messages sent in the last hour.")
-    out += _line("checkin_sent_last_hour", f.sent_last_hour, "")
+    out += _line("checkin_sent_last_hour", f.sent_last_hour)
     family("checkin_inbound_messages", "Patient replies by assessed severity.")
     for s, n in f.inbound.items():
-        out += _line("checkin_inbound_messages", n, "", severity=s)
+        out += _line("checkin_inbound_messages", n, severity=s)
     family("checkin_alerts_open", "Open alerts by severity.")
     for s, n in f.alerts_open.items():
-        out += _line("checkin_alerts_open", n, "", severity=s)
+        out += _line("checkin_alerts_open", n, severity=s)
     family("checkin_escalations", "Escalation steps taken, all alerts.", "counter")
-    out += _line("checkin_escalations", f.escalations, "")
+    out += _line("checkin_escalations", f.escalations)
     family("checkin_workers_alive", "Workers with a heartbeat in the last 30 s.")
-    out += _line("checkin_workers_alive", f.workers_alive, "")
+    out += _line("checkin_workers_alive", f.workers_alive)
     names = sorted({key.split("{", 1)[0] for key in counters})
     for name in names:
         family(f"checkin_{name}", f"{name.replace('_', ' ')} (this process).", "counter")

@@ -176,11 +176,9 @@ def _twiml_text(body: str) -> str:
 
 
 class Simulation:
-    def __init__(self, *, days: int, seed: int, out: TextIO, workdir: Path) -> None:
+    def __init__(self, *, days: int, seed: int) -> None:
         self.days = days
         self.rng = random.Random(seed)
-        self.out = out
-        self.workdir = workdir
         self.conversations: dict[str, list[Exchange]] = {p.mrn: [] for p in PERSONAS}
         self.replies: list[PendingReply] = []
         self.seq = 0
@@ -326,7 +324,7 @@ def run_demo(*, days: int = 90, seed: int = 7, fast: bool = False, out: TextIO =
 
     started = time.monotonic()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="checkin-demo-"))
-    sim = Simulation(days=days, seed=seed, out=out, workdir=workdir)
+    sim = Simulation(days=days, seed=seed)
     # Enrolled two weeks before surgery, so the pre-operative messages go out too.
     start = datetime(2026, 2, 16, 13, 0, tzinfo=UTC)
     surgery = (start + timedelta(days=14)).date()
