@@ -1,3 +1,3 @@
-from checkin.cli import main
+from checkin.app.cli.main import main
 
 main()

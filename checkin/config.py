@@ -37,7 +37,7 @@ class Setting:
 # The table the README documents; kept here so the two cannot drift (tests compare them).
 SETTINGS: tuple[Setting, ...] = (
     Setting("CHECKIN_ENV", "development", "`development` or `production`; production refuses insecure defaults"),
-    Setting("CHECKIN_DATABASE_URL", "sqlite:///checkin.db", "SQLAlchemy URL; SQLite file for one box, `postgresql+psycopg://…` for several workers"),
+    Setting("CHECKIN_DATABASE_URL", "sqlite:///checkin.store.db", "SQLAlchemy URL; SQLite file for one box, `postgresql+psycopg://…` for several workers"),
     Setting("CHECKIN_SCHEDULES_DIR", "schedules", "folder of `*.yaml` schedule files"),
     Setting("CHECKIN_TEMPLATES_DIR", "templates", "folder of message templates"),
     Setting("CHECKIN_DEFAULT_TIMEZONE", "America/New_York", "IANA zone used when an enrollment names none"),
@@ -139,7 +139,7 @@ class SmtpSettings:
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
-    database_url: str = "sqlite:///checkin.db"
+    database_url: str = "sqlite:///checkin.store.db"
     schedules_dir: Path = Path("schedules")
     templates_dir: Path = Path("templates")
     default_timezone: str = "America/New_York"

@@ -63,14 +63,14 @@ def pg_server_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def pg_migrated(pg_server_url: str) -> str:
-    from checkin.db import upgrade
+    from checkin.store.db import upgrade
 
     upgrade(pg_server_url)
     return pg_server_url
 
 
 def _truncate_all(engine: Engine) -> None:
-    from checkin.models import Base
+    from checkin.store.models import Base
 
     names = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
@@ -80,10 +80,10 @@ def _truncate_all(engine: Engine) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database URL on each backend."""
-    from checkin.db import make_engine, upgrade
+    from checkin.store.db import make_engine, upgrade
 
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'checkin.db'}"
+        url = f"sqlite:///{tmp_path / 'checkin.store.db'}"
         upgrade(url)
         yield url
         return
@@ -98,7 +98,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def pg_url(pg_migrated: str) -> str:
     """A migrated, empty PostgreSQL database URL, for tests that only make sense there
     (several workers racing): they run on PostgreSQL alone instead of skipping on SQLite."""
-    from checkin.db import make_engine
+    from checkin.store.db import make_engine
 
     engine = make_engine(pg_migrated)
     _truncate_all(engine)
@@ -108,7 +108,7 @@ def pg_url(pg_migrated: str) -> str:
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    from checkin.db import make_engine
+    from checkin.store.db import make_engine
 
     eng = make_engine(db_url)
     yield eng
@@ -117,7 +117,7 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def session(engine: Engine) -> Iterator[Session]:
-    from checkin.db import session_factory
+    from checkin.store.db import session_factory
 
     with session_factory(engine)() as s:
         yield s
@@ -125,6 +125,6 @@ def session(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture(scope="session")
 def default_schedules() -> dict:
-    from checkin.wiring import load_schedules
+    from checkin.content.catalog import load_schedules
 
     return load_schedules(make_settings())

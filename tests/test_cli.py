@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from checkin.cli import cli
+from checkin.app.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,7 +151,7 @@ def test_it_lists_acknowledges_and_resolves_alerts_with_an_audit_trail(run, tmp_
     from sqlalchemy import create_engine, select
     from sqlalchemy.orm import Session
 
-    from checkin.models import Alert, AuditEvent, Patient
+    from checkin.store.models import Alert, AuditEvent, Patient
 
     run("db", "upgrade")
     now = datetime(2026, 3, 1, tzinfo=UTC)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
-from checkin.db import upgrade
-from checkin.models import Worker
+from checkin.store.db import upgrade
+from checkin.store.models import Worker
 from tests.web.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

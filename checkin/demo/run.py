@@ -125,7 +125,7 @@ class WebApp:
     def __init__(self, services: Any, port: int) -> None:
         import uvicorn
 
-        from checkin.web import create_app
+        from checkin.app.web import create_app
 
         self.port = port
         config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None,
@@ -194,7 +194,7 @@ class Simulation:
 
     # ---- setup ------------------------------------------------------------------------
     def enroll(self, services: Any, surgery: date, now: datetime) -> int:
-        from checkin.enroll import enroll_many, parse_request
+        from checkin.enrollment.enroll import enroll_many, parse_request
 
         reqs = [
             parse_request({"mrn": p.mrn, "first_name": p.first_name, "phone": p.phone, "email": p.email,
@@ -209,7 +209,7 @@ class Simulation:
 
     # ---- the loop ---------------------------------------------------------------------
     def next_instant(self, services: Any, now: datetime) -> datetime:
-        from checkin.models import Alert, OutboxMessage
+        from checkin.store.models import Alert, OutboxMessage
 
         candidates = [now + MAX_STEP]
         with services.sessions() as s:
@@ -287,7 +287,7 @@ class Simulation:
 
     def collect_sent(self, services: Any, transcript: Transcript, surgery: date) -> None:
         """Record what went out; schedule the personas' answers to check-in questions."""
-        from checkin.models import OutboxMessage, Patient
+        from checkin.store.models import OutboxMessage, Patient
 
         by_phone = {p.phone: p for p in PERSONAS}
         with services.sessions() as s:
@@ -318,9 +318,9 @@ class Simulation:
 def run_demo(*, days: int = 90, seed: int = 7, fast: bool = False, out: TextIO = sys.stdout,
              workdir: Path | None = None, progress: bool = True) -> DemoResult:
     """Run the whole demo and print its report to ``out``; returns the summary figures."""
-    from checkin.db import upgrade
-    from checkin.services import build_services
-    from checkin.worker import Tuning, make_scheduler, register, startup_report, unregister
+    from checkin.store.db import upgrade
+    from checkin.app.bootstrap import build_services
+    from checkin.app.worker import Tuning, make_scheduler, register, startup_report, unregister
 
     started = time.monotonic()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="checkin-demo-"))
@@ -376,7 +376,7 @@ def run_demo(*, days: int = 90, seed: int = 7, fast: bool = False, out: TextIO =
 
 def _report(sim: Simulation, services: Any, mail: MailCatcher, planned: int, startup: Any, surgery: date,
             out: TextIO, workdir: Path, log_path: Path) -> dict[str, Any]:
-    from checkin.models import Alert, InboundMessage, OutboxMessage, Patient
+    from checkin.store.models import Alert, InboundMessage, OutboxMessage, Patient
 
     tz = ZoneInfo(TZ)
     w = out.write

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from checkin.services import Services
+from checkin.app.bootstrap import Services
 from tests.alerts.support import make_services
 
 

@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
-from checkin.db import make_engine
-from checkin.inbound import InboundSms, handle_sms
-from checkin.models import Alert, AuditEvent, Enrollment, OutboxMessage, Patient
-from checkin.services import Services, build_services
+from checkin.store.db import make_engine
+from checkin.inbound.process import InboundSms, handle_sms
+from checkin.store.models import Alert, AuditEvent, Enrollment, OutboxMessage, Patient
+from checkin.app.bootstrap import Services, build_services
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)  # 10:00 in New York
@@ -93,7 +93,7 @@ def add_patient(services: Services, *, phone: str | None = None, first_name: str
 def reply(services: Services, phone: str, body: str, at: datetime = NOW) -> Any:
     """A patient's SMS through the real inbound path and the real triage, then what the
     worker's next dispatch tick does first: compose the messages of alerts due now."""
-    from checkin.sweeps import escalate_once
+    from checkin.alerts.sweeps import escalate_once
 
     result = handle_sms(services, InboundSms(message_sid=f"SM{next(_n):032x}", from_phone=phone, body=body), at)
     escalate_once(services, at)

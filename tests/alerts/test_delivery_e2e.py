@@ -1,5 +1,5 @@
 """End to end through the real pieces: a signed Twilio webhook with an emergency reply, the real
-dispatcher (``checkin.dispatch.run_once``), a real SMTP server (aiosmtpd) that refuses the first
+dispatcher (``checkin.outbound.dispatch.run_once``), a real SMTP server (aiosmtpd) that refuses the first
 attempt with a 451, and a memory SMS channel: the team emails and the on-call page each arrive
 exactly once, and a replayed webhook makes no second alert."""
 
@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 from checkin.channels.memory import MemoryChannel
-from checkin.dispatch import run_once
-from checkin.ratelimit import Pacer
-from checkin.services import Services
-from checkin.sweeps import escalate_once
-from checkin.web import create_app
+from checkin.outbound.dispatch import run_once
+from checkin.outbound.ratelimit import Pacer
+from checkin.app.bootstrap import Services
+from checkin.alerts.sweeps import escalate_once
+from checkin.app.web import create_app
 from tests.alerts.support import (
     NOW,
     NURSES,

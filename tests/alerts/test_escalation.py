@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from checkin import alerts as alerts_mod
-from checkin.services import Services
-from checkin.sweeps import escalate_once
+from checkin.alerts import lifecycle as alerts_mod
+from checkin.app.bootstrap import Services
+from checkin.alerts.sweeps import escalate_once
 from tests.alerts.support import (
     NOW,
     NURSES,

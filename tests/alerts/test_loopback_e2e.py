@@ -23,10 +23,10 @@ from checkin.clock import ManualClock
 from checkin.demo.mailcatcher import MailCatcher, free_port
 from checkin.demo.patients import Persona
 from checkin.demo.run import WebApp, demo_settings
-from checkin.enroll import enroll, parse_request
-from checkin.models import Alert, OutboxMessage
-from checkin.services import Services, build_services
-from checkin.worker import Tuning, make_scheduler
+from checkin.enrollment.enroll import enroll, parse_request
+from checkin.store.models import Alert, OutboxMessage
+from checkin.app.bootstrap import Services, build_services
+from checkin.app.worker import Tuning, make_scheduler
 
 START = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York
 PATIENT = Persona("E2E-1", "Ana", "+16175550142", "lumbar-fusion")
@@ -34,7 +34,7 @@ PATIENT = Persona("E2E-1", "Ana", "+16175550142", "lumbar-fusion")
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    from checkin.db import upgrade
+    from checkin.store.db import upgrade
 
     clock = ManualClock(START)
     with MailCatcher() as mail:

@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from checkin.channels.memory import MemoryChannel
-from checkin.services import Services
-from checkin.sweeps import escalate_once
+from checkin.app.bootstrap import Services
+from checkin.alerts.sweeps import escalate_once
 from checkin.tokens import ALERT_SALT, read_token
 from tests.alerts.support import (
     NOW,
@@ -142,7 +142,7 @@ def test_it_uses_checkin_alert_emails_for_the_default_team_without_a_care_team_f
 
 
 def test_it_notifies_a_contact_problem_from_a_delivery_failure_on_the_next_sweep(services: Services) -> None:
-    from checkin.delivery import open_contact_problem
+    from checkin.outbound.delivery import open_contact_problem
 
     pid, _, _ = add_patient(services)
     with services.sessions.begin() as s:

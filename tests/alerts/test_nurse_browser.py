@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from checkin.services import Services
-from checkin.web import create_app
+from checkin.app.bootstrap import Services
+from checkin.app.web import create_app
 from tests.alerts.support import NURSES, add_patient, alerts, make_services, reply, staff_rows
 from tests.web.conftest import free_port
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None and not IN_CI, reason="Chromium
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Services, str]]:
-    from checkin.db import upgrade
+    from checkin.store.db import upgrade
 
     url = f"sqlite:///{tmp_path / 'browser.db'}"
     upgrade(url)

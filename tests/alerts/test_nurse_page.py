@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from checkin.models import Alert, AuditEvent, OutboxMessage
-from checkin.services import Services
+from checkin.store.models import Alert, AuditEvent, OutboxMessage
+from checkin.app.bootstrap import Services
 from checkin.tokens import ALERT_MAX_AGE, ALERT_SALT, make_token
-from checkin.web import create_app
-from checkin.web.nurse import COOKIE
+from checkin.app.web import create_app
+from checkin.app.web.nurse import COOKIE
 from tests.alerts.support import NOW, NURSES, SECRET, add_patient, alerts, audit, reply, staff_rows
 
 FEVER = "I have a fever of 102 since last night"

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from checkin.models import OutboxMessage, Patient
-from checkin.services import Services
-from checkin.sweeps import digest_once, missed_once, remind_once
+from checkin.store.models import OutboxMessage, Patient
+from checkin.app.bootstrap import Services
+from checkin.alerts.sweeps import digest_once, missed_once, remind_once
 from tests.alerts.support import NOW, NURSES, add_patient, alerts, reply, staff_rows
 
 H = timedelta(hours=1)

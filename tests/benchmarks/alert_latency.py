@@ -3,7 +3,7 @@
     python -m tests.benchmarks.alert_latency [--alerts 100] [--rate 2] [--backend sqlite postgres]
 
 Real pieces, real clock, default worker tuning (1 s dispatch tick): the FastAPI app under
-uvicorn, `checkin.worker.run` in a thread (as `checkin serve` runs it), the SMTP channel to
+uvicorn, `checkin.app.worker.run` in a thread (as `checkin serve` runs it), the SMTP channel to
 an aiosmtpd server on loopback. Each of N patients sends one signed emergency reply; the clock
 starts when the webhook request is sent and stops when the server accepts the email whose
 subject names that patient's reference. Prints one JSON line per backend.
@@ -30,10 +30,10 @@ from tests.benchmarks.support import database
 def run(backend: str, n: int, rate: float) -> dict[str, object]:
     from sqlalchemy import select
 
-    from checkin.enroll import enroll_many, parse_request
-    from checkin.models import Patient
-    from checkin.services import build_services
-    from checkin.worker import run as run_worker
+    from checkin.enrollment.enroll import enroll_many, parse_request
+    from checkin.store.models import Patient
+    from checkin.app.bootstrap import build_services
+    from checkin.app.worker import run as run_worker
 
     tmp = Path(tempfile.mkdtemp(prefix="checkin-alert-bench-"))
     with MailCatcher() as mail, database(backend) as url:

@@ -70,8 +70,8 @@ def plant(url: str, messages: int, idle: int, due: Callable[[int], datetime]) ->
 def child(url: str, worker_id: str, start_at: float, tick: float | None, until: float) -> None:
     """One worker process: wait for the common start, then dispatch until nothing is left
     (or, with ``tick``, keep ticking like ``checkin worker`` until ``until``)."""
-    from checkin.dispatch import run_once
-    from checkin.ratelimit import Pacer
+    from checkin.outbound.dispatch import run_once
+    from checkin.outbound.ratelimit import Pacer
 
     services = services_for(url)
     unlimited = Pacer.unlimited()
@@ -123,7 +123,7 @@ def run_workers(url: str, workers: int, *, tick: float | None = None, until: flo
 def throughput(backend: str, workers: int, messages: int, idle: int) -> dict[str, object]:
     from sqlalchemy import func, select
 
-    from checkin.models import OutboxMessage
+    from checkin.store.models import OutboxMessage
 
     with database(backend) as url:
         plant(url, messages, idle, due=lambda i: datetime.now(UTC) - timedelta(minutes=1))
@@ -143,7 +143,7 @@ def throughput(backend: str, workers: int, messages: int, idle: int) -> dict[str
 def steady(backend: str, seconds: float, per_s: int) -> dict[str, object]:
     from sqlalchemy import select
 
-    from checkin.models import OutboxMessage
+    from checkin.store.models import OutboxMessage
 
     with database(backend) as url:
         first_due = datetime.now(UTC) + timedelta(seconds=5)

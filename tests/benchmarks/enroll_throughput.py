@@ -27,7 +27,7 @@ ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_A
 
 def run_one(backend: str, n: int) -> dict[str, object]:
     from checkin.config import Settings
-    from checkin.wiring import load_schedules
+    from checkin.content.catalog import load_schedules
 
     settings = Settings.from_env({"CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
                                   "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates")})
@@ -37,8 +37,8 @@ def run_one(backend: str, n: int) -> dict[str, object]:
 
 
 def _run(url: str, backend: str, n: int, schedules: dict) -> dict[str, object]:  # type: ignore[type-arg]
-    from checkin.db import make_engine, session_factory
-    from checkin.enroll import EnrollRequest, enroll_many
+    from checkin.store.db import make_engine, session_factory
+    from checkin.enrollment.enroll import EnrollRequest, enroll_many
 
     engine = make_engine(url)
     now = datetime(2026, 1, 5, 12, tzinfo=UTC)

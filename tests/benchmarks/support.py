@@ -16,7 +16,7 @@ def database(backend: str, *, migrate: bool = True) -> Iterator[str]:
     """A new SQLite file or a throwaway PostgreSQL database (dropped afterwards); its URL."""
     from sqlalchemy import create_engine, text
 
-    from checkin.db import upgrade
+    from checkin.store.db import upgrade
 
     if backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:

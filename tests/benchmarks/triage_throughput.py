@@ -1,4 +1,4 @@
-"""Throughput of checkin.triage.assess on one core.
+"""Throughput of checkin.core.triage.assess on one core.
 
     python -m tests.benchmarks.triage_throughput [--passes N]
 
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from checkin.triage import assess
+from checkin.core.triage import assess
 from tests.triage.corpus_metrics import EXTRA_CORPUS, dev_corpus_path, load_corpus, map_context
 
 GOAL = 20_000

@@ -55,8 +55,8 @@ def phone(i: int) -> str:
 
 
 def seed(url: str, now: datetime) -> None:
-    from checkin.db import make_engine, session_factory, upgrade
-    from checkin.models import Enrollment, OutboxMessage, Patient
+    from checkin.store.db import make_engine, session_factory, upgrade
+    from checkin.store.models import Enrollment, OutboxMessage, Patient
 
     upgrade(url)
     engine = make_engine(url)
@@ -81,10 +81,10 @@ def seed(url: str, now: datetime) -> None:
 
 
 def serve(url: str, port: int) -> None:
-    """The server child: ``checkin.web.serve``, what ``checkin web`` runs, on the benchmark database."""
+    """The server child: ``checkin.app.web.serve``, what ``checkin web`` runs, on the benchmark database."""
     from checkin.config import Settings
-    from checkin.services import build_services
-    from checkin.web import serve as serve_web
+    from checkin.app.bootstrap import build_services
+    from checkin.app.web import serve as serve_web
 
     serve_web(build_services(Settings.from_env(env_for(url)), schedules={}), host="127.0.0.1", port=port)
 
@@ -171,7 +171,7 @@ def load(base: str, rate: float, seconds: float, connections: int) -> dict[str, 
 def run_backend(backend: str, rate: float, seconds: float, connections: int) -> dict[str, Any]:
     from sqlalchemy import text
 
-    from checkin.db import make_engine
+    from checkin.store.db import make_engine
     from tests.web.conftest import free_port
 
     now = datetime.now(UTC)

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from checkin.bulk import insert_outbox_rows
-from checkin.models import OutboxMessage
+from checkin.store.bulk import insert_outbox_rows
+from checkin.store.models import OutboxMessage
 
 NOW = datetime(2026, 3, 1, 15, 0, 0, 123456, tzinfo=UTC)
 

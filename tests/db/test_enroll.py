@@ -7,12 +7,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from checkin.enroll import EnrollRequest, enroll, enroll_many, parse_request, reschedule, withdraw
+from checkin.enrollment.enroll import EnrollRequest, enroll, enroll_many, parse_request, reschedule, withdraw
 from checkin.errors import EnrollmentError
-from checkin.importer import import_csv
-from checkin.models import AuditEvent, Enrollment, OutboxMessage, Patient
-from checkin.schedule import Schedule
-from checkin.schedule.load import parse_schedule_text
+from checkin.enrollment.importer import import_csv
+from checkin.store.models import AuditEvent, Enrollment, OutboxMessage, Patient
+from checkin.core.schedule import Schedule
+from checkin.core.schedule.load import parse_schedule_text
 
 NOW = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 SURGERY = date(2026, 3, 10)

@@ -9,9 +9,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
-from checkin.db import current_revision, head_revision, make_engine, require_migrated
+from checkin.store.db import current_revision, head_revision, make_engine, require_migrated
 from checkin.errors import DatabaseNotReady
-from checkin.models import AppendOnlyError, AuditEvent, Base
+from checkin.store.models import AppendOnlyError, AuditEvent, Base
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from checkin.models import Alert, InboundMessage, OutboxMessage, Patient, Worker
-from checkin.status import collect, prometheus_text, status_lines
+from checkin.store.models import Alert, InboundMessage, OutboxMessage, Patient, Worker
+from checkin.store.status import collect, prometheus_text, status_lines
 
 NOW = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 

@@ -156,7 +156,7 @@ def test_it_installs_migrates_serves_and_works_as_the_image_would(image: dict[st
         worker_out = worker.communicate(timeout=60)[0]
     assert worker.returncode == 0, worker_out[-2000:]
     assert "worker worker-1 stopped" in worker_out
-    # A graceful stop on SIGTERM exits 0 (checkin.web.serve keeps uvicorn from re-raising it).
+    # A graceful stop on SIGTERM exits 0 (checkin.app.web.serve keeps uvicorn from re-raising it).
     assert web.returncode == 0, web_out[-2000:]
     assert "Application shutdown complete" in web_out
 
@@ -165,9 +165,9 @@ def test_it_packages_everything_the_service_reads(image: dict[str, object]) -> N
     # A non-editable install must carry the migrations, lexicons and page templates.
     python = str(Path(str(image["bin"])) / "python")
     code = ("import checkin, pathlib; p = pathlib.Path(checkin.__file__).parent; "
-            "print(len(list((p / 'migrations' / 'versions').glob('*.py'))), "
-            "len(list((p / 'triage' / 'lexicon').glob('*.yaml'))), "
-            "len(list((p / 'web' / 'templates').glob('*.html'))))")
+            "print(len(list((p / 'store' / 'migrations' / 'versions').glob('*.py'))), "
+            "len(list((p / 'core' / 'triage' / 'lexicon').glob('*.yaml'))), "
+            "len(list((p / 'app' / 'web' / 'templates').glob('*.html'))))")
     out = subprocess.run([python, "-c", code], cwd="/", capture_output=True, text=True, check=True,
                          timeout=60).stdout.split()
     versions, lexicons, pages = (int(x) for x in out)

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from checkin.services import Services
+from checkin.app.bootstrap import Services
 from tests.inbound.support import services_for
 
 

@@ -14,10 +14,10 @@ from twilio.request_validator import RequestValidator
 
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
-from checkin.db import make_engine
-from checkin.models import Enrollment, OutboxMessage, Patient
-from checkin.services import Services, build_services
-from checkin.triage.model import Assessment, Flag, Severity
+from checkin.store.db import make_engine
+from checkin.store.models import Enrollment, OutboxMessage, Patient
+from checkin.app.bootstrap import Services, build_services
+from checkin.core.triage.model import Assessment, Flag, Severity
 from tests.conftest import make_settings
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -130,7 +130,7 @@ class ScriptedAssess:
 
 def assessment(*flags: Flag, severity: Severity | None = None, ambiguous: Iterable[str] = (),
                language: str = "en") -> Assessment:
-    from checkin.triage.model import FLAG_SEVERITY
+    from checkin.core.triage.model import FLAG_SEVERITY
 
     sev = severity or max((FLAG_SEVERITY[f] for f in flags), default=Severity.NONE,
                           key=lambda s: s.rank)
@@ -143,7 +143,7 @@ def assessment(*flags: Flag, severity: Severity | None = None, ambiguous: Iterab
 def audit_details(session: Any) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from checkin.models import AuditEvent
+    from checkin.store.models import AuditEvent
 
     return [{"action": e.action, "patient_ref": e.patient_ref, "subject": e.subject, **e.detail}
             for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]

@@ -1,4 +1,4 @@
-"""checkin.alerts: open, join, renotify only when severity rises; contact problems deduplicated."""
+"""checkin.alerts.lifecycle: open, join, renotify only when severity rises; contact problems deduplicated."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from checkin import alerts
-from checkin.inbound import InboundSms, handle_sms
-from checkin.models import Alert, InboundMessage
-from checkin.services import Services
-from checkin.triage.model import Flag, Severity
+from checkin.alerts import lifecycle as alerts
+from checkin.inbound.process import InboundSms, handle_sms
+from checkin.store.models import Alert, InboundMessage
+from checkin.app.bootstrap import Services
+from checkin.core.triage.model import Flag, Severity
 from tests.inbound.support import (
     NOW,
     ScriptedAssess,

@@ -1,4 +1,4 @@
-"""checkin.inbound on SQLite and PostgreSQL: keywords, matching, triage, alerts, safety replies."""
+"""checkin.inbound.process on SQLite and PostgreSQL: keywords, matching, triage, alerts, safety replies."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from checkin import inbound
-from checkin.inbound import InboundSms, handle_sms
-from checkin.models import Alert, AuditEvent, InboundMessage, OutboxMessage, Patient
-from checkin.services import Services
-from checkin.triage.model import Flag
+from checkin.inbound import process as inbound
+from checkin.inbound.process import InboundSms, handle_sms
+from checkin.store.models import Alert, AuditEvent, InboundMessage, OutboxMessage, Patient
+from checkin.app.bootstrap import Services
+from checkin.core.triage.model import Flag
 from tests.inbound.support import (
     ANA_PHONE,
     CLINIC_NAME,

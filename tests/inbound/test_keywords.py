@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from checkin.keywords import Keyword, classify, normalize
+from checkin.core.keywords import Keyword, classify, normalize
 
 STOP_FORMS = ["STOP", "stop", " stop ", "Stop.", "STOP!", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END",
               "QUIT", "REVOKE", "OPTOUT", "opt out", "ＳＴＯＰ", "ST\u200bOP", "\u202estop", "stop 🛑",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from checkin import replies
-from checkin.replies import OpenQuestion, choose_reply, pick_question
-from checkin.triage.model import Flag, Severity
+from checkin.core import replies
+from checkin.core.replies import OpenQuestion, choose_reply, pick_question
+from checkin.core.triage.model import Flag, Severity
 from tests.inbound.support import assessment
 
 NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from checkin.inbound import InboundSms, insert_once
-from checkin.models import Alert, InboundMessage
-from checkin.reprocess import SETTLE, reprocess_once
-from checkin.services import Services
+from checkin.inbound.process import InboundSms, insert_once
+from checkin.store.models import Alert, InboundMessage
+from checkin.inbound.reprocess import SETTLE, reprocess_once
+from checkin.app.bootstrap import Services
 from tests.inbound.support import ANA_PHONE, NOW, add_patient
 
 
@@ -37,7 +37,7 @@ def test_it_processes_a_stored_reply_once_things_work_again(services: Services) 
 
 
 def test_it_leaves_a_reply_that_fails_again_for_the_next_pass(services: Services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import checkin.inbound as inbound_mod
+    import checkin.inbound.process as inbound_mod
 
     arrange(services)
     store_unprocessed(services, "my incision is leaking", "SMlate2", ANA_PHONE)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from checkin.services import Services
+from checkin.app.bootstrap import Services
 from tests.outbound.support import HoldingTwilio, WorkerProcess, make_services
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from checkin.channels import Channel, OutgoingMessage, Receipt
 from checkin.config import Settings
-from checkin.outbox import Policy
-from checkin.services import build_services
-from checkin.worker import Tuning, run
+from checkin.store.outbox import Policy
+from checkin.app.bootstrap import build_services
+from checkin.app.worker import Tuning, run
 
 
 class BlockAfterSend:

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.config import Settings
-from checkin.models import Enrollment, OutboxMessage, Patient
-from checkin.services import Services, build_services
+from checkin.store.models import Enrollment, OutboxMessage, Patient
+from checkin.app.bootstrap import Services, build_services
 from tests.channels.fake_twilio_server import Answer, FakeTwilio
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from checkin.capacity import Minute, capacity_report, needed_rate, replay
-from checkin.services import Services
+from checkin.outbound.capacity import Minute, capacity_report, needed_rate, replay
+from checkin.app.bootstrap import Services
 from tests.outbound.support import NOW, add_many
 
 

@@ -10,12 +10,12 @@ from sqlalchemy import select
 from checkin.channels import OutgoingMessage, Receipt
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
-from checkin.dispatch import run_once
-from checkin.models import OutboxMessage
-from checkin.ratelimit import Pacer
-from checkin.reconcile import reconcile_once
-from checkin.services import Services
-from checkin.worker import startup_report
+from checkin.outbound.dispatch import run_once
+from checkin.store.models import OutboxMessage
+from checkin.outbound.ratelimit import Pacer
+from checkin.outbound.reconcile import reconcile_once
+from checkin.app.bootstrap import Services
+from checkin.app.worker import startup_report
 from tests.outbound.support import NOW, add_many, add_patient, add_row, get_row, statuses
 
 W = "worker-a"

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from checkin.channels import OutgoingMessage, Receipt
-from checkin.delivery import record_status
-from checkin.dispatch import run_once
-from checkin.models import Alert, DeliveryEvent
-from checkin.services import Services
+from checkin.outbound.delivery import record_status
+from checkin.outbound.dispatch import run_once
+from checkin.store.models import Alert, DeliveryEvent
+from checkin.app.bootstrap import Services
 from tests.outbound.support import NOW, add_patient, add_row, get_row
 
 

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from checkin.channels import OutgoingMessage, Receipt
 from checkin.channels.memory import MemoryChannel
-from checkin.dispatch import run_once
-from checkin.models import AuditEvent, OutboxMessage, Patient
-from checkin.ratelimit import Pacer
-from checkin.services import Services
+from checkin.outbound.dispatch import run_once
+from checkin.store.models import AuditEvent, OutboxMessage, Patient
+from checkin.outbound.ratelimit import Pacer
+from checkin.app.bootstrap import Services
 from checkin.tokens import CHECKIN_SALT, read_token
 from tests.outbound.support import NOW, add_patient, add_row, get_row, statuses
 
@@ -189,7 +189,7 @@ def test_it_dead_letters_a_row_whose_template_is_missing(services: Services,
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
         row_id = add_row(s, p, e, message="no_such_template").id
-    with caplog.at_level(logging.ERROR, logger="checkin.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="checkin.outbound.dispatch"):
         run_once(services, NOW, worker_id=W)
     row = get_row(services, row_id)
     assert row.status == "dead" and row.status_reason.startswith("template error")
@@ -275,7 +275,7 @@ def test_it_marks_sent_a_send_whose_receipt_cannot_be_stored(
         services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.exc import DataError
 
-    import checkin.dispatch
+    import checkin.outbound.dispatch
 
     with services.sessions() as s, s.begin():
         row_id = add_row(s, *add_patient(s)).id
@@ -283,7 +283,7 @@ def test_it_marks_sent_a_send_whose_receipt_cannot_be_stored(
     def refuse(*args: object, **kwargs: object) -> None:
         raise DataError("UPDATE outbox", {}, ValueError("value too long"))
 
-    monkeypatch.setattr(checkin.dispatch, "_sent", refuse)
+    monkeypatch.setattr(checkin.outbound.dispatch, "_sent", refuse)
     run_once(services, NOW, worker_id=W)
     row = get_row(services, row_id)
     assert (row.status, row.status_reason, row.claimed_by) == (
@@ -295,11 +295,11 @@ def test_it_records_a_receipt_after_a_brief_database_outage(
         services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.exc import OperationalError
 
-    import checkin.dispatch
+    import checkin.outbound.dispatch
 
     with services.sessions() as s, s.begin():
         row_id = add_row(s, *add_patient(s)).id
-    real = checkin.dispatch._Receipts.record
+    real = checkin.outbound.dispatch._Receipts.record
     failures = [OperationalError("UPDATE outbox", {}, ConnectionError("server closed"))]
 
     def flaky(self: object, *args: object) -> None:
@@ -307,8 +307,8 @@ def test_it_records_a_receipt_after_a_brief_database_outage(
             raise failures.pop()
         real(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(checkin.dispatch._Receipts, "record", flaky)
-    monkeypatch.setattr(checkin.dispatch._time, "sleep", lambda s: None)
+    monkeypatch.setattr(checkin.outbound.dispatch._Receipts, "record", flaky)
+    monkeypatch.setattr(checkin.outbound.dispatch._time, "sleep", lambda s: None)
     run_once(services, NOW, worker_id=W)
     row = get_row(services, row_id)
     assert (row.status, row.provider_id) == ("sent", "SM000001")

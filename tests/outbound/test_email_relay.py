@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
-from checkin.dispatch import run_once
-from checkin.models import Alert, AuditEvent
-from checkin.outbox import fit_provider_id
-from checkin.services import Services
+from checkin.outbound.dispatch import run_once
+from checkin.store.models import Alert, AuditEvent
+from checkin.store.outbox import fit_provider_id
+from checkin.app.bootstrap import Services
 from tests.channels.channels_support import SmtpServer
 from tests.outbound.support import NOW, add_patient, add_row, get_row, make_services
 

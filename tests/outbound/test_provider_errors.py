@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from checkin.channels.memory import MemoryChannel
-from checkin.dispatch import run_once
+from checkin.outbound.dispatch import run_once
 from checkin.errors import ChannelError
-from checkin.models import Alert, AuditEvent, OutboxMessage, Patient, RateLimit
-from checkin.outbox import DEFAULT_POLICY
-from checkin.reconcile import reconcile_once
-from checkin.services import Services
+from checkin.store.models import Alert, AuditEvent, OutboxMessage, Patient, RateLimit
+from checkin.store.outbox import DEFAULT_POLICY
+from checkin.outbound.reconcile import reconcile_once
+from checkin.app.bootstrap import Services
 from tests.channels.fake_twilio_server import Answer, closed_port_url
 from tests.outbound.support import (
     NOW,

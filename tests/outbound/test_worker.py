@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from checkin.channels.memory import MemoryChannel
 from checkin.errors import CheckinError
-from checkin.models import OutboxMessage, Worker
-from checkin.outbox import DEFAULT_POLICY
-from checkin.reconcile import reconcile_once
-from checkin.services import Services
-from checkin.worker import Tuning, make_scheduler, register, run
+from checkin.store.models import OutboxMessage, Worker
+from checkin.store.outbox import DEFAULT_POLICY
+from checkin.outbound.reconcile import reconcile_once
+from checkin.app.bootstrap import Services
+from checkin.app.worker import Tuning, make_scheduler, register, run
 from tests.outbound.support import NOW, add_patient, add_row, get_row, wait_for
 
 
@@ -103,8 +103,8 @@ def test_it_leaves_a_live_workers_row_until_its_lease_is_far_gone(
 
 
 def test_it_puts_rows_held_at_shutdown_in_doubt_not_back_to_pending(services: Services) -> None:
-    from checkin.models import AuditEvent
-    from checkin.worker import unregister
+    from checkin.store.models import AuditEvent
+    from checkin.app.worker import unregister
 
     row_id = _claimed(services, "leaving", heartbeat_age=timedelta(0), lease_age=-timedelta(30))
     unregister(services, "leaving", NOW)

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from checkin.models import OutboxMessage, Worker
-from checkin.services import Services
+from checkin.store.models import OutboxMessage, Worker
+from checkin.app.bootstrap import Services
 from tests.channels.fake_twilio_server import Answer
 from tests.outbound.support import (
     ROOT,
@@ -153,7 +153,7 @@ def test_it_sends_each_message_exactly_once_with_several_workers_on_postgresql(
 
 def test_it_refuses_to_start_a_second_worker_on_the_same_sqlite_file(
         tmp_path: Path, fake: HoldingTwilio, procs: list[WorkerProcess]) -> None:
-    from checkin.db import upgrade
+    from checkin.store.db import upgrade
 
     db_url = f"sqlite:///{tmp_path / 'one.db'}"
     upgrade(db_url)

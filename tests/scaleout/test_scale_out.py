@@ -25,8 +25,8 @@ import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from checkin.enroll import enroll_many, parse_request
-from checkin.models import Alert, InboundMessage, OutboxMessage, Patient, Worker
+from checkin.enrollment.enroll import enroll_many, parse_request
+from checkin.store.models import Alert, InboundMessage, OutboxMessage, Patient, Worker
 from tests.outbound.support import (
     AUTH_TOKEN,
     ROOT,

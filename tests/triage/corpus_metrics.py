@@ -73,7 +73,7 @@ class Metrics:
 
 
 def score(rows: list[dict]) -> Metrics:
-    from checkin.triage import assess
+    from checkin.core.triage import assess
 
     m = Metrics()
     for row in rows:

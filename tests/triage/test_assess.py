@@ -1,4 +1,4 @@
-"""Behaviour of checkin.triage.assess, one behaviour per test, tables as parametrize."""
+"""Behaviour of checkin.core.triage.assess, one behaviour per test, tables as parametrize."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from checkin.triage import Assessment, Flag, Severity, assess
+from checkin.core.triage import Assessment, Flag, Severity, assess
 
 E, U, W, N = "emergency", "urgent", "watch", "none"
 

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 import yaml
 
-from checkin.triage import Flag
-from checkin.triage.lexicon import LexiconError, compile_lexicon, load, validate
+from checkin.core.triage import Flag
+from checkin.core.triage.lexicon import LexiconError, compile_lexicon, load, validate
 
 
 def test_it_loads_both_packaged_lexicons() -> None:
     lex = load()
-    assert lex.files == ("checkin/triage/lexicon/en.yaml", "checkin/triage/lexicon/es.yaml")
+    assert lex.files == ("checkin/core/triage/lexicon/en.yaml", "checkin/core/triage/lexicon/es.yaml")
     assert set(lex.options) == {f.value for f in Flag}
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from checkin.triage.cli import assessment_json, main
+from checkin.app.cli.triage import assessment_json, main
 
 
 def test_it_prints_the_assessment_as_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:

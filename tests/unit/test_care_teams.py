@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from checkin.care_teams import DEFAULT_LADDER, load_care_teams, parse_care_teams
+from checkin.core.care_teams import DEFAULT_LADDER, load_care_teams, parse_care_teams
 from checkin.errors import ScheduleErrors
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_it_has_working_defaults_for_a_laptop() -> None:
     s = Settings.from_env({})
-    assert s.database_url == "sqlite:///checkin.db"
+    assert s.database_url == "sqlite:///checkin.store.db"
     assert s.schedules_dir == Path("schedules")
     assert s.templates_dir == Path("templates")
     assert s.twilio is None and s.smtp is None

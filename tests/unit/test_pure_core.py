@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE = ["checkin.schedule", "checkin.timeline", "checkin.window", "checkin.triage", "checkin.keywords",
-        "checkin.sms_encoding", "checkin.care_teams", "checkin.replies"]
+PURE = ["checkin.core.schedule", "checkin.core.timeline", "checkin.core.window", "checkin.core.triage", "checkin.core.keywords",
+        "checkin.core.sms_encoding", "checkin.core.care_teams", "checkin.core.replies"]
 FORBIDDEN = ["sqlalchemy", "twilio", "smtplib", "fastapi", "starlette", "uvicorn", "apscheduler", "psycopg",
              "requests", "httpx", "aiosmtpd"]
 CLOCK = re.compile(r"\b(datetime\.now|datetime\.utcnow|date\.today|time\.time)\(")

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from checkin.errors import TemplateError
-from checkin.render import CONTEXT_VARIABLES, Renderer, sample_context, validate_schedule_templates
-from checkin.schedule.model import Schedule, Step
+from checkin.content.render import CONTEXT_VARIABLES, Renderer, sample_context, validate_schedule_templates
+from checkin.core.schedule.model import Schedule, Step
 
 
 def write(root: Path, files: dict[str, str]) -> Renderer:

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from checkin.errors import ScheduleError, ScheduleErrors
-from checkin.schedule.load import (
+from checkin.core.schedule.load import (
     ScheduleRegistry,
     load_schedule,
     load_schedules,
     parse_duration,
     parse_schedule_text,
 )
-from checkin.schedule.model import Condition
+from checkin.core.schedule.model import Condition
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "schedules"
 

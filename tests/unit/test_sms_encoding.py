@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from checkin.sms_encoding import non_gsm_positions, normalize_sms, segments
+from checkin.core.sms_encoding import non_gsm_positions, normalize_sms, segments
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from apscheduler.triggers.calendarinterval import (  # type: ignore[import-untyp
     CalendarIntervalTrigger,
 )
 
-from checkin.schedule.model import Condition, Enrollment, PlannedMessage, Schedule, Step
-from checkin.timeline import plan, preview_rows, replan
+from checkin.core.schedule.model import Condition, Enrollment, PlannedMessage, Schedule, Step
+from checkin.core.timeline import plan, preview_rows, replan
 
 NY = ZoneInfo("America/New_York")
 SURGERY = date(2026, 1, 12)  # a Monday, far from any DST change in New York

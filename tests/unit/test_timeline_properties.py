@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkin.schedule.model import Enrollment, Schedule, Step
-from checkin.timeline import plan
-from checkin.window import in_window, local_instant, next_allowed, window_end
+from checkin.core.schedule.model import Enrollment, Schedule, Step
+from checkin.core.timeline import plan
+from checkin.core.window import in_window, local_instant, next_allowed, window_end
 
 ZONES = [
     "UTC",

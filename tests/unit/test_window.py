@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from checkin.window import in_window, local_instant, next_allowed, window_end
+from checkin.core.window import in_window, local_instant, next_allowed, window_end
 
 DAYTIME = (time(9), time(20))
 NIGHT_OK = (time(0), time(23, 59))

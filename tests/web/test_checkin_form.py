@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from checkin import tokens
 from checkin.clock import ManualClock
-from checkin.models import Alert, InboundMessage, OutboxMessage
-from checkin.services import Services
-from checkin.web import create_app
+from checkin.store.models import Alert, InboundMessage, OutboxMessage
+from checkin.app.bootstrap import Services
+from checkin.app.web import create_app
 from tests.inbound.support import SECRET, add_outbox, add_patient, services_for
 
 

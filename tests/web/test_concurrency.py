@@ -12,10 +12,10 @@ import httpx2
 import pytest
 from sqlalchemy import func, select, update
 
-from checkin.db import upgrade
-from checkin.models import Alert, AuditEvent, InboundMessage, OutboxMessage
-from checkin.services import Services
-from checkin.web import create_app
+from checkin.store.db import upgrade
+from checkin.store.models import Alert, AuditEvent, InboundMessage, OutboxMessage
+from checkin.app.bootstrap import Services
+from checkin.app.web import create_app
 from tests.inbound.support import (
     NOW,
     add_outbox,

@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from checkin.models import InboundMessage
-from checkin.services import Services
-from checkin.web.limits import MAX_BODY_BYTES
+from checkin.store.models import InboundMessage
+from checkin.app.bootstrap import Services
+from checkin.app.web.limits import MAX_BODY_BYTES
 from tests.inbound.support import NOW, add_outbox, add_patient, signed_headers, sms_params
 from tests.web.conftest import LiveServer
 

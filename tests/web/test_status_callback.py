@@ -1,4 +1,4 @@
-"""POST /webhooks/twilio/status?outbox=ID: verified like the SMS webhook, then checkin.delivery."""
+"""POST /webhooks/twilio/status?outbox=ID: verified like the SMS webhook, then checkin.outbound.delivery."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from checkin.services import Services
+from checkin.app.bootstrap import Services
 from tests.inbound.support import ACCOUNT_SID, NOW, PUBLIC_URL, add_outbox, add_patient, signature
 
 PATH = "/webhooks/twilio/status"
@@ -25,7 +25,7 @@ def post(client: TestClient, form: dict[str, str], query: str = "outbox=1", url:
 
 
 def events(services: Services) -> int:
-    from checkin.models import DeliveryEvent
+    from checkin.store.models import DeliveryEvent
 
     with services.sessions() as s:
         return int(s.scalar(select(func.count()).select_from(DeliveryEvent)) or 0)
@@ -42,7 +42,7 @@ def test_it_refuses_a_forged_callback(client: TestClient, services: Services) ->
 
 
 def test_it_records_a_signed_callback_through_checkin_delivery(client: TestClient, services: Services) -> None:
-    pytest.importorskip("checkin.delivery")
+    pytest.importorskip("checkin.outbound.delivery")
     with services.sessions.begin() as s:
         row = add_outbox(s, add_patient(s), sent_at=NOW - timedelta(minutes=5))
         row.provider_id = "SM" + "b" * 32
@@ -54,7 +54,7 @@ def test_it_records_a_signed_callback_through_checkin_delivery(client: TestClien
 
 @pytest.mark.parametrize("query", ["outbox=999999", "outbox=abc", "", "outbox=99999999999999999999999"])
 def test_it_answers_200_for_unknown_or_old_messages(client: TestClient, query: str) -> None:
-    pytest.importorskip("checkin.delivery")
+    pytest.importorskip("checkin.outbound.delivery")
     assert post(client, params(sid="SM" + "c" * 32), query=query).status_code == 200
 
 

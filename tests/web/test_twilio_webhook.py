@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from checkin.models import Alert, InboundMessage, OutboxMessage
-from checkin.services import Services
-from checkin.web import create_app
+from checkin.store.models import Alert, InboundMessage, OutboxMessage
+from checkin.app.bootstrap import Services
+from checkin.app.web import create_app
 from tests.inbound.support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -152,7 +152,7 @@ def test_it_answers_503_when_the_database_is_down(tmp_path: Any) -> None:
     from tests.inbound.support import services_for
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    from checkin.db import upgrade
+    from checkin.store.db import upgrade
 
     upgrade(url)
     services = services_for(url)

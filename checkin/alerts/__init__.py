@@ -1,0 +1,1 @@
+"""Alerts: one open alert per patient, its notifications, ladder and sweeps."""

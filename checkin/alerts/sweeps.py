@@ -1,0 +1,373 @@
+"""The worker's single-step sweeps for alerts: escalation, missed check-ins, reminders, digest.
+
+Each ``*_once(services, now)`` does one bounded pass and returns how much it did; the worker
+calls it on an interval (APScheduler is only the tick: the state lives in the database). All of
+them are safe to run in two workers at once:
+
+- ``escalate_once``: per alert, ``checkin.alerts.notify.escalate`` claims a step with a compare-and-set
+  on ``alerts.escalation_level`` and inserts its messages under unique keys.
+- ``missed_once`` / ``remind_once``: a compare-and-set on ``outbox.missed_at`` /
+  ``outbox.reminded_at`` (``… WHERE id = ? AND missed_at IS NULL``) decides who acts.
+- ``digest_once``: the day's claim row ``digest:<team>:<date>`` is inserted with ``ON CONFLICT
+  DO NOTHING``; only the transaction that inserted it composes the emails.
+
+Each alert or row is handled in its own short transaction, so one bad row cannot stall the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from checkin.alerts import lifecycle as alerts
+from checkin.store import audit
+from checkin.alerts import notify
+from checkin.core.care_teams import CareTeam, CareTeams
+from checkin.store.models import (
+    OUTBOX_PENDING,
+    OUTBOX_SENT,
+    OUTBOX_SKIPPED,
+    Alert,
+    Enrollment,
+    InboundMessage,
+    OutboxMessage,
+    Patient,
+)
+from checkin.store.outbox import insert_ignore
+from checkin.app.bootstrap import Services
+
+log = logging.getLogger(__name__)
+
+# Questions sent longer ago than this are history, not a missed check-in to report today (this
+# also keeps a first deployment from alerting about every unanswered question of the past).
+LOOKBACK = timedelta(days=3)
+DIGEST_HOUR = 7  # local time (CHECKIN_DEFAULT_TIMEZONE) at or after which the day's digest goes
+DIGEST_WINDOW = timedelta(days=1)
+REMINDER_LIFETIME = timedelta(hours=12)  # when the question sets no missed_after
+INTERVALS = {"escalate_once": 30, "missed_once": 60, "remind_once": 60, "digest_once": 300}  # seconds
+
+
+# ---- escalation ---------------------------------------------------------------------------
+
+def escalate_once(services: Services, now: datetime, *, limit: int = 200) -> int:
+    """Issue every escalation step due at ``now`` for open alerts; returns outbox rows
+    inserted. Acknowledged and resolved alerts have no ``next_escalation_at`` and are never
+    selected (and the compare-and-set re-checks ``status = 'open'``)."""
+    with services.sessions() as session:
+        ids = list(session.scalars(
+            select(Alert.id).where(Alert.status == "open", Alert.next_escalation_at <= now)
+            .order_by(Alert.next_escalation_at, Alert.id).limit(limit)))
+    teams = notify.care_teams(services.settings)
+    inserted = 0
+    for alert_id in ids:
+        with services.sessions() as session, session.begin():
+            alert = session.get(Alert, alert_id)
+            if alert is None or alert.status != "open":
+                continue
+            inserted += notify.escalate(session, alert, settings=services.settings, renderer=services.renderer,
+                                        now=now, teams=teams)
+    return inserted
+
+
+# ---- missed check-ins and unreachable patients --------------------------------------------
+
+def _deadline(sent_at: datetime | None, seconds: int | None) -> datetime | None:
+    return sent_at + timedelta(seconds=seconds) if sent_at is not None and seconds is not None else None
+
+
+def missed_once(services: Services, now: datetime, *, limit: int = 500) -> int:
+    """Open (or join) a ``missed_checkin`` alert for each sent question unanswered past
+    ``sent_at + missed_after``, once per question (``outbox.missed_at``); a question whose
+    reminder was answered counts as answered. Also opens a ``contact_problem`` alert, once per
+    opt-out, for an enrolled patient who opted out of SMS (STOP, or Twilio's 21610): the team
+    must find another way to follow their recovery. Notifications go out at once (ladder step 0).
+    Returns alerts opened or joined."""
+    with services.sessions() as session:
+        candidates = session.execute(
+            select(OutboxMessage.id, OutboxMessage.key, OutboxMessage.sent_at, OutboxMessage.missed_after_s)
+            .where(OutboxMessage.ask.is_not(None), OutboxMessage.status == OUTBOX_SENT,
+                   OutboxMessage.answered_at.is_(None), OutboxMessage.missed_at.is_(None),
+                   OutboxMessage.missed_after_s.is_not(None), OutboxMessage.patient_id.is_not(None),
+                   OutboxMessage.sent_at >= now - LOOKBACK - timedelta(days=2), OutboxMessage.sent_at <= now)
+            .order_by(OutboxMessage.sent_at).limit(limit)).all()
+    done = 0
+    for row_id, key, sent_at, missed_after in candidates:
+        deadline = _deadline(sent_at, missed_after)
+        if deadline is None or deadline > now or deadline < now - LOOKBACK:
+            continue
+        with services.sessions() as session, session.begin():
+            done += _missed(session, services, row_id, key, now)
+    return done + _opted_out(services, now)
+
+
+def _missed(session: Session, services: Services, row_id: int, key: str, now: datetime) -> int:
+    reminder_answered = session.scalar(
+        select(OutboxMessage.answered_at).where(OutboxMessage.key == f"{key}:remind",
+                                                OutboxMessage.answered_at.is_not(None)))
+    if reminder_answered is not None:
+        # The patient answered the nudge (replies match the latest question): so the question.
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id, OutboxMessage.answered_at.is_(None))
+                        .values(answered_at=reminder_answered, updated_at=now)
+                        .execution_options(synchronize_session=False))
+        return 0
+    won = session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == row_id, OutboxMessage.missed_at.is_(None),
+                                    OutboxMessage.answered_at.is_(None))
+        .values(missed_at=now, updated_at=now).execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if not won:
+        return 0  # another worker had it
+    row = session.get(OutboxMessage, row_id)
+    assert row is not None and row.patient_id is not None
+    patient = session.get(Patient, row.patient_id)
+    enrollment = session.get(Enrollment, row.enrollment_id) if row.enrollment_id is not None else None
+    if patient is None or (enrollment is not None and enrollment.status != "active"):
+        return 0
+    change = alerts.open_missed_checkin(session, patient=patient, enrollment=enrollment, question=row, now=now)
+    notify.alert_changed(session, change, settings=services.settings, renderer=services.renderer, now=now)
+    return 1
+
+
+def _opted_out(services: Services, now: datetime) -> int:
+    told = exists().where(Alert.patient_id == Patient.id, Alert.kind == alerts.CONTACT_PROBLEM,
+                          Alert.updated_at >= Patient.sms_opted_out_at)
+    active = exists().where(Enrollment.patient_id == Patient.id, Enrollment.status == "active")
+    with services.sessions() as session:
+        ids = list(session.scalars(
+            select(Patient.id).where(Patient.sms_opted_out.is_(True), Patient.sms_opted_out_at.is_not(None),
+                                     Patient.sms_opted_out_at >= now - LOOKBACK, active, ~told).limit(200)))
+    done = 0
+    for pid in ids:
+        with services.sessions() as session, session.begin():
+            patient = session.get(Patient, pid, with_for_update=not services.is_sqlite)
+            if patient is None or not patient.sms_opted_out:
+                continue
+            if session.scalar(select(Alert.id).where(Alert.patient_id == pid, Alert.kind == alerts.CONTACT_PROBLEM,
+                                                     Alert.updated_at >= patient.sms_opted_out_at).limit(1)):
+                continue  # told already (another worker, or the inbound path's opt-out candidate)
+            change = alerts.open_contact_problem(session, patient=patient, reason="opted_out", now=now)
+            notify.alert_changed(session, change, settings=services.settings, renderer=services.renderer, now=now)
+            done += 1
+    return done
+
+
+# ---- reminders ----------------------------------------------------------------------------
+
+def remind_once(services: Services, now: datetime, *, limit: int = 500) -> int:
+    """Nudge once for each sent question unanswered past ``sent_at + remind_after``: a new
+    outbox row, key ``<original key>:remind``, same patient, message, ask and channel, due now,
+    not urgent (so the dispatcher keeps it inside the send window), expiring at the question's
+    ``missed_after`` deadline (a nudge after the team was told is pointless). ``reminded_at``
+    is set on the original by compare-and-set. Returns reminders planned."""
+    with services.sessions() as session:
+        candidates = session.execute(
+            select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.remind_after_s)
+            .where(OutboxMessage.ask.is_not(None), OutboxMessage.status == OUTBOX_SENT,
+                   OutboxMessage.answered_at.is_(None), OutboxMessage.reminded_at.is_(None),
+                   OutboxMessage.remind_after_s.is_not(None), OutboxMessage.patient_id.is_not(None),
+                   OutboxMessage.sent_at >= now - LOOKBACK, OutboxMessage.sent_at <= now)
+            .order_by(OutboxMessage.sent_at).limit(limit)).all()
+    planned = 0
+    for row_id, sent_at, remind_after in candidates:
+        due = _deadline(sent_at, remind_after)
+        if due is None or due > now:
+            continue
+        with services.sessions() as session, session.begin():
+            planned += _remind(session, row_id, now)
+    return planned
+
+
+def _remind(session: Session, row_id: int, now: datetime) -> int:
+    won = session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == row_id, OutboxMessage.reminded_at.is_(None),
+                                    OutboxMessage.answered_at.is_(None))
+        .values(reminded_at=now, updated_at=now).execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if not won:
+        return 0
+    row = session.get(OutboxMessage, row_id)
+    assert row is not None and row.sent_at is not None
+    expires = _deadline(row.sent_at, row.missed_after_s) or now + REMINDER_LIFETIME
+    if expires <= now:
+        return 0
+    inserted = insert_ignore(session, OutboxMessage, {
+        "key": f"{row.key}:remind"[:200], "enrollment_id": row.enrollment_id, "patient_id": row.patient_id,
+        "step_id": row.step_id, "occurrence": row.occurrence, "channel": row.channel, "message": row.message,
+        "ask": row.ask, "recipient": row.recipient, "urgent": False, "due_at": now, "expires_at": expires,
+        # The nudge itself is never nudged nor reported missed: the original carries both.
+        "remind_after_s": None, "missed_after_s": None, "status": OUTBOX_PENDING, "attempts": 0,
+        "created_at": now, "updated_at": now,
+    }, ["key"])
+    if inserted:
+        ref = session.scalar(select(Patient.reference).where(Patient.id == row.patient_id))
+        audit.record(session, at=now, actor="system", action="outbox.reminder_planned", patient_ref=ref,
+                     subject=f"outbox:{row.id}", message=row.message)
+    return int(inserted)
+
+
+# ---- daily digest -------------------------------------------------------------------------
+
+@dataclass
+class Digest:
+    """One team's day: what the digest templates receive (plus counts and the date)."""
+
+    open_alerts: list[dict[str, Any]] = field(default_factory=list)
+    missed: list[dict[str, Any]] = field(default_factory=list)
+    contact_problems: list[dict[str, Any]] = field(default_factory=list)
+    watch_replies: list[dict[str, Any]] = field(default_factory=list)
+    opted_out: list[dict[str, Any]] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.open_alerts or self.missed or self.contact_problems or self.watch_replies or self.opted_out)
+
+
+def digest_once(services: Services, now: datetime, *, hour: int = DIGEST_HOUR) -> int:
+    """Once per local day (CHECKIN_DEFAULT_TIMEZONE), at the first run at or after ``hour``,
+    compose each team's digest: unresolved alerts (oldest first), and from the last 24 hours
+    missed check-ins, contact problems, watch-level replies and opt-outs, with counts; one
+    email per nurse of the team. Decided once per team and day by inserting the claim row
+    ``digest:<team>:<date>`` (status ``skipped``, never sent): a day with nothing to report
+    sends nothing and is not reconsidered later that day; a day the worker was down entirely
+    is skipped, not caught up. Returns emails queued."""
+    tz = ZoneInfo(services.settings.default_timezone)
+    local = now.astimezone(tz)
+    if local.hour < hour:
+        return 0
+    teams = notify.care_teams(services.settings)
+    queued = 0
+    for team in teams.teams.values():
+        with services.sessions() as session, session.begin():
+            queued += _digest_for(session, services, teams, team, local.date(), now)
+    return queued
+
+
+def _digest_for(session: Session, services: Services, teams: CareTeams, team: CareTeam, day: date,
+                now: datetime) -> int:
+    key = f"digest:{team.id}:{day.isoformat()}"
+    digest = collect_digest(session, services, teams, team, now)
+    recipients = list(team.emails)
+    reason = "nothing to report" if digest.empty() else f"digest for {len(recipients)} recipient(s)"
+    if not recipients and not digest.empty():
+        reason = "no team email to send the digest to"
+        log.error("ops: team %r has no email for its daily digest", team.id)
+    claimed = insert_ignore(session, OutboxMessage, _staff_row(
+        key, team, day, now, channel="email", recipient=None, body="", subject=None, html=None,
+        status=OUTBOX_SKIPPED, status_reason=reason), ["key"])
+    if not claimed or digest.empty():
+        return 0
+    ctx = digest_context(services, team, day, digest)
+    subject, text, html = compose_digest(services, ctx)
+    queued = 0
+    for email in recipients:
+        queued += insert_ignore(session, OutboxMessage, _staff_row(
+            f"{key}:{email}"[:200], team, day, now, channel="email", recipient=email, body=text, subject=subject,
+            html=html, status=OUTBOX_PENDING, status_reason=None), ["key"])
+    audit.record(session, at=now, actor="system", action="digest.queued", subject=key, team=team.id,
+                 recipients=len(recipients), **ctx["counts"])
+    return queued
+
+
+def _staff_row(key: str, team: CareTeam, day: date, now: datetime, **values: Any) -> dict[str, Any]:
+    return {"key": key, "enrollment_id": None, "patient_id": None, "step_id": "digest", "occurrence": day.toordinal(),
+            "message": "staff_digest", "ask": None, "urgent": False, "due_at": now,
+            "expires_at": now + timedelta(hours=12), "attempts": 0, "created_at": now, "updated_at": now, **values}
+
+
+def _team_of(teams: CareTeams, care_team: str | None) -> str:
+    return teams.for_name(care_team).id
+
+
+def collect_digest(session: Session, services: Services, teams: CareTeams, team: CareTeam, now: datetime) -> Digest:
+    """What ``team`` should read this morning. Patients belong to the team of their latest
+    active enrollment (the default team when it names none or an unknown one)."""
+    tz = ZoneInfo(services.settings.default_timezone)
+    since = now - DIGEST_WINDOW
+    team_name = (
+        select(Enrollment.care_team).where(Enrollment.patient_id == Patient.id)
+        .order_by((Enrollment.status == "active").desc(), Enrollment.created_at.desc()).limit(1).scalar_subquery()
+    )
+    d = Digest()
+
+    def at(when: datetime | None) -> str:
+        return when.astimezone(tz).strftime("%a %b %d %H:%M") if when else ""
+
+    def mine(rows: Iterable[Any]) -> list[Any]:
+        return [r for r in rows if _team_of(teams, r.team) == team.id]
+
+    alerts_q = (select(Alert, Patient.reference, team_name.label("team"))
+                .join(Patient, Patient.id == Alert.patient_id))
+    for r in mine(session.execute(alerts_q.where(Alert.status.in_(alerts.UNRESOLVED))
+                                  .order_by(Alert.opened_at, Alert.id))):
+        a = r.Alert
+        d.open_alerts.append({"reference": r.reference, "severity": a.severity, "kind": a.kind,
+                              "kind_label": notify.KIND_LABELS.get(a.kind, a.kind), "status": a.status,
+                              "opened_at": at(a.opened_at), "flags": [notify.FLAG_LABELS.get(f, f) for f in a.flags or []],
+                              "acknowledged_by": a.acknowledged_by or ""})
+    for r in mine(session.execute(
+            select(OutboxMessage.sent_at, OutboxMessage.ask, OutboxMessage.missed_at, Patient.reference,
+                   team_name.label("team"))
+            .join(Patient, Patient.id == OutboxMessage.patient_id)
+            .where(OutboxMessage.missed_at >= since).order_by(OutboxMessage.missed_at))):
+        d.missed.append({"reference": r.reference, "question": r.ask or "", "sent_at": at(r.sent_at)})
+    for r in mine(session.execute(alerts_q.where(
+            Alert.kind == alerts.CONTACT_PROBLEM, or_(Alert.opened_at >= since, Alert.updated_at >= since))
+            .order_by(Alert.opened_at))):
+        d.contact_problems.append({"reference": r.reference, "reasons": list(r.Alert.flags or []),
+                                   "opened_at": at(r.Alert.opened_at), "status": r.Alert.status})
+    for r in mine(session.execute(
+            select(InboundMessage.received_at, InboundMessage.body, InboundMessage.assessment, Patient.reference,
+                   team_name.label("team"))
+            .join(Patient, Patient.id == InboundMessage.patient_id)
+            .where(InboundMessage.received_at >= since, InboundMessage.severity == "watch")
+            .order_by(InboundMessage.received_at))):
+        watch = (r.assessment or {}).get("watch") or []
+        d.watch_replies.append({"reference": r.reference, "at": at(r.received_at), "topics": list(watch),
+                                "text": (r.body or "")[:300]})
+    for r in mine(session.execute(
+            select(Patient.reference, Patient.sms_opted_out_at, team_name.label("team"))
+            .where(Patient.sms_opted_out.is_(True), Patient.sms_opted_out_at >= since,
+                   exists().where(and_(Enrollment.patient_id == Patient.id, Enrollment.status == "active")))
+            .order_by(Patient.sms_opted_out_at))):
+        d.opted_out.append({"reference": r.reference, "at": at(r.sms_opted_out_at)})
+    return d
+
+
+def digest_context(services: Services, team: CareTeam, day: date, d: Digest) -> dict[str, Any]:
+    counts = {"open_alerts": len(d.open_alerts), "missed": len(d.missed), "contact_problems": len(d.contact_problems),
+              "watch_replies": len(d.watch_replies), "opted_out": len(d.opted_out)}
+    return {"team_name": team.name, "team_id": team.id, "date": day.isoformat(), "open_alerts": d.open_alerts,
+            "missed": d.missed, "contact_problems": d.contact_problems, "watch_replies": d.watch_replies,
+            "opted_out": d.opted_out, "counts": counts, "clinic_name": services.settings.clinic_name,
+            "public_url": (services.settings.public_url or "").rstrip("/")}
+
+
+def compose_digest(services: Services, ctx: dict[str, Any]) -> tuple[str, str, str | None]:
+    """``staff/digest.{subject,txt,html}.j2``, or a built-in plain text when one fails."""
+    env = services.renderer.env
+    try:
+        subject = " ".join(env.get_template("staff/digest.subject.j2").render(dict(ctx)).split())
+        text = env.get_template("staff/digest.txt.j2").render(dict(ctx)).strip() + "\n"
+        html = env.get_template("staff/digest.html.j2").render(dict(ctx)).strip() + "\n"
+        if not subject:
+            raise ValueError("empty subject")
+        return subject[:300], text, html
+    except Exception as exc:  # noqa: BLE001 - admin-written templates: any failure falls back
+        log.error("ops: digest template failed; sent the built-in text (team=%s): %s", ctx["team_id"], exc)
+        c = ctx["counts"]
+        lines = [f"Daily digest {ctx['date']} - {ctx['team_name']}",
+                 (f"Open alerts: {c['open_alerts']}; missed check-ins: {c['missed']}; contact problems: "
+                  f"{c['contact_problems']}; watch replies: {c['watch_replies']}; opted out: {c['opted_out']}"), ""]
+        lines += [f"- {a['severity'].upper()} {a['reference']} {a['kind_label']} since {a['opened_at']} ({a['status']})"
+                  for a in ctx["open_alerts"]]
+        return f"Daily digest {ctx['date']}: {c['open_alerts']} open alert(s)", "\n".join(lines) + "\n", None
+
+
+__all__ = ["DIGEST_HOUR", "INTERVALS", "Digest", "collect_digest", "digest_once", "escalate_once",
+           "missed_once", "remind_once"]

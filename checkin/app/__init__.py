@@ -1,0 +1,1 @@
+"""Processes: the composition root, the worker, the CLI and the web app."""

@@ -1,0 +1,194 @@
+"""Twilio webhooks: verify, parse, dedupe, act, answer politely (STYLE.md habit 10).
+
+``POST /webhooks/twilio/sms``     inbound SMS → ``checkin.inbound.process`` → TwiML reply
+``POST /webhooks/twilio/status``  delivery status callback (``?outbox=ID``) → ``checkin.outbound.delivery``
+
+Signature policy:
+
+- Every request is checked with ``twilio.request_validator.RequestValidator(auth_token)``
+  against ``CHECKIN_PUBLIC_URL`` + path + query — the URL Twilio was given, not the one the
+  proxy shows us (behind TLS termination ``request.url`` says ``http://10.0.0.5:8000/…`` and
+  would never match). The validator accepts the URL with and without the default port.
+- Forged, missing, or signed for another URL or token → 403, nothing stored,
+  ``webhook_signature_failures_total`` incremented. Only the auth-token (HMAC-SHA1) scheme is
+  accepted; a request claiming another algorithm is checked as SHA1 and so fails.
+- **Never skipped.** Without ``TWILIO_AUTH_TOKEN`` (console mode) or without
+  ``CHECKIN_PUBLIC_URL`` there is nothing to verify against, so webhooks answer 503 and store
+  nothing. A demo that wants inbound SMS sets a made-up Twilio account and token (and points
+  ``CHECKIN_TWILIO_API_URL`` at the local fake) and signs its requests with that token.
+- A signed request from another ``AccountSid`` than ours is refused too (403).
+
+After verification: a request without ``MessageSid`` is answered 200 with empty TwiML (Twilio
+would only retry it); a database failure is 503 (Twilio may retry; the insert is idempotent);
+any other processing failure stores the raw message for a later look, logs it, and still sends
+the patient a safe generic reply naming 911 — never a 500 and silence.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.datastructures import ImmutableMultiDict
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from checkin.store import audit
+from checkin.inbound import process as inbound
+from checkin.core import replies
+from checkin.app.web.limits import in_db_thread, is_form, parse_form
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+SIGNATURE_HEADER = "x-twilio-signature"
+TWIML = "application/xml"
+
+
+def twiml(text: str | None) -> Response:
+    resp = MessagingResponse()
+    if text:
+        resp.message(text)
+    return Response(str(resp), media_type=TWIML)
+
+
+def _plain(status: int, text: str) -> Response:
+    # Error bodies never echo input (no PHI, no oracle for forgers).
+    return Response(text, status_code=status, media_type="text/plain")
+
+
+class Verified:
+    """The outcome of ``verify``: ``form`` on success, else a ready ``response``."""
+
+    def __init__(self, form: ImmutableMultiDict[str, str] | None = None, response: Response | None = None) -> None:
+        self.form, self.response = form, response
+
+
+async def verify(request: Request, endpoint: str) -> Verified:
+    """Shape checks, then the signature. Nothing is stored before this returns a form."""
+    state = request.app.state
+    metrics = state.metrics
+    settings = state.services.settings
+    if not is_form(request.headers.get("content-type")):
+        metrics.inc("webhook_rejected_total", endpoint=endpoint, reason="content_type")
+        return Verified(response=_plain(415, "expected application/x-www-form-urlencoded"))
+    if settings.twilio is None or not settings.public_url:
+        metrics.inc("webhook_rejected_total", endpoint=endpoint, reason="not_configured")
+        log.warning("Twilio webhook refused: TWILIO_AUTH_TOKEN or CHECKIN_PUBLIC_URL not set",
+                    extra={"endpoint": endpoint})
+        return Verified(response=_plain(503, "webhooks are not configured"))
+    body = await request.body()
+    try:
+        pairs = parse_form(body)
+    except ValueError:
+        metrics.inc("webhook_rejected_total", endpoint=endpoint, reason="malformed")
+        return Verified(response=_plain(400, "malformed form body"))
+    form = ImmutableMultiDict(pairs)
+    signature = request.headers.get(SIGNATURE_HEADER)
+    url = settings.public_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    validator: RequestValidator = state.validator
+    if not signature or not validator.validate(url, form, signature):
+        metrics.inc("webhook_signature_failures_total", endpoint=endpoint)
+        log.warning("Twilio webhook signature rejected", extra={"endpoint": endpoint,
+                                                                "had_signature": bool(signature)})
+        return Verified(response=_plain(403, "forbidden"))
+    account = form.get("AccountSid")
+    if account and account != settings.twilio.account_sid:
+        metrics.inc("webhook_signature_failures_total", endpoint=endpoint, reason="account")
+        log.warning("Twilio webhook for another account refused", extra={"endpoint": endpoint})
+        return Verified(response=_plain(403, "forbidden"))
+    return Verified(form=form)
+
+
+@router.post("/webhooks/twilio/sms")
+async def inbound_sms(request: Request) -> Response:
+    checked = await verify(request, "sms")
+    if checked.response is not None:
+        return checked.response
+    form = checked.form
+    assert form is not None
+    state = request.app.state
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    if not sid:
+        state.metrics.inc("webhook_rejected_total", endpoint="sms", reason="no_message_sid")
+        return twiml(None)
+    msg = inbound.InboundSms(message_sid=sid[:64], from_phone=(form.get("From") or None),
+                             to_phone=form.get("To"), body=form.get("Body", ""))
+    services = state.services
+    now = services.clock.now()
+    try:
+        result = await in_db_thread(request, inbound.handle_sms, services, msg, now, assess=state.assess,
+                                          write_lock=state.write_lock)
+    except (OperationalError, DBAPIError) as exc:
+        state.metrics.inc("inbound_errors_total", reason="database")
+        log.error("inbound SMS not stored: database unavailable", extra={"error": type(exc).__name__,
+                                                                        "message_sid": msg.message_sid})
+        return _plain(503, "temporarily unavailable")
+    except Exception:
+        state.metrics.inc("inbound_errors_total", reason="processing")
+        log.exception("inbound SMS processing failed; stored unprocessed", extra={"message_sid": msg.message_sid})
+        return twiml(await in_db_thread(request, _store_unprocessed, services, msg, now))
+    state.metrics.inc("inbound_messages_total", kind=_kind(result))
+    return twiml(result.reply_text)
+
+
+def _kind(result: inbound.InboundResult) -> str:
+    if result.duplicate:
+        return "duplicate"
+    return result.keyword or result.matched
+
+
+def _store_unprocessed(services: Any, msg: inbound.InboundSms, now: Any) -> str | None:
+    """Keep the text (``processed_at`` stays NULL, so it can be found and re-run) and answer with
+    the generic reply; None if even that fails or it was a replay."""
+    try:
+        with services.sessions.begin() as session:
+            new_id = inbound.insert_once(session, msg, now)
+            if new_id is None:
+                return None
+            audit.record(session, at=now, actor="system", action="inbound.failed", subject=f"inbound:{new_id}",
+                         channel=msg.channel, message_sid=msg.message_sid)
+    except Exception:
+        log.exception("could not store the unprocessed inbound SMS", extra={"message_sid": msg.message_sid})
+    return replies.GENERIC_FALLBACK["en"] + " / " + replies.GENERIC_FALLBACK["es"]
+
+
+@router.post("/webhooks/twilio/status")
+async def status_callback(request: Request) -> Response:
+    checked = await verify(request, "status")
+    if checked.response is not None:
+        return checked.response
+    form = checked.form
+    assert form is not None
+    state = request.app.state
+    sid, status = form.get("MessageSid") or form.get("SmsSid"), form.get("MessageStatus") or form.get("SmsStatus")
+    raw_outbox = request.query_params.get("outbox", "")
+    outbox_id = int(raw_outbox) if raw_outbox.isdigit() and len(raw_outbox) < 19 else None
+    if not sid or not status:
+        state.metrics.inc("status_callbacks_total", result="incomplete")
+        return Response(status_code=200)
+    services = state.services
+    now = services.clock.now()
+
+    def record() -> Any:
+        from checkin.outbound.delivery import record_status
+
+        with services.sessions.begin() as session:
+            return record_status(session, provider_id=sid[:64], outbox_id=outbox_id, status=status[:16],
+                                 error_code=(form.get("ErrorCode") or None), now=now)
+
+    try:
+        await in_db_thread(request, record)
+    except (OperationalError, DBAPIError) as exc:
+        state.metrics.inc("status_callbacks_total", result="database")
+        log.error("status callback not stored: database unavailable", extra={"error": type(exc).__name__})
+        return _plain(503, "temporarily unavailable")
+    except Exception:
+        # Unknown or old messages are the delivery module's business; a bug there must not make
+        # Twilio hammer us, so it is logged and counted.
+        state.metrics.inc("status_callbacks_total", result="error")
+        log.exception("status callback failed", extra={"outbox_id": outbox_id})
+        return Response(status_code=200)
+    state.metrics.inc("status_callbacks_total", result="recorded")
+    return Response(status_code=200)

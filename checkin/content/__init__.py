@@ -1,0 +1,1 @@
+"""Templates and schedules as admins write them: rendering, validation, preview."""

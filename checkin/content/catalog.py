@@ -1,0 +1,144 @@
+"""Composition root for the content side: schedules, templates and previews from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from checkin.core.care_teams import FILE_NAME as CARE_TEAMS_FILE
+from checkin.core.care_teams import parse_care_teams
+from checkin.config import Settings
+from checkin.errors import EnrollmentError, ScheduleErrors
+from checkin.content.render import QUITLINES, Renderer, sample_context, validate_schedule_templates
+from checkin.core.schedule import Enrollment, Schedule
+from checkin.core.schedule.load import load_schedule
+from checkin.core.schedule.load import load_schedules as _load_schedules
+from checkin.core.timeline import plan
+
+
+def renderer_for(settings: Settings) -> Renderer:
+    return Renderer(settings.templates_dir)
+
+
+def schedule_files(directory: Path) -> list[Path]:
+    """The schedule files of a directory: every ``*.yaml`` except the care-team file."""
+    return sorted(p for p in directory.glob("*.yaml") if p.name != CARE_TEAMS_FILE)
+
+
+def load_schedules(settings: Settings) -> dict[str, Schedule]:
+    """Every schedule in CHECKIN_SCHEDULES_DIR; raises ScheduleErrors if any file is invalid."""
+    if not settings.schedules_dir.is_dir():
+        from checkin.errors import ConfigError
+
+        raise ConfigError("CHECKIN_SCHEDULES_DIR", f"{settings.schedules_dir} is not a directory")
+    renderer = renderer_for(settings)
+    return _load_schedules(schedule_files(settings.schedules_dir), template_exists=renderer.has_message)
+
+
+@dataclass
+class ValidationReport:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
+
+
+def validate_paths(paths: Sequence[Path], settings: Settings) -> ValidationReport:
+    """Validate each file and render every template it uses; collects every problem."""
+    report = ValidationReport()
+    renderer = renderer_for(settings)
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.name == CARE_TEAMS_FILE:
+            try:
+                teams = parse_care_teams(path.read_text(encoding="utf-8"), str(path), settings.alert_emails)
+                report.info.append(f"{path}: {len(teams.teams)} care team(s), default {teams.default}")
+            except ScheduleErrors as e:
+                report.errors.extend(str(x) for x in e.errors)
+            continue
+        try:
+            schedule = load_schedule(path, template_exists=renderer.has_message)
+        except ScheduleErrors as e:
+            report.errors.extend(str(x) for x in e.errors)
+            continue
+        if schedule.id in seen:
+            report.errors.append(f"{path}: id: {schedule.id!r} is also the id of {seen[schedule.id]}")
+            continue
+        seen[schedule.id] = path
+        errors, warnings, rows = validate_schedule_templates(schedule, renderer)
+        report.errors.extend(f"{path}: {e}" for e in errors)
+        report.warnings.extend(f"{path}: {w}" for w in warnings)
+        report.info.append(f"{path}: {schedule.id} v{schedule.version}, {len(schedule.steps)} steps")
+        for r in rows:
+            if r["channel"] == "sms":
+                report.info.append(
+                    f"  sms {r['language']} {r['message']:<28} {r['encoding']:<5} {r['segments']} segment(s)"
+                )
+    return report
+
+
+def message_context(settings: Settings, *, first_name: str, language: str, day: int,
+                    care_team: str | None = None, followup: str = "", checkin_link: str = "") -> dict[str, Any]:
+    """The template context for a real patient (the contract is in ``checkin.content.render``)."""
+    return {
+        "first_name": first_name,
+        "clinic_name": settings.clinic_name,
+        "clinic_phone": settings.clinic_phone,
+        "care_team": care_team or settings.clinic_name,
+        "quitline": QUITLINES.get(language, QUITLINES["en"]),
+        "day": day,
+        "followup": followup,
+        "checkin_link": checkin_link,
+        "language": language,
+    }
+
+
+def preview(
+    settings: Settings, schedules: Mapping[str, Schedule], schedule_id: str, surgery_date: date, tz: str, *,
+    smoker: bool = False, attributes: Iterable[str] = (), language: str = "en", channel: str = "sms",
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Every message a patient enrolled long before surgery would get, rendered with the sample
+    patient. Rows: step, due_local, due_utc, expires_utc, channel, message, ask, text (and
+    subject for email)."""
+    schedule = schedules.get(schedule_id)
+    if schedule is None:
+        raise EnrollmentError("procedure", f"{schedule_id!r} is not a schedule (known: {', '.join(sorted(schedules))})")
+    try:
+        ZoneInfo(tz)
+    except Exception:  # noqa: BLE001 - zoneinfo raises several types for a bad key
+        raise EnrollmentError("timezone", f"{tz!r} is not an IANA time zone") from None
+    attrs = set(attributes) | ({"smoker"} if smoker else set())
+    enrollment = Enrollment(
+        id="preview", surgery_date=surgery_date, timezone=tz, language=language,  # type: ignore[arg-type]
+        channel=channel, attributes=frozenset(attrs), has_email=channel != "sms",  # type: ignore[arg-type]
+        has_phone=channel != "email",
+    )
+    start = now or datetime.combine(surgery_date - timedelta(days=400), time(0), UTC)
+    renderer = renderer_for(settings)
+    rows = []
+    for m in plan(schedule, enrollment, now=start):
+        sample = sample_context(language, day=m.occurrence)
+        ctx = message_context(settings, first_name=sample["first_name"], language=language, day=m.occurrence,
+                              care_team=schedule.care_team, followup=sample["followup"],
+                              checkin_link=sample["checkin_link"])
+        row: dict[str, Any] = {
+            "step": m.step_id,
+            "due_local": m.local_due.isoformat(),
+            "due_utc": m.due_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "expires_utc": m.expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "channel": m.channel,
+            "message": m.message,
+            "ask": m.ask,
+        }
+        if m.channel == "sms":
+            sms = renderer.render_sms(m.message, language, ctx)
+            row.update(text=sms.text, segments=sms.info.segments, encoding=sms.info.encoding)
+        else:
+            mail = renderer.render_email(m.message, language, ctx)
+            row.update(subject=mail.subject, text=mail.text)
+        rows.append(row)
+    return rows

@@ -1,0 +1,378 @@
+"""Render admin-written message templates safely, and check a schedule's templates before use.
+
+Templates are untrusted: they render in Jinja2's sandbox (no attribute tricks such as
+``''.__class__``, no mutating the context) with ``StrictUndefined`` (a misspelled variable is an
+error, not an empty string). HTML email bodies are autoescaped; SMS and plain text are not.
+
+Layout under the templates directory::
+
+    sms/<lang>/<message>.txt.j2          the SMS body
+    email/<lang>/<message>.subject.j2    the email subject (one line; newlines are collapsed)
+    email/<lang>/<message>.txt.j2        the plain-text email body
+    email/<lang>/<message>.html.j2       the HTML email body; may extend email/<lang>/base.html.j2
+
+Template context contract: every template gets exactly these variables, all always present
+(a template may use any of them and nothing else):
+
+    first_name     str   the patient's first name
+    clinic_name    str   who the message is from; SMS are signed with it
+    clinic_phone   str   the number a patient should call with questions
+    care_team      str   the schedule's care team, or the clinic name when it has none
+    quitline       str   the tobacco quitline for the patient's language
+    day            int   days since surgery for this message (negative: before surgery)
+    followup       str   the next follow-up visit, as a phrase ("on Tuesday, March 4"), or ""
+    checkin_link   str   a link where the patient can answer the check-in (email)
+    language       str   "en" or "es"
+
+The context never holds the diagnosis, the procedure or the schedule name: SMS are not a private
+channel (lock screens, shared phones), so texts carry only the minimum necessary.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    select_autoescape,
+)
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from checkin.errors import TemplateError
+from checkin.core.schedule.model import LANGUAGES, Schedule
+from checkin.core.sms_encoding import SmsInfo, non_gsm_positions, normalize_sms, segments
+
+CONTEXT_VARIABLES: tuple[str, ...] = (
+    "first_name",
+    "clinic_name",
+    "clinic_phone",
+    "care_team",
+    "quitline",
+    "day",
+    "followup",
+    "checkin_link",
+    "language",
+)
+
+_NAME = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
+
+
+@dataclass(frozen=True)
+class RenderedSms:
+    text: str  # normalized, ready to send
+    info: SmsInfo
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def sms_template(message: str, language: str) -> str:
+    return f"sms/{language}/{message}.txt.j2"
+
+
+def email_templates(message: str, language: str) -> tuple[str, str, str]:
+    base = f"email/{language}/{message}"
+    return f"{base}.subject.j2", f"{base}.txt.j2", f"{base}.html.j2"
+
+
+class Renderer:
+    """Renders the templates under ``templates_dir``; every failure is a ``TemplateError``."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self.templates_dir = Path(templates_dir)
+        self.env = ImmutableSandboxedEnvironment(
+            loader=FileSystemLoader(str(self.templates_dir)),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(
+                enabled_extensions=("html.j2",), default_for_string=False, default=False
+            ),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+
+    def _exists(self, name: str) -> bool:
+        return (self.templates_dir / name).is_file()
+
+    def exists(self, message: str, language: str, channel: str = "sms") -> bool:
+        """Whether ``message`` has its template(s) for ``channel`` ("sms" or "email", all three
+        parts) in ``language``."""
+        if not _NAME.fullmatch(message) or language not in LANGUAGES:
+            return False
+        if channel == "sms":
+            return self._exists(sms_template(message, language))
+        if channel == "email":
+            return all(self._exists(n) for n in email_templates(message, language))
+        raise ValueError(f"unknown channel {channel!r}")
+
+    def has_message(self, message: str) -> bool:
+        """Whether any template of ``message`` exists: the schedule loader's typo check
+        (``load_schedule(..., template_exists=renderer.has_message)``). Completeness per
+        language and channel is ``validate_schedule_templates``'s job."""
+        return any(
+            self.exists(message, lang, channel)
+            for lang in LANGUAGES
+            for channel in ("sms", "email")
+        )
+
+    def _render(self, name: str, context: Mapping[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(dict(context))
+        except TemplateNotFound as exc:
+            raise TemplateError(name, f"template not found: {exc.name}") from exc
+        except TemplateSyntaxError as exc:
+            where = exc.name or name
+            raise TemplateError(where, f"syntax error at line {exc.lineno}: {exc.message}") from exc
+        except SecurityError as exc:
+            raise TemplateError(name, f"not allowed in the sandbox: {exc}") from exc
+        except UndefinedError as exc:
+            raise TemplateError(name, f"undefined variable: {exc.message}") from exc
+        except Exception as exc:  # admin-written code: any failure is the template's fault
+            raise TemplateError(name, f"{type(exc).__name__}: {exc}") from exc
+
+    def render_sms(self, message: str, language: str, context: Mapping[str, Any]) -> RenderedSms:
+        """The normalized SMS body and its encoding and segment count."""
+        name = sms_template(message, language)
+        if not _NAME.fullmatch(message):
+            raise TemplateError(name, "not a valid message name")
+        text = normalize_sms(self._render(name, context))
+        if not text:
+            raise TemplateError(name, "renders to an empty message")
+        return RenderedSms(text, segments(text))
+
+    def render_email(
+        self, message: str, language: str, context: Mapping[str, Any]
+    ) -> RenderedEmail:
+        subject_name, text_name, html_name = email_templates(message, language)
+        if not _NAME.fullmatch(message):
+            raise TemplateError(subject_name, "not a valid message name")
+        # A newline in a subject would start a new mail header; keep it on one line.
+        subject = " ".join(self._render(subject_name, context).split())
+        if not subject:
+            raise TemplateError(subject_name, "renders to an empty subject")
+        text = self._render(text_name, context).strip() + "\n"
+        html = self._render(html_name, context).strip() + "\n"
+        return RenderedEmail(subject, text, html)
+
+
+# The tobacco quitlines, by language: what real messages carry, so validation measures the
+# same text length (and encoding) that patients receive.
+QUITLINES: dict[str, str] = {
+    "en": "1-800-QUIT-NOW (1-800-784-8669)",
+    "es": "1-855-DÉJELO-YA (1-855-335-3569)",
+}
+
+_SAMPLES: dict[str, dict[str, Any]] = {
+    "en": {
+        "first_name": "Alex",
+        "followup": "on Tuesday, March 4",
+        "quitline": QUITLINES["en"],
+    },
+    "es": {
+        # An accented name on purpose: real Spanish names make texts UCS-2.
+        "first_name": "Sofía",
+        "followup": "el martes 4 de marzo",
+        "quitline": QUITLINES["es"],
+    },
+}
+
+
+def sample_context(language: str, *, day: int = 1) -> dict[str, Any]:
+    """A synthetic patient for previews and validation: realistic lengths, no real person."""
+    return {
+        "clinic_name": "Riverside Medical Group",
+        "clinic_phone": "(555) 010-0199",
+        "care_team": "Riverside Medical Group",
+        "day": day,
+        "checkin_link": "https://checkin.example.org/c/Xq7Lm2Pa9Rt",
+        "language": language,
+        **_SAMPLES[language],
+    }
+
+
+# Words that name the diagnosis or the procedure; an SMS containing one (as a whole word) is an
+# error unless the schedule sets procedure_name_in_sms.
+DIAGNOSIS_WORDS: tuple[str, ...] = (
+    "fusion",
+    "fused",
+    "spinal",
+    "spine",
+    "lumbar",
+    "cervical",
+    "thoracic",
+    "sacral",
+    "vertebra",
+    "vertebrae",
+    "vertebral",
+    "laminectomy",
+    "discectomy",
+    "acdf",
+    "stenosis",
+    "herniated",
+    "herniation",
+    "scoliosis",
+    "myelopathy",
+    "radiculopathy",
+    "disc",
+    "disk",
+    "fusión",
+    "columna",
+    "vértebra",
+    "vértebras",
+    "laminectomía",
+    "discectomía",
+    "estenosis",
+    "hernia",
+    "herniado",
+    "escoliosis",
+    "disco",
+)
+_DIAGNOSIS = re.compile(r"\b(" + "|".join(DIAGNOSIS_WORDS) + r")\b", re.IGNORECASE)
+
+# Spanish letters GSM-7 lacks (it has é, ñ, ü, ¿, ¡ but not these). Spanish text needs them, so
+# a Spanish SMS that is UCS-2 only because of them is expected, not a mistake.
+SPANISH_NON_GSM = frozenset("áíóúÁÍÓÚ")
+
+# Segment budgets. English: 2. Spanish GSM-7: 2. Spanish UCS-2 (accents): 3, since UCS-2
+# segments hold 67 characters and Spanish runs about 20 % longer than English.
+MAX_SEGMENTS = {("en", "GSM-7"): 2, ("en", "UCS-2"): 2, ("es", "GSM-7"): 2, ("es", "UCS-2"): 3}
+
+_ANSWERABLE = re.compile(r"\b(reply|responda|conteste)\b", re.IGNORECASE)
+
+
+def _channels(preference: str | None) -> tuple[str, ...]:
+    """Channels a step can go out on: its override, or either one (the patient's preference)."""
+    if preference in ("sms", "email"):
+        return (preference,)
+    return ("sms", "email")
+
+
+def _accidental(language: str, text: str) -> list[tuple[int, str]]:
+    allowed = SPANISH_NON_GSM if language == "es" else frozenset()
+    return [(i, c) for i, c in non_gsm_positions(text) if c not in allowed]
+
+
+def _check_sms(
+    template: str, language: str, text: str, info: SmsInfo, schedule: Schedule, asks: bool
+) -> tuple[list[str], list[str]]:
+    errors: list[str] = []
+    warnings: list[str] = []
+    if not schedule.procedure_name_in_sms:
+        found = sorted({m.group(1).lower() for m in _DIAGNOSIS.finditer(text)})
+        if found:
+            errors.append(
+                f"{template}: names the diagnosis or procedure ({', '.join(found)}); "
+                "SMS must not, unless the schedule sets procedure_name_in_sms: true"
+            )
+    accidental = _accidental(language, text)
+    if accidental:
+        chars = ", ".join(f"{c!r} (U+{ord(c):04X}) at position {i}" for i, c in accidental[:5])
+        warnings.append(f"{template}: UCS-2 because of {chars}; UCS-2 costs about twice as much")
+    limit = MAX_SEGMENTS[(language, info.encoding)]
+    if info.segments > limit:
+        warnings.append(
+            f"{template}: {info.segments} segments ({info.encoding}, {info.length} "
+            f"{'septets' if info.encoding == 'GSM-7' else 'units'}); keep it to {limit}"
+        )
+    if asks and not _ANSWERABLE.search(text):
+        warnings.append(f"{template}: asks a question but does not say how to reply")
+    return errors, warnings
+
+
+def validate_schedule_templates(
+    schedule: Schedule,
+    renderer: Renderer,
+    *,
+    contexts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Render every template every step of ``schedule`` can use, in every language and on every
+    channel the step can go out on, with the sample patient (or ``contexts[language]``).
+
+    Returns ``(errors, warnings, report)``. Errors: a template missing or failing to render, an
+    SMS naming the diagnosis. Warnings: an SMS over its segment budget (``MAX_SEGMENTS``), UCS-2
+    caused by a character other than the Spanish accents GSM-7 lacks (named, with its
+    position), a check-in SMS that does not say how to reply. ``report`` has one row per
+    (message, language, channel): message, language, channel, encoding, segments, steps
+    (encoding and segments are None for email). Each template is rendered for the first and
+    last day its steps fall on, and the longer result is reported.
+    """
+    uses: dict[str, dict[str, Any]] = {}
+    for step in schedule.steps:
+        use = uses.setdefault(
+            step.message, {"steps": [], "days": set(), "channels": set(), "asks": False}
+        )
+        use["steps"].append(step.id)
+        use["days"].update(step.days())
+        use["channels"].update(_channels(step.channel))
+        use["asks"] = use["asks"] or step.ask is not None
+    errors: list[str] = []
+    warnings: list[str] = []
+    report: list[dict[str, Any]] = []
+    for message, use in uses.items():
+        days = sorted(use["days"])
+        for language in LANGUAGES:
+            for channel in ("sms", "email"):
+                if channel not in use["channels"]:
+                    continue
+                row: dict[str, Any] = {
+                    "message": message,
+                    "language": language,
+                    "channel": channel,
+                    "encoding": None,
+                    "segments": None,
+                    "steps": tuple(use["steps"]),
+                }
+                report.append(row)
+                worst: RenderedSms | None = None
+                for day in dict.fromkeys((days[0], days[-1])):
+                    context = dict(contexts[language]) if contexts else sample_context(language)
+                    context["day"] = day
+                    try:
+                        if channel == "email":
+                            renderer.render_email(message, language, context)
+                            continue
+                        sms = renderer.render_sms(message, language, context)
+                    except TemplateError as exc:
+                        errors.append(f"{exc} (step {', '.join(use['steps'])})")
+                        break
+                    if worst is None or sms.info.segments > worst.info.segments:
+                        worst = sms
+                if worst is not None:
+                    row.update(encoding=worst.info.encoding, segments=worst.info.segments)
+                    e, w = _check_sms(
+                        sms_template(message, language),
+                        language,
+                        worst.text,
+                        worst.info,
+                        schedule,
+                        use["asks"],
+                    )
+                    errors += e
+                    warnings += w
+    return errors, warnings, report
+
+
+__all__ = [
+    "CONTEXT_VARIABLES",
+    "DIAGNOSIS_WORDS",
+    "RenderedEmail",
+    "RenderedSms",
+    "Renderer",
+    "email_templates",
+    "sample_context",
+    "sms_template",
+    "validate_schedule_templates",
+]

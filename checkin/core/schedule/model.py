@@ -1,0 +1,130 @@
+"""Typed, frozen models of a schedule file. Pure: no I/O.
+
+A ``Schedule`` is what ``checkin.core.schedule.load`` builds from ``schedules/<id>.yaml`` after
+validation; ``checkin.core.timeline.plan`` turns one plus an ``Enrollment`` into planned messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+
+Channel = Literal["sms", "email"]
+ChannelPreference = Literal["sms", "email", "both"]
+Language = Literal["en", "es"]
+
+LANGUAGES: tuple[str, ...] = ("en", "es")
+CHANNEL_PREFERENCES: tuple[str, ...] = ("sms", "email", "both")
+
+# Attributes a step's ``when`` may test. An enrollment carries a subset of these; a
+# condition on anything else is a typo that would silently drop a step, so it is an error.
+KNOWN_ATTRIBUTES: frozenset[str] = frozenset(
+    {"smoker", "diabetic", "brace", "collar", "osteoporosis", "has_email"}
+)
+
+# Check-in questions a step may ``ask``; each is also the triage context for the reply
+# (see DESIGN.md, "Triage contract").
+QUESTIONS: frozenset[str] = frozenset(
+    {
+        "pain_scale",
+        "fever_check",
+        "wound_check",
+        "numbness_check",
+        "weakness_check",
+        "bladder_check",
+        "breathing_check",
+        "swallow_check",
+        "fall_check",
+        "mood_check",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``attribute`` must be set (or, with ``negate``, unset) on the enrollment."""
+
+    attribute: str
+    negate: bool = False
+
+    def holds(self, attributes: frozenset[str]) -> bool:
+        return (self.attribute in attributes) != self.negate
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    day: int  # calendar days from the surgery date in the patient's zone; negative = before
+    time: time  # patient-local wall-clock time
+    message: str  # template name: templates/sms/<lang>/<message>.txt.j2 etc.
+    ask: str | None = None  # a check-in question (one of QUESTIONS); the reply's triage context
+    every: int | None = None  # repeat every N days ...
+    until: int | None = None  # ... up to and including this day
+    when: tuple[Condition, ...] = ()  # all must hold
+    channel: ChannelPreference | None = None  # overrides the patient's preference
+    remind_after: timedelta | None = None
+    missed_after: timedelta | None = None
+    expires_after: timedelta | None = None  # None: the end of that day's send window
+    catch_up: bool = False  # still send once if its time passed before enrollment
+    line: int = 0  # line in the source file, for messages about this step
+
+    def applies_to(self, attributes: frozenset[str]) -> bool:
+        return all(c.holds(attributes) for c in self.when)
+
+    def days(self) -> list[int]:
+        """Every day offset this step falls on, in order."""
+        if self.every is None:
+            return [self.day]
+        last = self.until if self.until is not None else self.day
+        return list(range(self.day, last + 1, self.every))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: str
+    name: str
+    version: str  # content hash of the file, so an enrollment can be pinned to what it got
+    send_window: tuple[time, time]  # patient-local; routine messages never go out outside it
+    steps: tuple[Step, ...]
+    care_team: str | None = None
+    # SMS must not name the diagnosis or procedure unless the schedule opts in.
+    procedure_name_in_sms: bool = False
+    source: str = ""  # file path it was loaded from
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """What the timeline needs to know about one patient on one schedule."""
+
+    id: int | str
+    surgery_date: date
+    timezone: str  # IANA name
+    language: Language = "en"
+    channel: ChannelPreference = "sms"
+    attributes: frozenset[str] = field(default_factory=frozenset)
+    has_email: bool = False
+    has_phone: bool = True
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    """One message the timeline plans. ``key`` is stable across re-planning: the same step,
+    occurrence and channel of the same enrollment always get the same key, so rescheduling
+    updates rows instead of duplicating them."""
+
+    enrollment_id: int | str
+    step_id: str
+    occurrence: int  # the step's day offset for this occurrence (stable when dates move)
+    channel: Channel
+    message: str  # template name
+    ask: str | None
+    due_at: datetime  # UTC, aware
+    expires_at: datetime  # UTC, aware; never sent after this
+    local_due: datetime  # the same instant in the patient's zone, for previews
+    remind_after: timedelta | None = None
+    missed_after: timedelta | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.enrollment_id}:{self.step_id}:{self.occurrence}:{self.channel}"

@@ -1,0 +1,1 @@
+"""Enrolling patients: one request, CSV import, phone numbers."""

@@ -1,0 +1,421 @@
+"""Enroll, reschedule and withdraw: the timeline meets the outbox, one transaction each.
+
+Callers pass an open Session and commit it; every function here either applies its whole
+change to that session or raises before touching it (validation happens first).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from checkin.store import audit
+from checkin.store.bulk import insert_outbox_rows
+from checkin.errors import EnrollmentError
+from checkin.store.models import (
+    OUTBOX_CANCELLED,
+    OUTBOX_HELD,
+    OUTBOX_PENDING,
+    OUTBOX_SKIPPED,
+    OUTBOX_UNSENT,
+    Enrollment,
+    OutboxMessage,
+    Patient,
+)
+from checkin.enrollment.phones import normalize_phone
+from checkin.core.schedule import CHANNEL_PREFERENCES, KNOWN_ATTRIBUTES, LANGUAGES, Schedule
+from checkin.core.schedule import Enrollment as PlanInput
+from checkin.core.schedule.model import PlannedMessage
+from checkin.core.timeline import plan
+
+_REF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud on the phone
+
+
+def new_reference() -> str:
+    """An internal patient reference, safe for logs and email subjects: it means nothing."""
+    return "P-" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(7))
+
+
+@dataclass(frozen=True)
+class EnrollRequest:
+    mrn: str
+    first_name: str
+    phone: str | None
+    email: str | None
+    procedure: str
+    surgery_date: date
+    timezone: str
+    language: str = "en"
+    channel: str = "sms"
+    attributes: frozenset[str] = field(default_factory=frozenset)
+    care_team: str | None = None
+
+
+FIELDS = ("mrn", "first_name", "phone", "email", "procedure", "surgery_date", "timezone",
+          "language", "smoker", "channel", "attributes")
+_TRUE = {"1", "true", "yes", "y", "x", "si", "sí"}
+_FALSE = {"", "0", "false", "no", "n"}
+
+
+def parse_request(
+    raw: Mapping[str, Any], *, schedules: Mapping[str, Schedule], default_region: str,
+    default_timezone: str,
+) -> EnrollRequest:
+    """Turn user-typed fields (CLI options or a CSV row) into a valid request.
+
+    Raises EnrollmentError naming the first bad field.
+    """
+
+    def text(name: str) -> str:
+        value = raw.get(name)
+        return "" if value is None else str(value).strip()
+
+    mrn = text("mrn")
+    if not mrn:
+        raise EnrollmentError("mrn", "is required")
+    if len(mrn) > 64:
+        raise EnrollmentError("mrn", "is longer than 64 characters")
+    first_name = text("first_name")
+    if not first_name:
+        raise EnrollmentError("first_name", "is required")
+    if len(first_name) > 100:
+        raise EnrollmentError("first_name", "is longer than 100 characters")
+
+    procedure = text("procedure")
+    if procedure not in schedules:
+        known = ", ".join(sorted(schedules)) or "none loaded"
+        raise EnrollmentError("procedure", f"{procedure!r} is not a schedule (known: {known})")
+
+    raw_date = text("surgery_date")
+    try:
+        surgery = date.fromisoformat(raw_date)
+    except ValueError:
+        raise EnrollmentError("surgery_date", f"{raw_date!r} is not a date like 2026-03-14") from None
+
+    tz = text("timezone") or default_timezone
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise EnrollmentError("timezone", f"{tz!r} is not an IANA time zone like America/Chicago") from None
+
+    language = (text("language") or "en").lower()
+    if language not in LANGUAGES:
+        raise EnrollmentError("language", f"{language!r} is not one of {', '.join(LANGUAGES)}")
+
+    channel = (text("channel") or "sms").lower()
+    if channel not in CHANNEL_PREFERENCES:
+        raise EnrollmentError("channel", f"{channel!r} is not one of {', '.join(CHANNEL_PREFERENCES)}")
+
+    phone: str | None = None
+    if text("phone"):
+        try:
+            phone = normalize_phone(text("phone"), default_region)
+        except ValueError as e:
+            raise EnrollmentError("phone", str(e)) from None
+    email = text("email") or None
+    if email is not None and ("@" not in email or " " in email or len(email) > 254):
+        raise EnrollmentError("email", f"{email!r} is not an email address")
+    if channel in ("sms", "both") and phone is None:
+        raise EnrollmentError("phone", f"is required for channel {channel}")
+    if channel in ("email", "both") and email is None:
+        raise EnrollmentError("email", f"is required for channel {channel}")
+
+    attributes = set()
+    smoker = raw.get("smoker")
+    if isinstance(smoker, bool):
+        if smoker:
+            attributes.add("smoker")
+    elif smoker is not None:
+        flag = str(smoker).strip().lower()
+        if flag in _TRUE:
+            attributes.add("smoker")
+        elif flag not in _FALSE:
+            raise EnrollmentError("smoker", f"{smoker!r} is not yes or no")
+    extra = raw.get("attributes")
+    names = extra if isinstance(extra, (list, tuple, set, frozenset)) else str(extra or "").replace(";", ",").split(",")
+    for name in names:
+        name = str(name).strip()
+        if not name:
+            continue
+        if name not in KNOWN_ATTRIBUTES or name == "has_email":
+            allowed = ", ".join(sorted(KNOWN_ATTRIBUTES - {"has_email"}))
+            raise EnrollmentError("attributes", f"{name!r} is not a known attribute ({allowed})")
+        attributes.add(name)
+
+    return EnrollRequest(
+        mrn=mrn, first_name=first_name, phone=phone, email=email, procedure=procedure,
+        surgery_date=surgery, timezone=tz, language=language, channel=channel,
+        attributes=frozenset(attributes), care_team=schedules[procedure].care_team,
+    )
+
+
+def plan_input(enrollment_id: int, req: EnrollRequest) -> PlanInput:
+    return PlanInput(
+        id=enrollment_id, surgery_date=req.surgery_date, timezone=req.timezone,
+        language=req.language,  # type: ignore[arg-type]
+        channel=req.channel,  # type: ignore[arg-type]
+        attributes=req.attributes, has_email=req.email is not None, has_phone=req.phone is not None,
+    )
+
+
+def _planned_values(msg: PlannedMessage, now: datetime) -> dict[str, Any]:
+    """The outbox columns a planned message fixes, whoever it is for."""
+    return {
+        "step_id": msg.step_id,
+        "occurrence": msg.occurrence,
+        "channel": msg.channel,
+        "message": msg.message,
+        "ask": msg.ask,
+        "due_at": msg.due_at,
+        "expires_at": msg.expires_at,
+        "remind_after_s": int(msg.remind_after.total_seconds()) if msg.remind_after else None,
+        "missed_after_s": int(msg.missed_after.total_seconds()) if msg.missed_after else None,
+        "status": OUTBOX_PENDING,
+        "attempts": 0,
+        "urgent": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _outbox_row(msg: PlannedMessage, enrollment_id: int, patient_id: int, now: datetime) -> dict[str, Any]:
+    return _stamp(_planned_values(msg, now), enrollment_id, patient_id)
+
+
+def _stamp(values: dict[str, Any], enrollment_id: int, patient_id: int) -> dict[str, Any]:
+    return {
+        **values,
+        "key": f"{enrollment_id}:{values['step_id']}:{values['occurrence']}:{values['channel']}",
+        "enrollment_id": enrollment_id,
+        "patient_id": patient_id,
+    }
+
+
+@dataclass
+class EnrollResult:
+    patients: int = 0
+    enrollments: int = 0
+    planned: int = 0
+    enrollment_ids: list[int] = field(default_factory=list)
+
+
+def enroll_many(
+    session: Session, requests: Sequence[EnrollRequest], *, schedules: Mapping[str, Schedule],
+    now: datetime, actor: str = "system",
+) -> EnrollResult:
+    """Enroll every request and plan its timeline into the outbox.
+
+    Raises EnrollmentError (field ``mrn``) if an MRN is already enrolled on the same procedure
+    or appears twice in ``requests``; nothing is written in that case.
+    """
+    result = EnrollResult()
+    if not requests:
+        return result
+    seen: set[tuple[str, str]] = set()
+    for req in requests:
+        if (req.mrn, req.procedure) in seen:
+            raise EnrollmentError("mrn", f"{req.mrn!r} appears twice for {req.procedure}")
+        seen.add((req.mrn, req.procedure))
+
+    mrns = sorted({r.mrn for r in requests})
+    existing: dict[str, tuple[int, str]] = {}
+    active: set[tuple[str, str]] = set()
+    for chunk in _chunks(mrns, 500):
+        for pid, mrn, ref in session.execute(
+            select(Patient.id, Patient.mrn, Patient.reference).where(Patient.mrn.in_(chunk))
+        ):
+            existing[mrn] = (pid, ref)
+        for mrn, proc in session.execute(
+            select(Patient.mrn, Enrollment.procedure)
+            .join(Enrollment, Enrollment.patient_id == Patient.id)
+            .where(Patient.mrn.in_(chunk), Enrollment.status == "active")
+        ):
+            active.add((mrn, proc))
+    for req in requests:
+        if (req.mrn, req.procedure) in active:
+            raise EnrollmentError(
+                "mrn",
+                f"{req.mrn!r} is already enrolled on {req.procedure}; "
+                "use `checkin reschedule` or `checkin withdraw` instead",
+            )
+
+    # Patients: reuse by MRN (contact details are updated to what the clerk entered now).
+    new_patients = []
+    latest: dict[str, EnrollRequest] = {r.mrn: r for r in requests}
+    for mrn, req in latest.items():
+        values = {
+            "first_name": req.first_name, "phone": req.phone, "email": req.email,
+            "email_consent": req.email is not None, "language": req.language, "timezone": req.timezone,
+        }
+        if mrn in existing:
+            session.execute(update(Patient).where(Patient.id == existing[mrn][0]).values(**values))
+        else:
+            new_patients.append({"mrn": mrn, "reference": new_reference(), "sms_opted_out": False,
+                                 "phone_status": "ok", "created_at": now, **values})
+    for chunk in _chunks(new_patients, 1000):
+        rows = session.execute(
+            insert(Patient).returning(Patient.id, Patient.mrn, Patient.reference, sort_by_parameter_order=True),
+            chunk,
+        )
+        for pid, mrn, ref in rows:
+            existing[mrn] = (pid, ref)
+    result.patients = len(new_patients)
+
+    enrollment_rows = [
+        {
+            "patient_id": existing[r.mrn][0], "procedure": r.procedure,
+            "schedule_version": schedules[r.procedure].version, "surgery_date": r.surgery_date,
+            "attributes": sorted(r.attributes), "channel": r.channel, "care_team": r.care_team,
+            "status": "active", "created_at": now,
+        }
+        for r in requests
+    ]
+    enrollment_ids: list[int] = []
+    for chunk in _chunks(enrollment_rows, 1000):
+        enrollment_ids.extend(
+            session.execute(insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True), chunk).scalars()
+        )
+    result.enrollments = len(enrollment_ids)
+    result.enrollment_ids = enrollment_ids
+
+    # Patients enrolled together mostly share a surgery date and zone, and the plan does not
+    # depend on who they are: plan once per distinct input and stamp the ids on.
+    cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    batch: list[dict[str, Any]] = []
+    for req, eid in zip(requests, enrollment_ids, strict=True):
+        pin = plan_input(0, req)
+        ck = (req.procedure, pin.surgery_date, pin.timezone, pin.language, pin.channel,
+              pin.attributes, pin.has_email, pin.has_phone)
+        planned = cache.get(ck)
+        if planned is None:
+            planned = cache[ck] = [_planned_values(m, now) for m in plan(schedules[req.procedure], pin, now=now)]
+        pid, ref = existing[req.mrn]
+        batch.extend(_stamp(values, eid, pid) for values in planned)
+        audit.record(session, at=now, actor=actor, action="enrollment.created", patient_ref=ref,
+                     subject=f"enrollment:{eid}", procedure=req.procedure,
+                     schedule_version=schedules[req.procedure].version, planned=len(planned))
+        if len(batch) >= 5000:
+            insert_outbox_rows(session, batch)
+            result.planned += len(batch)
+            batch = []
+    if batch:
+        insert_outbox_rows(session, batch)
+        result.planned += len(batch)
+    return result
+
+
+def enroll(session: Session, req: EnrollRequest, *, schedules: Mapping[str, Schedule], now: datetime,
+           actor: str = "system") -> EnrollResult:
+    return enroll_many(session, [req], schedules=schedules, now=now, actor=actor)
+
+
+def _active_enrollments(session: Session, mrn: str, procedure: str | None) -> list[Enrollment]:
+    patient = session.scalar(select(Patient).where(Patient.mrn == mrn))
+    if patient is None:
+        raise EnrollmentError("mrn", f"no patient with MRN {mrn!r}")
+    query = select(Enrollment).where(Enrollment.patient_id == patient.id, Enrollment.status == "active")
+    if procedure:
+        query = query.where(Enrollment.procedure == procedure)
+    found = list(session.scalars(query))
+    if not found:
+        raise EnrollmentError("mrn", f"MRN {mrn!r} has no active enrollment" + (f" on {procedure}" if procedure else ""))
+    if len(found) > 1:
+        names = ", ".join(e.procedure for e in found)
+        raise EnrollmentError("procedure", f"MRN {mrn!r} is enrolled on several procedures ({names}); name one")
+    return found
+
+
+@dataclass
+class RescheduleResult:
+    updated: int = 0
+    added: int = 0
+    cancelled: int = 0
+    kept_history: int = 0
+
+
+def reschedule(
+    session: Session, mrn: str, surgery_date: date, *, schedules: Mapping[str, Schedule], now: datetime,
+    procedure: str | None = None, actor: str = "system",
+) -> RescheduleResult:
+    """Move the surgery date and recompute every message not yet sent.
+
+    Rows keep their keys: a pending row whose key is still planned gets the new due time; one
+    no longer planned (now in the past) is cancelled; a newly planned key is inserted. Rows
+    that were sent or are being sent stay as history, so nothing is duplicated.
+    """
+    (enrollment,) = _active_enrollments(session, mrn, procedure)
+    schedule = schedules.get(enrollment.procedure)
+    if schedule is None:
+        raise EnrollmentError("procedure", f"schedule {enrollment.procedure!r} is not loaded")
+    patient = enrollment.patient
+    old_date = enrollment.surgery_date
+    enrollment.surgery_date = surgery_date
+    pin = PlanInput(
+        id=enrollment.id, surgery_date=surgery_date, timezone=patient.timezone,
+        language=patient.language,  # type: ignore[arg-type]
+        channel=enrollment.channel,  # type: ignore[arg-type]
+        attributes=frozenset(enrollment.attributes), has_email=patient.email is not None,
+        has_phone=patient.phone is not None,
+    )
+    planned = {m.key: m for m in plan(schedule, pin, now=now)}
+    rows = {r.key: r for r in session.scalars(select(OutboxMessage).where(OutboxMessage.enrollment_id == enrollment.id))}
+    result = RescheduleResult()
+    revivable = (*OUTBOX_UNSENT, OUTBOX_CANCELLED, OUTBOX_SKIPPED)
+    for key, row in rows.items():
+        msg = planned.get(key)
+        if row.status not in revivable:
+            result.kept_history += 1
+            continue
+        if msg is None:
+            if row.status in OUTBOX_UNSENT:
+                row.status, row.status_reason, row.updated_at = OUTBOX_CANCELLED, "rescheduled", now
+                result.cancelled += 1
+            continue
+        row.due_at, row.expires_at, row.updated_at = msg.due_at, msg.expires_at, now
+        row.next_attempt_at = None
+        if row.status not in OUTBOX_UNSENT:
+            row.status, row.status_reason = OUTBOX_PENDING, None
+        if row.status == OUTBOX_PENDING and row.channel == "sms" and patient.sms_opted_out:
+            row.status = OUTBOX_HELD
+        result.updated += 1
+    new = [_outbox_row(m, enrollment.id, patient.id, now) for k, m in planned.items() if k not in rows]
+    if patient.sms_opted_out:
+        for r in new:
+            if r["channel"] == "sms":
+                r["status"] = OUTBOX_HELD
+    if new:
+        insert_outbox_rows(session, new)
+    result.added = len(new)
+    audit.record(session, at=now, actor=actor, action="enrollment.rescheduled", patient_ref=patient.reference,
+                 subject=f"enrollment:{enrollment.id}", old_date=old_date.isoformat(),
+                 new_date=surgery_date.isoformat(), updated=result.updated, added=result.added,
+                 cancelled=result.cancelled)
+    return result
+
+
+def withdraw(session: Session, mrn: str, *, now: datetime, procedure: str | None = None,
+             actor: str = "system", reason: str = "withdrawn") -> int:
+    """End the enrollment and cancel its unsent messages; returns how many were cancelled."""
+    (enrollment,) = _active_enrollments(session, mrn, procedure)
+    enrollment.status, enrollment.withdrawn_at = "withdrawn", now
+    cancelled = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.enrollment_id == enrollment.id, OutboxMessage.status.in_(OUTBOX_UNSENT))
+        .values(status=OUTBOX_CANCELLED, status_reason=reason[:200], updated_at=now)
+    ).rowcount
+    audit.record(session, at=now, actor=actor, action="enrollment.withdrawn",
+                 patient_ref=enrollment.patient.reference, subject=f"enrollment:{enrollment.id}",
+                 cancelled=cancelled)
+    return int(cancelled)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

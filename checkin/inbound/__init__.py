@@ -1,0 +1,1 @@
+"""Replies: store, triage and answer what patients send."""

@@ -1,0 +1,497 @@
+"""Process one inbound reply (SMS, or the email check-in web form): dedupe, keywords, match,
+triage, alert, safety reply. The web layer verifies and parses; everything after is here.
+
+Contract of ``process`` (and ``handle_sms``, which wraps it in a transaction):
+
+- **Once per message id.** The row is inserted with ``ON CONFLICT (message_sid) DO NOTHING``
+  (both dialects). A replay, sequential or concurrent, finds the conflict and returns
+  ``duplicate=True`` with no reply text: it is answered (empty TwiML) but not processed twice,
+  and the patient is not texted twice. The insert and all that follows are one transaction, so
+  a crash halfway leaves nothing and Twilio's retry processes it afresh.
+- **Who sent it.** Patients whose ``phone`` equals the E.164 ``From``. Keywords apply to all of
+  them (an opt-out is about the phone). For content: no enrolled patient → generic reply, no
+  patient information; two or more → not guessed: stored, a ``contact_problem`` alert on each,
+  generic reply.
+- **Keywords** (``checkin.core.keywords``): STOP opts out at once and holds pending SMS rows;
+  START resumes and releases held rows that have not expired; HELP answers with the clinic's
+  name and phone. An opt-out *candidate* ("stop texting me") pauses SMS the same way as STOP and
+  opens a ``contact_problem`` alert so a person confirms (fail safe: nothing more is sent until
+  START or staff resume).
+- **Content**: matched to the latest open question (``checkin.core.replies``), triaged with its
+  ``ask`` as context, flags/severity/assessment stored on the row, question ``answered_at``
+  set, alert opened or joined (``checkin.alerts.lifecycle``), safety reply chosen. An ambiguous answer
+  gets one follow-up question, recorded as an outbox row (step ``followup``, status ``sent``,
+  same ``ask``) so the next reply matches it, and so it is never followed up again.
+- **Audit**: one ``inbound.received`` and one ``reply.sent`` row per processed message (ids,
+  keyword, flags, severity, template; never text or phone).
+
+Raises only what the database raises (``OperationalError`` when it is unreachable or locked
+past its busy timeout): the web layer answers 503 so Twilio may retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+
+from checkin.alerts import lifecycle as alerts
+from checkin.core import keywords
+from checkin.core import replies
+from checkin.config import Settings
+from checkin.errors import TemplateError
+from checkin.store.models import (
+    OUTBOX_HELD,
+    OUTBOX_PENDING,
+    OUTBOX_SENT,
+    OUTBOX_SKIPPED,
+    AuditEvent,
+    Enrollment,
+    InboundMessage,
+    OutboxMessage,
+    Patient,
+)
+from checkin.content.render import Renderer
+
+if TYPE_CHECKING:
+    from checkin.app.bootstrap import Services
+    from checkin.core.triage import Assessment
+
+log = logging.getLogger(__name__)
+
+Assess = Callable[[str, "str | None"], "Assessment"]
+MAX_BODY_CHARS = 1600  # Twilio's own cap on one message; longer input is cut, never rejected
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """A verified inbound message. ``from_phone`` is E.164 as Twilio sends it (None for the web
+    form). ``outbox_id`` is set by the web form: the question is known from its signed token."""
+
+    message_sid: str
+    from_phone: str | None
+    body: str
+    to_phone: str | None = None
+    channel: str = "sms"
+    outbox_id: int | None = None
+
+    def __repr__(self) -> str:  # no phone, no text: this object ends up in tracebacks
+        return f"InboundSms(message_sid={self.message_sid!r}, channel={self.channel!r})"
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    """What happened. ``reply_text`` is None when nothing should be said (a replay)."""
+
+    reply_text: str | None
+    reply_template: str | None = None
+    language: str = "en"
+    inbound_id: int | None = None
+    duplicate: bool = False
+    patient_ref: str | None = None
+    keyword: str | None = None
+    severity: str | None = None
+    flags: tuple[str, ...] = ()
+    alert_id: int | None = None
+    alert_opened: bool = False
+    renotify: bool = False
+    outbox_id: int | None = None  # the question answered
+    followup_outbox_id: int | None = None  # the follow-up question asked, if any
+    matched: str = "none"  # patient | unknown | shared | none
+
+
+def default_assess() -> Assess:
+    from checkin.core.triage import assess
+
+    return assess
+
+
+def handle_sms(services: Services, msg: InboundSms, now: datetime, *, assess: Assess | None = None,
+               write_lock: AbstractContextManager[Any] | None = None) -> InboundResult:
+    """``process`` in its own transaction (committed on return).
+
+    ``write_lock``: on SQLite the web app passes one process-wide lock, so its threads queue
+    for the database's single write lock in Python rather than in SQLite's busy handler, which
+    sleeps in steps of up to 100 ms and so turns a 2 ms wait into a 100 ms one. Other processes
+    (the worker) still meet the busy timeout, as R6b requires."""
+    with write_lock or nullcontext(), services.sessions.begin() as session:
+        return process(session, msg, now=now, settings=services.settings, renderer=services.renderer,
+                       assess=assess)
+
+
+# --------------------------------------------------------------------------------------------
+def storable(body: str) -> str:
+    """The body as stored: verbatim except NUL, which PostgreSQL text cannot hold (replaced by
+    U+FFFD so the nurse still sees something was there), and cut at MAX_BODY_CHARS."""
+    return body[:MAX_BODY_CHARS].replace("\x00", "\ufffd")
+
+
+_INBOUND = cast(Table, InboundMessage.__table__)
+# Built once: constructing a statement costs more than running it on SQLite (profiled).
+_INSERT_ONCE = {
+    name: dialect.insert(_INBOUND).on_conflict_do_nothing(index_elements=["message_sid"]).returning(_INBOUND.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_PATIENTS = (
+    select(Patient, Enrollment)
+    .outerjoin(Enrollment, (Enrollment.patient_id == Patient.id) & (Enrollment.status == "active"))
+    .order_by(Patient.id, Enrollment.created_at.desc(), Enrollment.id.desc())
+)
+_BY_PHONE = _PATIENTS.where(Patient.phone == bindparam("phone"))
+_BY_ID = _PATIENTS.where(Patient.id == bindparam("patient_id"))
+_LOCKED = {id(q): q.with_for_update(of=Patient).execution_options(populate_existing=True) for q in (_BY_PHONE, _BY_ID)}
+_OPEN_QUESTIONS = select(
+    OutboxMessage.id, OutboxMessage.ask, OutboxMessage.sent_at, OutboxMessage.step_id, OutboxMessage.enrollment_id,
+).where(
+    OutboxMessage.patient_id == bindparam("patient_id"), OutboxMessage.ask.is_not(None),
+    OutboxMessage.status == OUTBOX_SENT, OutboxMessage.answered_at.is_(None),
+    OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at >= bindparam("since"),
+)
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_ANSWER = (
+    update(_OUTBOX).where(_OUTBOX.c.id == bindparam("question_id"), _OUTBOX.c.answered_at.is_(None))
+    .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
+)
+# The same question sent on both channels (a patient who chose "both"): an answer on one
+# answers the other, or the email copy would later count as a missed check-in.
+_SIBLING = _OUTBOX.alias("sibling")
+_ANSWER_SIBLINGS = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.answered_at.is_(None), _OUTBOX.c.ask.is_not(None),
+        _OUTBOX.c.enrollment_id == select(_SIBLING.c.enrollment_id).where(_SIBLING.c.id == bindparam("question_id"))
+        .scalar_subquery(),
+        _OUTBOX.c.step_id == select(_SIBLING.c.step_id).where(_SIBLING.c.id == bindparam("question_id"))
+        .scalar_subquery(),
+        _OUTBOX.c.occurrence == select(_SIBLING.c.occurrence).where(_SIBLING.c.id == bindparam("question_id"))
+        .scalar_subquery(),
+    )
+    .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
+)
+_AUDIT = cast(Table, AuditEvent.__table__)
+_RESULT_FIELDS = ("patient_id", "enrollment_id", "outbox_id", "keyword", "severity", "flags", "assessment",
+                  "processed_at")
+_SAVE_RESULT = (
+    update(_INBOUND).where(_INBOUND.c.id == bindparam("inbound_id"))
+    .values(**{f: bindparam(f"v_{f}") for f in _RESULT_FIELDS})
+)
+
+
+@dataclass(frozen=True)
+class _Question:
+    """The open question a reply answers (the outbox columns this module needs)."""
+
+    id: int
+    ask: str | None
+    step_id: str
+    enrollment_id: int | None
+
+
+def insert_once(session: Session, msg: InboundSms, now: datetime) -> int | None:
+    """Insert the inbound row unless its ``message_sid`` exists; the new id, or None."""
+    conn = session.connection()
+    stmt = _INSERT_ONCE.get(conn.dialect.name, _INSERT_ONCE["sqlite"])
+    return conn.execute(stmt, {
+        "message_sid": msg.message_sid, "channel": msg.channel, "from_phone": msg.from_phone,
+        "body": storable(msg.body), "flags": [], "received_at": now, "outbox_id": msg.outbox_id,
+    }).scalar()
+
+
+def process(
+    session: Session, msg: InboundSms, *, now: datetime, settings: Settings, renderer: Renderer,
+    assess: Assess | None = None,
+) -> InboundResult:
+    """Process ``msg`` inside the caller's transaction (see the module docstring)."""
+    inbound_id = insert_once(session, msg, now)
+    if inbound_id is None:
+        log.info("inbound replay ignored", extra={"message_sid": msg.message_sid})
+        return InboundResult(reply_text=None, duplicate=True)
+    # The row's outcome is collected on a transient (never added) object and written with one
+    # UPDATE in ``_reply``: cheaper than the ORM's unit of work, which matters at 200 replies/s.
+    inbound = InboundMessage(
+        id=inbound_id, message_sid=msg.message_sid, channel=msg.channel, patient_id=None, enrollment_id=None,
+        outbox_id=msg.outbox_id, keyword=None, severity=None, flags=[], assessment=None, processed_at=now,
+    )
+    ctx = _Ctx(session, inbound, msg, now, settings, renderer, assess or default_assess())
+    if msg.outbox_id is not None:
+        return ctx.web_answer(msg.outbox_id)
+    return ctx.sms()
+
+
+class _Ctx:
+    """One message's processing; methods share the session and the row."""
+
+    def __init__(self, session: Session, inbound: InboundMessage, msg: InboundSms, now: datetime,
+                 settings: Settings, renderer: Renderer, assess: Assess) -> None:
+        self.session, self.inbound, self.msg, self.now = session, inbound, msg, now
+        self.settings, self.renderer, self.assess = settings, renderer, assess
+        self._audit: list[dict[str, Any]] = []
+
+    def audit(self, *, actor: str, action: str, patient_ref: str | None, **detail: Any) -> None:
+        """Queue an audit row; ``_reply`` writes the queue in one INSERT (one round trip)."""
+        self._audit.append({"at": self.now, "actor": actor, "action": action, "patient_ref": patient_ref,
+                            "subject": f"inbound:{self.inbound.id}", "detail": detail})
+
+    # ---- entry points --------------------------------------------------------------------
+    def sms(self) -> InboundResult:
+        found = self._patients_by_phone(self.msg.from_phone)
+        patients = [p for p, _ in found]
+        opted_out = bool(patients) and all(p.sms_opted_out for p in patients)
+        kind = keywords.classify(self.msg.body, opted_out=opted_out)
+        if kind.keyword is not None:
+            return self._keyword(kind, patients)
+        enrolled = [(p, e) for p, e in found if e is not None]
+        if len(enrolled) == 1:
+            patient, enrollment = enrolled[0]
+            return self._content(patient, enrollment, question=None, optout_candidate=kind.optout_candidate)
+        return self._unmatched([p for p, _ in enrolled], optout_candidate=kind.optout_candidate)
+
+    def web_answer(self, outbox_id: int) -> InboundResult:
+        row = self.session.get(OutboxMessage, outbox_id)
+        found = self._patients(_BY_ID, {"patient_id": row.patient_id}) if row and row.patient_id else []
+        if row is None or not found:
+            # The token was valid but its row is gone: store the text, tell the team nothing
+            # useful can be matched. The caller checks rows before calling, so this is rare.
+            return self._unmatched([], optout_candidate=False)
+        patient, enrollment = found[0]
+        if row.enrollment_id is not None and (enrollment is None or enrollment.id != row.enrollment_id):
+            enrollment = self.session.get(Enrollment, row.enrollment_id)
+        kind = keywords.classify(self.msg.body)
+        question = (_Question(row.id, row.ask, row.step_id, row.enrollment_id)
+                    if row.ask and row.answered_at is None else None)
+        return self._content(patient, enrollment, question=question, question_fixed=True,
+                             optout_candidate=kind.optout_candidate or kind.keyword == keywords.Keyword.STOP,
+                             pause_sms=False)
+
+    # ---- lookups -------------------------------------------------------------------------
+    def _patients_by_phone(self, phone: str | None) -> list[tuple[Patient, Enrollment | None]]:
+        if not phone:
+            return []
+        return self._patients(_BY_PHONE, {"phone": phone})
+
+    def _patients(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Patient, Enrollment | None]]:
+        """Patients matching ``stmt`` (``_BY_PHONE``/``_BY_ID``), each with its latest active
+        enrollment (or None), in one query. On PostgreSQL the patient rows are locked
+        (``FOR UPDATE OF patients``) so two replies from one patient are processed one after the
+        other: alert find-or-open and STOP/START are then not racy. SQLite's BEGIN IMMEDIATE
+        already holds the only write lock."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            stmt = _LOCKED[id(stmt)]
+        out: dict[int, tuple[Patient, Enrollment | None]] = {}
+        for patient, enrollment in self.session.execute(stmt, params):
+            out.setdefault(patient.id, (patient, enrollment))  # first row: latest active enrollment
+        return list(out.values())
+
+    def _open_question(self, patient: Patient) -> _Question | None:
+        since = self.now - replies.QUESTION_WINDOW
+        rows = self.session.execute(_OPEN_QUESTIONS, {"patient_id": patient.id, "since": since}).all()
+        picked = replies.pick_question(
+            (replies.OpenQuestion(r.id, r.ask or "general", r.sent_at, r.step_id == replies.FOLLOWUP_STEP)
+             for r in rows),
+            now=self.now,
+        )
+        return next((_Question(r.id, r.ask, r.step_id, r.enrollment_id) for r in rows
+                     if picked and r.id == picked.outbox_id), None)
+
+    # ---- keywords ------------------------------------------------------------------------
+    def _keyword(self, kind: keywords.Classification, patients: list[Patient]) -> InboundResult:
+        assert kind.keyword is not None
+        kw = kind.keyword
+        self.inbound.keyword = kw.value
+        self.inbound.processed_at = self.now
+        if patients:
+            self.inbound.patient_id = patients[0].id if len(patients) == 1 else None
+        changed = 0
+        for p in patients:
+            if kw == keywords.Keyword.STOP:
+                changed += self._opt_out(p, reason="STOP")
+            elif kw == keywords.Keyword.START:
+                changed += self._opt_in(p)
+        # A Spanish keyword gets a Spanish answer; otherwise the patient's language.
+        language = "es" if kind.language == "es" else self._language(patients, fallback="en")
+        template = {keywords.Keyword.STOP: replies.REPLY_STOPPED, keywords.Keyword.START: replies.REPLY_STARTED,
+                    keywords.Keyword.HELP: replies.REPLY_HELP}[kw]
+        ref = patients[0].reference if len(patients) == 1 else None
+        self._audit_in(ref, keyword=kw.value, matched=_match_kind(patients), rows_changed=changed)
+        return self._reply(template, language, ref, first_name=None, keyword=kw.value, matched=_match_kind(patients))
+
+    def _rowcount(self, stmt: Any) -> int:
+        result = cast("CursorResult[Any]", self.session.execute(stmt))
+        return int(result.rowcount)
+
+    def _opt_out(self, patient: Patient, *, reason: str) -> int:
+        """SMS off now; pending SMS rows held (kept, so START can release them)."""
+        if not patient.sms_opted_out:
+            patient.sms_opted_out = True
+            patient.sms_opted_out_at = self.now
+        held = self._rowcount(
+            update(OutboxMessage)
+            .where(OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
+                   OutboxMessage.status == OUTBOX_PENDING)
+            .values(status=OUTBOX_HELD, status_reason=f"opted out ({reason})"[:200], updated_at=self.now)
+        )
+        self.audit(actor="patient", action="sms.opted_out", patient_ref=patient.reference, reason=reason,
+                   held=int(held))
+        return int(held)
+
+    def _opt_in(self, patient: Patient) -> int:
+        """SMS back on; held rows that can still go out become pending, expired ones skipped."""
+        patient.sms_opted_out = False
+        patient.sms_opted_out_at = None
+        base = (OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
+                OutboxMessage.status == OUTBOX_HELD)
+        released = self._rowcount(
+            update(OutboxMessage).where(*base, OutboxMessage.expires_at > self.now)
+            .values(status=OUTBOX_PENDING, status_reason=None, updated_at=self.now)
+        )
+        expired = self._rowcount(
+            update(OutboxMessage).where(*base, OutboxMessage.expires_at <= self.now)
+            .values(status=OUTBOX_SKIPPED, status_reason="expired while opted out", updated_at=self.now)
+        )
+        self.audit(actor="patient", action="sms.opted_in", patient_ref=patient.reference,
+                   released=int(released), skipped=int(expired))
+        return int(released)
+
+    # ---- content -------------------------------------------------------------------------
+    def _content(self, patient: Patient, enrollment: Enrollment | None, *, question: _Question | None,
+                 question_fixed: bool = False, optout_candidate: bool, pause_sms: bool = True) -> InboundResult:
+        if not question_fixed:
+            question = self._open_question(patient)
+        if question is not None and question.enrollment_id not in (None, enrollment.id if enrollment else None):
+            enrollment = self.session.get(Enrollment, question.enrollment_id)
+        context = question.ask if question else None
+        assessment = self.assess(self.msg.body, context)
+        inbound = self.inbound
+        inbound.patient_id, inbound.enrollment_id = patient.id, enrollment.id if enrollment else None
+        inbound.outbox_id = question.id if question else inbound.outbox_id
+        inbound.severity = str(assessment.severity)
+        inbound.flags = sorted(str(f) for f in assessment.flags)
+        inbound.assessment = assessment.to_dict()
+        inbound.processed_at = self.now
+        if question is not None:
+            self.session.execute(_ANSWER, {"question_id": question.id, "at": self.now})
+            self.session.execute(_ANSWER_SIBLINGS, {"question_id": question.id, "at": self.now})
+        # An alert opened (or raised) here is saved with ladder step 0 due now; the worker's next
+        # dispatch tick composes and sends the care team's messages (``checkin.app.worker``), so the
+        # patient's webhook never renders an email and a broken staff template cannot fail it.
+        change = alerts.raise_for_assessment(self.session, patient=patient, enrollment=enrollment,
+                                             inbound=inbound, assessment=assessment, now=self.now)
+        if optout_candidate:
+            if pause_sms:
+                self._opt_out(patient, reason="opt-out candidate")
+            alerts.open_contact_problem(self.session, patient=patient, reason="optout_candidate",
+                                        now=self.now, inbound=inbound)
+        choice = replies.choose_reply(
+            assessment, known=True,
+            may_follow_up=not (question is not None and question.step_id == replies.FOLLOWUP_STEP),
+            template_exists=lambda name: self.renderer.exists(name, patient.language if patient.language in ("en", "es") else "en"),
+        )
+        template = choice.template
+        if optout_candidate and pause_sms and (template == replies.REPLY_THANKS or choice.follow_up):
+            # Not an alarming text: confirm the pause (the one confirmation the FCC allows).
+            template, choice = replies.REPLY_PAUSED, replies.ReplyChoice(replies.REPLY_PAUSED)
+        followup_id = None
+        if choice.follow_up:
+            followup_id = self._record_followup(patient, enrollment, template, context or "general")
+        self._audit_in(patient.reference, matched="patient", severity=inbound.severity, flags=inbound.flags,
+                       ambiguous=sorted(assessment.ambiguous), question=question.id if question else None,
+                       optout_candidate=optout_candidate)
+        return self._reply(
+            template, self._language([patient]), patient.reference, first_name=patient.first_name,
+            severity=inbound.severity, flags=tuple(inbound.flags), change=change,
+            outbox_id=question.id if question else None, followup_outbox_id=followup_id, matched="patient",
+        )
+
+    def _record_followup(self, patient: Patient, enrollment: Enrollment | None, template: str, ask: str) -> int:
+        row = OutboxMessage(
+            key=f"followup:{self.inbound.id}", enrollment_id=enrollment.id if enrollment else None,
+            patient_id=patient.id, step_id=replies.FOLLOWUP_STEP, occurrence=0,
+            channel="email" if self.msg.channel == "web" else "sms", message=template, ask=ask,
+            urgent=True, due_at=self.now, expires_at=self.now, status=OUTBOX_SENT,
+            status_reason="sent as the webhook reply", attempts=1, sent_at=self.now,
+            created_at=self.now, updated_at=self.now,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def _unmatched(self, enrolled: list[Patient], *, optout_candidate: bool) -> InboundResult:
+        """No single enrolled patient: triage anyway (an emergency still gets 911), store, and
+        for a shared phone ask the care team, at the severity the text calls for."""
+        assessment = self.assess(self.msg.body, None)
+        inbound = self.inbound
+        inbound.severity = str(assessment.severity)
+        inbound.flags = sorted(str(f) for f in assessment.flags)
+        inbound.assessment = assessment.to_dict()
+        inbound.processed_at = self.now
+        matched = _match_kind(enrolled)
+        severity = alerts.alert_severity(assessment) or "watch"
+        last: alerts.AlertChange | None = None
+        for p in enrolled:
+            last = alerts.open_contact_problem(self.session, patient=p, reason="shared_phone", now=self.now,
+                                               inbound=inbound, severity=severity)
+            if optout_candidate:
+                self._opt_out(p, reason="opt-out candidate")
+        choice = replies.choose_reply(assessment, known=False, may_follow_up=False)
+        # Language: the text's own, so "no puedo respirar" from an unknown number gets Spanish.
+        language = assessment.language if assessment.language in ("en", "es") else "en"
+        self._audit_in(None, matched=matched, severity=inbound.severity, flags=inbound.flags,
+                       candidates=len(enrolled))
+        return self._reply(choice.template, language, None, first_name=None, severity=inbound.severity,
+                           flags=tuple(inbound.flags), change=last, matched=matched)
+
+    # ---- replies and audit ---------------------------------------------------------------
+    def _language(self, patients: Sequence[Patient], *, fallback: str = "en") -> str:
+        langs = {p.language for p in patients}
+        if len(langs) == 1:
+            (lang,) = langs
+            return lang if lang in ("en", "es") else "en"
+        return fallback
+
+    def _render(self, template: str, language: str, first_name: str | None) -> str:
+        from checkin.content.catalog import message_context
+
+        ctx = message_context(self.settings, first_name=first_name or "", language=language, day=0)
+        try:
+            return self.renderer.render_sms(template, language, ctx).text
+        except TemplateError as exc:
+            log.error("reply template failed; sent the built-in text", extra={"template": template,
+                                                                             "problem": exc.problem})
+            return replies.fallback_text(template, language)
+
+    def _reply(self, template: str, language: str, patient_ref: str | None, *, first_name: str | None,
+               change: alerts.AlertChange | None = None, **fields: Any) -> InboundResult:
+        text = self._render(template, language, first_name)
+        self.audit(actor="system", action="reply.sent", patient_ref=patient_ref, template=template,
+                   language=language, channel=self.msg.channel)
+        conn = self.session.connection()
+        conn.execute(_SAVE_RESULT, {"inbound_id": self.inbound.id,
+                                    **{f"v_{f}": getattr(self.inbound, f) for f in _RESULT_FIELDS}})
+        conn.execute(insert(_AUDIT), self._audit)
+        self._audit = []
+        log.info("inbound processed", extra={
+            "patient_ref": patient_ref, "inbound_id": self.inbound.id, "template": template,
+            "severity": fields.get("severity"), "alert_id": change.alert.id if change else None,
+        })
+        return InboundResult(
+            reply_text=text, reply_template=template, language=language, inbound_id=self.inbound.id,
+            patient_ref=patient_ref, alert_id=change.alert.id if change else None,
+            alert_opened=change.opened if change else False, renotify=change.renotify if change else False,
+            **fields,
+        )
+
+    def _audit_in(self, patient_ref: str | None, **detail: Any) -> None:
+        self.audit(actor="patient" if patient_ref else "unknown", action="inbound.received",
+                   patient_ref=patient_ref, channel=self.msg.channel, message_sid=self.msg.message_sid, **detail)
+
+
+def _match_kind(patients: Sequence[Patient]) -> str:
+    return {0: "unknown", 1: "patient"}.get(len(patients), "shared")

@@ -1,0 +1,1 @@
+"""Sending: claim due outbox rows, deliver through a channel, reconcile what is in doubt."""

@@ -1,0 +1,1 @@
+"""Persistence: models, engine, migrations, the audit log and the outbox state machine."""
