@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError
 from checkin.errors import ConfigError
 
 # A well-known development key: fine on a laptop, refused when CHECKIN_ENV=production.
-DEV_SECRET_KEY = "checkin-development-key-not-for-production"
+DEV_SECRET_KEY = "checkin-development-key-not-for-production"  # noqa: S105 - public by design
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,29 @@ class Setting:
 
 # The table the README documents; kept here so the two cannot drift (tests compare them).
 SETTINGS: tuple[Setting, ...] = (
-    Setting("CHECKIN_ENV", "development", "`development` or `production`; production refuses insecure defaults"),
-    Setting("CHECKIN_DATABASE_URL", "sqlite:///checkin.store.db", "SQLAlchemy URL; SQLite file for one box, `postgresql+psycopg://…` for several workers"),
+    Setting(
+        "CHECKIN_ENV", "development", "`development` or `production`; production refuses insecure defaults"
+    ),
+    Setting(
+        "CHECKIN_DATABASE_URL",
+        "sqlite:///checkin.store.db",
+        "SQLAlchemy URL; SQLite file for one box, `postgresql+psycopg://…` for several workers",
+    ),
     Setting("CHECKIN_SCHEDULES_DIR", "schedules", "folder of `*.yaml` schedule files"),
     Setting("CHECKIN_TEMPLATES_DIR", "templates", "folder of message templates"),
     Setting("CHECKIN_DEFAULT_TIMEZONE", "America/New_York", "IANA zone used when an enrollment names none"),
     Setting("CHECKIN_DEFAULT_REGION", "US", "region for phone numbers written without a country code"),
-    Setting("CHECKIN_SECRET_KEY", None, "signs nurse links and email check-in tokens; required in production", secret=True),
-    Setting("CHECKIN_PUBLIC_URL", None, "the https URL Twilio and nurses reach, e.g. `https://checkin.example.org`"),
+    Setting(
+        "CHECKIN_SECRET_KEY",
+        None,
+        "signs nurse links and email check-in tokens; required in production",
+        secret=True,
+    ),
+    Setting(
+        "CHECKIN_PUBLIC_URL",
+        None,
+        "the https URL Twilio and nurses reach, e.g. `https://checkin.example.org`",
+    ),
     Setting("CHECKIN_CLINIC_NAME", "Spine Center", "signs patient messages"),
     Setting("CHECKIN_CLINIC_PHONE", "+1 555 010 0100", "the number HELP replies and messages give"),
     Setting("CHECKIN_LOG_LEVEL", "INFO", "`DEBUG`, `INFO`, `WARNING` or `ERROR`"),
@@ -51,7 +66,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TWILIO_AUTH_TOKEN", None, "Twilio auth token (also verifies webhook signatures)", secret=True),
     Setting("TWILIO_FROM_NUMBER", None, "sending number in E.164, or use a messaging service"),
     Setting("TWILIO_MESSAGING_SERVICE_SID", None, "Twilio messaging service (instead of a from number)"),
-    Setting("CHECKIN_TWILIO_API_URL", None, "replaces `https://api.twilio.com` (a local Twilio mock in tests)"),
+    Setting(
+        "CHECKIN_TWILIO_API_URL", None, "replaces `https://api.twilio.com` (a local Twilio mock in tests)"
+    ),
     Setting("CHECKIN_TWILIO_TIMEOUT", "10", "seconds to wait for Twilio's API"),
     Setting("CHECKIN_SMS_RATE", "1", "SMS per second per sender (a long code allows 1)"),
     Setting("CHECKIN_SMTP_HOST", None, "SMTP relay; without it email goes to the console"),
@@ -169,7 +186,10 @@ class Settings:
         except ArgumentError:
             raise ConfigError("CHECKIN_DATABASE_URL", f"{db_url!r} is not a database URL") from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ConfigError("CHECKIN_DATABASE_URL", f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
+            raise ConfigError(
+                "CHECKIN_DATABASE_URL",
+                f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql",
+            )
 
         tz = _get(env, "CHECKIN_DEFAULT_TIMEZONE")
         try:

@@ -1,13 +1,13 @@
 """The exception tree. Every error the product raises on bad input names what is wrong.
 
-    CheckinError
-     ├── ConfigError          a setting is missing or malformed (names the variable)
-     ├── ScheduleError        a schedule file is invalid (file, line, key)
-     ├── TemplateError        a message template fails to render (template name)
-     ├── EnrollmentError      an enrollment request is invalid (field)
-     │    └── ImportRowError  one CSV row is bad (line, column)
-     ├── DatabaseNotReady     the database is not migrated to the current revision
-     └── ChannelError         a send failed; ``permanent`` says whether retrying can help
+CheckinError
+ ├── ConfigError          a setting is missing or malformed (names the variable)
+ ├── ScheduleError        a schedule file is invalid (file, line, key)
+ ├── TemplateError        a message template fails to render (template name)
+ ├── EnrollmentError      an enrollment request is invalid (field)
+ │    └── ImportRowError  one CSV row is bad (line, column)
+ ├── DatabaseNotReady     the database is not migrated to the current revision
+ └── ChannelError         a send failed; ``permanent`` says whether retrying can help
 """
 
 from __future__ import annotations
@@ -77,8 +77,15 @@ class DatabaseNotReady(CheckinError):
 class ChannelError(CheckinError):
     """A send failed. ``permanent`` means retrying the same message cannot succeed."""
 
-    def __init__(self, reason: str, *, permanent: bool, code: str | None = None,
-                 retry_after: float | None = None, ambiguous: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool,
+        code: str | None = None,
+        retry_after: float | None = None,
+        ambiguous: bool = False,
+    ) -> None:
         self.reason = reason
         self.permanent = permanent
         self.code = code

@@ -25,10 +25,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Field names whose values are never logged, whatever they hold.
-SENSITIVE_FIELDS = frozenset({
-    "body", "text", "message_text", "phone", "from_phone", "to_phone", "from_", "to", "From", "To",
-    "Body", "email", "name", "first_name", "token", "signature", "auth_token", "url",
-})
+SENSITIVE_FIELDS = frozenset(
+    {
+        "body",
+        "text",
+        "message_text",
+        "phone",
+        "from_phone",
+        "to_phone",
+        "from_",
+        "to",
+        "From",
+        "To",
+        "Body",
+        "email",
+        "name",
+        "first_name",
+        "token",
+        "signature",
+        "auth_token",
+        "url",
+    }
+)
 REDACTED = "[redacted]"
 
 # 7+ digits, separated by at most two of space, dot, dash, parenthesis ("(617) 555-0123").
@@ -37,7 +55,11 @@ _CRLF = re.compile(r"[\r\n\u2028\u2029\x85]+")
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``. uvicorn adds
 # ``color_message`` (the same text with terminal colour codes), which JSON lines do not want.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def scrub(value: str) -> str:

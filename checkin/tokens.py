@@ -26,10 +26,11 @@ class InvalidToken(Exception):
 def _serializer(secret: str, salt: str, stamp: int | None = None) -> URLSafeTimedSerializer:
     if stamp is None:
         return URLSafeTimedSerializer(secret, salt=salt)
+    fixed: int = stamp  # bound here so the signer's method sees an int, not an Optional
 
     class StampedSigner(TimestampSigner):
         def get_timestamp(self) -> int:
-            return stamp
+            return fixed
 
     return URLSafeTimedSerializer(secret, salt=salt, signer=StampedSigner)
 

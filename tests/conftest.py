@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 from checkin.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN_URL = os.environ.get("CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 NOW = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 
@@ -44,7 +46,7 @@ def pg_server_url() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text("select 1"))
-    except Exception as e:  # noqa: BLE001 - any failure to connect means "no server"
+    except Exception as e:
         admin.dispose()
         if IN_CI:
             pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {e}")

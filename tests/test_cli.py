@@ -24,8 +24,12 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
     }
 
     def invoke(*args: str, **extra_env: str) -> Result:
-        return CliRunner().invoke(cli, ["--env-file", str(tmp_path / "none.env"), *args],
-                                  env={**env, **extra_env}, catch_exceptions=False)
+        return CliRunner().invoke(
+            cli,
+            ["--env-file", str(tmp_path / "none.env"), *args],
+            env={**env, **extra_env},
+            catch_exceptions=False,
+        )
 
     return invoke
 
@@ -38,16 +42,28 @@ def test_it_validates_the_default_schedules(run) -> None:  # type: ignore[no-unt
 
 def test_it_fails_validation_with_file_line_and_key(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.yaml"
-    bad.write_text('id: bad\nname: Bad\nsend_window: ["09:00", "20:00"]\nsteps:\n'
-                   '  - id: a\n    day: 1\n    time: "25:00"\n    message: fever_check\n')
+    bad.write_text(
+        'id: bad\nname: Bad\nsend_window: ["09:00", "20:00"]\nsteps:\n'
+        '  - id: a\n    day: 1\n    time: "25:00"\n    message: fever_check\n'
+    )
     result = run("schedules", "validate", str(bad))
     assert result.exit_code == 1
     assert f"{bad}:7: time:" in result.output
 
 
 def test_it_previews_a_timeline_as_json(run) -> None:  # type: ignore[no-untyped-def]
-    result = run("schedules", "preview", "lumbar-fusion", "--surgery-date", "2026-03-14",
-                 "--timezone", "America/New_York", "--smoker", "--format", "json")
+    result = run(
+        "schedules",
+        "preview",
+        "lumbar-fusion",
+        "--surgery-date",
+        "2026-03-14",
+        "--timezone",
+        "America/New_York",
+        "--smoker",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert rows and {"step", "due_local", "due_utc", "channel", "text"} <= set(rows[0])
@@ -57,24 +73,58 @@ def test_it_previews_a_timeline_as_json(run) -> None:  # type: ignore[no-untyped
 
 
 def test_it_previews_in_spanish_without_naming_the_procedure(run) -> None:  # type: ignore[no-untyped-def]
-    result = run("schedules", "preview", "cervical-fusion", "--surgery-date", "2026-03-14",
-                 "--language", "es", "--format", "json")
+    result = run(
+        "schedules",
+        "preview",
+        "cervical-fusion",
+        "--surgery-date",
+        "2026-03-14",
+        "--language",
+        "es",
+        "--format",
+        "json",
+    )
     rows = json.loads(result.output)
     texts = " ".join(r["text"] for r in rows).lower()
     assert "fusión" not in texts and "cervical" not in texts and "columna" not in texts
 
 
 def test_it_refuses_to_enroll_before_migration_and_says_how_to_fix_it(run) -> None:  # type: ignore[no-untyped-def]
-    result = run("enroll", "--mrn", "1", "--first-name", "Ana", "--phone", "6175550123",
-                 "--procedure", "lumbar-fusion", "--surgery-date", "2026-03-14")
+    result = run(
+        "enroll",
+        "--mrn",
+        "1",
+        "--first-name",
+        "Ana",
+        "--phone",
+        "6175550123",
+        "--procedure",
+        "lumbar-fusion",
+        "--surgery-date",
+        "2026-03-14",
+    )
     assert result.exit_code == 1
     assert "checkin db upgrade" in result.output
 
 
 def test_it_enrolls_shows_reschedules_and_withdraws(run) -> None:  # type: ignore[no-untyped-def]
     assert run("db", "upgrade").exit_code == 0
-    result = run("enroll", "--mrn", "100234", "--first-name", "Maria", "--phone", "(312) 555-0147",
-                 "--procedure", "lumbar-fusion", "--surgery-date", "2030-03-14", "--language", "es", "--smoker")
+    result = run(
+        "enroll",
+        "--mrn",
+        "100234",
+        "--first-name",
+        "Maria",
+        "--phone",
+        "(312) 555-0147",
+        "--procedure",
+        "lumbar-fusion",
+        "--surgery-date",
+        "2030-03-14",
+        "--language",
+        "es",
+        "--smoker",
+    )
     assert result.exit_code == 0, result.output
     planned = int(result.output.split(": ")[1].split()[0])
     assert planned > 20
@@ -82,8 +132,19 @@ def test_it_enrolls_shows_reschedules_and_withdraws(run) -> None:  # type: ignor
     shown = run("patients", "show", "100234")
     assert shown.exit_code == 0 and "+13125550147" in shown.output and "pending" in shown.output
 
-    again = run("enroll", "--mrn", "100234", "--first-name", "Maria", "--phone", "(312) 555-0147",
-                "--procedure", "lumbar-fusion", "--surgery-date", "2030-03-14")
+    again = run(
+        "enroll",
+        "--mrn",
+        "100234",
+        "--first-name",
+        "Maria",
+        "--phone",
+        "(312) 555-0147",
+        "--procedure",
+        "lumbar-fusion",
+        "--surgery-date",
+        "2030-03-14",
+    )
     assert again.exit_code == 1 and "already enrolled" in again.output
 
     moved = run("reschedule", "100234", "--surgery-date", "2030-03-21")
@@ -98,19 +159,36 @@ def test_it_enrolls_shows_reschedules_and_withdraws(run) -> None:  # type: ignor
 
 def test_it_rejects_a_bad_phone_with_the_reason(run) -> None:  # type: ignore[no-untyped-def]
     run("db", "upgrade")
-    result = run("enroll", "--mrn", "1", "--first-name", "Ana", "--phone", "555",
-                 "--procedure", "lumbar-fusion", "--surgery-date", "2030-03-14")
+    result = run(
+        "enroll",
+        "--mrn",
+        "1",
+        "--first-name",
+        "Ana",
+        "--phone",
+        "555",
+        "--procedure",
+        "lumbar-fusion",
+        "--surgery-date",
+        "2030-03-14",
+    )
     assert result.exit_code == 1 and "phone:" in result.output
 
 
 def test_it_imports_a_csv_and_reports_bad_rows_by_line_and_column(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run("db", "upgrade")
     csv_file = tmp_path / "p.csv"
-    csv_file.write_text("mrn,first_name,phone,procedure,surgery_date\n"
-                        "1,Ana,6175550123,lumbar-fusion,2030-01-10\n"
-                        "2,Bo,6175550124,knee,2030-01-10\n")
+    csv_file.write_text(
+        "mrn,first_name,phone,procedure,surgery_date\n"
+        "1,Ana,6175550123,lumbar-fusion,2030-01-10\n"
+        "2,Bo,6175550124,knee,2030-01-10\n"
+    )
     bad = run("import", str(csv_file))
-    assert bad.exit_code == 1 and "line 3, column procedure" in bad.output and "nothing was written" in bad.output
+    assert (
+        bad.exit_code == 1
+        and "line 3, column procedure" in bad.output
+        and "nothing was written" in bad.output
+    )
     ok = run("import", str(csv_file), "--skip-bad-rows")
     assert ok.exit_code == 0 and "enrolled 1 patient(s)" in ok.output
 
@@ -160,8 +238,18 @@ def test_it_lists_acknowledges_and_resolves_alerts_with_an_audit_trail(run, tmp_
         p = Patient(reference="P-CLI0001", mrn="9", first_name="Ana", timezone="UTC", created_at=now)
         s.add(p)
         s.flush()
-        s.add(Alert(patient_id=p.id, kind="red_flag", severity="urgent", flags=["fever"], status="open",
-                    opened_at=now, updated_at=now, next_escalation_at=now))
+        s.add(
+            Alert(
+                patient_id=p.id,
+                kind="red_flag",
+                severity="urgent",
+                flags=["fever"],
+                status="open",
+                opened_at=now,
+                updated_at=now,
+                next_escalation_at=now,
+            )
+        )
     listed = run("alerts", "list", "--open")
     assert "URGENT" in listed.output and "P-CLI0001" in listed.output and "fever" in listed.output
     assert "Ana" not in listed.output

@@ -24,11 +24,21 @@ def test_it_serves_web_and_worker_in_one_process_and_stops_both_on_sigterm(tmp_p
     upgrade(url)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TWILIO_"))}
-    env.update({"CHECKIN_DATABASE_URL": url, "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
-                "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates")})
-    proc = subprocess.Popen([sys.executable, "-m", "checkin", "--env-file", str(tmp_path / "none"), "serve",
-                             "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    env.update(
+        {
+            "CHECKIN_DATABASE_URL": url,
+            "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
+            "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "checkin", "--env-file", str(tmp_path / "none"), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     engine = create_engine(url)
     try:
         deadline = time.monotonic() + 30

@@ -62,7 +62,11 @@ MAX_NOTE = 2000
 # Built once (statement construction is a measurable part of a webhook's time).
 _UNRESOLVED = (
     select(Alert)
-    .where(Alert.patient_id == bindparam("patient_id"), Alert.kind == bindparam("kind"), Alert.status.in_(UNRESOLVED))
+    .where(
+        Alert.patient_id == bindparam("patient_id"),
+        Alert.kind == bindparam("kind"),
+        Alert.status.in_(UNRESOLVED),
+    )
     .order_by(Alert.opened_at.desc(), Alert.id.desc())
     .limit(1)
 )
@@ -104,8 +108,16 @@ def unresolved(session: Session, patient_id: int, kind: str) -> Alert | None:
 
 
 def raise_or_join(
-    session: Session, *, patient: Patient, enrollment: Enrollment | None, kind: str, severity: str,
-    flags: list[str], inbound: InboundMessage | None, now: datetime, reason: str,
+    session: Session,
+    *,
+    patient: Patient,
+    enrollment: Enrollment | None,
+    kind: str,
+    severity: str,
+    flags: list[str],
+    inbound: InboundMessage | None,
+    now: datetime,
+    reason: str,
     outbox_id: int | None = None,
 ) -> AlertChange:
     """Open an alert of ``kind`` for ``patient`` or join the unresolved one (union of flags,
@@ -114,16 +126,34 @@ def raise_or_join(
     alert = unresolved(session, patient.id, kind)
     if alert is None:
         alert = Alert(
-            patient_id=patient.id, enrollment_id=enrollment.id if enrollment else None, kind=kind,
-            severity=severity, flags=sorted(set(flags)), status="open",
-            inbound_id=inbound.id if inbound else None, escalation_level=0, next_escalation_at=now,
-            opened_at=now, updated_at=now, outbox_id=outbox_id,
+            patient_id=patient.id,
+            enrollment_id=enrollment.id if enrollment else None,
+            kind=kind,
+            severity=severity,
+            flags=sorted(set(flags)),
+            status="open",
+            inbound_id=inbound.id if inbound else None,
+            escalation_level=0,
+            next_escalation_at=now,
+            opened_at=now,
+            updated_at=now,
+            outbox_id=outbox_id,
         )
         session.add(alert)
         session.flush()
-        audit.record(session, at=now, actor="system", action="alert.opened", patient_ref=patient.reference,
-                     subject=f"alert:{alert.id}", kind=kind, severity=severity, flags=alert.flags,
-                     reason=reason, inbound_id=alert.inbound_id)
+        audit.record(
+            session,
+            at=now,
+            actor="system",
+            action="alert.opened",
+            patient_ref=patient.reference,
+            subject=f"alert:{alert.id}",
+            kind=kind,
+            severity=severity,
+            flags=alert.flags,
+            reason=reason,
+            inbound_id=alert.inbound_id,
+        )
         return AlertChange(alert, opened=True, renotify=True)
     rose = rank(severity) > rank(alert.severity)
     merged = sorted(set(alert.flags or []) | set(flags))
@@ -135,15 +165,31 @@ def raise_or_join(
     # Assign a new list: SQLAlchemy does not see in-place changes to a JSON column.
     alert.flags = merged
     alert.updated_at = now
-    audit.record(session, at=now, actor="system", action="alert.joined", patient_ref=patient.reference,
-                 subject=f"alert:{alert.id}", kind=kind, severity=alert.severity, flags=merged,
-                 severity_rose=rose, reason=reason, inbound_id=inbound.id if inbound else None)
+    audit.record(
+        session,
+        at=now,
+        actor="system",
+        action="alert.joined",
+        patient_ref=patient.reference,
+        subject=f"alert:{alert.id}",
+        kind=kind,
+        severity=alert.severity,
+        flags=merged,
+        severity_rose=rose,
+        reason=reason,
+        inbound_id=inbound.id if inbound else None,
+    )
     return AlertChange(alert, opened=False, renotify=rose)
 
 
 def raise_for_assessment(
-    session: Session, *, patient: Patient, enrollment: Enrollment | None, inbound: InboundMessage,
-    assessment: Assessment, now: datetime,
+    session: Session,
+    *,
+    patient: Patient,
+    enrollment: Enrollment | None,
+    inbound: InboundMessage,
+    assessment: Assessment,
+    now: datetime,
 ) -> AlertChange | None:
     """Open or join the patient's ``red_flag`` alert for an urgent/emergency assessment, or a
     ``watch`` one for an ambiguous red-flag topic; None when the assessment needs no alert."""
@@ -151,27 +197,51 @@ def raise_for_assessment(
     if severity is None:
         return None
     return raise_or_join(
-        session, patient=patient, enrollment=enrollment, kind=RED_FLAG, severity=severity,
-        flags=alert_flags(assessment), inbound=inbound, now=now, reason="assessment",
+        session,
+        patient=patient,
+        enrollment=enrollment,
+        kind=RED_FLAG,
+        severity=severity,
+        flags=alert_flags(assessment),
+        inbound=inbound,
+        now=now,
+        reason="assessment",
     )
 
 
 def open_contact_problem(
-    session: Session, *, patient: Patient, reason: str, now: datetime,
-    inbound: InboundMessage | None = None, severity: str = "watch",
+    session: Session,
+    *,
+    patient: Patient,
+    reason: str,
+    now: datetime,
+    inbound: InboundMessage | None = None,
+    severity: str = "watch",
 ) -> AlertChange:
     """Ask the care team to sort out how to reach ``patient`` (``reason``: a short code such as
     ``shared_phone`` or ``optout_candidate``). Deduplicated: while one is unresolved, it is
     joined (the reason added to its flags). ``severity`` stays ``watch`` unless the text that
     caused it was itself alarming."""
     return raise_or_join(
-        session, patient=patient, enrollment=None, kind=CONTACT_PROBLEM, severity=severity,
-        flags=[reason], inbound=inbound, now=now, reason=reason,
+        session,
+        patient=patient,
+        enrollment=None,
+        kind=CONTACT_PROBLEM,
+        severity=severity,
+        flags=[reason],
+        inbound=inbound,
+        now=now,
+        reason=reason,
     )
 
 
 def open_contact_problem_for(
-    session: Session, patient_id: int, enrollment_id: int | None, *, now: datetime, reason: str,
+    session: Session,
+    patient_id: int,
+    enrollment_id: int | None,
+    *,
+    now: datetime,
+    reason: str,
     detail: str | None = None,
 ) -> AlertChange | None:
     """``open_contact_problem`` for callers that hold only ids (status callbacks, the
@@ -181,19 +251,42 @@ def open_contact_problem_for(
     if patient is None:
         return None
     enrollment = session.get(Enrollment, enrollment_id) if enrollment_id is not None else None
-    return raise_or_join(session, patient=patient, enrollment=enrollment, kind=CONTACT_PROBLEM,
-                         severity="watch", flags=[reason], inbound=None, now=now,
-                         reason=detail or reason)
+    return raise_or_join(
+        session,
+        patient=patient,
+        enrollment=enrollment,
+        kind=CONTACT_PROBLEM,
+        severity="watch",
+        flags=[reason],
+        inbound=None,
+        now=now,
+        reason=detail or reason,
+    )
 
 
-def open_missed_checkin(session: Session, *, patient: Patient, enrollment: Enrollment | None,
-                        question: OutboxMessage, now: datetime) -> AlertChange:
+def open_missed_checkin(
+    session: Session,
+    *,
+    patient: Patient,
+    enrollment: Enrollment | None,
+    question: OutboxMessage,
+    now: datetime,
+) -> AlertChange:
     """A ``watch`` alert for a check-in question left unanswered (``question`` is the sent
     ``ask`` row). Joins the patient's unresolved missed-check-in alert, so a patient who stops
     answering is one alert, not one per question. The caller marks ``question.missed_at``."""
-    return raise_or_join(session, patient=patient, enrollment=enrollment, kind=MISSED_CHECKIN,
-                         severity="watch", flags=[f"missed:{question.ask or 'checkin'}"], inbound=None,
-                         now=now, reason="missed_checkin", outbox_id=question.id)
+    return raise_or_join(
+        session,
+        patient=patient,
+        enrollment=enrollment,
+        kind=MISSED_CHECKIN,
+        severity="watch",
+        flags=[f"missed:{question.ask or 'checkin'}"],
+        inbound=None,
+        now=now,
+        reason="missed_checkin",
+        outbox_id=question.id,
+    )
 
 
 @dataclass(frozen=True)
@@ -227,10 +320,17 @@ def acknowledge(session: Session, alert_id: int, *, by: str, now: datetime) -> S
     acknowledged or resolved alert changes nothing but is audited. None if no such alert.
     A compare-and-set on ``status = 'open'``, so it cannot interleave with an escalation step
     (``notify.escalate`` sets the level under ``status = 'open'`` too)."""
-    return _transition(session, alert_id, from_statuses=("open",), by=by, now=now,
-                       values={"status": "acknowledged", "acknowledged_at": now, "acknowledged_by": by},
-                       actions=("alert.acknowledged", "alert.ack_repeated"), why="alert acknowledged",
-                       detail=lambda a: {"status": a.status, "escalation_level": a.escalation_level})
+    return _transition(
+        session,
+        alert_id,
+        from_statuses=("open",),
+        by=by,
+        now=now,
+        values={"status": "acknowledged", "acknowledged_at": now, "acknowledged_by": by},
+        actions=("alert.acknowledged", "alert.ack_repeated"),
+        why="alert acknowledged",
+        detail=lambda a: {"status": a.status, "escalation_level": a.escalation_level},
+    )
 
 
 def resolve(session: Session, alert_id: int, *, by: str, note: str, now: datetime) -> StaffAction | None:
@@ -242,21 +342,37 @@ def resolve(session: Session, alert_id: int, *, by: str, note: str, now: datetim
         raise ValueError("a resolution note is required")
     note = note[:MAX_NOTE]
     # The note may hold clinical detail: it lives on the alert, the audit row says only that one exists.
-    return _transition(session, alert_id, from_statuses=tuple(UNRESOLVED), by=by, now=now,
-                       values={"status": "resolved", "resolved_at": now, "resolved_by": by,
-                               "resolution_note": note},
-                       actions=("alert.resolved", "alert.resolve_repeated"), why="alert resolved",
-                       detail=lambda a: {"note_chars": len(note)})
+    return _transition(
+        session,
+        alert_id,
+        from_statuses=tuple(UNRESOLVED),
+        by=by,
+        now=now,
+        values={"status": "resolved", "resolved_at": now, "resolved_by": by, "resolution_note": note},
+        actions=("alert.resolved", "alert.resolve_repeated"),
+        why="alert resolved",
+        detail=lambda a: {"note_chars": len(note)},
+    )
 
 
-def _transition(session: Session, alert_id: int, *, from_statuses: tuple[str, ...], by: str, now: datetime,
-                values: dict[str, Any], actions: tuple[str, str], why: str,
-                detail: Callable[[Alert], dict[str, Any]]) -> StaffAction | None:
+def _transition(
+    session: Session,
+    alert_id: int,
+    *,
+    from_statuses: tuple[str, ...],
+    by: str,
+    now: datetime,
+    values: dict[str, Any],
+    actions: tuple[str, str],
+    why: str,
+    detail: Callable[[Alert], dict[str, Any]],
+) -> StaffAction | None:
     """A staff action as a compare-and-set from ``from_statuses``: it stops escalation, cancels
     queued notifications when it changed something, and is audited either way (``actions`` =
     the first time, a repeat). None if there is no such alert."""
     changed = session.execute(
-        update(Alert).where(Alert.id == alert_id, Alert.status.in_(from_statuses))
+        update(Alert)
+        .where(Alert.id == alert_id, Alert.status.in_(from_statuses))
         .values(**values, next_escalation_at=None, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
@@ -264,7 +380,14 @@ def _transition(session: Session, alert_id: int, *, from_statuses: tuple[str, ..
     if alert is None:
         return None
     cancelled = _cancel_pending_notifications(session, alert_id, now, why) if changed else 0
-    audit.record(session, at=now, actor=by, action=actions[0] if changed else actions[1],
-                 patient_ref=_reference(session, alert), subject=f"alert:{alert_id}",
-                 cancelled=cancelled, **detail(alert))
+    audit.record(
+        session,
+        at=now,
+        actor=by,
+        action=actions[0] if changed else actions[1],
+        patient_ref=_reference(session, alert),
+        subject=f"alert:{alert_id}",
+        cancelled=cancelled,
+        **detail(alert),
+    )
     return StaffAction(alert, bool(changed))

@@ -43,11 +43,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from checkin.store import audit
 from checkin import tokens
 from checkin.alerts.lifecycle import AlertChange
-from checkin.core.care_teams import CareTeam, CareTeams, default_care_teams, load_care_teams
 from checkin.config import Settings
+from checkin.content.render import Renderer
+from checkin.core.care_teams import CareTeam, CareTeams, default_care_teams, load_care_teams
+from checkin.store import audit
 from checkin.store.models import (
     OUTBOX_PENDING,
     OUTBOX_SENT,
@@ -58,7 +59,6 @@ from checkin.store.models import (
     Patient,
 )
 from checkin.store.outbox import insert_ignore
-from checkin.content.render import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,25 @@ MAX_REPLIES = 5
 KEY_LIMIT = 200  # outbox.key is VARCHAR(200)
 
 FLAG_LABELS = {
-    "fever": "fever", "wound_drainage": "wound drainage", "wound_redness": "wound redness/swelling",
-    "new_numbness": "new numbness/tingling", "new_weakness": "new weakness",
-    "bowel_bladder": "bowel/bladder control (cauda equina?)", "chest_breathing": "chest pain/breathing",
-    "calf_clot": "calf pain/swelling (clot?)", "severe_pain": "severe pain", "csf_leak": "possible CSF leak",
-    "swallowing": "trouble swallowing", "fall": "fall", "self_harm": "self-harm / suicide risk",
+    "fever": "fever",
+    "wound_drainage": "wound drainage",
+    "wound_redness": "wound redness/swelling",
+    "new_numbness": "new numbness/tingling",
+    "new_weakness": "new weakness",
+    "bowel_bladder": "bowel/bladder control (cauda equina?)",
+    "chest_breathing": "chest pain/breathing",
+    "calf_clot": "calf pain/swelling (clot?)",
+    "severe_pain": "severe pain",
+    "csf_leak": "possible CSF leak",
+    "swallowing": "trouble swallowing",
+    "fall": "fall",
+    "self_harm": "self-harm / suicide risk",
 }
-KIND_LABELS = {"red_flag": "red-flag reply", "contact_problem": "cannot reach patient",
-               "missed_checkin": "missed check-in"}
+KIND_LABELS = {
+    "red_flag": "red-flag reply",
+    "contact_problem": "cannot reach patient",
+    "missed_checkin": "missed check-in",
+}
 
 
 # ---- care teams ----------------------------------------------------------------------------
@@ -117,8 +128,11 @@ def team_for(session: Session, alert: Alert, teams: CareTeams) -> CareTeam:
         name = session.scalar(select(Enrollment.care_team).where(Enrollment.id == alert.enrollment_id))
     if name is None:
         name = session.scalar(
-            select(Enrollment.care_team).where(Enrollment.patient_id == alert.patient_id, Enrollment.status == "active")
-            .order_by(Enrollment.created_at.desc()).limit(1))
+            select(Enrollment.care_team)
+            .where(Enrollment.patient_id == alert.patient_id, Enrollment.status == "active")
+            .order_by(Enrollment.created_at.desc())
+            .limit(1)
+        )
     return teams.for_name(name)
 
 
@@ -172,24 +186,43 @@ def outbox_key(alert: Alert, level: int, r: Recipient) -> str:
 
 # ---- content ------------------------------------------------------------------------------
 
+
 def _local(when: datetime | None, tz: ZoneInfo) -> str:
     return when.astimezone(tz).strftime("%a %b %d %H:%M %Z") if when else ""
 
 
-def alert_context(session: Session, alert: Alert, *, settings: Settings, renderer: Renderer,
-                  level: int, steps: int, link: str, current: InboundMessage | None = None) -> dict[str, Any]:
+def alert_context(
+    session: Session,
+    alert: Alert,
+    *,
+    settings: Settings,
+    renderer: Renderer,
+    level: int,
+    steps: int,
+    link: str,
+    current: InboundMessage | None = None,
+) -> dict[str, Any]:
     """Everything the staff templates may use (documented in templates/staff/README.md).
     ``current``: the reply being processed, whose row is not written yet (inbound writes its
     outcome last), so it is shown from the object, not found by a query."""
     patient = session.get(Patient, alert.patient_id)
     assert patient is not None
     tz = ZoneInfo(settings.default_timezone)
-    replies = list(session.scalars(
-        select(InboundMessage)
-        .where(InboundMessage.patient_id == alert.patient_id, InboundMessage.received_at >= alert.opened_at,
-               or_(InboundMessage.severity.in_(("urgent", "emergency", "watch")),
-                   InboundMessage.id == alert.inbound_id))
-        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(MAX_REPLIES)))
+    replies = list(
+        session.scalars(
+            select(InboundMessage)
+            .where(
+                InboundMessage.patient_id == alert.patient_id,
+                InboundMessage.received_at >= alert.opened_at,
+                or_(
+                    InboundMessage.severity.in_(("urgent", "emergency", "watch")),
+                    InboundMessage.id == alert.inbound_id,
+                ),
+            )
+            .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+            .limit(MAX_REPLIES)
+        )
+    )
     if current is not None:
         replies = [current, *(r for r in replies if r.id != current.id)][:MAX_REPLIES]
     if alert.inbound_id is not None and all(r.id != alert.inbound_id for r in replies):
@@ -199,41 +232,85 @@ def alert_context(session: Session, alert: Alert, *, settings: Settings, rendere
     reply_items = []
     for r in replies:
         evidence = [
-            {"flag": str(e.get("topic", "")), "label": FLAG_LABELS.get(str(e.get("topic")), str(e.get("topic"))),
-             "words": str(e.get("words", "")), "kind": str(e.get("kind", "flag"))}
-            for e in ((r.assessment or {}).get("evidence") or []) if isinstance(e, dict)
+            {
+                "flag": str(e.get("topic", "")),
+                "label": FLAG_LABELS.get(str(e.get("topic")), str(e.get("topic"))),
+                "words": str(e.get("words", "")),
+                "kind": str(e.get("kind", "flag")),
+            }
+            for e in ((r.assessment or {}).get("evidence") or [])
+            if isinstance(e, dict)
         ]
-        reply_items.append({"text": r.body or "", "at": _local(r.received_at or r.processed_at, tz), "severity": r.severity or "",
-                            "flags": list(r.flags or []), "evidence": evidence})
+        reply_items.append(
+            {
+                "text": r.body or "",
+                "at": _local(r.received_at or r.processed_at, tz),
+                "severity": r.severity or "",
+                "flags": list(r.flags or []),
+                "evidence": evidence,
+            }
+        )
     return {
-        "severity": alert.severity, "severity_upper": alert.severity.upper(), "kind": alert.kind,
-        "kind_label": KIND_LABELS.get(alert.kind, alert.kind), "alert_id": alert.id,
-        "reference": patient.reference, "phone": patient.phone or "", "email": patient.email or "",
+        "severity": alert.severity,
+        "severity_upper": alert.severity.upper(),
+        "kind": alert.kind,
+        "kind_label": KIND_LABELS.get(alert.kind, alert.kind),
+        "alert_id": alert.id,
+        "reference": patient.reference,
+        "phone": patient.phone or "",
+        "email": patient.email or "",
         "flags": [{"code": f, "label": FLAG_LABELS.get(f, f)} for f in alert.flags or []],
-        "replies": reply_items, "conversation": conversation(session, patient, settings=settings, renderer=renderer, current=current),
-        "opened_at": _local(alert.opened_at, tz), "ack_link": link, "step": level + 1, "steps": steps,
-        "escalated": level > 0, "clinic_name": settings.clinic_name, "clinic_phone": settings.clinic_phone,
+        "replies": reply_items,
+        "conversation": conversation(session, patient, settings=settings, renderer=renderer, current=current),
+        "opened_at": _local(alert.opened_at, tz),
+        "ack_link": link,
+        "step": level + 1,
+        "steps": steps,
+        "escalated": level > 0,
+        "clinic_name": settings.clinic_name,
+        "clinic_phone": settings.clinic_phone,
     }
 
 
-def conversation(session: Session, patient: Patient, *, settings: Settings, renderer: Renderer,
-                 limit: int = CONVERSATION_LENGTH, current: InboundMessage | None = None) -> list[dict[str, str]]:
+def conversation(
+    session: Session,
+    patient: Patient,
+    *,
+    settings: Settings,
+    renderer: Renderer,
+    limit: int = CONVERSATION_LENGTH,
+    current: InboundMessage | None = None,
+) -> list[dict[str, str]]:
     """The patient's last ``limit`` messages in and out, oldest first. Timeline messages are
     re-rendered from their templates (the outbox stores the template, not the text)."""
     from checkin.content.catalog import message_context
 
     tz = ZoneInfo(settings.default_timezone)
     ins = session.execute(
-        select(InboundMessage.received_at, InboundMessage.body).where(InboundMessage.patient_id == patient.id)
-        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(limit)).all()
+        select(InboundMessage.received_at, InboundMessage.body)
+        .where(InboundMessage.patient_id == patient.id)
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+        .limit(limit)
+    ).all()
     outs = session.scalars(
-        select(OutboxMessage).where(OutboxMessage.patient_id == patient.id, OutboxMessage.status == OUTBOX_SENT,
-                                    OutboxMessage.sent_at.is_not(None))
-        .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc()).limit(limit)).all()
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.patient_id == patient.id,
+            OutboxMessage.status == OUTBOX_SENT,
+            OutboxMessage.sent_at.is_not(None),
+        )
+        .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
+        .limit(limit)
+    ).all()
     items: list[tuple[datetime, str, str]] = [(at, "in", body) for at, body in ins]
     if current is not None and current.body is not None:
-        items.append((current.received_at or current.processed_at or datetime.max.replace(tzinfo=tz), "in",
-                      current.body))
+        items.append(
+            (
+                current.received_at or current.processed_at or datetime.max.replace(tzinfo=tz),
+                "in",
+                current.body,
+            )
+        )
     lang = patient.language if patient.language in ("en", "es") else "en"
     for row in outs:
         if row.recipient not in (None, patient.phone, patient.email):
@@ -241,7 +318,9 @@ def conversation(session: Session, patient: Patient, *, settings: Settings, rend
         text = row.body
         if text is None:
             try:
-                ctx = message_context(settings, first_name=patient.first_name, language=lang, day=row.occurrence)
+                ctx = message_context(
+                    settings, first_name=patient.first_name, language=lang, day=row.occurrence
+                )
                 text = renderer.render_sms(row.message, lang, ctx).text
             except Exception:  # noqa: BLE001 - a template problem must not block the alert
                 text = f"({row.message})"
@@ -274,8 +353,11 @@ def compose_email(renderer: Renderer, ctx: dict[str, Any]) -> Composed:
             raise ValueError("the subject must start with the severity and name the patient reference")
         return Composed(subject[:300], text, html, False)
     except Exception as exc:  # noqa: BLE001 - admin-written templates: any failure falls back
-        log.error("ops: staff alert template failed; sent the built-in text (alert=%s): %s",
-                  ctx.get("alert_id"), exc)
+        log.error(
+            "ops: staff alert template failed; sent the built-in text (alert=%s): %s",
+            ctx.get("alert_id"),
+            exc,
+        )
         return Composed(fallback_subject(ctx), fallback_text(ctx), None, True)
 
 
@@ -284,9 +366,11 @@ def fallback_subject(ctx: dict[str, Any]) -> str:
 
 
 def fallback_text(ctx: dict[str, Any]) -> str:
-    return (f"{ctx['severity_upper']} alert for patient {ctx['reference']} ({ctx['kind_label']}).\n"
-            f"Call back: {ctx['phone'] or 'no phone on file'}\n"
-            f"Open and acknowledge: {ctx['ack_link']}\n")
+    return (
+        f"{ctx['severity_upper']} alert for patient {ctx['reference']} ({ctx['kind_label']}).\n"
+        f"Call back: {ctx['phone'] or 'no phone on file'}\n"
+        f"Open and acknowledge: {ctx['ack_link']}\n"
+    )
 
 
 def compose_sms(renderer: Renderer, ctx: dict[str, Any]) -> Composed:
@@ -298,12 +382,22 @@ def compose_sms(renderer: Renderer, ctx: dict[str, Any]) -> Composed:
             raise ValueError("renders to an empty message")
         return Composed(None, text[:320], None, False)
     except Exception as exc:  # noqa: BLE001
-        log.error("ops: on-call SMS template failed; sent the built-in text (alert=%s): %s", ctx.get("alert_id"), exc)
-        return Composed(None, f"{ctx['clinic_name']}: {ctx['severity_upper']} alert, patient {ctx['reference']}. "
-                        "Check your email or call the care team.", None, True)
+        log.error(
+            "ops: on-call SMS template failed; sent the built-in text (alert=%s): %s",
+            ctx.get("alert_id"),
+            exc,
+        )
+        return Composed(
+            None,
+            f"{ctx['clinic_name']}: {ctx['severity_upper']} alert, patient {ctx['reference']}. "
+            "Check your email or call the care team.",
+            None,
+            True,
+        )
 
 
 # ---- escalation ---------------------------------------------------------------------------
+
 
 def _step_due(alert: Alert, team: CareTeam) -> tuple[int, datetime, datetime | None] | None:
     """(level, when step ``level`` is due, when the one after is due) or None if nothing is left.
@@ -320,8 +414,17 @@ def _step_due(alert: Alert, team: CareTeam) -> tuple[int, datetime, datetime | N
     return level, start + steps[level].after, nxt
 
 
-def escalate(session: Session, alert: Alert, *, settings: Settings, renderer: Renderer, now: datetime,
-             teams: CareTeams | None = None, actor: str = "system", current: InboundMessage | None = None) -> int:
+def escalate(
+    session: Session,
+    alert: Alert,
+    *,
+    settings: Settings,
+    renderer: Renderer,
+    now: datetime,
+    teams: CareTeams | None = None,
+    actor: str = "system",
+    current: InboundMessage | None = None,
+) -> int:
     """Issue every step of ``alert``'s ladder that is due at ``now`` (see the module
     docstring); returns how many outbox rows were inserted."""
     session.flush()  # the CAS below must see the caller's pending changes to the alert
@@ -332,8 +435,12 @@ def escalate(session: Session, alert: Alert, *, settings: Settings, renderer: Re
         due = _step_due(alert, team)
         if due is None:
             if alert.next_escalation_at is not None:  # ladder finished (or shortened by an edit)
-                session.execute(update(Alert).where(Alert.id == alert.id, Alert.escalation_level == alert.escalation_level)
-                                .values(next_escalation_at=None).execution_options(synchronize_session=False))
+                session.execute(
+                    update(Alert)
+                    .where(Alert.id == alert.id, Alert.escalation_level == alert.escalation_level)
+                    .values(next_escalation_at=None)
+                    .execution_options(synchronize_session=False)
+                )
                 set_committed_value(alert, "next_escalation_at", None)
             break
         level, due_at, nxt = due
@@ -341,8 +448,12 @@ def escalate(session: Session, alert: Alert, *, settings: Settings, renderer: Re
             break
         won = session.execute(
             update(Alert)
-            .where(Alert.id == alert.id, Alert.status == "open", Alert.escalation_level == level,
-                   Alert.severity == alert.severity)
+            .where(
+                Alert.id == alert.id,
+                Alert.status == "open",
+                Alert.escalation_level == level,
+                Alert.severity == alert.severity,
+            )
             .values(escalation_level=level + 1, next_escalation_at=nxt, updated_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
@@ -350,47 +461,114 @@ def escalate(session: Session, alert: Alert, *, settings: Settings, renderer: Re
             break  # another worker took this step, or a nurse acknowledged meanwhile
         set_committed_value(alert, "escalation_level", level + 1)
         set_committed_value(alert, "next_escalation_at", nxt)
-        inserted += issue_step(session, alert, team, level, settings=settings, renderer=renderer, now=now,
-                               actor=actor, current=current)
+        inserted += issue_step(
+            session,
+            alert,
+            team,
+            level,
+            settings=settings,
+            renderer=renderer,
+            now=now,
+            actor=actor,
+            current=current,
+        )
     return inserted
 
 
-def issue_step(session: Session, alert: Alert, team: CareTeam, level: int, *, settings: Settings,
-               renderer: Renderer, now: datetime, actor: str = "system", current: InboundMessage | None = None) -> int:
+def issue_step(
+    session: Session,
+    alert: Alert,
+    team: CareTeam,
+    level: int,
+    *,
+    settings: Settings,
+    renderer: Renderer,
+    now: datetime,
+    actor: str = "system",
+    current: InboundMessage | None = None,
+) -> int:
     """Insert step ``level``'s messages (idempotent by key); returns rows inserted."""
     steps = team.steps(alert.severity)
     step = steps[level]
     people = recipients(team, step.notify)
     if not people:
-        log.error("ops: alert=%s step %d reaches nobody: team %r has no emails and no on-call contact",
-                  alert.id, level, team.id)
+        log.error(
+            "ops: alert=%s step %d reaches nobody: team %r has no emails and no on-call contact",
+            alert.id,
+            level,
+            team.id,
+        )
     base_ctx: dict[str, Any] | None = None
     inserted, fallbacks = 0, 0
     for r in people:
         link = ack_link(settings, alert.id, r.address, now) if r.channel == "email" else ""
         if base_ctx is None:
-            base_ctx = alert_context(session, alert, settings=settings, renderer=renderer, level=level,
-                                     steps=len(steps), link=link, current=current)
+            base_ctx = alert_context(
+                session,
+                alert,
+                settings=settings,
+                renderer=renderer,
+                level=level,
+                steps=len(steps),
+                link=link,
+                current=current,
+            )
         ctx = {**base_ctx, "ack_link": link, "recipient": r.address, "team_name": team.name}
         composed = compose_email(renderer, ctx) if r.channel == "email" else compose_sms(renderer, ctx)
         fallbacks += composed.fallback
-        inserted += insert_ignore(session, OutboxMessage, {
-            "key": outbox_key(alert, level, r), "enrollment_id": None, "patient_id": None,
-            "step_id": f"alert-{alert.kind}"[:64], "occurrence": level, "channel": r.channel,
-            "message": "staff_alert", "ask": None, "recipient": r.address, "body": composed.text,
-            "subject": composed.subject, "html": composed.html, "urgent": True, "due_at": now,
-            "expires_at": now + MESSAGE_LIFETIME, "status": OUTBOX_PENDING, "attempts": 0,
-            "created_at": now, "updated_at": now,
-        }, ["key"])
-    audit.record(session, at=now, actor=actor, action="alert.notified" if level == 0 else "alert.escalated",
-                 patient_ref=base_ctx["reference"] if base_ctx else None, subject=f"alert:{alert.id}",
-                 severity=alert.severity, step=level, targets=list(step.notify), team=team.id,
-                 messages=len(people), inserted=inserted, template_fallbacks=fallbacks)
+        inserted += insert_ignore(
+            session,
+            OutboxMessage,
+            {
+                "key": outbox_key(alert, level, r),
+                "enrollment_id": None,
+                "patient_id": None,
+                "step_id": f"alert-{alert.kind}"[:64],
+                "occurrence": level,
+                "channel": r.channel,
+                "message": "staff_alert",
+                "ask": None,
+                "recipient": r.address,
+                "body": composed.text,
+                "subject": composed.subject,
+                "html": composed.html,
+                "urgent": True,
+                "due_at": now,
+                "expires_at": now + MESSAGE_LIFETIME,
+                "status": OUTBOX_PENDING,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
+            ["key"],
+        )
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="alert.notified" if level == 0 else "alert.escalated",
+        patient_ref=base_ctx["reference"] if base_ctx else None,
+        subject=f"alert:{alert.id}",
+        severity=alert.severity,
+        step=level,
+        targets=list(step.notify),
+        team=team.id,
+        messages=len(people),
+        inserted=inserted,
+        template_fallbacks=fallbacks,
+    )
     return inserted
 
 
-def alert_changed(session: Session, change: AlertChange | None, *, settings: Settings, renderer: Renderer,
-                  now: datetime, current: InboundMessage | None = None) -> int:
+def alert_changed(
+    session: Session,
+    change: AlertChange | None,
+    *,
+    settings: Settings,
+    renderer: Renderer,
+    now: datetime,
+    current: InboundMessage | None = None,
+) -> int:
     """Notify at once for a new alert or a severity rise (``change.renotify``); a join without
     a rise says nothing (storm suppression). Returns outbox rows inserted."""
     if change is None or not change.renotify:

@@ -27,9 +27,10 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from checkin.alerts import lifecycle as alerts
-from checkin.store import audit
 from checkin.alerts import notify
+from checkin.app.bootstrap import Services
 from checkin.core.care_teams import CareTeam, CareTeams
+from checkin.store import audit
 from checkin.store.models import (
     OUTBOX_PENDING,
     OUTBOX_SENT,
@@ -41,7 +42,6 @@ from checkin.store.models import (
     Patient,
 )
 from checkin.store.outbox import insert_ignore
-from checkin.app.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,20 @@ INTERVALS = {"escalate_once": 30, "missed_once": 60, "remind_once": 60, "digest_
 
 # ---- escalation ---------------------------------------------------------------------------
 
+
 def escalate_once(services: Services, now: datetime, *, limit: int = 200) -> int:
     """Issue every escalation step due at ``now`` for open alerts; returns outbox rows
     inserted. Acknowledged and resolved alerts have no ``next_escalation_at`` and are never
     selected (and the compare-and-set re-checks ``status = 'open'``)."""
     with services.sessions() as session:
-        ids = list(session.scalars(
-            select(Alert.id).where(Alert.status == "open", Alert.next_escalation_at <= now)
-            .order_by(Alert.next_escalation_at, Alert.id).limit(limit)))
+        ids = list(
+            session.scalars(
+                select(Alert.id)
+                .where(Alert.status == "open", Alert.next_escalation_at <= now)
+                .order_by(Alert.next_escalation_at, Alert.id)
+                .limit(limit)
+            )
+        )
     teams = notify.care_teams(services.settings)
     inserted = 0
     for alert_id in ids:
@@ -71,12 +77,14 @@ def escalate_once(services: Services, now: datetime, *, limit: int = 200) -> int
             alert = session.get(Alert, alert_id)
             if alert is None or alert.status != "open":
                 continue
-            inserted += notify.escalate(session, alert, settings=services.settings, renderer=services.renderer,
-                                        now=now, teams=teams)
+            inserted += notify.escalate(
+                session, alert, settings=services.settings, renderer=services.renderer, now=now, teams=teams
+            )
     return inserted
 
 
 # ---- missed check-ins and unreachable patients --------------------------------------------
+
 
 def _deadline(sent_at: datetime | None, seconds: int | None) -> datetime | None:
     return sent_at + timedelta(seconds=seconds) if sent_at is not None and seconds is not None else None
@@ -92,11 +100,19 @@ def missed_once(services: Services, now: datetime, *, limit: int = 500) -> int:
     with services.sessions() as session:
         candidates = session.execute(
             select(OutboxMessage.id, OutboxMessage.key, OutboxMessage.sent_at, OutboxMessage.missed_after_s)
-            .where(OutboxMessage.ask.is_not(None), OutboxMessage.status == OUTBOX_SENT,
-                   OutboxMessage.answered_at.is_(None), OutboxMessage.missed_at.is_(None),
-                   OutboxMessage.missed_after_s.is_not(None), OutboxMessage.patient_id.is_not(None),
-                   OutboxMessage.sent_at >= now - LOOKBACK - timedelta(days=2), OutboxMessage.sent_at <= now)
-            .order_by(OutboxMessage.sent_at).limit(limit)).all()
+            .where(
+                OutboxMessage.ask.is_not(None),
+                OutboxMessage.status == OUTBOX_SENT,
+                OutboxMessage.answered_at.is_(None),
+                OutboxMessage.missed_at.is_(None),
+                OutboxMessage.missed_after_s.is_not(None),
+                OutboxMessage.patient_id.is_not(None),
+                OutboxMessage.sent_at >= now - LOOKBACK - timedelta(days=2),
+                OutboxMessage.sent_at <= now,
+            )
+            .order_by(OutboxMessage.sent_at)
+            .limit(limit)
+        ).all()
     done = 0
     for row_id, key, sent_at, missed_after in candidates:
         deadline = _deadline(sent_at, missed_after)
@@ -109,18 +125,26 @@ def missed_once(services: Services, now: datetime, *, limit: int = 500) -> int:
 
 def _missed(session: Session, services: Services, row_id: int, key: str, now: datetime) -> int:
     reminder_answered = session.scalar(
-        select(OutboxMessage.answered_at).where(OutboxMessage.key == f"{key}:remind",
-                                                OutboxMessage.answered_at.is_not(None)))
+        select(OutboxMessage.answered_at).where(
+            OutboxMessage.key == f"{key}:remind", OutboxMessage.answered_at.is_not(None)
+        )
+    )
     if reminder_answered is not None:
         # The patient answered the nudge (replies match the latest question): so the question.
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id, OutboxMessage.answered_at.is_(None))
-                        .values(answered_at=reminder_answered, updated_at=now)
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, OutboxMessage.answered_at.is_(None))
+            .values(answered_at=reminder_answered, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
         return 0
     won = session.execute(
-        update(OutboxMessage).where(OutboxMessage.id == row_id, OutboxMessage.missed_at.is_(None),
-                                    OutboxMessage.answered_at.is_(None))
-        .values(missed_at=now, updated_at=now).execution_options(synchronize_session=False)
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == row_id, OutboxMessage.missed_at.is_(None), OutboxMessage.answered_at.is_(None)
+        )
+        .values(missed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if not won:
         return 0  # another worker had it
@@ -130,35 +154,60 @@ def _missed(session: Session, services: Services, row_id: int, key: str, now: da
     enrollment = session.get(Enrollment, row.enrollment_id) if row.enrollment_id is not None else None
     if patient is None or (enrollment is not None and enrollment.status != "active"):
         return 0
-    change = alerts.open_missed_checkin(session, patient=patient, enrollment=enrollment, question=row, now=now)
+    change = alerts.open_missed_checkin(
+        session, patient=patient, enrollment=enrollment, question=row, now=now
+    )
     notify.alert_changed(session, change, settings=services.settings, renderer=services.renderer, now=now)
     return 1
 
 
 def _opted_out(services: Services, now: datetime) -> int:
-    told = exists().where(Alert.patient_id == Patient.id, Alert.kind == alerts.CONTACT_PROBLEM,
-                          Alert.updated_at >= Patient.sms_opted_out_at)
+    told = exists().where(
+        Alert.patient_id == Patient.id,
+        Alert.kind == alerts.CONTACT_PROBLEM,
+        Alert.updated_at >= Patient.sms_opted_out_at,
+    )
     active = exists().where(Enrollment.patient_id == Patient.id, Enrollment.status == "active")
     with services.sessions() as session:
-        ids = list(session.scalars(
-            select(Patient.id).where(Patient.sms_opted_out.is_(True), Patient.sms_opted_out_at.is_not(None),
-                                     Patient.sms_opted_out_at >= now - LOOKBACK, active, ~told).limit(200)))
+        ids = list(
+            session.scalars(
+                select(Patient.id)
+                .where(
+                    Patient.sms_opted_out.is_(True),
+                    Patient.sms_opted_out_at.is_not(None),
+                    Patient.sms_opted_out_at >= now - LOOKBACK,
+                    active,
+                    ~told,
+                )
+                .limit(200)
+            )
+        )
     done = 0
     for pid in ids:
         with services.sessions() as session, session.begin():
             patient = session.get(Patient, pid, with_for_update=not services.is_sqlite)
             if patient is None or not patient.sms_opted_out:
                 continue
-            if session.scalar(select(Alert.id).where(Alert.patient_id == pid, Alert.kind == alerts.CONTACT_PROBLEM,
-                                                     Alert.updated_at >= patient.sms_opted_out_at).limit(1)):
+            if session.scalar(
+                select(Alert.id)
+                .where(
+                    Alert.patient_id == pid,
+                    Alert.kind == alerts.CONTACT_PROBLEM,
+                    Alert.updated_at >= patient.sms_opted_out_at,
+                )
+                .limit(1)
+            ):
                 continue  # told already (another worker, or the inbound path's opt-out candidate)
             change = alerts.open_contact_problem(session, patient=patient, reason="opted_out", now=now)
-            notify.alert_changed(session, change, settings=services.settings, renderer=services.renderer, now=now)
+            notify.alert_changed(
+                session, change, settings=services.settings, renderer=services.renderer, now=now
+            )
             done += 1
     return done
 
 
 # ---- reminders ----------------------------------------------------------------------------
+
 
 def remind_once(services: Services, now: datetime, *, limit: int = 500) -> int:
     """Nudge once for each sent question unanswered past ``sent_at + remind_after``: a new
@@ -169,11 +218,19 @@ def remind_once(services: Services, now: datetime, *, limit: int = 500) -> int:
     with services.sessions() as session:
         candidates = session.execute(
             select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.remind_after_s)
-            .where(OutboxMessage.ask.is_not(None), OutboxMessage.status == OUTBOX_SENT,
-                   OutboxMessage.answered_at.is_(None), OutboxMessage.reminded_at.is_(None),
-                   OutboxMessage.remind_after_s.is_not(None), OutboxMessage.patient_id.is_not(None),
-                   OutboxMessage.sent_at >= now - LOOKBACK, OutboxMessage.sent_at <= now)
-            .order_by(OutboxMessage.sent_at).limit(limit)).all()
+            .where(
+                OutboxMessage.ask.is_not(None),
+                OutboxMessage.status == OUTBOX_SENT,
+                OutboxMessage.answered_at.is_(None),
+                OutboxMessage.reminded_at.is_(None),
+                OutboxMessage.remind_after_s.is_not(None),
+                OutboxMessage.patient_id.is_not(None),
+                OutboxMessage.sent_at >= now - LOOKBACK,
+                OutboxMessage.sent_at <= now,
+            )
+            .order_by(OutboxMessage.sent_at)
+            .limit(limit)
+        ).all()
     planned = 0
     for row_id, sent_at, remind_after in candidates:
         due = _deadline(sent_at, remind_after)
@@ -186,9 +243,14 @@ def remind_once(services: Services, now: datetime, *, limit: int = 500) -> int:
 
 def _remind(session: Session, row_id: int, now: datetime) -> int:
     won = session.execute(
-        update(OutboxMessage).where(OutboxMessage.id == row_id, OutboxMessage.reminded_at.is_(None),
-                                    OutboxMessage.answered_at.is_(None))
-        .values(reminded_at=now, updated_at=now).execution_options(synchronize_session=False)
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == row_id,
+            OutboxMessage.reminded_at.is_(None),
+            OutboxMessage.answered_at.is_(None),
+        )
+        .values(reminded_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if not won:
         return 0
@@ -197,22 +259,48 @@ def _remind(session: Session, row_id: int, now: datetime) -> int:
     expires = _deadline(row.sent_at, row.missed_after_s) or now + REMINDER_LIFETIME
     if expires <= now:
         return 0
-    inserted = insert_ignore(session, OutboxMessage, {
-        "key": f"{row.key}:remind"[:200], "enrollment_id": row.enrollment_id, "patient_id": row.patient_id,
-        "step_id": row.step_id, "occurrence": row.occurrence, "channel": row.channel, "message": row.message,
-        "ask": row.ask, "recipient": row.recipient, "urgent": False, "due_at": now, "expires_at": expires,
-        # The nudge itself is never nudged nor reported missed: the original carries both.
-        "remind_after_s": None, "missed_after_s": None, "status": OUTBOX_PENDING, "attempts": 0,
-        "created_at": now, "updated_at": now,
-    }, ["key"])
+    inserted = insert_ignore(
+        session,
+        OutboxMessage,
+        {
+            "key": f"{row.key}:remind"[:200],
+            "enrollment_id": row.enrollment_id,
+            "patient_id": row.patient_id,
+            "step_id": row.step_id,
+            "occurrence": row.occurrence,
+            "channel": row.channel,
+            "message": row.message,
+            "ask": row.ask,
+            "recipient": row.recipient,
+            "urgent": False,
+            "due_at": now,
+            "expires_at": expires,
+            # The nudge itself is never nudged nor reported missed: the original carries both.
+            "remind_after_s": None,
+            "missed_after_s": None,
+            "status": OUTBOX_PENDING,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
+        ["key"],
+    )
     if inserted:
         ref = session.scalar(select(Patient.reference).where(Patient.id == row.patient_id))
-        audit.record(session, at=now, actor="system", action="outbox.reminder_planned", patient_ref=ref,
-                     subject=f"outbox:{row.id}", message=row.message)
+        audit.record(
+            session,
+            at=now,
+            actor="system",
+            action="outbox.reminder_planned",
+            patient_ref=ref,
+            subject=f"outbox:{row.id}",
+            message=row.message,
+        )
     return int(inserted)
 
 
 # ---- daily digest -------------------------------------------------------------------------
+
 
 @dataclass
 class Digest:
@@ -225,7 +313,9 @@ class Digest:
     opted_out: list[dict[str, Any]] = field(default_factory=list)
 
     def empty(self) -> bool:
-        return not (self.open_alerts or self.missed or self.contact_problems or self.watch_replies or self.opted_out)
+        return not (
+            self.open_alerts or self.missed or self.contact_problems or self.watch_replies or self.opted_out
+        )
 
 
 def digest_once(services: Services, now: datetime, *, hour: int = DIGEST_HOUR) -> int:
@@ -248,8 +338,9 @@ def digest_once(services: Services, now: datetime, *, hour: int = DIGEST_HOUR) -
     return queued
 
 
-def _digest_for(session: Session, services: Services, teams: CareTeams, team: CareTeam, day: date,
-                now: datetime) -> int:
+def _digest_for(
+    session: Session, services: Services, teams: CareTeams, team: CareTeam, day: date, now: datetime
+) -> int:
     key = f"digest:{team.id}:{day.isoformat()}"
     digest = collect_digest(session, services, teams, team, now)
     recipients = list(team.emails)
@@ -257,41 +348,97 @@ def _digest_for(session: Session, services: Services, teams: CareTeams, team: Ca
     if not recipients and not digest.empty():
         reason = "no team email to send the digest to"
         log.error("ops: team %r has no email for its daily digest", team.id)
-    claimed = insert_ignore(session, OutboxMessage, _staff_row(
-        key, team, day, now, channel="email", recipient=None, body="", subject=None, html=None,
-        status=OUTBOX_SKIPPED, status_reason=reason), ["key"])
+    claimed = insert_ignore(
+        session,
+        OutboxMessage,
+        _staff_row(
+            key,
+            team,
+            day,
+            now,
+            channel="email",
+            recipient=None,
+            body="",
+            subject=None,
+            html=None,
+            status=OUTBOX_SKIPPED,
+            status_reason=reason,
+        ),
+        ["key"],
+    )
     if not claimed or digest.empty():
         return 0
     ctx = digest_context(services, team, day, digest)
     subject, text, html = compose_digest(services, ctx)
     queued = 0
     for email in recipients:
-        queued += insert_ignore(session, OutboxMessage, _staff_row(
-            f"{key}:{email}"[:200], team, day, now, channel="email", recipient=email, body=text, subject=subject,
-            html=html, status=OUTBOX_PENDING, status_reason=None), ["key"])
-    audit.record(session, at=now, actor="system", action="digest.queued", subject=key, team=team.id,
-                 recipients=len(recipients), **ctx["counts"])
+        queued += insert_ignore(
+            session,
+            OutboxMessage,
+            _staff_row(
+                f"{key}:{email}"[:200],
+                team,
+                day,
+                now,
+                channel="email",
+                recipient=email,
+                body=text,
+                subject=subject,
+                html=html,
+                status=OUTBOX_PENDING,
+                status_reason=None,
+            ),
+            ["key"],
+        )
+    audit.record(
+        session,
+        at=now,
+        actor="system",
+        action="digest.queued",
+        subject=key,
+        team=team.id,
+        recipients=len(recipients),
+        **ctx["counts"],
+    )
     return queued
 
 
 def _staff_row(key: str, team: CareTeam, day: date, now: datetime, **values: Any) -> dict[str, Any]:
-    return {"key": key, "enrollment_id": None, "patient_id": None, "step_id": "digest", "occurrence": day.toordinal(),
-            "message": "staff_digest", "ask": None, "urgent": False, "due_at": now,
-            "expires_at": now + timedelta(hours=12), "attempts": 0, "created_at": now, "updated_at": now, **values}
+    return {
+        "key": key,
+        "enrollment_id": None,
+        "patient_id": None,
+        "step_id": "digest",
+        "occurrence": day.toordinal(),
+        "message": "staff_digest",
+        "ask": None,
+        "urgent": False,
+        "due_at": now,
+        "expires_at": now + timedelta(hours=12),
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        **values,
+    }
 
 
 def _team_of(teams: CareTeams, care_team: str | None) -> str:
     return teams.for_name(care_team).id
 
 
-def collect_digest(session: Session, services: Services, teams: CareTeams, team: CareTeam, now: datetime) -> Digest:
+def collect_digest(
+    session: Session, services: Services, teams: CareTeams, team: CareTeam, now: datetime
+) -> Digest:
     """What ``team`` should read this morning. Patients belong to the team of their latest
     active enrollment (the default team when it names none or an unknown one)."""
     tz = ZoneInfo(services.settings.default_timezone)
     since = now - DIGEST_WINDOW
     team_name = (
-        select(Enrollment.care_team).where(Enrollment.patient_id == Patient.id)
-        .order_by((Enrollment.status == "active").desc(), Enrollment.created_at.desc()).limit(1).scalar_subquery()
+        select(Enrollment.care_team)
+        .where(Enrollment.patient_id == Patient.id)
+        .order_by((Enrollment.status == "active").desc(), Enrollment.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
     )
     d = Digest()
 
@@ -301,51 +448,116 @@ def collect_digest(session: Session, services: Services, teams: CareTeams, team:
     def mine(rows: Iterable[Any]) -> list[Any]:
         return [r for r in rows if _team_of(teams, r.team) == team.id]
 
-    alerts_q = (select(Alert, Patient.reference, team_name.label("team"))
-                .join(Patient, Patient.id == Alert.patient_id))
-    for r in mine(session.execute(alerts_q.where(Alert.status.in_(alerts.UNRESOLVED))
-                                  .order_by(Alert.opened_at, Alert.id))):
+    alerts_q = select(Alert, Patient.reference, team_name.label("team")).join(
+        Patient, Patient.id == Alert.patient_id
+    )
+    for r in mine(
+        session.execute(
+            alerts_q.where(Alert.status.in_(alerts.UNRESOLVED)).order_by(Alert.opened_at, Alert.id)
+        )
+    ):
         a = r.Alert
-        d.open_alerts.append({"reference": r.reference, "severity": a.severity, "kind": a.kind,
-                              "kind_label": notify.KIND_LABELS.get(a.kind, a.kind), "status": a.status,
-                              "opened_at": at(a.opened_at), "flags": [notify.FLAG_LABELS.get(f, f) for f in a.flags or []],
-                              "acknowledged_by": a.acknowledged_by or ""})
-    for r in mine(session.execute(
-            select(OutboxMessage.sent_at, OutboxMessage.ask, OutboxMessage.missed_at, Patient.reference,
-                   team_name.label("team"))
+        d.open_alerts.append(
+            {
+                "reference": r.reference,
+                "severity": a.severity,
+                "kind": a.kind,
+                "kind_label": notify.KIND_LABELS.get(a.kind, a.kind),
+                "status": a.status,
+                "opened_at": at(a.opened_at),
+                "flags": [notify.FLAG_LABELS.get(f, f) for f in a.flags or []],
+                "acknowledged_by": a.acknowledged_by or "",
+            }
+        )
+    for r in mine(
+        session.execute(
+            select(
+                OutboxMessage.sent_at,
+                OutboxMessage.ask,
+                OutboxMessage.missed_at,
+                Patient.reference,
+                team_name.label("team"),
+            )
             .join(Patient, Patient.id == OutboxMessage.patient_id)
-            .where(OutboxMessage.missed_at >= since).order_by(OutboxMessage.missed_at))):
+            .where(OutboxMessage.missed_at >= since)
+            .order_by(OutboxMessage.missed_at)
+        )
+    ):
         d.missed.append({"reference": r.reference, "question": r.ask or "", "sent_at": at(r.sent_at)})
-    for r in mine(session.execute(alerts_q.where(
-            Alert.kind == alerts.CONTACT_PROBLEM, or_(Alert.opened_at >= since, Alert.updated_at >= since))
-            .order_by(Alert.opened_at))):
-        d.contact_problems.append({"reference": r.reference, "reasons": list(r.Alert.flags or []),
-                                   "opened_at": at(r.Alert.opened_at), "status": r.Alert.status})
-    for r in mine(session.execute(
-            select(InboundMessage.received_at, InboundMessage.body, InboundMessage.assessment, Patient.reference,
-                   team_name.label("team"))
+    for r in mine(
+        session.execute(
+            alerts_q.where(
+                Alert.kind == alerts.CONTACT_PROBLEM, or_(Alert.opened_at >= since, Alert.updated_at >= since)
+            ).order_by(Alert.opened_at)
+        )
+    ):
+        d.contact_problems.append(
+            {
+                "reference": r.reference,
+                "reasons": list(r.Alert.flags or []),
+                "opened_at": at(r.Alert.opened_at),
+                "status": r.Alert.status,
+            }
+        )
+    for r in mine(
+        session.execute(
+            select(
+                InboundMessage.received_at,
+                InboundMessage.body,
+                InboundMessage.assessment,
+                Patient.reference,
+                team_name.label("team"),
+            )
             .join(Patient, Patient.id == InboundMessage.patient_id)
             .where(InboundMessage.received_at >= since, InboundMessage.severity == "watch")
-            .order_by(InboundMessage.received_at))):
+            .order_by(InboundMessage.received_at)
+        )
+    ):
         watch = (r.assessment or {}).get("watch") or []
-        d.watch_replies.append({"reference": r.reference, "at": at(r.received_at), "topics": list(watch),
-                                "text": (r.body or "")[:300]})
-    for r in mine(session.execute(
+        d.watch_replies.append(
+            {
+                "reference": r.reference,
+                "at": at(r.received_at),
+                "topics": list(watch),
+                "text": (r.body or "")[:300],
+            }
+        )
+    for r in mine(
+        session.execute(
             select(Patient.reference, Patient.sms_opted_out_at, team_name.label("team"))
-            .where(Patient.sms_opted_out.is_(True), Patient.sms_opted_out_at >= since,
-                   exists().where(and_(Enrollment.patient_id == Patient.id, Enrollment.status == "active")))
-            .order_by(Patient.sms_opted_out_at))):
+            .where(
+                Patient.sms_opted_out.is_(True),
+                Patient.sms_opted_out_at >= since,
+                exists().where(and_(Enrollment.patient_id == Patient.id, Enrollment.status == "active")),
+            )
+            .order_by(Patient.sms_opted_out_at)
+        )
+    ):
         d.opted_out.append({"reference": r.reference, "at": at(r.sms_opted_out_at)})
     return d
 
 
 def digest_context(services: Services, team: CareTeam, day: date, d: Digest) -> dict[str, Any]:
-    counts = {"open_alerts": len(d.open_alerts), "missed": len(d.missed), "contact_problems": len(d.contact_problems),
-              "watch_replies": len(d.watch_replies), "opted_out": len(d.opted_out)}
-    return {"team_name": team.name, "team_id": team.id, "date": day.isoformat(), "open_alerts": d.open_alerts,
-            "missed": d.missed, "contact_problems": d.contact_problems, "watch_replies": d.watch_replies,
-            "opted_out": d.opted_out, "counts": counts, "clinic_name": services.settings.clinic_name,
-            "public_url": (services.settings.public_url or "").rstrip("/")}
+    counts = {
+        "open_alerts": len(d.open_alerts),
+        "missed": len(d.missed),
+        "contact_problems": len(d.contact_problems),
+        "watch_replies": len(d.watch_replies),
+        "opted_out": len(d.opted_out),
+    }
+    return {
+        "team_name": team.name,
+        "team_id": team.id,
+        "date": day.isoformat(),
+        "open_alerts": d.open_alerts,
+        "missed": d.missed,
+        "contact_problems": d.contact_problems,
+        "watch_replies": d.watch_replies,
+        "opted_out": d.opted_out,
+        "counts": counts,
+        "clinic_name": services.settings.clinic_name,
+        "public_url": (services.settings.public_url or "").rstrip("/"),
+    }
 
 
 def compose_digest(services: Services, ctx: dict[str, Any]) -> tuple[str, str, str | None]:
@@ -361,13 +573,28 @@ def compose_digest(services: Services, ctx: dict[str, Any]) -> tuple[str, str, s
     except Exception as exc:  # noqa: BLE001 - admin-written templates: any failure falls back
         log.error("ops: digest template failed; sent the built-in text (team=%s): %s", ctx["team_id"], exc)
         c = ctx["counts"]
-        lines = [f"Daily digest {ctx['date']} - {ctx['team_name']}",
-                 (f"Open alerts: {c['open_alerts']}; missed check-ins: {c['missed']}; contact problems: "
-                  f"{c['contact_problems']}; watch replies: {c['watch_replies']}; opted out: {c['opted_out']}"), ""]
-        lines += [f"- {a['severity'].upper()} {a['reference']} {a['kind_label']} since {a['opened_at']} ({a['status']})"
-                  for a in ctx["open_alerts"]]
+        lines = [
+            f"Daily digest {ctx['date']} - {ctx['team_name']}",
+            (
+                f"Open alerts: {c['open_alerts']}; missed check-ins: {c['missed']}; contact problems: "
+                f"{c['contact_problems']}; watch replies: {c['watch_replies']}; opted out: {c['opted_out']}"
+            ),
+            "",
+        ]
+        lines += [
+            f"- {a['severity'].upper()} {a['reference']} {a['kind_label']} since {a['opened_at']} ({a['status']})"
+            for a in ctx["open_alerts"]
+        ]
         return f"Daily digest {ctx['date']}: {c['open_alerts']} open alert(s)", "\n".join(lines) + "\n", None
 
 
-__all__ = ["DIGEST_HOUR", "INTERVALS", "Digest", "collect_digest", "digest_once", "escalate_once",
-           "missed_once", "remind_once"]
+__all__ = [
+    "DIGEST_HOUR",
+    "INTERVALS",
+    "Digest",
+    "collect_digest",
+    "digest_once",
+    "escalate_once",
+    "missed_once",
+    "remind_once",
+]

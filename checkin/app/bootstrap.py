@@ -55,10 +55,13 @@ def sms_channel(settings: Settings) -> tuple[Channel, str]:
 
     t = settings.twilio
     config = TwilioConfig(
-        account_sid=t.account_sid, auth_token=t.auth_token,
+        account_sid=t.account_sid,
+        auth_token=t.auth_token,
         from_number=None if t.messaging_service_sid else t.from_number,
-        messaging_service_sid=t.messaging_service_sid, status_callback_base=settings.public_url,
-        api_base_url=t.api_url, timeout=t.timeout,
+        messaging_service_sid=t.messaging_service_sid,
+        status_callback_base=settings.public_url,
+        api_base_url=t.api_url,
+        timeout=t.timeout,
     )
     where = f" via {t.api_url}" if t.api_url else ""
     return TwilioSmsChannel(config), f"SMS: Twilio account {t.account_sid[:6]}…{where}"
@@ -72,19 +75,32 @@ def email_channel(settings: Settings) -> tuple[Channel, str]:
     from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 
     s = settings.smtp
-    config = SmtpConfig(host=s.host, port=s.port, sender=s.sender, user=s.user, password=s.password, tls=s.tls)  # type: ignore[arg-type]
+    config = SmtpConfig(
+        host=s.host,
+        port=s.port,
+        sender=s.sender,
+        user=s.user,
+        password=s.password,
+        tls=s.tls,  # type: ignore[arg-type]
+    )
     return SmtpEmailChannel(config), f"Email: SMTP {s.host}:{s.port} ({s.tls})"
 
 
 def build_services(
-    settings: Settings, *, clock: Clock | None = None, sms: Channel | None = None, email: Channel | None = None,
-    engine: Engine | None = None, schedules: dict[str, Schedule] | None = None, check_migrated: bool = True,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    sms: Channel | None = None,
+    email: Channel | None = None,
+    engine: Engine | None = None,
+    schedules: dict[str, Schedule] | None = None,
+    check_migrated: bool = True,
     **engine_kw: Any,
 ) -> Services:
     """Everything a process needs. Raises DatabaseNotReady, ScheduleErrors or ConfigError early,
     so a misconfigured process stops at start-up rather than on its first message."""
-    from checkin.store.db import make_engine, require_migrated, session_factory
     from checkin.content.catalog import load_schedules, renderer_for
+    from checkin.store.db import make_engine, require_migrated, session_factory
 
     notes = list(settings.warnings)
     if engine is None:
@@ -98,7 +114,13 @@ def build_services(
         email, note = email_channel(settings)
         notes.append(note)
     return Services(
-        settings=settings, engine=engine, sessions=session_factory(engine), clock=clock or SystemClock(),
-        sms=sms, email=email, renderer=renderer_for(settings),
-        schedules=schedules if schedules is not None else load_schedules(settings), notes=notes,
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        clock=clock or SystemClock(),
+        sms=sms,
+        email=email,
+        renderer=renderer_for(settings),
+        schedules=schedules if schedules is not None else load_schedules(settings),
+        notes=notes,
     )

@@ -50,15 +50,14 @@ from apscheduler.schedulers.background import BackgroundScheduler  # type: ignor
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from checkin.outbound import dispatch
-from checkin.store import outbox
-from checkin.outbound import reconcile
-from checkin.inbound import reprocess
 from checkin.alerts import sweeps
+from checkin.app.bootstrap import Services
 from checkin.errors import CheckinError
+from checkin.inbound import reprocess
+from checkin.outbound import dispatch, reconcile
+from checkin.store import outbox
 from checkin.store.models import OUTBOX_IN_DOUBT, OutboxMessage, Patient, Worker
 from checkin.store.outbox import DEFAULT_POLICY, Policy
-from checkin.app.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +83,10 @@ class StartupReport:
     expired_skipped: int  # expired while no worker ran: skipped, never sent late
 
     def __str__(self) -> str:
-        return (f"start-up: {self.overdue} overdue message(s) still valid will go out now; "
-                f"{self.expired_skipped} expired message(s) skipped")
+        return (
+            f"start-up: {self.overdue} overdue message(s) still valid will go out now; "
+            f"{self.expired_skipped} expired message(s) skipped"
+        )
 
 
 def startup_report(services: Services, now: datetime) -> StartupReport:
@@ -100,14 +101,14 @@ def default_worker_id() -> str:
     return f"{outbox.this_host()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def register(services: Services, worker_id: str, now: datetime, policy: Policy = DEFAULT_POLICY
-             ) -> None:
+def register(services: Services, worker_id: str, now: datetime, policy: Policy = DEFAULT_POLICY) -> None:
     """Record this worker. On SQLite, raise ``CheckinError`` if another live worker uses the
     same database: SQLite has no ``SKIP LOCKED``, so this deployment runs one worker."""
     with services.sessions() as session, session.begin():
         if services.is_sqlite:
-            others = [w for w in outbox.live_workers(session, now, policy.stale_after).values()
-                      if w.id != worker_id]
+            others = [
+                w for w in outbox.live_workers(session, now, policy.stale_after).values() if w.id != worker_id
+            ]
             if others:
                 w = others[0]
                 age = (now - w.heartbeat_at).total_seconds()
@@ -116,8 +117,16 @@ def register(services: Services, worker_id: str, now: datetime, policy: Policy =
                     f"database (last heartbeat {age:.0f}s ago). SQLite supports one worker: stop "
                     "that one first, or use PostgreSQL (CHECKIN_DATABASE_URL) to run several."
                 )
-        session.merge(Worker(id=worker_id, host=outbox.this_host(), pid=os.getpid(),
-                             started_at=now, heartbeat_at=now, stopped_at=None))
+        session.merge(
+            Worker(
+                id=worker_id,
+                host=outbox.this_host(),
+                pid=os.getpid(),
+                started_at=now,
+                heartbeat_at=now,
+                stopped_at=None,
+            )
+        )
 
 
 def heartbeat(session: Session, worker_id: str, now: datetime) -> None:
@@ -129,35 +138,53 @@ def unregister(services: Services, worker_id: str, now: datetime) -> None:
     not be recorded) go to ``in_doubt``, never back to ``pending``: they may have gone out."""
     with services.sessions() as session, session.begin():
         stranded = session.execute(
-            update(OutboxMessage).where(outbox.owned(worker_id))
-            .values(status=OUTBOX_IN_DOUBT, claimed_by=None, lease_until=None,
-                    status_reason="worker stopped before recording the outcome", updated_at=now)
+            update(OutboxMessage)
+            .where(outbox.owned(worker_id))
+            .values(
+                status=OUTBOX_IN_DOUBT,
+                claimed_by=None,
+                lease_until=None,
+                status_reason="worker stopped before recording the outcome",
+                updated_at=now,
+            )
             .returning(OutboxMessage.id, OutboxMessage.patient_id)
             .execution_options(synchronize_session=False)
         ).all()
         left = len(stranded)
         if stranded:
-            refs = dict(session.execute(
-                select(Patient.id, Patient.reference)
-                .where(Patient.id.in_([pid for _, pid in stranded if pid is not None]))).all())
-            outbox.audit_many(session.connection(), now, "outbox.in_doubt",
-                              [(refs.get(pid) if pid is not None else None, oid)
-                               for oid, pid in stranded],
-                              reason="worker stopped before recording the outcome")
+            refs = dict(
+                session.execute(
+                    select(Patient.id, Patient.reference).where(
+                        Patient.id.in_([pid for _, pid in stranded if pid is not None])
+                    )
+                ).all()
+            )
+            outbox.audit_many(
+                session.connection(),
+                now,
+                "outbox.in_doubt",
+                [(refs.get(pid) if pid is not None else None, oid) for oid, pid in stranded],
+                reason="worker stopped before recording the outcome",
+            )
         session.execute(  # reconciliation holds
             update(OutboxMessage)
             .where(OutboxMessage.status == OUTBOX_IN_DOUBT, OutboxMessage.claimed_by == worker_id)
             .values(claimed_by=None, lease_until=None)
             .execution_options(synchronize_session=False)
         )
-        session.execute(update(Worker).where(Worker.id == worker_id)
-                        .values(stopped_at=now, heartbeat_at=now))
+        session.execute(update(Worker).where(Worker.id == worker_id).values(stopped_at=now, heartbeat_at=now))
     if left:
         log.warning("%d row(s) left in doubt at shutdown; reconciliation will settle them", left)
 
 
-def run(services: Services, *, worker_id: str | None = None, stop: threading.Event | None = None,
-        install_signal_handlers: bool = True, tuning: Tuning | None = None) -> None:
+def run(
+    services: Services,
+    *,
+    worker_id: str | None = None,
+    stop: threading.Event | None = None,
+    install_signal_handlers: bool = True,
+    tuning: Tuning | None = None,
+) -> None:
     """Run until SIGTERM/SIGINT (when ``install_signal_handlers`` and on the main thread) or
     until ``stop`` is set. Raises ``CheckinError`` at start-up (see ``register``)."""
     _configure_logging(services.settings.log_level)
@@ -186,8 +213,9 @@ def run(services: Services, *, worker_id: str | None = None, stop: threading.Eve
         log.info("worker %s stopped", worker_id)
 
 
-def make_scheduler(services: Services, *, worker_id: str, stop: threading.Event,
-                   tuning: Tuning) -> BackgroundScheduler:
+def make_scheduler(
+    services: Services, *, worker_id: str, stop: threading.Event, tuning: Tuning
+) -> BackgroundScheduler:
     """The worker's scheduler with its jobs added, not started (see the module table)."""
     policy = tuning.policy
 
@@ -197,16 +225,21 @@ def make_scheduler(services: Services, *, worker_id: str, stop: threading.Event,
         if not stop.is_set():
             sweeps.escalate_once(services, services.clock.now())
         while not stop.is_set():
-            claimed = dispatch.run_once(services, services.clock.now(), worker_id=worker_id,
-                                        limit=tuning.batch, stop=stop,
-                                        concurrency=tuning.concurrency, policy=policy)
+            claimed = dispatch.run_once(
+                services,
+                services.clock.now(),
+                worker_id=worker_id,
+                limit=tuning.batch,
+                stop=stop,
+                concurrency=tuning.concurrency,
+                policy=policy,
+            )
             if claimed < tuning.batch:
                 return  # drained; a full batch means more may be due right now
 
     def reconcile_tick() -> None:
         if not stop.is_set():
-            reconcile.reconcile_once(services, services.clock.now(), worker_id=worker_id,
-                                     policy=policy)
+            reconcile.reconcile_once(services, services.clock.now(), worker_id=worker_id, policy=policy)
 
     def heartbeat_tick() -> None:
         with services.sessions() as session, session.begin():
@@ -238,9 +271,18 @@ def make_scheduler(services: Services, *, worker_id: str, stop: threading.Event,
     ]
     for job_id, fn, every, at_once in jobs:
         extra: dict[str, Any] = {"next_run_time": started} if at_once else {}
-        scheduler.add_job(_guarded(job_id, fn), "interval", seconds=every, id=job_id,
-                          name=job_id, replace_existing=True, max_instances=1, coalesce=True,
-                          misfire_grace_time=None, **extra)
+        scheduler.add_job(
+            _guarded(job_id, fn),
+            "interval",
+            seconds=every,
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            **extra,
+        )
     return scheduler
 
 
@@ -304,5 +346,14 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 
-__all__ = ["StartupReport", "Tuning", "default_worker_id", "heartbeat", "make_scheduler",
-           "register", "run", "startup_report", "unregister"]
+__all__ = [
+    "StartupReport",
+    "Tuning",
+    "default_worker_id",
+    "heartbeat",
+    "make_scheduler",
+    "register",
+    "run",
+    "startup_report",
+    "unregister",
+]

@@ -34,8 +34,7 @@ class ConsoleChannel:
 
 def _render(provider_id: str, message: OutgoingMessage) -> str:
     lines = [
-        (f"----- {provider_id}: {message.channel} outbox={message.outbox_id} "
-         f"ref={message.reference} -----"),
+        (f"----- {provider_id}: {message.channel} outbox={message.outbox_id} ref={message.reference} -----"),
         f"to: {message.to}",
     ]
     if message.subject is not None:

@@ -106,8 +106,11 @@ class SmtpEmailChannel:
         wrong channel, no subject, or a header value with a line break (header injection).
         """
         if message.channel != "email":
-            raise ChannelError(f"SmtpEmailChannel cannot send a {message.channel!r} message",
-                               permanent=True, code="wrong-channel")
+            raise ChannelError(
+                f"SmtpEmailChannel cannot send a {message.channel!r} message",
+                permanent=True,
+                code="wrong-channel",
+            )
         if not message.subject:
             raise ChannelError("email needs a subject", permanent=True, code="no-subject")
         mail = EmailMessage(policy=_BUILD_POLICY)
@@ -116,20 +119,19 @@ class SmtpEmailChannel:
             mail["To"] = message.to
             mail["Subject"] = message.subject
             mail["Date"] = formatdate(usegmt=True)
-            mail["Message-ID"] = make_msgid(idstring=f"outbox-{message.outbox_id}",
-                                            domain=self._domain)
+            mail["Message-ID"] = make_msgid(idstring=f"outbox-{message.outbox_id}", domain=self._domain)
             mail.set_content(message.text)
             if message.html is not None:
                 mail.add_alternative(message.html, subtype="html")
         except (ValueError, TypeError, IndexError) as exc:
             # The email package refuses CR/LF in header values and unparsable addresses;
             # its message may quote the value, so it is not passed on.
-            raise ChannelError(f"cannot build the email ({type(exc).__name__})",
-                               permanent=True, code="bad-message") from None
+            raise ChannelError(
+                f"cannot build the email ({type(exc).__name__})", permanent=True, code="bad-message"
+            ) from None
         addresses = mail["To"].addresses
         if len(addresses) != 1 or "@" not in addresses[0].addr_spec:
-            raise ChannelError("email needs exactly one recipient", permanent=True,
-                               code="bad-message")
+            raise ChannelError("email needs exactly one recipient", permanent=True, code="bad-message")
         return mail
 
     def send(self, message: OutgoingMessage) -> Receipt:
@@ -146,8 +148,11 @@ class SmtpEmailChannel:
             if self._config.tls == "starttls":
                 phase = "starttls"
                 if not smtp.has_extn("starttls"):
-                    raise ChannelError("relay does not offer STARTTLS; not sending in clear",
-                                       permanent=False, code="no-starttls")
+                    raise ChannelError(
+                        "relay does not offer STARTTLS; not sending in clear",
+                        permanent=False,
+                        code="no-starttls",
+                    )
                 smtp.starttls(context=self._tls_context())
                 smtp.ehlo()
             if self._config.user:
@@ -181,7 +186,8 @@ class SmtpEmailChannel:
             error = ChannelError(
                 f"SMTP {phase} failed ({type(exc).__name__})"
                 + ("; the relay may have accepted the message" if ambiguous else ""),
-                permanent=False, ambiguous=ambiguous,
+                permanent=False,
+                ambiguous=ambiguous,
             )
             self._log_failure(message, phase, error)
             raise error from None
@@ -194,15 +200,21 @@ class SmtpEmailChannel:
         except (smtplib.SMTPException, OSError):
             # The relay already answered 250 to DATA: the message is its responsibility.
             smtp.close()
-        log.info("email accepted outbox=%s ref=%s message_id=%s",
-                 message.outbox_id, message.reference, message_id)
+        log.info(
+            "email accepted outbox=%s ref=%s message_id=%s", message.outbox_id, message.reference, message_id
+        )
         return Receipt(provider_id=message_id, status="accepted")
 
     def _connect(self) -> smtplib.SMTP:
         c = self._config
         if c.tls == "ssl":
-            return smtplib.SMTP_SSL(c.host, c.port, local_hostname=c.local_hostname,
-                                    timeout=c.timeout, context=self._tls_context())
+            return smtplib.SMTP_SSL(
+                c.host,
+                c.port,
+                local_hostname=c.local_hostname,
+                timeout=c.timeout,
+                context=self._tls_context(),
+            )
         return smtplib.SMTP(c.host, c.port, local_hostname=c.local_hostname, timeout=c.timeout)
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -215,14 +227,21 @@ class SmtpEmailChannel:
             return []
         if smtp.has_extn("smtputf8"):
             return ["SMTPUTF8", "BODY=8BITMIME"]
-        raise ChannelError("relay does not support SMTPUTF8 for a non-ASCII address",
-                           permanent=True, code="no-smtputf8")
+        raise ChannelError(
+            "relay does not support SMTPUTF8 for a non-ASCII address", permanent=True, code="no-smtputf8"
+        )
 
     @staticmethod
     def _log_failure(message: OutgoingMessage, phase: str, error: ChannelError) -> None:
-        log.warning("email failed outbox=%s ref=%s phase=%s code=%s permanent=%s ambiguous=%s",
-                    message.outbox_id, message.reference, phase, error.code, error.permanent,
-                    error.ambiguous)
+        log.warning(
+            "email failed outbox=%s ref=%s phase=%s code=%s permanent=%s ambiguous=%s",
+            message.outbox_id,
+            message.reference,
+            phase,
+            error.code,
+            error.permanent,
+            error.ambiguous,
+        )
 
 
 def _expect(code: int, ok: tuple[int, ...], phase: str) -> None:

@@ -49,8 +49,9 @@ class MemoryChannel:
         with self._lock:
             self._next.extend(_Failure(error, delivered) for _ in range(n))
 
-    def fail_for(self, to: str, error: ChannelError, *, times: int | None = None,
-                 delivered: bool = False) -> None:
+    def fail_for(
+        self, to: str, error: ChannelError, *, times: int | None = None, delivered: bool = False
+    ) -> None:
         """Sends to ``to`` raise a copy of ``error``: ``times`` times, or until
         ``clear_failures``. Checked after ``fail_next`` scripts."""
         with self._lock:
@@ -77,8 +78,11 @@ class MemoryChannel:
         if since.tzinfo is None:
             raise ValueError("since must be an aware datetime")
         with self._lock:
-            found = [r for r in self._records
-                     if r.to == to and r.date_created is not None and r.date_created >= since]
+            found = [
+                r
+                for r in self._records
+                if r.to == to and r.date_created is not None and r.date_created >= since
+            ]
         return found[::-1]
 
     def _take_failure(self, to: str) -> _Failure | None:
@@ -98,17 +102,27 @@ class MemoryChannel:
     def _record(self, message: OutgoingMessage) -> Receipt:
         provider_id = f"{self._prefix}{len(self._records) + 1:06d}"
         self.sent.append(message)
-        self._records.append(ProviderMessage(provider_id=provider_id, to=message.to,
-                                             body=message.text,
-                                             date_created=self._clock.now(),
-                                             status="accepted"))
+        self._records.append(
+            ProviderMessage(
+                provider_id=provider_id,
+                to=message.to,
+                body=message.text,
+                date_created=self._clock.now(),
+                status="accepted",
+            )
+        )
         return Receipt(provider_id=provider_id, status="accepted")
 
 
 def _copy(error: ChannelError) -> ChannelError:
     # A fresh instance per raise, so tracebacks do not pile up on one shared object.
-    return ChannelError(error.reason, permanent=error.permanent, code=error.code,
-                        retry_after=error.retry_after, ambiguous=error.ambiguous)
+    return ChannelError(
+        error.reason,
+        permanent=error.permanent,
+        code=error.code,
+        retry_after=error.retry_after,
+        ambiguous=error.ambiguous,
+    )
 
 
 __all__ = ["MemoryChannel"]

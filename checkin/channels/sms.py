@@ -119,7 +119,7 @@ class TwilioConfig:
                     raise ConfigError(f"TwilioConfig.{name}", "must not have a query or fragment")
 
 
-class CheckinTwilioHttpClient(TwilioHttpClient):
+class CheckinTwilioHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio is untyped
     """``TwilioHttpClient`` with two additions, both through the library's documented
     ``http_client=`` seam:
 
@@ -138,9 +138,7 @@ class CheckinTwilioHttpClient(TwilioHttpClient):
         if self._redirect is not None:
             u = urlsplit(url)
             if u.hostname and (u.hostname == "twilio.com" or u.hostname.endswith(".twilio.com")):
-                url = urlunsplit(
-                    (self._redirect.scheme, self._redirect.netloc, u.path, u.query, u.fragment)
-                )
+                url = urlunsplit((self._redirect.scheme, self._redirect.netloc, u.path, u.query, u.fragment))
         response = super().request(method, url, *args, **kwargs)
         self._local.headers = response.headers
         return response
@@ -182,7 +180,8 @@ class TwilioSmsChannel:
         if message.channel != "sms":
             raise ChannelError(
                 f"TwilioSmsChannel cannot send a {message.channel!r} message",
-                permanent=True, code="wrong-channel",
+                permanent=True,
+                code="wrong-channel",
             )
         kwargs: dict[str, Any] = {"to": message.to, "body": message.text}
         if self._config.messaging_service_sid:
@@ -203,23 +202,33 @@ class TwilioSmsChannel:
             # A 2xx whose body we could not read: Twilio may well have queued it.
             error = ChannelError(
                 f"unreadable Twilio response ({type(exc).__name__})",
-                permanent=False, ambiguous=True,
+                permanent=False,
+                ambiguous=True,
             )
         else:
             sid = created.sid
             if not sid:
-                error = ChannelError("Twilio answered without a message SID",
-                                     permanent=False, ambiguous=True)
+                error = ChannelError("Twilio answered without a message SID", permanent=False, ambiguous=True)
             else:
                 status = _status_text(created.status)
-                log.info("sms accepted outbox=%s ref=%s sid=%s status=%s",
-                         message.outbox_id, message.reference, sid, status)
+                log.info(
+                    "sms accepted outbox=%s ref=%s sid=%s status=%s",
+                    message.outbox_id,
+                    message.reference,
+                    sid,
+                    status,
+                )
                 return Receipt(provider_id=sid, status=status)
 
         log.warning(
             "sms failed outbox=%s ref=%s code=%s permanent=%s ambiguous=%s retry_after=%s: %s",
-            message.outbox_id, message.reference, error.code, error.permanent,
-            error.ambiguous, error.retry_after, error.reason,
+            message.outbox_id,
+            message.reference,
+            error.code,
+            error.permanent,
+            error.ambiguous,
+            error.retry_after,
+            error.reason,
         )
         raise error from None
 
@@ -249,8 +258,7 @@ class TwilioSmsChannel:
         except requests.RequestException as exc:
             mapped = classify_transport_error(exc, self._config.timeout)
         except (ValueError, TwilioException) as exc:
-            mapped = ChannelError(f"unreadable Twilio list ({type(exc).__name__})",
-                                  permanent=False)
+            mapped = ChannelError(f"unreadable Twilio list ({type(exc).__name__})", permanent=False)
         else:
             return [
                 ProviderMessage(
@@ -263,9 +271,12 @@ class TwilioSmsChannel:
                 for r in records
             ]
         # A GET changes nothing at Twilio, so a failed list is never ambiguous.
-        raise ChannelError(f"listing messages failed: {mapped.reason}",
-                           permanent=mapped.permanent, code=mapped.code,
-                           retry_after=mapped.retry_after) from None
+        raise ChannelError(
+            f"listing messages failed: {mapped.reason}",
+            permanent=mapped.permanent,
+            code=mapped.code,
+            retry_after=mapped.retry_after,
+        ) from None
 
     def _retry_after(self) -> float | None:
         last_headers = getattr(self._http, "last_headers", None)
@@ -273,23 +284,23 @@ class TwilioSmsChannel:
         return parse_retry_after(headers) if headers else None
 
 
-def classify_twilio_error(status: int, code: int | None, retry_after: float | None = None
-                          ) -> ChannelError:
+def classify_twilio_error(status: int, code: int | None, retry_after: float | None = None) -> ChannelError:
     """Map an HTTP status and Twilio error code to a ``ChannelError`` (see module table)."""
     code_text = str(code) if code else str(status)
     name = _KNOWN_CODES.get(code or 0, "")
     what = f"Twilio HTTP {status}, code {code_text}" + (f" ({name})" if name else "")
     if status == 429 or code == 20429:
-        return ChannelError(f"{what}: rate limited, not processed", permanent=False,
-                            code=code_text, retry_after=retry_after)
+        return ChannelError(
+            f"{what}: rate limited, not processed", permanent=False, code=code_text, retry_after=retry_after
+        )
     if status == 401:
-        return ChannelError(f"{what}: check the account SID and auth token",
-                            permanent=False, code=code_text)
+        return ChannelError(f"{what}: check the account SID and auth token", permanent=False, code=code_text)
     if 400 <= status < 500:
         return ChannelError(what, permanent=True, code=code_text)
     # 5xx (and anything unexpected): the create may have happened.
-    return ChannelError(f"{what}: the message may have been accepted",
-                        permanent=False, code=code_text, ambiguous=True)
+    return ChannelError(
+        f"{what}: the message may have been accepted", permanent=False, code=code_text, ambiguous=True
+    )
 
 
 def classify_transport_error(exc: requests.RequestException, timeout: float) -> ChannelError:
@@ -300,15 +311,18 @@ def classify_transport_error(exc: requests.RequestException, timeout: float) -> 
         # Raised while setting up the connection, before the request is written.
         return ChannelError(f"could not connect ({type(exc).__name__})", permanent=False)
     if isinstance(exc, requests.ReadTimeout):
-        return ChannelError(f"no answer within {timeout}s; the message may have been accepted",
-                            permanent=False, ambiguous=True)
+        return ChannelError(
+            f"no answer within {timeout}s; the message may have been accepted",
+            permanent=False,
+            ambiguous=True,
+        )
     if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
-        return ChannelError("could not connect (refused, unreachable or DNS failure)",
-                            permanent=False)
+        return ChannelError("could not connect (refused, unreachable or DNS failure)", permanent=False)
     return ChannelError(
         f"connection failed after the request was sent ({type(exc).__name__}); "
         "the message may have been accepted",
-        permanent=False, ambiguous=True,
+        permanent=False,
+        ambiguous=True,
     )
 
 

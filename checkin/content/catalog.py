@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from checkin.config import Settings
+from checkin.content.render import QUITLINES, Renderer, sample_context, validate_schedule_templates
 from checkin.core.care_teams import FILE_NAME as CARE_TEAMS_FILE
 from checkin.core.care_teams import parse_care_teams
-from checkin.config import Settings
-from checkin.errors import EnrollmentError, ScheduleErrors
-from checkin.content.render import QUITLINES, Renderer, sample_context, validate_schedule_templates
 from checkin.core.schedule import Enrollment, Schedule
 from checkin.core.schedule.load import load_schedule
 from checkin.core.schedule.load import load_schedules as _load_schedules
 from checkin.core.timeline import plan
+from checkin.errors import EnrollmentError, ScheduleErrors
 
 
 def renderer_for(settings: Settings) -> Renderer:
@@ -80,8 +80,16 @@ def validate_paths(paths: Sequence[Path], settings: Settings) -> ValidationRepor
     return report
 
 
-def message_context(settings: Settings, *, first_name: str, language: str, day: int,
-                    care_team: str | None = None, followup: str = "", checkin_link: str = "") -> dict[str, Any]:
+def message_context(
+    settings: Settings,
+    *,
+    first_name: str,
+    language: str,
+    day: int,
+    care_team: str | None = None,
+    followup: str = "",
+    checkin_link: str = "",
+) -> dict[str, Any]:
     """The template context for a real patient (the contract is in ``checkin.content.render``)."""
     return {
         "first_name": first_name,
@@ -97,8 +105,16 @@ def message_context(settings: Settings, *, first_name: str, language: str, day: 
 
 
 def preview(
-    settings: Settings, schedules: Mapping[str, Schedule], schedule_id: str, surgery_date: date, tz: str, *,
-    smoker: bool = False, attributes: Iterable[str] = (), language: str = "en", channel: str = "sms",
+    settings: Settings,
+    schedules: Mapping[str, Schedule],
+    schedule_id: str,
+    surgery_date: date,
+    tz: str,
+    *,
+    smoker: bool = False,
+    attributes: Iterable[str] = (),
+    language: str = "en",
+    channel: str = "sms",
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Every message a patient enrolled long before surgery would get, rendered with the sample
@@ -106,15 +122,22 @@ def preview(
     subject for email)."""
     schedule = schedules.get(schedule_id)
     if schedule is None:
-        raise EnrollmentError("procedure", f"{schedule_id!r} is not a schedule (known: {', '.join(sorted(schedules))})")
+        raise EnrollmentError(
+            "procedure", f"{schedule_id!r} is not a schedule (known: {', '.join(sorted(schedules))})"
+        )
     try:
         ZoneInfo(tz)
     except Exception:  # noqa: BLE001 - zoneinfo raises several types for a bad key
         raise EnrollmentError("timezone", f"{tz!r} is not an IANA time zone") from None
     attrs = set(attributes) | ({"smoker"} if smoker else set())
     enrollment = Enrollment(
-        id="preview", surgery_date=surgery_date, timezone=tz, language=language,  # type: ignore[arg-type]
-        channel=channel, attributes=frozenset(attrs), has_email=channel != "sms",  # type: ignore[arg-type]
+        id="preview",
+        surgery_date=surgery_date,
+        timezone=tz,
+        language=language,  # type: ignore[arg-type]
+        channel=channel,  # type: ignore[arg-type]
+        attributes=frozenset(attrs),
+        has_email=channel != "sms",
         has_phone=channel != "email",
     )
     start = now or datetime.combine(surgery_date - timedelta(days=400), time(0), UTC)
@@ -122,9 +145,15 @@ def preview(
     rows = []
     for m in plan(schedule, enrollment, now=start):
         sample = sample_context(language, day=m.occurrence)
-        ctx = message_context(settings, first_name=sample["first_name"], language=language, day=m.occurrence,
-                              care_team=schedule.care_team, followup=sample["followup"],
-                              checkin_link=sample["checkin_link"])
+        ctx = message_context(
+            settings,
+            first_name=sample["first_name"],
+            language=language,
+            day=m.occurrence,
+            care_team=schedule.care_team,
+            followup=sample["followup"],
+            checkin_link=sample["checkin_link"],
+        )
         row: dict[str, Any] = {
             "step": m.step_id,
             "due_local": m.local_due.isoformat(),

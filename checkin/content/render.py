@@ -47,9 +47,9 @@ from jinja2 import (
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from checkin.errors import TemplateError
 from checkin.core.schedule.model import LANGUAGES, Schedule
 from checkin.core.sms_encoding import SmsInfo, non_gsm_positions, normalize_sms, segments
+from checkin.errors import TemplateError
 
 CONTEXT_VARIABLES: tuple[str, ...] = (
     "first_name",
@@ -122,11 +122,7 @@ class Renderer:
         """Whether any template of ``message`` exists: the schedule loader's typo check
         (``load_schedule(..., template_exists=renderer.has_message)``). Completeness per
         language and channel is ``validate_schedule_templates``'s job."""
-        return any(
-            self.exists(message, lang, channel)
-            for lang in LANGUAGES
-            for channel in ("sms", "email")
-        )
+        return any(self.exists(message, lang, channel) for lang in LANGUAGES for channel in ("sms", "email"))
 
     def _render(self, name: str, context: Mapping[str, Any]) -> str:
         try:
@@ -153,9 +149,7 @@ class Renderer:
             raise TemplateError(name, "renders to an empty message")
         return RenderedSms(text, segments(text))
 
-    def render_email(
-        self, message: str, language: str, context: Mapping[str, Any]
-    ) -> RenderedEmail:
+    def render_email(self, message: str, language: str, context: Mapping[str, Any]) -> RenderedEmail:
         subject_name, text_name, html_name = email_templates(message, language)
         if not _NAME.fullmatch(message):
             raise TemplateError(subject_name, "not a valid message name")
@@ -311,9 +305,7 @@ def validate_schedule_templates(
     """
     uses: dict[str, dict[str, Any]] = {}
     for step in schedule.steps:
-        use = uses.setdefault(
-            step.message, {"steps": [], "days": set(), "channels": set(), "asks": False}
-        )
+        use = uses.setdefault(step.message, {"steps": [], "days": set(), "channels": set(), "asks": False})
         use["steps"].append(step.id)
         use["days"].update(step.days())
         use["channels"].update(_channels(step.channel))

@@ -31,9 +31,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from checkin.errors import ScheduleError, ScheduleErrors
 from checkin.core.schedule.load import CARE_TEAMS_FILE, parse_duration
 from checkin.core.schedule.yamlsource import LineMap, read_yaml
+from checkin.errors import ScheduleError, ScheduleErrors
 
 SEVERITIES = ("emergency", "urgent", "watch")
 TARGETS = ("team_email", "on_call_sms", "on_call_email")
@@ -70,11 +70,15 @@ class CareTeam:
 
 
 DEFAULT_LADDER: Mapping[str, tuple[EscalationStep, ...]] = {
-    "emergency": (EscalationStep(timedelta(0), ("team_email", "on_call_sms")),
-                  EscalationStep(timedelta(minutes=10), ("team_email", "on_call_sms"))),
-    "urgent": (EscalationStep(timedelta(0), ("team_email",)),
-               EscalationStep(timedelta(minutes=15), ("team_email",)),
-               EscalationStep(timedelta(minutes=30), ("on_call_sms",))),
+    "emergency": (
+        EscalationStep(timedelta(0), ("team_email", "on_call_sms")),
+        EscalationStep(timedelta(minutes=10), ("team_email", "on_call_sms")),
+    ),
+    "urgent": (
+        EscalationStep(timedelta(0), ("team_email",)),
+        EscalationStep(timedelta(minutes=15), ("team_email",)),
+        EscalationStep(timedelta(minutes=30), ("on_call_sms",)),
+    ),
     "watch": (EscalationStep(timedelta(0), ("team_email",)),),
 }
 
@@ -156,7 +160,9 @@ def _contact(node: object, parent: LineMap, key: str, err: Any) -> Contact | Non
     if email is not None and (not isinstance(email, str) or "@" not in email):
         err(node, "email", f"'{email}' is not an email address")
         return None
-    if phone is not None and (not isinstance(phone, str) or not phone.startswith("+") or not phone[1:].isdigit()):
+    if phone is not None and (
+        not isinstance(phone, str) or not phone.startswith("+") or not phone[1:].isdigit()
+    ):
         err(node, "phone", f"'{phone}' must be a quoted E.164 number like \"+15555550101\"")
         return None
     if email is None and phone is None:
@@ -194,11 +200,18 @@ def _team(node: LineMap, err: Any) -> CareTeam | None:
                 steps = _ladder(esc[severity], esc, str(severity), err, on_call)
                 if steps is not None:
                     ladder[str(severity)] = steps
-    return CareTeam(id=team_id, name=str(node.get("name") or team_id), nurses=tuple(nurses),
-                    on_call=on_call, ladder=ladder)
+    return CareTeam(
+        id=team_id,
+        name=str(node.get("name") or team_id),
+        nurses=tuple(nurses),
+        on_call=on_call,
+        ladder=ladder,
+    )
 
 
-def _ladder(raw: object, parent: LineMap, key: str, err: Any, on_call: Contact | None) -> tuple[EscalationStep, ...] | None:
+def _ladder(
+    raw: object, parent: LineMap, key: str, err: Any, on_call: Contact | None
+) -> tuple[EscalationStep, ...] | None:
     if not isinstance(raw, list) or not raw:
         err(parent, key, "must be a non-empty list of {after, notify} steps")
         return None

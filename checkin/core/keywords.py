@@ -23,10 +23,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Keyword(str, Enum):
+class Keyword(StrEnum):
     STOP = "stop"
     START = "start"
     HELP = "help"
@@ -37,14 +37,30 @@ class Keyword(str, Enum):
 
 # keyword word (normalized) -> (keyword, language of the word)
 _STOP_WORDS = {
-    "stop": "en", "stopall": "en", "unsubscribe": "en", "cancel": "en", "end": "en",
-    "quit": "en", "revoke": "en", "optout": "en", "opt out": "en",
-    "alto": "es", "parar": "es", "pare": "es", "detener": "es", "cancelar": "es", "baja": "es",
+    "stop": "en",
+    "stopall": "en",
+    "unsubscribe": "en",
+    "cancel": "en",
+    "end": "en",
+    "quit": "en",
+    "revoke": "en",
+    "optout": "en",
+    "opt out": "en",
+    "alto": "es",
+    "parar": "es",
+    "pare": "es",
+    "detener": "es",
+    "cancelar": "es",
+    "baja": "es",
     # Canadian carriers' French opt-out word; honouring it is the safe side of the error.
     "arret": "en",
 }
 _START_WORDS = {
-    "start": "en", "unstop": "en", "inicio": "es", "iniciar": "es", "comenzar": "es",
+    "start": "en",
+    "unstop": "en",
+    "inicio": "es",
+    "iniciar": "es",
+    "comenzar": "es",
     "reanudar": "es",
 }
 # Opt-in only when the sender is opted out: otherwise "yes" answers a question.

@@ -45,8 +45,16 @@ REPLY_STOPPED = "reply_stopped"
 REPLY_STARTED = "reply_started"
 REPLY_PAUSED = "reply_paused"
 REPLY_TEMPLATES = (
-    REPLY_EMERGENCY, REPLY_SELF_HARM, REPLY_URGENT, REPLY_THANKS, REPLY_CLARIFY, REPLY_HELP,
-    REPLY_UNKNOWN, REPLY_STOPPED, REPLY_STARTED, REPLY_PAUSED,
+    REPLY_EMERGENCY,
+    REPLY_SELF_HARM,
+    REPLY_URGENT,
+    REPLY_THANKS,
+    REPLY_CLARIFY,
+    REPLY_HELP,
+    REPLY_UNKNOWN,
+    REPLY_STOPPED,
+    REPLY_STARTED,
+    REPLY_PAUSED,
 )
 
 # If a reply template is missing or broken (admins edit them), these still go out: a patient
@@ -110,7 +118,10 @@ class ReplyChoice:
 
 
 def choose_reply(
-    assessment: Assessment, *, known: bool, may_follow_up: bool,
+    assessment: Assessment,
+    *,
+    known: bool,
+    may_follow_up: bool,
     template_exists: Callable[[str], bool] = lambda _name: False,
 ) -> ReplyChoice:
     """The safety reply for an assessed text (table in the module docstring). ``known``: the

@@ -48,9 +48,7 @@ def plan(schedule: Schedule, enrollment: Enrollment, *, now: datetime) -> list[P
     if len(ids) != len(set(ids)):
         raise ValueError(f"schedule {schedule.id!r} repeats a step id; keys would collide")
     tz = ZoneInfo(enrollment.timezone)
-    attributes = enrollment.attributes | (
-        frozenset({"has_email"}) if enrollment.has_email else frozenset()
-    )
+    attributes = enrollment.attributes | (frozenset({"has_email"}) if enrollment.has_email else frozenset())
     planned: list[PlannedMessage] = []
     for step in schedule.steps:
         if not step.applies_to(attributes):
@@ -145,10 +143,7 @@ def _occurrences(
     if step.catch_up and missed:
         day = missed[-1][0]
         due, expires = _timing(now, step, window, tz)
-        superseded = bool(future) and (
-            future[0][1].astimezone(tz).date() == due.astimezone(tz).date()
-        )
+        superseded = bool(future) and (future[0][1].astimezone(tz).date() == due.astimezone(tz).date())
         if not superseded:
             future.insert(0, (day, due, expires))
     return future
-

@@ -84,9 +84,7 @@ def _span(d: date, window: Window, tz: ZoneInfo) -> tuple[datetime, datetime]:
     )
 
 
-def _span_containing(
-    instant: datetime, window: Window, tz: ZoneInfo
-) -> tuple[datetime, datetime] | None:
+def _span_containing(instant: datetime, window: Window, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
     day = instant.astimezone(tz).date()
     # A span can spill past local midnight when its end falls in a gap that crosses it, so the
     # previous day's span is checked too.

@@ -38,7 +38,7 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         with self.lock:
-            self.received.append(Received(list(envelope.rcpt_tos), msg, time.monotonic()))  # type: ignore[arg-type]
+            self.received.append(Received(list(envelope.rcpt_tos), msg, time.monotonic()))
         return "250 OK"
 
 

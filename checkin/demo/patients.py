@@ -28,15 +28,43 @@ class Persona:
 
 
 PERSONAS: tuple[Persona, ...] = (
-    Persona("DEMO-1001", "Ana", "+16175550101", "lumbar-fusion", smoker=True, attributes=("brace",),
-            scripted=((3, "pain_scale", "about a 6 today"),
-                      (12, "pain_scale", "8/10 and the pills aren't touching it"))),
-    Persona("DEMO-1002", "María", "+16175550102", "lumbar-fusion", language="es",
-            scripted=((5, "fever_check", "tengo fiebre de 38.9 y escalofríos"),)),
-    Persona("DEMO-1003", "James", "+16175550103", "cervical-fusion", attributes=("collar",),
-            scripted=((9, "", "chest pain and I can't catch my breath"),)),
-    Persona("DEMO-1004", "Grace", "+16175550104", "cervical-fusion", email="grace@example.org",
-            channel="both", scripted=((2, "swallow_check", "a little sore when I swallow, better than yesterday"),)),
+    Persona(
+        "DEMO-1001",
+        "Ana",
+        "+16175550101",
+        "lumbar-fusion",
+        smoker=True,
+        attributes=("brace",),
+        scripted=(
+            (3, "pain_scale", "about a 6 today"),
+            (12, "pain_scale", "8/10 and the pills aren't touching it"),
+        ),
+    ),
+    Persona(
+        "DEMO-1002",
+        "María",
+        "+16175550102",
+        "lumbar-fusion",
+        language="es",
+        scripted=((5, "fever_check", "tengo fiebre de 38.9 y escalofríos"),),
+    ),
+    Persona(
+        "DEMO-1003",
+        "James",
+        "+16175550103",
+        "cervical-fusion",
+        attributes=("collar",),
+        scripted=((9, "", "chest pain and I can't catch my breath"),),
+    ),
+    Persona(
+        "DEMO-1004",
+        "Grace",
+        "+16175550104",
+        "cervical-fusion",
+        email="grace@example.org",
+        channel="both",
+        scripted=((2, "swallow_check", "a little sore when I swallow, better than yesterday"),),
+    ),
     Persona("DEMO-1005", "Omar", "+16175550105", "lumbar-fusion", silent_after=6),
 )
 
@@ -68,10 +96,18 @@ _FINE: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # Watch-level answers, by question: worth a nurse's look in the digest, not an alert.
 _WATCH = {
-    "en": {"pain_scale": ("5", "pain is a 6"), "mood_check": ("feeling a bit down today",),
-           "fever_check": ("100.6 this morning",), "wound_check": ("no, but I'm constipated",)},
-    "es": {"pain_scale": ("6", "dolor 5"), "mood_check": ("me siento un poco triste",),
-           "fever_check": ("37.9",), "wound_check": ("no, pero estoy estreñida",)},
+    "en": {
+        "pain_scale": ("5", "pain is a 6"),
+        "mood_check": ("feeling a bit down today",),
+        "fever_check": ("100.6 this morning",),
+        "wound_check": ("no, but I'm constipated",),
+    },
+    "es": {
+        "pain_scale": ("6", "dolor 5"),
+        "mood_check": ("me siento un poco triste",),
+        "fever_check": ("37.9",),
+        "wound_check": ("no, pero estoy estreñida",),
+    },
 }
 
 

@@ -41,7 +41,7 @@ from checkin.demo.mailcatcher import MailCatcher, free_port
 from checkin.demo.patients import PERSONAS, Persona, reply_for
 
 TZ = "America/New_York"
-AUTH_TOKEN = "demo-auth-token-not-a-secret"
+AUTH_TOKEN = "demo-auth-token-not-a-secret"  # noqa: S105 - the demo signs its own webhooks
 ACCOUNT_SID = "AC" + "d" * 32
 MAX_STEP = timedelta(hours=3)
 
@@ -96,27 +96,29 @@ class DemoResult:
 
 
 def demo_settings(workdir: Path, smtp_port: int, web_port: int, sms_rate: float) -> Settings:
-    return Settings.from_env({
-        "CHECKIN_DATABASE_URL": f"sqlite:///{workdir / 'demo.db'}",
-        "CHECKIN_SCHEDULES_DIR": str(content_dir("schedules")),
-        "CHECKIN_TEMPLATES_DIR": str(content_dir("templates")),
-        "CHECKIN_DEFAULT_TIMEZONE": TZ,
-        "CHECKIN_SECRET_KEY": "demo-secret-key-0123456789abcdef",
-        "CHECKIN_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
-        "CHECKIN_CLINIC_NAME": "Riverside Spine Center",
-        "CHECKIN_CLINIC_PHONE": "+1 555 010 0100",
-        "CHECKIN_LOG_LEVEL": "WARNING",
-        # Signatures are always verified; the demo signs its webhooks with a made-up token.
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_FROM_NUMBER": "+15005550006",
-        "CHECKIN_SMS_RATE": str(sms_rate),
-        "CHECKIN_SMTP_HOST": "127.0.0.1",
-        "CHECKIN_SMTP_PORT": str(smtp_port),
-        "CHECKIN_SMTP_TLS": "none",
-        "CHECKIN_EMAIL_FROM": "checkin@riverside.example.org",
-        "CHECKIN_ALERT_EMAILS": "spine-nurses@riverside.example.org",
-    })
+    return Settings.from_env(
+        {
+            "CHECKIN_DATABASE_URL": f"sqlite:///{workdir / 'demo.db'}",
+            "CHECKIN_SCHEDULES_DIR": str(content_dir("schedules")),
+            "CHECKIN_TEMPLATES_DIR": str(content_dir("templates")),
+            "CHECKIN_DEFAULT_TIMEZONE": TZ,
+            "CHECKIN_SECRET_KEY": "demo-secret-key-0123456789abcdef",
+            "CHECKIN_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
+            "CHECKIN_CLINIC_NAME": "Riverside Spine Center",
+            "CHECKIN_CLINIC_PHONE": "+1 555 010 0100",
+            "CHECKIN_LOG_LEVEL": "WARNING",
+            # Signatures are always verified; the demo signs its webhooks with a made-up token.
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": "+15005550006",
+            "CHECKIN_SMS_RATE": str(sms_rate),
+            "CHECKIN_SMTP_HOST": "127.0.0.1",
+            "CHECKIN_SMTP_PORT": str(smtp_port),
+            "CHECKIN_SMTP_TLS": "none",
+            "CHECKIN_EMAIL_FROM": "checkin@riverside.example.org",
+            "CHECKIN_ALERT_EMAILS": "spine-nurses@riverside.example.org",
+        }
+    )
 
 
 class WebApp:
@@ -128,8 +130,15 @@ class WebApp:
         from checkin.app.web import create_app
 
         self.port = port
-        config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None,
-                                access_log=False, proxy_headers=False, lifespan="off")
+        config = uvicorn.Config(
+            create_app(services),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            lifespan="off",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="demo-web", daemon=True)
 
@@ -151,15 +160,22 @@ class WebApp:
         from twilio.request_validator import RequestValidator
 
         path = "/webhooks/twilio/sms"
-        params = {"MessageSid": sid, "AccountSid": ACCOUNT_SID, "From": persona.phone,
-                  "To": "+15005550006", "Body": text, "NumMedia": "0"}
+        params = {
+            "MessageSid": sid,
+            "AccountSid": ACCOUNT_SID,
+            "From": persona.phone,
+            "To": "+15005550006",
+            "Body": text,
+            "NumMedia": "0",
+        }
         signature = RequestValidator(AUTH_TOKEN).compute_signature(f"{settings.public_url}{path}", params)
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}",
-                                     data=urllib.parse.urlencode(params).encode(),
-                                     headers={"X-Twilio-Signature": signature,
-                                              "Content-Type": "application/x-www-form-urlencoded"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=urllib.parse.urlencode(params).encode(),
+            headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"},
+        )
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:
+            with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - the demo's own http://127.0.0.1 app
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
@@ -169,7 +185,7 @@ def _twiml_text(body: str) -> str:
     import xml.etree.ElementTree as ET
 
     try:
-        root = ET.fromstring(body)
+        root = ET.fromstring(body)  # noqa: S314 - TwiML from the demo's own app
     except ET.ParseError:
         return ""
     return " ".join((m.text or "").strip() for m in root.iter("Message"))
@@ -197,11 +213,24 @@ class Simulation:
         from checkin.enrollment.enroll import enroll_many, parse_request
 
         reqs = [
-            parse_request({"mrn": p.mrn, "first_name": p.first_name, "phone": p.phone, "email": p.email,
-                           "procedure": p.procedure, "surgery_date": surgery.isoformat(), "timezone": TZ,
-                           "language": p.language, "smoker": p.smoker, "channel": p.channel,
-                           "attributes": list(p.attributes)},
-                          schedules=services.schedules, default_region="US", default_timezone=TZ)
+            parse_request(
+                {
+                    "mrn": p.mrn,
+                    "first_name": p.first_name,
+                    "phone": p.phone,
+                    "email": p.email,
+                    "procedure": p.procedure,
+                    "surgery_date": surgery.isoformat(),
+                    "timezone": TZ,
+                    "language": p.language,
+                    "smoker": p.smoker,
+                    "channel": p.channel,
+                    "attributes": list(p.attributes),
+                },
+                schedules=services.schedules,
+                default_region="US",
+                default_timezone=TZ,
+            )
             for p in PERSONAS
         ]
         with services.sessions.begin() as session:
@@ -213,18 +242,29 @@ class Simulation:
 
         candidates = [now + MAX_STEP]
         with services.sessions() as s:
-            due = s.scalar(select(func.min(func.coalesce(OutboxMessage.next_attempt_at, OutboxMessage.due_at)))
-                           .where(OutboxMessage.status == "pending"))
+            due = s.scalar(
+                select(func.min(func.coalesce(OutboxMessage.next_attempt_at, OutboxMessage.due_at))).where(
+                    OutboxMessage.status == "pending"
+                )
+            )
             if due:
                 candidates.append(due)
             esc = s.scalar(select(func.min(Alert.next_escalation_at)).where(Alert.status == "open"))
             if esc:
                 candidates.append(esc)
             for sent_at, remind, missed, reminded, missed_at in s.execute(
-                select(OutboxMessage.sent_at, OutboxMessage.remind_after_s, OutboxMessage.missed_after_s,
-                       OutboxMessage.reminded_at, OutboxMessage.missed_at)
-                .where(OutboxMessage.status == "sent", OutboxMessage.ask.is_not(None),
-                       OutboxMessage.answered_at.is_(None), OutboxMessage.sent_at >= now - timedelta(days=2))
+                select(
+                    OutboxMessage.sent_at,
+                    OutboxMessage.remind_after_s,
+                    OutboxMessage.missed_after_s,
+                    OutboxMessage.reminded_at,
+                    OutboxMessage.missed_at,
+                ).where(
+                    OutboxMessage.status == "sent",
+                    OutboxMessage.ask.is_not(None),
+                    OutboxMessage.answered_at.is_(None),
+                    OutboxMessage.sent_at >= now - timedelta(days=2),
+                )
             ):
                 if remind and not reminded:
                     candidates.append(sent_at + timedelta(seconds=remind))
@@ -257,7 +297,7 @@ class Simulation:
         import re
 
         received = mail.received
-        for m in received[self.seen_mail:]:
+        for m in received[self.seen_mail :]:
             if m.subject.upper().startswith("EMERGENCY") and "ESCALATED" not in m.text():
                 link = re.search(r"(https?://\S+/a/[\w.\-]+)", m.text())
                 if link:
@@ -270,7 +310,9 @@ class Simulation:
 
         for due, link in [a for a in self.acks_due if a[0] <= now]:
             self.acks_due.remove((due, link))
-            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+            opener = urllib.request.build_opener(
+                urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+            )
             with opener.open(link, timeout=30) as page:
                 html = page.read().decode()
             csrf = re.search(r'name="csrf" value="([^"]+)"', html)
@@ -279,7 +321,7 @@ class Simulation:
                 continue
             data = urllib.parse.urlencode({"csrf": csrf.group(1), "alert": alert.group(1)}).encode()
             try:
-                with opener.open(urllib.request.Request(link + "/ack", data=data), timeout=30) as r:
+                with opener.open(urllib.request.Request(link + "/ack", data=data), timeout=30) as r:  # noqa: S310
                     status = r.status
             except urllib.error.HTTPError as e:
                 status = e.code
@@ -292,8 +334,16 @@ class Simulation:
         by_phone = {p.phone: p for p in PERSONAS}
         with services.sessions() as s:
             rows = s.execute(
-                select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.step_id, OutboxMessage.ask,
-                       OutboxMessage.channel, OutboxMessage.recipient, Patient.phone, Patient.mrn)
+                select(
+                    OutboxMessage.id,
+                    OutboxMessage.sent_at,
+                    OutboxMessage.step_id,
+                    OutboxMessage.ask,
+                    OutboxMessage.channel,
+                    OutboxMessage.recipient,
+                    Patient.phone,
+                    Patient.mrn,
+                )
                 .outerjoin(Patient, Patient.id == OutboxMessage.patient_id)
                 .where(OutboxMessage.status == "sent", OutboxMessage.id.not_in(self.seen_sent or {0}))
             ).all()
@@ -315,12 +365,19 @@ class Simulation:
             heapq.heappush(self.replies, PendingReply(sent_at + delay, self.seq, persona, answer))
 
 
-def run_demo(*, days: int = 90, seed: int = 7, fast: bool = False, out: TextIO = sys.stdout,
-             workdir: Path | None = None, progress: bool = True) -> DemoResult:
+def run_demo(
+    *,
+    days: int = 90,
+    seed: int = 7,
+    fast: bool = False,
+    out: TextIO = sys.stdout,
+    workdir: Path | None = None,
+    progress: bool = True,
+) -> DemoResult:
     """Run the whole demo and print its report to ``out``; returns the summary figures."""
-    from checkin.store.db import upgrade
     from checkin.app.bootstrap import build_services
     from checkin.app.worker import Tuning, make_scheduler, register, startup_report, unregister
+    from checkin.store.db import upgrade
 
     started = time.monotonic()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="checkin-demo-"))
@@ -348,10 +405,17 @@ def run_demo(*, days: int = 90, seed: int = 7, fast: bool = False, out: TextIO =
         jobs = [job.func for job in scheduler.get_jobs()]
         total = (end - start).total_seconds()
         bar_file = sys.stderr if progress else None
-        with WebApp(services, port) as web, click.progressbar(
-            length=int(total), label="simulating recovery", file=bar_file, show_eta=False,
-            item_show_func=lambda _: clock.now().astimezone(ZoneInfo(TZ)).strftime("%b %d"),
-        ) as bar:
+        bar: Any
+        with (
+            WebApp(services, port) as web,
+            click.progressbar(
+                length=int(total),
+                label="simulating recovery",
+                file=bar_file,
+                show_eta=False,
+                item_show_func=lambda _: clock.now().astimezone(ZoneInfo(TZ)).strftime("%b %d"),
+            ) as bar,
+        ):
             now = clock.now()
             while now < end:
                 sim.deliver_replies(services, web, now)
@@ -374,43 +438,100 @@ def run_demo(*, days: int = 90, seed: int = 7, fast: bool = False, out: TextIO =
     return DemoResult(summary=summary, seconds=seconds)
 
 
-def _report(sim: Simulation, services: Any, mail: MailCatcher, planned: int, startup: Any, surgery: date,
-            out: TextIO, workdir: Path, log_path: Path) -> dict[str, Any]:
+def _report(
+    sim: Simulation,
+    services: Any,
+    mail: MailCatcher,
+    planned: int,
+    startup: Any,
+    surgery: date,
+    out: TextIO,
+    workdir: Path,
+    log_path: Path,
+) -> dict[str, Any]:
     from checkin.store.models import Alert, InboundMessage, OutboxMessage, Patient
 
     tz = ZoneInfo(TZ)
     w = out.write
-    w(f"\ncheckin demo: {len(PERSONAS)} patients, surgery on {surgery:%a %b %d %Y}, "
-      f"{sim.days} days of recovery\n")
+    w(
+        f"\ncheckin demo: {len(PERSONAS)} patients, surgery on {surgery:%a %b %d %Y}, "
+        f"{sim.days} days of recovery\n"
+    )
     w(f"{startup}\n")
     with services.sessions() as s:
-        refs = {mrn: ref for mrn, ref in s.execute(select(Patient.mrn, Patient.reference))}
+        refs = {mrn: ref for mrn, ref in s.execute(select(Patient.mrn, Patient.reference))}  # noqa: C416 - a Result has keys(): dict() would read it as a mapping
         # The timeline's own rows: not staff messages, digest claims, nudges or follow-ups.
-        timeline = (OutboxMessage.recipient.is_(None), OutboxMessage.key.not_like("digest:%"),
-                    OutboxMessage.key.not_like("%:remind"), OutboxMessage.step_id != "followup")
-        statuses = Counter(dict(s.execute(select(OutboxMessage.status, func.count())
-                                          .where(*timeline).group_by(OutboxMessage.status)).all()))
-        reminders = s.scalar(select(func.count()).select_from(OutboxMessage)
-                             .where(OutboxMessage.key.like("%:remind"), OutboxMessage.status == "sent")) or 0
-        followups = s.scalar(select(func.count()).select_from(OutboxMessage)
-                             .where(OutboxMessage.step_id == "followup")) or 0
-        staff_sent = s.scalar(select(func.count()).select_from(OutboxMessage)
-                              .where(OutboxMessage.recipient.is_not(None), OutboxMessage.status == "sent")) or 0
-        inbound = Counter(dict(s.execute(select(InboundMessage.severity, func.count())
-                                         .group_by(InboundMessage.severity)).all()))
+        timeline = (
+            OutboxMessage.recipient.is_(None),
+            OutboxMessage.key.not_like("digest:%"),
+            OutboxMessage.key.not_like("%:remind"),
+            OutboxMessage.step_id != "followup",
+        )
+        statuses = Counter(
+            dict(
+                s.execute(
+                    select(OutboxMessage.status, func.count()).where(*timeline).group_by(OutboxMessage.status)
+                ).all()
+            )
+        )
+        reminders = (
+            s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.key.like("%:remind"), OutboxMessage.status == "sent")
+            )
+            or 0
+        )
+        followups = (
+            s.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.step_id == "followup")
+            )
+            or 0
+        )
+        staff_sent = (
+            s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.recipient.is_not(None), OutboxMessage.status == "sent")
+            )
+            or 0
+        )
+        inbound = Counter(
+            dict(
+                s.execute(
+                    select(InboundMessage.severity, func.count()).group_by(InboundMessage.severity)
+                ).all()
+            )
+        )
         alerts = s.scalars(select(Alert).order_by(Alert.opened_at)).all()
-        alert_rows = [(a.id, a.kind, a.severity, list(a.flags), a.status, a.escalation_level,
-                       a.opened_at, a.acknowledged_at, a.patient_id) for a in alerts]
+        alert_rows = [
+            (
+                a.id,
+                a.kind,
+                a.severity,
+                list(a.flags),
+                a.status,
+                a.escalation_level,
+                a.opened_at,
+                a.acknowledged_at,
+                a.patient_id,
+            )
+            for a in alerts
+        ]
         patient_ref = dict(s.execute(select(Patient.id, Patient.reference)).all())
-        severity = {sid: sev or "none" for sid, sev in s.execute(
-            select(InboundMessage.message_sid, InboundMessage.severity))}
+        severity = {
+            sid: sev or "none"
+            for sid, sev in s.execute(select(InboundMessage.message_sid, InboundMessage.severity))
+        }
 
     for persona in PERSONAS:
         convo = sorted(sim.conversations[persona.mrn], key=lambda e: e.at)
         outs = sum(1 for e in convo if e.direction == "out")
         ins = sum(1 for e in convo if e.direction == "in")
-        w(f"\n== {persona.first_name} ({refs.get(persona.mrn)}), {persona.procedure}, "
-          f"{persona.language}, {persona.channel}: {outs} messages out, {ins} replies ==\n")
+        w(
+            f"\n== {persona.first_name} ({refs.get(persona.mrn)}), {persona.procedure}, "
+            f"{persona.language}, {persona.channel}: {outs} messages out, {ins} replies ==\n"
+        )
         shown = _notable(convo, severity)
         for e in shown:
             when = e.at.astimezone(tz).strftime("%b %d %H:%M")
@@ -431,25 +552,35 @@ def _report(sim: Simulation, services: Any, mail: MailCatcher, planned: int, sta
     by_severity: Counter[str] = Counter()
     for aid, kind, severity, flags, status, level, opened, acked, pid in alert_rows:
         by_severity[severity] += 1
-        w(f"  #{aid} {severity.upper():<9} {kind:<16} {patient_ref.get(pid)} flags={','.join(flags) or '-'} "
-          f"opened {opened.astimezone(tz):%b %d %H:%M}, {status}"
-          f"{f' at {acked.astimezone(tz):%H:%M}' if acked else ''}, escalation level {level}\n")
+        w(
+            f"  #{aid} {severity.upper():<9} {kind:<16} {patient_ref.get(pid)} flags={','.join(flags) or '-'} "
+            f"opened {opened.astimezone(tz):%b %d %H:%M}, {status}"
+            f"{f' at {acked.astimezone(tz):%H:%M}' if acked else ''}, escalation level {level}\n"
+        )
     for at, alert_id, status in sim.acks:
-        w(f"  nurse acknowledged #{alert_id} from the emailed page at {at.astimezone(tz):%b %d %H:%M} "
-          f"(HTTP {status}); its escalation stopped\n")
+        w(
+            f"  nurse acknowledged #{alert_id} from the emailed page at {at.astimezone(tz):%b %d %H:%M} "
+            f"(HTTP {status}); its escalation stopped\n"
+        )
     emails = mail.received
     patients = {p.email for p in PERSONAS if p.email}
     nurse_mail = [m for m in emails if not set(m.to) & patients]
     patient_mail = [m for m in emails if m not in nurse_mail]
-    w(f"\n== Email captured by the local SMTP server: {len(emails)} "
-      f"({len(patient_mail)} to patients, {len(nurse_mail)} to the care team) ==\n")
+    w(
+        f"\n== Email captured by the local SMTP server: {len(emails)} "
+        f"({len(patient_mail)} to patients, {len(nurse_mail)} to the care team) ==\n"
+    )
     digests = [m for m in nurse_mail if m.subject.startswith("Daily digest")]
     for m in nurse_mail:
         if m not in digests:
             w(f"  to {', '.join(m.to)}: {m.subject}\n")
     if digests:
         w(f"  ... and {len(digests)} daily digests, the last: {digests[-1].subject}\n")
-    alert_mail = [m for m in nurse_mail if m.subject.upper().startswith(("EMERGENCY", "URGENT", "[EMERGENCY", "[URGENT"))]
+    alert_mail = [
+        m
+        for m in nurse_mail
+        if m.subject.upper().startswith(("EMERGENCY", "URGENT", "[EMERGENCY", "[URGENT"))
+    ]
     if alert_mail:
         w("\n-- the first emergency/urgent alert email, as the nurse reads it --\n")
         w(alert_mail[0].text()[:2500] + "\n")
@@ -462,8 +593,9 @@ def _report(sim: Simulation, services: Any, mail: MailCatcher, planned: int, sta
         "messages_skipped": int(statuses.get("skipped", 0)),
         "messages_cancelled": int(statuses.get("cancelled", 0)),
         "messages_pending": int(statuses.get("pending", 0)),
-        "messages_other": {k: int(v) for k, v in statuses.items()
-                           if k not in ("sent", "skipped", "cancelled", "pending")},
+        "messages_other": {
+            k: int(v) for k, v in statuses.items() if k not in ("sent", "skipped", "cancelled", "pending")
+        },
         "reminders_sent": int(reminders),
         "follow_up_questions": int(followups),
         "staff_notifications_sent": int(staff_sent),

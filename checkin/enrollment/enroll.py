@@ -16,9 +16,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from checkin.core.schedule import CHANNEL_PREFERENCES, KNOWN_ATTRIBUTES, LANGUAGES, Schedule
+from checkin.core.schedule import Enrollment as PlanInput
+from checkin.core.schedule.model import PlannedMessage
+from checkin.core.timeline import plan
+from checkin.enrollment.phones import normalize_phone
+from checkin.errors import EnrollmentError
 from checkin.store import audit
 from checkin.store.bulk import insert_outbox_rows
-from checkin.errors import EnrollmentError
+from checkin.store.db import rowcount
 from checkin.store.models import (
     OUTBOX_CANCELLED,
     OUTBOX_HELD,
@@ -29,11 +35,6 @@ from checkin.store.models import (
     OutboxMessage,
     Patient,
 )
-from checkin.enrollment.phones import normalize_phone
-from checkin.core.schedule import CHANNEL_PREFERENCES, KNOWN_ATTRIBUTES, LANGUAGES, Schedule
-from checkin.core.schedule import Enrollment as PlanInput
-from checkin.core.schedule.model import PlannedMessage
-from checkin.core.timeline import plan
 
 _REF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud on the phone
 
@@ -58,14 +59,28 @@ class EnrollRequest:
     care_team: str | None = None
 
 
-FIELDS = ("mrn", "first_name", "phone", "email", "procedure", "surgery_date", "timezone",
-          "language", "smoker", "channel", "attributes")
+FIELDS = (
+    "mrn",
+    "first_name",
+    "phone",
+    "email",
+    "procedure",
+    "surgery_date",
+    "timezone",
+    "language",
+    "smoker",
+    "channel",
+    "attributes",
+)
 _TRUE = {"1", "true", "yes", "y", "x", "si", "sí"}
 _FALSE = {"", "0", "false", "no", "n"}
 
 
 def parse_request(
-    raw: Mapping[str, Any], *, schedules: Mapping[str, Schedule], default_region: str,
+    raw: Mapping[str, Any],
+    *,
+    schedules: Mapping[str, Schedule],
+    default_region: str,
     default_timezone: str,
 ) -> EnrollRequest:
     """Turn user-typed fields (CLI options or a CSV row) into a valid request.
@@ -139,7 +154,11 @@ def parse_request(
         elif flag not in _FALSE:
             raise EnrollmentError("smoker", f"{smoker!r} is not yes or no")
     extra = raw.get("attributes")
-    names = extra if isinstance(extra, (list, tuple, set, frozenset)) else str(extra or "").replace(";", ",").split(",")
+    names = (
+        extra
+        if isinstance(extra, (list, tuple, set, frozenset))
+        else str(extra or "").replace(";", ",").split(",")
+    )
     for name in names:
         name = str(name).strip()
         if not name:
@@ -150,18 +169,30 @@ def parse_request(
         attributes.add(name)
 
     return EnrollRequest(
-        mrn=mrn, first_name=first_name, phone=phone, email=email, procedure=procedure,
-        surgery_date=surgery, timezone=tz, language=language, channel=channel,
-        attributes=frozenset(attributes), care_team=schedules[procedure].care_team,
+        mrn=mrn,
+        first_name=first_name,
+        phone=phone,
+        email=email,
+        procedure=procedure,
+        surgery_date=surgery,
+        timezone=tz,
+        language=language,
+        channel=channel,
+        attributes=frozenset(attributes),
+        care_team=schedules[procedure].care_team,
     )
 
 
 def plan_input(enrollment_id: int, req: EnrollRequest) -> PlanInput:
     return PlanInput(
-        id=enrollment_id, surgery_date=req.surgery_date, timezone=req.timezone,
+        id=enrollment_id,
+        surgery_date=req.surgery_date,
+        timezone=req.timezone,
         language=req.language,  # type: ignore[arg-type]
         channel=req.channel,  # type: ignore[arg-type]
-        attributes=req.attributes, has_email=req.email is not None, has_phone=req.phone is not None,
+        attributes=req.attributes,
+        has_email=req.email is not None,
+        has_phone=req.phone is not None,
     )
 
 
@@ -207,8 +238,12 @@ class EnrollResult:
 
 
 def enroll_many(
-    session: Session, requests: Sequence[EnrollRequest], *, schedules: Mapping[str, Schedule],
-    now: datetime, actor: str = "system",
+    session: Session,
+    requests: Sequence[EnrollRequest],
+    *,
+    schedules: Mapping[str, Schedule],
+    now: datetime,
+    actor: str = "system",
 ) -> EnrollResult:
     """Enroll every request and plan its timeline into the outbox.
 
@@ -251,17 +286,31 @@ def enroll_many(
     latest: dict[str, EnrollRequest] = {r.mrn: r for r in requests}
     for mrn, req in latest.items():
         values = {
-            "first_name": req.first_name, "phone": req.phone, "email": req.email,
-            "email_consent": req.email is not None, "language": req.language, "timezone": req.timezone,
+            "first_name": req.first_name,
+            "phone": req.phone,
+            "email": req.email,
+            "email_consent": req.email is not None,
+            "language": req.language,
+            "timezone": req.timezone,
         }
         if mrn in existing:
             session.execute(update(Patient).where(Patient.id == existing[mrn][0]).values(**values))
         else:
-            new_patients.append({"mrn": mrn, "reference": new_reference(), "sms_opted_out": False,
-                                 "phone_status": "ok", "created_at": now, **values})
+            new_patients.append(
+                {
+                    "mrn": mrn,
+                    "reference": new_reference(),
+                    "sms_opted_out": False,
+                    "phone_status": "ok",
+                    "created_at": now,
+                    **values,
+                }
+            )
     for chunk in _chunks(new_patients, 1000):
         rows = session.execute(
-            insert(Patient).returning(Patient.id, Patient.mrn, Patient.reference, sort_by_parameter_order=True),
+            insert(Patient).returning(
+                Patient.id, Patient.mrn, Patient.reference, sort_by_parameter_order=True
+            ),
             chunk,
         )
         for pid, mrn, ref in rows:
@@ -270,17 +319,24 @@ def enroll_many(
 
     enrollment_rows = [
         {
-            "patient_id": existing[r.mrn][0], "procedure": r.procedure,
-            "schedule_version": schedules[r.procedure].version, "surgery_date": r.surgery_date,
-            "attributes": sorted(r.attributes), "channel": r.channel, "care_team": r.care_team,
-            "status": "active", "created_at": now,
+            "patient_id": existing[r.mrn][0],
+            "procedure": r.procedure,
+            "schedule_version": schedules[r.procedure].version,
+            "surgery_date": r.surgery_date,
+            "attributes": sorted(r.attributes),
+            "channel": r.channel,
+            "care_team": r.care_team,
+            "status": "active",
+            "created_at": now,
         }
         for r in requests
     ]
     enrollment_ids: list[int] = []
     for chunk in _chunks(enrollment_rows, 1000):
         enrollment_ids.extend(
-            session.execute(insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True), chunk).scalars()
+            session.execute(
+                insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True), chunk
+            ).scalars()
         )
     result.enrollments = len(enrollment_ids)
     result.enrollment_ids = enrollment_ids
@@ -291,16 +347,34 @@ def enroll_many(
     batch: list[dict[str, Any]] = []
     for req, eid in zip(requests, enrollment_ids, strict=True):
         pin = plan_input(0, req)
-        ck = (req.procedure, pin.surgery_date, pin.timezone, pin.language, pin.channel,
-              pin.attributes, pin.has_email, pin.has_phone)
+        ck = (
+            req.procedure,
+            pin.surgery_date,
+            pin.timezone,
+            pin.language,
+            pin.channel,
+            pin.attributes,
+            pin.has_email,
+            pin.has_phone,
+        )
         planned = cache.get(ck)
         if planned is None:
-            planned = cache[ck] = [_planned_values(m, now) for m in plan(schedules[req.procedure], pin, now=now)]
+            planned = cache[ck] = [
+                _planned_values(m, now) for m in plan(schedules[req.procedure], pin, now=now)
+            ]
         pid, ref = existing[req.mrn]
         batch.extend(_stamp(values, eid, pid) for values in planned)
-        audit.record(session, at=now, actor=actor, action="enrollment.created", patient_ref=ref,
-                     subject=f"enrollment:{eid}", procedure=req.procedure,
-                     schedule_version=schedules[req.procedure].version, planned=len(planned))
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="enrollment.created",
+            patient_ref=ref,
+            subject=f"enrollment:{eid}",
+            procedure=req.procedure,
+            schedule_version=schedules[req.procedure].version,
+            planned=len(planned),
+        )
         if len(batch) >= 5000:
             insert_outbox_rows(session, batch)
             result.planned += len(batch)
@@ -311,8 +385,14 @@ def enroll_many(
     return result
 
 
-def enroll(session: Session, req: EnrollRequest, *, schedules: Mapping[str, Schedule], now: datetime,
-           actor: str = "system") -> EnrollResult:
+def enroll(
+    session: Session,
+    req: EnrollRequest,
+    *,
+    schedules: Mapping[str, Schedule],
+    now: datetime,
+    actor: str = "system",
+) -> EnrollResult:
     return enroll_many(session, [req], schedules=schedules, now=now, actor=actor)
 
 
@@ -325,10 +405,14 @@ def _active_enrollments(session: Session, mrn: str, procedure: str | None) -> li
         query = query.where(Enrollment.procedure == procedure)
     found = list(session.scalars(query))
     if not found:
-        raise EnrollmentError("mrn", f"MRN {mrn!r} has no active enrollment" + (f" on {procedure}" if procedure else ""))
+        raise EnrollmentError(
+            "mrn", f"MRN {mrn!r} has no active enrollment" + (f" on {procedure}" if procedure else "")
+        )
     if len(found) > 1:
         names = ", ".join(e.procedure for e in found)
-        raise EnrollmentError("procedure", f"MRN {mrn!r} is enrolled on several procedures ({names}); name one")
+        raise EnrollmentError(
+            "procedure", f"MRN {mrn!r} is enrolled on several procedures ({names}); name one"
+        )
     return found
 
 
@@ -341,8 +425,14 @@ class RescheduleResult:
 
 
 def reschedule(
-    session: Session, mrn: str, surgery_date: date, *, schedules: Mapping[str, Schedule], now: datetime,
-    procedure: str | None = None, actor: str = "system",
+    session: Session,
+    mrn: str,
+    surgery_date: date,
+    *,
+    schedules: Mapping[str, Schedule],
+    now: datetime,
+    procedure: str | None = None,
+    actor: str = "system",
 ) -> RescheduleResult:
     """Move the surgery date and recompute every message not yet sent.
 
@@ -358,14 +448,20 @@ def reschedule(
     old_date = enrollment.surgery_date
     enrollment.surgery_date = surgery_date
     pin = PlanInput(
-        id=enrollment.id, surgery_date=surgery_date, timezone=patient.timezone,
+        id=enrollment.id,
+        surgery_date=surgery_date,
+        timezone=patient.timezone,
         language=patient.language,  # type: ignore[arg-type]
         channel=enrollment.channel,  # type: ignore[arg-type]
-        attributes=frozenset(enrollment.attributes), has_email=patient.email is not None,
+        attributes=frozenset(enrollment.attributes),
+        has_email=patient.email is not None,
         has_phone=patient.phone is not None,
     )
     planned = {m.key: m for m in plan(schedule, pin, now=now)}
-    rows = {r.key: r for r in session.scalars(select(OutboxMessage).where(OutboxMessage.enrollment_id == enrollment.id))}
+    rows = {
+        r.key: r
+        for r in session.scalars(select(OutboxMessage).where(OutboxMessage.enrollment_id == enrollment.id))
+    }
     result = RescheduleResult()
     revivable = (*OUTBOX_UNSENT, OUTBOX_CANCELLED, OUTBOX_SKIPPED)
     for key, row in rows.items():
@@ -393,26 +489,50 @@ def reschedule(
     if new:
         insert_outbox_rows(session, new)
     result.added = len(new)
-    audit.record(session, at=now, actor=actor, action="enrollment.rescheduled", patient_ref=patient.reference,
-                 subject=f"enrollment:{enrollment.id}", old_date=old_date.isoformat(),
-                 new_date=surgery_date.isoformat(), updated=result.updated, added=result.added,
-                 cancelled=result.cancelled)
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="enrollment.rescheduled",
+        patient_ref=patient.reference,
+        subject=f"enrollment:{enrollment.id}",
+        old_date=old_date.isoformat(),
+        new_date=surgery_date.isoformat(),
+        updated=result.updated,
+        added=result.added,
+        cancelled=result.cancelled,
+    )
     return result
 
 
-def withdraw(session: Session, mrn: str, *, now: datetime, procedure: str | None = None,
-             actor: str = "system", reason: str = "withdrawn") -> int:
+def withdraw(
+    session: Session,
+    mrn: str,
+    *,
+    now: datetime,
+    procedure: str | None = None,
+    actor: str = "system",
+    reason: str = "withdrawn",
+) -> int:
     """End the enrollment and cancel its unsent messages; returns how many were cancelled."""
     (enrollment,) = _active_enrollments(session, mrn, procedure)
     enrollment.status, enrollment.withdrawn_at = "withdrawn", now
-    cancelled = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.enrollment_id == enrollment.id, OutboxMessage.status.in_(OUTBOX_UNSENT))
-        .values(status=OUTBOX_CANCELLED, status_reason=reason[:200], updated_at=now)
-    ).rowcount
-    audit.record(session, at=now, actor=actor, action="enrollment.withdrawn",
-                 patient_ref=enrollment.patient.reference, subject=f"enrollment:{enrollment.id}",
-                 cancelled=cancelled)
+    cancelled = rowcount(
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.enrollment_id == enrollment.id, OutboxMessage.status.in_(OUTBOX_UNSENT))
+            .values(status=OUTBOX_CANCELLED, status_reason=reason[:200], updated_at=now)
+        )
+    )
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="enrollment.withdrawn",
+        patient_ref=enrollment.patient.reference,
+        subject=f"enrollment:{enrollment.id}",
+        cancelled=cancelled,
+    )
     return int(cancelled)
 
 

@@ -12,13 +12,24 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from checkin.core.schedule import Schedule
 from checkin.enrollment.enroll import EnrollRequest, EnrollResult, enroll_many, parse_request
 from checkin.errors import EnrollmentError, ImportRowError
 from checkin.store.models import Enrollment, Patient
-from checkin.core.schedule import Schedule
 
-COLUMNS = ("mrn", "first_name", "phone", "email", "procedure", "surgery_date", "timezone",
-           "language", "smoker", "channel", "attributes")
+COLUMNS = (
+    "mrn",
+    "first_name",
+    "phone",
+    "email",
+    "procedure",
+    "surgery_date",
+    "timezone",
+    "language",
+    "smoker",
+    "channel",
+    "attributes",
+)
 REQUIRED = ("mrn", "first_name", "procedure", "surgery_date")
 
 
@@ -63,8 +74,15 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
 
 
 def import_csv(
-    session: Session, path: Path, *, schedules: Mapping[str, Schedule], default_region: str,
-    default_timezone: str, now: datetime, skip_bad_rows: bool = False, actor: str = "system",
+    session: Session,
+    path: Path,
+    *,
+    schedules: Mapping[str, Schedule],
+    default_region: str,
+    default_timezone: str,
+    now: datetime,
+    skip_bad_rows: bool = False,
+    actor: str = "system",
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Validate every row, then enroll; with any bad row nothing is written unless skip_bad_rows."""
@@ -82,14 +100,17 @@ def import_csv(
             report.errors.append(ImportRowError(line, "-", row["__width__"]))
             continue
         try:
-            req = parse_request(row, schedules=schedules, default_region=default_region,
-                                default_timezone=default_timezone)
+            req = parse_request(
+                row, schedules=schedules, default_region=default_region, default_timezone=default_timezone
+            )
         except EnrollmentError as e:
             report.errors.append(ImportRowError(line, e.field, e.problem))
             continue
         key = (req.mrn, req.procedure)
         if key in first_line:
-            report.errors.append(ImportRowError(line, "mrn", f"{req.mrn!r} is already on line {first_line[key]}"))
+            report.errors.append(
+                ImportRowError(line, "mrn", f"{req.mrn!r} is already on line {first_line[key]}")
+            )
             continue
         first_line[key] = line
         good.append((line, req))
@@ -100,7 +121,9 @@ def import_csv(
     kept = []
     for line, req in good:
         if (req.mrn, req.procedure) in enrolled:
-            report.errors.append(ImportRowError(line, "mrn", f"{req.mrn!r} is already enrolled on {req.procedure}"))
+            report.errors.append(
+                ImportRowError(line, "mrn", f"{req.mrn!r} is already enrolled on {req.procedure}")
+            )
         else:
             kept.append(req)
     report.errors.sort(key=lambda e: e.line)

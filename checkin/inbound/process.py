@@ -44,9 +44,9 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from checkin.alerts import lifecycle as alerts
-from checkin.core import keywords
-from checkin.core import replies
 from checkin.config import Settings
+from checkin.content.render import Renderer
+from checkin.core import keywords, replies
 from checkin.errors import TemplateError
 from checkin.store.models import (
     OUTBOX_HELD,
@@ -59,7 +59,6 @@ from checkin.store.models import (
     OutboxMessage,
     Patient,
 )
-from checkin.content.render import Renderer
 
 if TYPE_CHECKING:
     from checkin.app.bootstrap import Services
@@ -114,8 +113,14 @@ def default_assess() -> Assess:
     return assess
 
 
-def handle_sms(services: Services, msg: InboundSms, now: datetime, *, assess: Assess | None = None,
-               write_lock: AbstractContextManager[Any] | None = None) -> InboundResult:
+def handle_sms(
+    services: Services,
+    msg: InboundSms,
+    now: datetime,
+    *,
+    assess: Assess | None = None,
+    write_lock: AbstractContextManager[Any] | None = None,
+) -> InboundResult:
     """``process`` in its own transaction (committed on return).
 
     ``write_lock``: on SQLite the web app passes one process-wide lock, so its threads queue
@@ -123,8 +128,9 @@ def handle_sms(services: Services, msg: InboundSms, now: datetime, *, assess: As
     sleeps in steps of up to 100 ms and so turns a 2 ms wait into a 100 ms one. Other processes
     (the worker) still meet the busy timeout, as R6b requires."""
     with write_lock or nullcontext(), services.sessions.begin() as session:
-        return process(session, msg, now=now, settings=services.settings, renderer=services.renderer,
-                       assess=assess)
+        return process(
+            session, msg, now=now, settings=services.settings, renderer=services.renderer, assess=assess
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,7 +143,9 @@ def storable(body: str) -> str:
 _INBOUND = cast(Table, InboundMessage.__table__)
 # Built once: constructing a statement costs more than running it on SQLite (profiled).
 _INSERT_ONCE = {
-    name: dialect.insert(_INBOUND).on_conflict_do_nothing(index_elements=["message_sid"]).returning(_INBOUND.c.id)
+    name: dialect.insert(_INBOUND)
+    .on_conflict_do_nothing(index_elements=["message_sid"])
+    .returning(_INBOUND.c.id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 _PATIENTS = (
@@ -147,17 +155,28 @@ _PATIENTS = (
 )
 _BY_PHONE = _PATIENTS.where(Patient.phone == bindparam("phone"))
 _BY_ID = _PATIENTS.where(Patient.id == bindparam("patient_id"))
-_LOCKED = {id(q): q.with_for_update(of=Patient).execution_options(populate_existing=True) for q in (_BY_PHONE, _BY_ID)}
+_LOCKED = {
+    id(q): q.with_for_update(of=Patient).execution_options(populate_existing=True)
+    for q in (_BY_PHONE, _BY_ID)
+}
 _OPEN_QUESTIONS = select(
-    OutboxMessage.id, OutboxMessage.ask, OutboxMessage.sent_at, OutboxMessage.step_id, OutboxMessage.enrollment_id,
+    OutboxMessage.id,
+    OutboxMessage.ask,
+    OutboxMessage.sent_at,
+    OutboxMessage.step_id,
+    OutboxMessage.enrollment_id,
 ).where(
-    OutboxMessage.patient_id == bindparam("patient_id"), OutboxMessage.ask.is_not(None),
-    OutboxMessage.status == OUTBOX_SENT, OutboxMessage.answered_at.is_(None),
-    OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at >= bindparam("since"),
+    OutboxMessage.patient_id == bindparam("patient_id"),
+    OutboxMessage.ask.is_not(None),
+    OutboxMessage.status == OUTBOX_SENT,
+    OutboxMessage.answered_at.is_(None),
+    OutboxMessage.sent_at.is_not(None),
+    OutboxMessage.sent_at >= bindparam("since"),
 )
 _OUTBOX = cast(Table, OutboxMessage.__table__)
 _ANSWER = (
-    update(_OUTBOX).where(_OUTBOX.c.id == bindparam("question_id"), _OUTBOX.c.answered_at.is_(None))
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("question_id"), _OUTBOX.c.answered_at.is_(None))
     .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
 )
 # The same question sent on both channels (a patient who chose "both"): an answer on one
@@ -166,21 +185,33 @@ _SIBLING = _OUTBOX.alias("sibling")
 _ANSWER_SIBLINGS = (
     update(_OUTBOX)
     .where(
-        _OUTBOX.c.answered_at.is_(None), _OUTBOX.c.ask.is_not(None),
-        _OUTBOX.c.enrollment_id == select(_SIBLING.c.enrollment_id).where(_SIBLING.c.id == bindparam("question_id"))
+        _OUTBOX.c.answered_at.is_(None),
+        _OUTBOX.c.ask.is_not(None),
+        _OUTBOX.c.enrollment_id
+        == select(_SIBLING.c.enrollment_id)
+        .where(_SIBLING.c.id == bindparam("question_id"))
         .scalar_subquery(),
-        _OUTBOX.c.step_id == select(_SIBLING.c.step_id).where(_SIBLING.c.id == bindparam("question_id"))
-        .scalar_subquery(),
-        _OUTBOX.c.occurrence == select(_SIBLING.c.occurrence).where(_SIBLING.c.id == bindparam("question_id"))
-        .scalar_subquery(),
+        _OUTBOX.c.step_id
+        == select(_SIBLING.c.step_id).where(_SIBLING.c.id == bindparam("question_id")).scalar_subquery(),
+        _OUTBOX.c.occurrence
+        == select(_SIBLING.c.occurrence).where(_SIBLING.c.id == bindparam("question_id")).scalar_subquery(),
     )
     .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
 )
 _AUDIT = cast(Table, AuditEvent.__table__)
-_RESULT_FIELDS = ("patient_id", "enrollment_id", "outbox_id", "keyword", "severity", "flags", "assessment",
-                  "processed_at")
+_RESULT_FIELDS = (
+    "patient_id",
+    "enrollment_id",
+    "outbox_id",
+    "keyword",
+    "severity",
+    "flags",
+    "assessment",
+    "processed_at",
+)
 _SAVE_RESULT = (
-    update(_INBOUND).where(_INBOUND.c.id == bindparam("inbound_id"))
+    update(_INBOUND)
+    .where(_INBOUND.c.id == bindparam("inbound_id"))
     .values(**{f: bindparam(f"v_{f}") for f in _RESULT_FIELDS})
 )
 
@@ -199,14 +230,27 @@ def insert_once(session: Session, msg: InboundSms, now: datetime) -> int | None:
     """Insert the inbound row unless its ``message_sid`` exists; the new id, or None."""
     conn = session.connection()
     stmt = _INSERT_ONCE.get(conn.dialect.name, _INSERT_ONCE["sqlite"])
-    return conn.execute(stmt, {
-        "message_sid": msg.message_sid, "channel": msg.channel, "from_phone": msg.from_phone,
-        "body": storable(msg.body), "flags": [], "received_at": now, "outbox_id": msg.outbox_id,
-    }).scalar()
+    return conn.execute(
+        stmt,
+        {
+            "message_sid": msg.message_sid,
+            "channel": msg.channel,
+            "from_phone": msg.from_phone,
+            "body": storable(msg.body),
+            "flags": [],
+            "received_at": now,
+            "outbox_id": msg.outbox_id,
+        },
+    ).scalar()
 
 
 def process(
-    session: Session, msg: InboundSms, *, now: datetime, settings: Settings, renderer: Renderer,
+    session: Session,
+    msg: InboundSms,
+    *,
+    now: datetime,
+    settings: Settings,
+    renderer: Renderer,
     assess: Assess | None = None,
 ) -> InboundResult:
     """Process ``msg`` inside the caller's transaction (see the module docstring)."""
@@ -217,8 +261,17 @@ def process(
     # The row's outcome is collected on a transient (never added) object and written with one
     # UPDATE in ``_reply``: cheaper than the ORM's unit of work, which matters at 200 replies/s.
     inbound = InboundMessage(
-        id=inbound_id, message_sid=msg.message_sid, channel=msg.channel, patient_id=None, enrollment_id=None,
-        outbox_id=msg.outbox_id, keyword=None, severity=None, flags=[], assessment=None, processed_at=now,
+        id=inbound_id,
+        message_sid=msg.message_sid,
+        channel=msg.channel,
+        patient_id=None,
+        enrollment_id=None,
+        outbox_id=msg.outbox_id,
+        keyword=None,
+        severity=None,
+        flags=[],
+        assessment=None,
+        processed_at=now,
     )
     ctx = _Ctx(session, inbound, msg, now, settings, renderer, assess or default_assess())
     if msg.outbox_id is not None:
@@ -229,16 +282,32 @@ def process(
 class _Ctx:
     """One message's processing; methods share the session and the row."""
 
-    def __init__(self, session: Session, inbound: InboundMessage, msg: InboundSms, now: datetime,
-                 settings: Settings, renderer: Renderer, assess: Assess) -> None:
+    def __init__(
+        self,
+        session: Session,
+        inbound: InboundMessage,
+        msg: InboundSms,
+        now: datetime,
+        settings: Settings,
+        renderer: Renderer,
+        assess: Assess,
+    ) -> None:
         self.session, self.inbound, self.msg, self.now = session, inbound, msg, now
         self.settings, self.renderer, self.assess = settings, renderer, assess
         self._audit: list[dict[str, Any]] = []
 
     def audit(self, *, actor: str, action: str, patient_ref: str | None, **detail: Any) -> None:
         """Queue an audit row; ``_reply`` writes the queue in one INSERT (one round trip)."""
-        self._audit.append({"at": self.now, "actor": actor, "action": action, "patient_ref": patient_ref,
-                            "subject": f"inbound:{self.inbound.id}", "detail": detail})
+        self._audit.append(
+            {
+                "at": self.now,
+                "actor": actor,
+                "action": action,
+                "patient_ref": patient_ref,
+                "subject": f"inbound:{self.inbound.id}",
+                "detail": detail,
+            }
+        )
 
     # ---- entry points --------------------------------------------------------------------
     def sms(self) -> InboundResult:
@@ -265,11 +334,19 @@ class _Ctx:
         if row.enrollment_id is not None and (enrollment is None or enrollment.id != row.enrollment_id):
             enrollment = self.session.get(Enrollment, row.enrollment_id)
         kind = keywords.classify(self.msg.body)
-        question = (_Question(row.id, row.ask, row.step_id, row.enrollment_id)
-                    if row.ask and row.answered_at is None else None)
-        return self._content(patient, enrollment, question=question, question_fixed=True,
-                             optout_candidate=kind.optout_candidate or kind.keyword == keywords.Keyword.STOP,
-                             pause_sms=False)
+        question = (
+            _Question(row.id, row.ask, row.step_id, row.enrollment_id)
+            if row.ask and row.answered_at is None
+            else None
+        )
+        return self._content(
+            patient,
+            enrollment,
+            question=question,
+            question_fixed=True,
+            optout_candidate=kind.optout_candidate or kind.keyword == keywords.Keyword.STOP,
+            pause_sms=False,
+        )
 
     # ---- lookups -------------------------------------------------------------------------
     def _patients_by_phone(self, phone: str | None) -> list[tuple[Patient, Enrollment | None]]:
@@ -294,12 +371,20 @@ class _Ctx:
         since = self.now - replies.QUESTION_WINDOW
         rows = self.session.execute(_OPEN_QUESTIONS, {"patient_id": patient.id, "since": since}).all()
         picked = replies.pick_question(
-            (replies.OpenQuestion(r.id, r.ask or "general", r.sent_at, r.step_id == replies.FOLLOWUP_STEP)
-             for r in rows),
+            (
+                replies.OpenQuestion(r.id, r.ask or "general", r.sent_at, r.step_id == replies.FOLLOWUP_STEP)
+                for r in rows
+            ),
             now=self.now,
         )
-        return next((_Question(r.id, r.ask, r.step_id, r.enrollment_id) for r in rows
-                     if picked and r.id == picked.outbox_id), None)
+        return next(
+            (
+                _Question(r.id, r.ask, r.step_id, r.enrollment_id)
+                for r in rows
+                if picked and r.id == picked.outbox_id
+            ),
+            None,
+        )
 
     # ---- keywords ------------------------------------------------------------------------
     def _keyword(self, kind: keywords.Classification, patients: list[Patient]) -> InboundResult:
@@ -317,11 +402,16 @@ class _Ctx:
                 changed += self._opt_in(p)
         # A Spanish keyword gets a Spanish answer; otherwise the patient's language.
         language = "es" if kind.language == "es" else self._language(patients, fallback="en")
-        template = {keywords.Keyword.STOP: replies.REPLY_STOPPED, keywords.Keyword.START: replies.REPLY_STARTED,
-                    keywords.Keyword.HELP: replies.REPLY_HELP}[kw]
+        template = {
+            keywords.Keyword.STOP: replies.REPLY_STOPPED,
+            keywords.Keyword.START: replies.REPLY_STARTED,
+            keywords.Keyword.HELP: replies.REPLY_HELP,
+        }[kw]
         ref = patients[0].reference if len(patients) == 1 else None
         self._audit_in(ref, keyword=kw.value, matched=_match_kind(patients), rows_changed=changed)
-        return self._reply(template, language, ref, first_name=None, keyword=kw.value, matched=_match_kind(patients))
+        return self._reply(
+            template, language, ref, first_name=None, keyword=kw.value, matched=_match_kind(patients)
+        )
 
     def _rowcount(self, stmt: Any) -> int:
         result = cast("CursorResult[Any]", self.session.execute(stmt))
@@ -334,38 +424,67 @@ class _Ctx:
             patient.sms_opted_out_at = self.now
         held = self._rowcount(
             update(OutboxMessage)
-            .where(OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
-                   OutboxMessage.status == OUTBOX_PENDING)
+            .where(
+                OutboxMessage.patient_id == patient.id,
+                OutboxMessage.channel == "sms",
+                OutboxMessage.status == OUTBOX_PENDING,
+            )
             .values(status=OUTBOX_HELD, status_reason=f"opted out ({reason})"[:200], updated_at=self.now)
         )
-        self.audit(actor="patient", action="sms.opted_out", patient_ref=patient.reference, reason=reason,
-                   held=int(held))
+        self.audit(
+            actor="patient",
+            action="sms.opted_out",
+            patient_ref=patient.reference,
+            reason=reason,
+            held=int(held),
+        )
         return int(held)
 
     def _opt_in(self, patient: Patient) -> int:
         """SMS back on; held rows that can still go out become pending, expired ones skipped."""
         patient.sms_opted_out = False
         patient.sms_opted_out_at = None
-        base = (OutboxMessage.patient_id == patient.id, OutboxMessage.channel == "sms",
-                OutboxMessage.status == OUTBOX_HELD)
+        base = (
+            OutboxMessage.patient_id == patient.id,
+            OutboxMessage.channel == "sms",
+            OutboxMessage.status == OUTBOX_HELD,
+        )
         released = self._rowcount(
-            update(OutboxMessage).where(*base, OutboxMessage.expires_at > self.now)
+            update(OutboxMessage)
+            .where(*base, OutboxMessage.expires_at > self.now)
             .values(status=OUTBOX_PENDING, status_reason=None, updated_at=self.now)
         )
         expired = self._rowcount(
-            update(OutboxMessage).where(*base, OutboxMessage.expires_at <= self.now)
+            update(OutboxMessage)
+            .where(*base, OutboxMessage.expires_at <= self.now)
             .values(status=OUTBOX_SKIPPED, status_reason="expired while opted out", updated_at=self.now)
         )
-        self.audit(actor="patient", action="sms.opted_in", patient_ref=patient.reference,
-                   released=int(released), skipped=int(expired))
+        self.audit(
+            actor="patient",
+            action="sms.opted_in",
+            patient_ref=patient.reference,
+            released=int(released),
+            skipped=int(expired),
+        )
         return int(released)
 
     # ---- content -------------------------------------------------------------------------
-    def _content(self, patient: Patient, enrollment: Enrollment | None, *, question: _Question | None,
-                 question_fixed: bool = False, optout_candidate: bool, pause_sms: bool = True) -> InboundResult:
+    def _content(
+        self,
+        patient: Patient,
+        enrollment: Enrollment | None,
+        *,
+        question: _Question | None,
+        question_fixed: bool = False,
+        optout_candidate: bool,
+        pause_sms: bool = True,
+    ) -> InboundResult:
         if not question_fixed:
             question = self._open_question(patient)
-        if question is not None and question.enrollment_id not in (None, enrollment.id if enrollment else None):
+        if question is not None and question.enrollment_id not in (
+            None,
+            enrollment.id if enrollment else None,
+        ):
             enrollment = self.session.get(Enrollment, question.enrollment_id)
         context = question.ask if question else None
         assessment = self.assess(self.msg.body, context)
@@ -382,17 +501,27 @@ class _Ctx:
         # An alert opened (or raised) here is saved with ladder step 0 due now; the worker's next
         # dispatch tick composes and sends the care team's messages (``checkin.app.worker``), so the
         # patient's webhook never renders an email and a broken staff template cannot fail it.
-        change = alerts.raise_for_assessment(self.session, patient=patient, enrollment=enrollment,
-                                             inbound=inbound, assessment=assessment, now=self.now)
+        change = alerts.raise_for_assessment(
+            self.session,
+            patient=patient,
+            enrollment=enrollment,
+            inbound=inbound,
+            assessment=assessment,
+            now=self.now,
+        )
         if optout_candidate:
             if pause_sms:
                 self._opt_out(patient, reason="opt-out candidate")
-            alerts.open_contact_problem(self.session, patient=patient, reason="optout_candidate",
-                                        now=self.now, inbound=inbound)
+            alerts.open_contact_problem(
+                self.session, patient=patient, reason="optout_candidate", now=self.now, inbound=inbound
+            )
         choice = replies.choose_reply(
-            assessment, known=True,
+            assessment,
+            known=True,
             may_follow_up=not (question is not None and question.step_id == replies.FOLLOWUP_STEP),
-            template_exists=lambda name: self.renderer.exists(name, patient.language if patient.language in ("en", "es") else "en"),
+            template_exists=lambda name: self.renderer.exists(
+                name, patient.language if patient.language in ("en", "es") else "en"
+            ),
         )
         template = choice.template
         if optout_candidate and pause_sms and (template == replies.REPLY_THANKS or choice.follow_up):
@@ -401,23 +530,49 @@ class _Ctx:
         followup_id = None
         if choice.follow_up:
             followup_id = self._record_followup(patient, enrollment, template, context or "general")
-        self._audit_in(patient.reference, matched="patient", severity=inbound.severity, flags=inbound.flags,
-                       ambiguous=sorted(assessment.ambiguous), question=question.id if question else None,
-                       optout_candidate=optout_candidate)
+        self._audit_in(
+            patient.reference,
+            matched="patient",
+            severity=inbound.severity,
+            flags=inbound.flags,
+            ambiguous=sorted(assessment.ambiguous),
+            question=question.id if question else None,
+            optout_candidate=optout_candidate,
+        )
         return self._reply(
-            template, self._language([patient]), patient.reference, first_name=patient.first_name,
-            severity=inbound.severity, flags=tuple(inbound.flags), change=change,
-            outbox_id=question.id if question else None, followup_outbox_id=followup_id, matched="patient",
+            template,
+            self._language([patient]),
+            patient.reference,
+            first_name=patient.first_name,
+            severity=inbound.severity,
+            flags=tuple(inbound.flags),
+            change=change,
+            outbox_id=question.id if question else None,
+            followup_outbox_id=followup_id,
+            matched="patient",
         )
 
-    def _record_followup(self, patient: Patient, enrollment: Enrollment | None, template: str, ask: str) -> int:
+    def _record_followup(
+        self, patient: Patient, enrollment: Enrollment | None, template: str, ask: str
+    ) -> int:
         row = OutboxMessage(
-            key=f"followup:{self.inbound.id}", enrollment_id=enrollment.id if enrollment else None,
-            patient_id=patient.id, step_id=replies.FOLLOWUP_STEP, occurrence=0,
-            channel="email" if self.msg.channel == "web" else "sms", message=template, ask=ask,
-            urgent=True, due_at=self.now, expires_at=self.now, status=OUTBOX_SENT,
-            status_reason="sent as the webhook reply", attempts=1, sent_at=self.now,
-            created_at=self.now, updated_at=self.now,
+            key=f"followup:{self.inbound.id}",
+            enrollment_id=enrollment.id if enrollment else None,
+            patient_id=patient.id,
+            step_id=replies.FOLLOWUP_STEP,
+            occurrence=0,
+            channel="email" if self.msg.channel == "web" else "sms",
+            message=template,
+            ask=ask,
+            urgent=True,
+            due_at=self.now,
+            expires_at=self.now,
+            status=OUTBOX_SENT,
+            status_reason="sent as the webhook reply",
+            attempts=1,
+            sent_at=self.now,
+            created_at=self.now,
+            updated_at=self.now,
         )
         self.session.add(row)
         self.session.flush()
@@ -436,17 +591,32 @@ class _Ctx:
         severity = alerts.alert_severity(assessment) or "watch"
         last: alerts.AlertChange | None = None
         for p in enrolled:
-            last = alerts.open_contact_problem(self.session, patient=p, reason="shared_phone", now=self.now,
-                                               inbound=inbound, severity=severity)
+            last = alerts.open_contact_problem(
+                self.session,
+                patient=p,
+                reason="shared_phone",
+                now=self.now,
+                inbound=inbound,
+                severity=severity,
+            )
             if optout_candidate:
                 self._opt_out(p, reason="opt-out candidate")
         choice = replies.choose_reply(assessment, known=False, may_follow_up=False)
         # Language: the text's own, so "no puedo respirar" from an unknown number gets Spanish.
         language = assessment.language if assessment.language in ("en", "es") else "en"
-        self._audit_in(None, matched=matched, severity=inbound.severity, flags=inbound.flags,
-                       candidates=len(enrolled))
-        return self._reply(choice.template, language, None, first_name=None, severity=inbound.severity,
-                           flags=tuple(inbound.flags), change=last, matched=matched)
+        self._audit_in(
+            None, matched=matched, severity=inbound.severity, flags=inbound.flags, candidates=len(enrolled)
+        )
+        return self._reply(
+            choice.template,
+            language,
+            None,
+            first_name=None,
+            severity=inbound.severity,
+            flags=tuple(inbound.flags),
+            change=last,
+            matched=matched,
+        )
 
     # ---- replies and audit ---------------------------------------------------------------
     def _language(self, patients: Sequence[Patient], *, fallback: str = "en") -> str:
@@ -463,34 +633,69 @@ class _Ctx:
         try:
             return self.renderer.render_sms(template, language, ctx).text
         except TemplateError as exc:
-            log.error("reply template failed; sent the built-in text", extra={"template": template,
-                                                                             "problem": exc.problem})
+            log.error(
+                "reply template failed; sent the built-in text",
+                extra={"template": template, "problem": exc.problem},
+            )
             return replies.fallback_text(template, language)
 
-    def _reply(self, template: str, language: str, patient_ref: str | None, *, first_name: str | None,
-               change: alerts.AlertChange | None = None, **fields: Any) -> InboundResult:
+    def _reply(
+        self,
+        template: str,
+        language: str,
+        patient_ref: str | None,
+        *,
+        first_name: str | None,
+        change: alerts.AlertChange | None = None,
+        **fields: Any,
+    ) -> InboundResult:
         text = self._render(template, language, first_name)
-        self.audit(actor="system", action="reply.sent", patient_ref=patient_ref, template=template,
-                   language=language, channel=self.msg.channel)
+        self.audit(
+            actor="system",
+            action="reply.sent",
+            patient_ref=patient_ref,
+            template=template,
+            language=language,
+            channel=self.msg.channel,
+        )
         conn = self.session.connection()
-        conn.execute(_SAVE_RESULT, {"inbound_id": self.inbound.id,
-                                    **{f"v_{f}": getattr(self.inbound, f) for f in _RESULT_FIELDS}})
+        conn.execute(
+            _SAVE_RESULT,
+            {"inbound_id": self.inbound.id, **{f"v_{f}": getattr(self.inbound, f) for f in _RESULT_FIELDS}},
+        )
         conn.execute(insert(_AUDIT), self._audit)
         self._audit = []
-        log.info("inbound processed", extra={
-            "patient_ref": patient_ref, "inbound_id": self.inbound.id, "template": template,
-            "severity": fields.get("severity"), "alert_id": change.alert.id if change else None,
-        })
+        log.info(
+            "inbound processed",
+            extra={
+                "patient_ref": patient_ref,
+                "inbound_id": self.inbound.id,
+                "template": template,
+                "severity": fields.get("severity"),
+                "alert_id": change.alert.id if change else None,
+            },
+        )
         return InboundResult(
-            reply_text=text, reply_template=template, language=language, inbound_id=self.inbound.id,
-            patient_ref=patient_ref, alert_id=change.alert.id if change else None,
-            alert_opened=change.opened if change else False, renotify=change.renotify if change else False,
+            reply_text=text,
+            reply_template=template,
+            language=language,
+            inbound_id=self.inbound.id,
+            patient_ref=patient_ref,
+            alert_id=change.alert.id if change else None,
+            alert_opened=change.opened if change else False,
+            renotify=change.renotify if change else False,
             **fields,
         )
 
     def _audit_in(self, patient_ref: str | None, **detail: Any) -> None:
-        self.audit(actor="patient" if patient_ref else "unknown", action="inbound.received",
-                   patient_ref=patient_ref, channel=self.msg.channel, message_sid=self.msg.message_sid, **detail)
+        self.audit(
+            actor="patient" if patient_ref else "unknown",
+            action="inbound.received",
+            patient_ref=patient_ref,
+            channel=self.msg.channel,
+            message_sid=self.msg.message_sid,
+            **detail,
+        )
 
 
 def _match_kind(patients: Sequence[Patient]) -> str:

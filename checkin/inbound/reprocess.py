@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from checkin.inbound import process as inbound
-from checkin.store.models import InboundMessage
 from checkin.app.bootstrap import Services
+from checkin.inbound import process as inbound
+from checkin.store.db import rowcount
+from checkin.store.models import InboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -29,27 +30,47 @@ def reprocess_once(services: Services, now: datetime, *, limit: int = 50) -> int
     under its unique ``message_sid``, so only one transaction can re-create it."""
     with services.sessions() as session:
         rows = session.execute(
-            select(InboundMessage.id, InboundMessage.message_sid, InboundMessage.from_phone, InboundMessage.body,
-                   InboundMessage.channel, InboundMessage.outbox_id, InboundMessage.received_at)
+            select(
+                InboundMessage.id,
+                InboundMessage.message_sid,
+                InboundMessage.from_phone,
+                InboundMessage.body,
+                InboundMessage.channel,
+                InboundMessage.outbox_id,
+                InboundMessage.received_at,
+            )
             .where(InboundMessage.processed_at.is_(None), InboundMessage.received_at <= now - SETTLE)
-            .order_by(InboundMessage.received_at).limit(limit)).all()
+            .order_by(InboundMessage.received_at)
+            .limit(limit)
+        ).all()
     done = 0
     for row_id, sid, phone, body, channel, outbox_id, received_at in rows:
-        msg = inbound.InboundSms(message_sid=sid, from_phone=phone, body=body, channel=channel,
-                                 outbox_id=outbox_id)
+        msg = inbound.InboundSms(
+            message_sid=sid, from_phone=phone, body=body, channel=channel, outbox_id=outbox_id
+        )
         try:
             with services.sessions.begin() as session:
-                gone = session.execute(delete(InboundMessage).where(
-                    InboundMessage.id == row_id, InboundMessage.processed_at.is_(None))).rowcount
+                gone = rowcount(
+                    session.execute(
+                        delete(InboundMessage).where(
+                            InboundMessage.id == row_id, InboundMessage.processed_at.is_(None)
+                        )
+                    )
+                )
                 if not gone:
                     continue  # another worker took it
-                result = inbound.process(session, msg, now=now, settings=services.settings,
-                                         renderer=services.renderer)
+                result = inbound.process(
+                    session, msg, now=now, settings=services.settings, renderer=services.renderer
+                )
                 if result.inbound_id is not None:
-                    session.execute(update(InboundMessage).where(InboundMessage.id == result.inbound_id)
-                                    .values(received_at=received_at))
+                    session.execute(
+                        update(InboundMessage)
+                        .where(InboundMessage.id == result.inbound_id)
+                        .values(received_at=received_at)
+                    )
             done += 1
         except Exception as exc:  # noqa: BLE001 - keep it for the next pass, keep going
-            log.error("reprocessing a stored reply failed: %s", type(exc).__name__,
-                      extra={"inbound_id": row_id})
+            log.error(
+                "reprocessing a stored reply failed: %s", type(exc).__name__, extra={"inbound_id": row_id}
+            )
     return done

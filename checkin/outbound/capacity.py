@@ -56,9 +56,14 @@ def minutes(session: Session, *, channel: str, start: datetime, end: datetime) -
         bucket = func.strftime("%Y-%m-%d %H:%M", due)
     rows = session.execute(
         select(bucket.label("m"), func.count(), func.min(OutboxMessage.expires_at))
-        .where(OutboxMessage.status == OUTBOX_PENDING, OutboxMessage.channel == channel,
-               due < end, OutboxMessage.expires_at > start)
-        .group_by(bucket).order_by(bucket)
+        .where(
+            OutboxMessage.status == OUTBOX_PENDING,
+            OutboxMessage.channel == channel,
+            due < end,
+            OutboxMessage.expires_at > start,
+        )
+        .group_by(bucket)
+        .order_by(bucket)
     ).all()
     found: dict[datetime, Minute] = {}
     for raw, count, expiry in rows:
@@ -95,8 +100,7 @@ def needed_rate(load: list[Minute]) -> float:
     return high / 100
 
 
-def capacity_report(session: Session, settings: Settings, *, now: datetime, days: int
-                    ) -> list[str]:
+def capacity_report(session: Session, settings: Settings, *, now: datetime, days: int) -> list[str]:
     """Lines for the admin: pending load per channel, the busiest SMS minutes with how long
     each takes at ``settings.sms_rate``, and a verdict line starting ``Verdict: OK`` or
     ``Verdict: TOO SLOW``."""
@@ -106,8 +110,10 @@ def capacity_report(session: Session, settings: Settings, *, now: datetime, days
     email = minutes(session, channel="email", start=now, end=end)
     total_sms = sum(m.count for m in sms)
     lines = [
-        (f"Pending messages due {_fmt(now)} .. {_fmt(end)} UTC: {total_sms:,} SMS, "
-         f"{sum(m.count for m in email):,} email"),
+        (
+            f"Pending messages due {_fmt(now)} .. {_fmt(end)} UTC: {total_sms:,} SMS, "
+            f"{sum(m.count for m in email):,} email"
+        ),
         f"SMS sender {sender_key(settings, 'sms')} at {rate:g} msg/s ({rate * 60:g} per minute)",
     ]
     if not sms:
@@ -115,8 +121,9 @@ def capacity_report(session: Session, settings: Settings, *, now: datetime, days
         return lines
     replays = replay(sms, rate)
     busiest = sorted(sorted(replays, key=lambda r: -r.minute.count)[:TOP], key=lambda r: r.minute.at)
-    lines.append(f"Busiest minutes (UTC)      {'SMS':>7}  {'needs':>9}  {'last out':>9}  "
-                 f"{'first expiry':>12}")
+    lines.append(
+        f"Busiest minutes (UTC)      {'SMS':>7}  {'needs':>9}  {'last out':>9}  {'first expiry':>12}"
+    )
     for r in busiest:
         needs = timedelta(seconds=r.minute.count / rate)
         lines.append(
@@ -126,8 +133,10 @@ def capacity_report(session: Session, settings: Settings, *, now: datetime, days
         )
     if email:
         top = max(email, key=lambda m: m.count)
-        lines.append(f"Email: busiest minute {_fmt(top.at)} with {top.count:,} "
-                     "(no sender-side limit; the relay queues)")
+        lines.append(
+            f"Email: busiest minute {_fmt(top.at)} with {top.count:,} "
+            "(no sender-side limit; the relay queues)"
+        )
     late = [r for r in replays if not r.ok]
     worst = max(replays, key=lambda r: r.lag)
     if not late:

@@ -40,11 +40,17 @@ from checkin.store.outbox import insert_ignore
 log = logging.getLogger(__name__)
 
 RANK: dict[str, int] = {
-    "accepted": 0, "scheduled": 0, "queued": 0, "printed": 0,
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 0,
+    "printed": 0,
     "sending": 1,
     "sent": 2,
-    "delivered": 3, "read": 3, "partially_delivered": 3,
-    "undelivered": 4, "canceled": 4,
+    "delivered": 3,
+    "read": 3,
+    "partially_delivered": 3,
+    "undelivered": 4,
+    "canceled": 4,
     "failed": 5,
 }
 FAILED = frozenset({"failed", "undelivered"})
@@ -53,16 +59,16 @@ FAILED = frozenset({"failed", "undelivered"})
 CONTACT_PROBLEM_CODES = frozenset({"30003", "30005", "30006"})
 
 
-def rank_of(status: ColumnElement[str | None] | InstrumentedAttribute[str | None]
-            ) -> ColumnElement[int]:
+def rank_of(status: ColumnElement[str | None] | InstrumentedAttribute[str | None]) -> ColumnElement[int]:
     """SQL for the rank of a status column (-1 for statuses not in ``RANK``)."""
     return case(RANK, value=status, else_=-1)
 
 
 def rank_below(new_status: str) -> ColumnElement[bool]:
     """True for rows whose ``delivery_status`` ranks below ``new_status`` (or is unset)."""
-    return or_(OutboxMessage.delivery_status.is_(None),
-               rank_of(OutboxMessage.delivery_status) < RANK[new_status])
+    return or_(
+        OutboxMessage.delivery_status.is_(None), rank_of(OutboxMessage.delivery_status) < RANK[new_status]
+    )
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,14 @@ class StatusRecorded:
     alert_id: int | None = None  # a contact-problem alert opened by it
 
 
-def record_status(session: Session, provider_id: str, outbox_id: int | None, status: str,
-                  error_code: str | None, now: datetime) -> StatusRecorded:
+def record_status(
+    session: Session,
+    provider_id: str,
+    outbox_id: int | None,
+    status: str,
+    error_code: str | None,
+    now: datetime,
+) -> StatusRecorded:
     """Record one status callback in the caller's transaction (the caller commits).
 
     ``outbox_id`` comes from our callback URL and may be None (or wrong: it is caller input);
@@ -89,29 +101,52 @@ def record_status(session: Session, provider_id: str, outbox_id: int | None, sta
     code = (error_code or "").strip() or None
     row = _find_row(session, provider_id, outbox_id)
     new = insert_ignore(
-        session, DeliveryEvent,
-        {"provider_id": provider_id, "outbox_id": row.id if row is not None else None,
-         "status": status[:16], "error_code": code, "received_at": now},
+        session,
+        DeliveryEvent,
+        {
+            "provider_id": provider_id,
+            "outbox_id": row.id if row is not None else None,
+            "status": status[:16],
+            "error_code": code,
+            "received_at": now,
+        },
         ["provider_id", "status"],
     )
     if row is None:
-        log.info("status callback for an unknown message provider_id=%s status=%s",
-                 provider_id, status)
+        log.info("status callback for an unknown message provider_id=%s status=%s", provider_id, status)
         return StatusRecorded(new=new, outbox_id=None, delivery_status=None)
 
     if row.provider_id is None and row.status in (OUTBOX_SENDING, OUTBOX_IN_DOUBT, OUTBOX_PENDING):
         resolved = session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == row.id, OutboxMessage.provider_id.is_(None),
-                   OutboxMessage.status.in_((OUTBOX_SENDING, OUTBOX_IN_DOUBT, OUTBOX_PENDING)))
-            .values(status=OUTBOX_SENT, provider_id=provider_id, sent_at=now, claimed_by=None,
-                    lease_until=None, next_attempt_at=None, status_reason=None, updated_at=now)
+            .where(
+                OutboxMessage.id == row.id,
+                OutboxMessage.provider_id.is_(None),
+                OutboxMessage.status.in_((OUTBOX_SENDING, OUTBOX_IN_DOUBT, OUTBOX_PENDING)),
+            )
+            .values(
+                status=OUTBOX_SENT,
+                provider_id=provider_id,
+                sent_at=now,
+                claimed_by=None,
+                lease_until=None,
+                next_attempt_at=None,
+                status_reason=None,
+                updated_at=now,
+            )
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
         if resolved:
-            audit.record(session, at=now, actor="system", action="outbox.sent",
-                         patient_ref=_ref(session, row.patient_id), subject=f"outbox:{row.id}",
-                         provider_id=provider_id, via="status callback")
+            audit.record(
+                session,
+                at=now,
+                actor="system",
+                action="outbox.sent",
+                patient_ref=_ref(session, row.patient_id),
+                subject=f"outbox:{row.id}",
+                provider_id=provider_id,
+                via="status callback",
+            )
 
     if status in RANK:
         session.execute(
@@ -124,19 +159,22 @@ def record_status(session: Session, provider_id: str, outbox_id: int | None, sta
 
     alert_id = None
     if new and status in FAILED and code in CONTACT_PROBLEM_CODES and row.patient_id is not None:
-        alert_id = open_contact_problem(session, row.patient_id, row.enrollment_id, now=now,
-                                        reason=f"SMS {status} with error {code}")
+        alert_id = open_contact_problem(
+            session, row.patient_id, row.enrollment_id, now=now, reason=f"SMS {status} with error {code}"
+        )
     return StatusRecorded(new=new, outbox_id=row.id, delivery_status=current, alert_id=alert_id)
 
 
-def open_contact_problem(session: Session, patient_id: int, enrollment_id: int | None, *,
-                         now: datetime, reason: str) -> int | None:
+def open_contact_problem(
+    session: Session, patient_id: int, enrollment_id: int | None, *, now: datetime, reason: str
+) -> int | None:
     """Open a ``contact_problem`` alert (severity ``watch``) for the patient, or join the
     unresolved one (``checkin.alerts.lifecycle``, which owns alerts); returns the new alert's id, or None
     when it joined one. ``reason`` goes to the audit log and must hold no phone number or
     message text. The escalation sweep sends its notification (this caller has no renderer)."""
-    change = alerts.open_contact_problem_for(session, patient_id, enrollment_id, now=now,
-                                             reason="undeliverable", detail=reason)
+    change = alerts.open_contact_problem_for(
+        session, patient_id, enrollment_id, now=now, reason="undeliverable", detail=reason
+    )
     if change is None or not change.opened:
         return None
     log.warning("contact problem alert=%s ref=%s: %s", change.alert.id, _ref(session, patient_id), reason)
@@ -157,5 +195,12 @@ def _ref(session: Session, patient_id: int | None) -> str | None:
     return session.scalar(select(Patient.reference).where(Patient.id == patient_id))
 
 
-__all__ = ["CONTACT_PROBLEM_CODES", "RANK", "StatusRecorded", "open_contact_problem",
-           "rank_below", "rank_of", "record_status"]
+__all__ = [
+    "CONTACT_PROBLEM_CODES",
+    "RANK",
+    "StatusRecorded",
+    "open_contact_problem",
+    "rank_below",
+    "rank_of",
+    "record_status",
+]

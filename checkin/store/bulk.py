@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from checkin.store.models import OutboxMessage, sqlite_utc_text
 
-_TABLE = OutboxMessage.__table__
+_TABLE: Table = OutboxMessage.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
 
 
 def insert_outbox_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -28,6 +29,7 @@ def insert_outbox_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None
     columns = list(rows[0])
     conn = session.connection()
     if conn.dialect.name == "sqlite":
+
         def value(v: Any) -> Any:
             if isinstance(v, datetime):
                 return sqlite_utc_text(v)
@@ -35,11 +37,12 @@ def insert_outbox_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None
                 return int(v)
             return v
 
-        sql = f"INSERT INTO {_TABLE.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        sql = f"INSERT INTO {_TABLE.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608 - names from the model
         conn.exec_driver_sql(sql, [tuple(value(r[c]) for c in columns) for r in rows])
         return
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
+        assert raw is not None
         with raw.cursor() as cur, cur.copy(f"COPY {_TABLE.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for r in rows:
                 copy.write_row([r[c] for c in columns])

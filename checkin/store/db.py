@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Session, sessionmaker
 
 from checkin.errors import DatabaseNotReady
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (``Session.execute`` is typed as a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def make_engine(url: str, **kw: Any) -> Engine:

@@ -48,8 +48,10 @@ def sqlite_utc_text(value: datetime) -> str:
     # SQLite compares these as text, so every value must have the same shape (microseconds
     # always present), exactly as SQLAlchemy's own SQLite DATETIME writes them.
     u = value.astimezone(UTC)
-    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d} {u.hour:02d}:{u.minute:02d}:{u.second:02d}"
-            f".{u.microsecond:06d}")
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d} {u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond:06d}"
+    )
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -159,8 +161,12 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_status_due", "status", "due_at"),
         # Only sent rows have a provider id; a partial index costs nothing when planning.
-        Index("ix_outbox_provider_id", "provider_id", sqlite_where=text("provider_id IS NOT NULL"),
-              postgresql_where=text("provider_id IS NOT NULL")),
+        Index(
+            "ix_outbox_provider_id",
+            "provider_id",
+            sqlite_where=text("provider_id IS NOT NULL"),
+            postgresql_where=text("provider_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

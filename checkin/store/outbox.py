@@ -67,8 +67,7 @@ class Policy:
 DEFAULT_POLICY = Policy()
 
 
-def backoff(attempts: int, policy: Policy, rng: random.Random,
-            retry_after: float | None = None) -> timedelta:
+def backoff(attempts: int, policy: Policy, rng: random.Random, retry_after: float | None = None) -> timedelta:
     """Delay before the next attempt after ``attempts`` failed ones.
 
     Exponential with full jitter between ``backoff_base`` and ``base * 2**(attempts-1)``
@@ -84,6 +83,7 @@ def backoff(attempts: int, policy: Policy, rng: random.Random,
 
 # ---- claiming ------------------------------------------------------------------------------
 
+
 def due(now: datetime) -> ColumnElement[bool]:
     """Rows the dispatcher may claim at ``now``."""
     return and_(
@@ -98,9 +98,16 @@ def owned(worker_id: str) -> ColumnElement[bool]:
     return and_(OutboxMessage.status == OUTBOX_SENDING, OutboxMessage.claimed_by == worker_id)
 
 
-def claim(session: Session, now: datetime, *, worker_id: str, limit: int, lease: timedelta,
-          where: ColumnElement[bool] | None = None, values: Mapping[str, Any] | None = None,
-          ) -> list[int]:
+def claim(
+    session: Session,
+    now: datetime,
+    *,
+    worker_id: str,
+    limit: int,
+    lease: timedelta,
+    where: ColumnElement[bool] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> list[int]:
     """Claim up to ``limit`` rows matching ``where`` (default: due for sending), most urgent
     first, then oldest due; returns their ids. The caller commits at once.
 
@@ -144,9 +151,14 @@ def release(session: Session, ids: Sequence[int], *, worker_id: str, now: dateti
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(ids), owned(worker_id))
-        .values(status=OUTBOX_PENDING, claimed_by=None, lease_until=None,
-                # The claim counted an attempt (so attempts >= 1 here) that never happened.
-                attempts=OutboxMessage.attempts - 1, updated_at=now)
+        .values(
+            status=OUTBOX_PENDING,
+            claimed_by=None,
+            lease_until=None,
+            # The claim counted an attempt (so attempts >= 1 here) that never happened.
+            attempts=OutboxMessage.attempts - 1,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -165,6 +177,7 @@ def renew(session: Session, row_id: int, *, worker_id: str, now: datetime, lease
 
 
 # ---- workers -------------------------------------------------------------------------------
+
 
 def this_host() -> str:
     return socket.gethostname()[:128]
@@ -198,6 +211,7 @@ def live_workers(session: Session, now: datetime, stale_after: timedelta) -> dic
 
 # ---- sweeps --------------------------------------------------------------------------------
 
+
 def expire_stale(session: Session, now: datetime) -> int:
     """Mark unsent rows whose ``expires_at`` has passed ``skipped`` ("expired"), with one
     audit row each; returns how many. Never sends: a late reminder is worse than none."""
@@ -213,33 +227,57 @@ def expire_stale(session: Session, now: datetime) -> int:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(chunk), OutboxMessage.status.in_(OUTBOX_UNSENT))
-            .values(status=OUTBOX_SKIPPED, status_reason="expired", claimed_by=None,
-                    lease_until=None, updated_at=now)
+            .values(
+                status=OUTBOX_SKIPPED,
+                status_reason="expired",
+                claimed_by=None,
+                lease_until=None,
+                updated_at=now,
+            )
             .execution_options(synchronize_session=False)
         )
-    audit_many(session.connection(), now, "outbox.skipped", [(ref, oid) for oid, ref in rows], reason="expired")
+    audit_many(
+        session.connection(), now, "outbox.skipped", [(ref, oid) for oid, ref in rows], reason="expired"
+    )
     return len(ids)
 
 
-def audit_many(conn: Connection, now: datetime, action: str,
-               subjects: Iterable[tuple[str | None, int]], **detail: Any) -> None:
+def audit_many(
+    conn: Connection, now: datetime, action: str, subjects: Iterable[tuple[str | None, int]], **detail: Any
+) -> None:
     """One audit row per (patient reference, outbox id), inserted in one Core statement (the
     same rows ``audit.record`` writes, without an ORM flush: the dispatcher's hot path)."""
     from checkin.store.models import AuditEvent
 
-    values = [{"at": now, "actor": "system", "action": action, "patient_ref": ref,
-               "subject": f"outbox:{oid}", "detail": detail} for ref, oid in subjects]
+    values = [
+        {
+            "at": now,
+            "actor": "system",
+            "action": action,
+            "patient_ref": ref,
+            "subject": f"outbox:{oid}",
+            "detail": detail,
+        }
+        for ref, oid in subjects
+    ]
     if values:
         conn.execute(insert(cast(Table, AuditEvent.__table__)), values)
 
 
 def overdue_count(session: Session, now: datetime) -> int:
     """Pending rows already due at ``now`` and not yet expired: what a restarted worker owes."""
-    return int(session.scalar(
-        select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.status == OUTBOX_PENDING, OutboxMessage.due_at <= now,
-            OutboxMessage.expires_at > now)
-    ) or 0)
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(
+                OutboxMessage.status == OUTBOX_PENDING,
+                OutboxMessage.due_at <= now,
+                OutboxMessage.expires_at > now,
+            )
+        )
+        or 0
+    )
 
 
 # ---- shared writes -------------------------------------------------------------------------
@@ -260,11 +298,10 @@ def fit_provider_id(provider_id: str) -> str:
     import hashlib
 
     digest = hashlib.sha256(provider_id.encode()).hexdigest()[:12]
-    return f"{provider_id[:PROVIDER_ID_LENGTH - 13]}~{digest}"
+    return f"{provider_id[: PROVIDER_ID_LENGTH - 13]}~{digest}"
 
 
-def insert_ignore(session: Session, model: Any, values: Mapping[str, Any],
-                  conflict: Sequence[str]) -> bool:
+def insert_ignore(session: Session, model: Any, values: Mapping[str, Any], conflict: Sequence[str]) -> bool:
     """``INSERT … ON CONFLICT (conflict) DO NOTHING`` on SQLite and PostgreSQL; True if a row
     was inserted. Never check-then-insert: two workers (or two webhook deliveries) racing on
     the same key would both pass the check."""
@@ -279,31 +316,56 @@ def insert_ignore(session: Session, model: Any, values: Mapping[str, Any],
     return session.execute(returning).first() is not None
 
 
-def plan_email_fallback(session: Session, row: OutboxMessage, patient: Patient, *,
-                        now: datetime, email_template_exists: bool) -> int | None:
+def plan_email_fallback(
+    session: Session, row: OutboxMessage, patient: Patient, *, now: datetime, email_template_exists: bool
+) -> int | None:
     """When an SMS cannot reach the patient (bad or landline number), plan the same step and
     occurrence by email, if the patient has an address and consented, the email template
     exists, the row is a timeline step and it has not expired. Returns the new row's id, or
     None (also when the email row already exists: its key is unique)."""
-    if (row.channel != "sms" or row.enrollment_id is None or row.body is not None
-            or not patient.email or not patient.email_consent or not email_template_exists
-            or now >= row.expires_at):
+    if (
+        row.channel != "sms"
+        or row.enrollment_id is None
+        or row.body is not None
+        or not patient.email
+        or not patient.email_consent
+        or not email_template_exists
+        or now >= row.expires_at
+    ):
         return None
     key = f"{row.enrollment_id}:{row.step_id}:{row.occurrence}:email"
     values = {
-        "key": key, "enrollment_id": row.enrollment_id, "patient_id": row.patient_id,
-        "step_id": row.step_id, "occurrence": row.occurrence, "channel": "email",
-        "message": row.message, "ask": row.ask, "urgent": row.urgent,
-        "due_at": now, "expires_at": row.expires_at, "remind_after_s": row.remind_after_s,
-        "missed_after_s": row.missed_after_s, "status": OUTBOX_PENDING, "attempts": 0,
-        "created_at": now, "updated_at": now,
+        "key": key,
+        "enrollment_id": row.enrollment_id,
+        "patient_id": row.patient_id,
+        "step_id": row.step_id,
+        "occurrence": row.occurrence,
+        "channel": "email",
+        "message": row.message,
+        "ask": row.ask,
+        "urgent": row.urgent,
+        "due_at": now,
+        "expires_at": row.expires_at,
+        "remind_after_s": row.remind_after_s,
+        "missed_after_s": row.missed_after_s,
+        "status": OUTBOX_PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
     }
     if not insert_ignore(session, OutboxMessage, values, ["key"]):
         return None
     new_id = session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key))
-    audit.record(session, at=now, actor="system", action="outbox.fallback_planned",
-                 patient_ref=patient.reference, subject=f"outbox:{new_id}",
-                 instead_of=f"outbox:{row.id}", channel="email")
+    audit.record(
+        session,
+        at=now,
+        actor="system",
+        action="outbox.fallback_planned",
+        patient_ref=patient.reference,
+        subject=f"outbox:{new_id}",
+        instead_of=f"outbox:{row.id}",
+        channel="email",
+    )
     return new_id
 
 

@@ -43,10 +43,15 @@ def _pct(values: list[float], q: float) -> float | None:
 
 def collect(session: Session, now: datetime) -> Figures:
     f = Figures()
-    counts = dict(session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+    counts = dict(
+        session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
+    )
     f.messages = {s: int(counts.get(s, 0)) for s in STATUSES}
-    oldest = session.scalar(select(func.min(OutboxMessage.due_at))
-                            .where(OutboxMessage.status == OUTBOX_PENDING, OutboxMessage.due_at <= now))
+    oldest = session.scalar(
+        select(func.min(OutboxMessage.due_at)).where(
+            OutboxMessage.status == OUTBOX_PENDING, OutboxMessage.due_at <= now
+        )
+    )
     f.oldest_due_seconds = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
     recent = session.execute(
         select(OutboxMessage.last_attempt_at, OutboxMessage.sent_at, OutboxMessage.due_at)
@@ -58,18 +63,36 @@ def collect(session: Session, now: datetime) -> Figures:
     late = [max(0.0, (s - d).total_seconds()) for _, s, d in recent if s and d]
     f.send_latency_p50, f.send_latency_p99 = _pct(latency, 0.5), _pct(latency, 0.99)
     f.lateness_p99 = _pct(late, 0.99)
-    sev = dict(session.execute(select(InboundMessage.severity, func.count()).group_by(InboundMessage.severity)).all())
+    sev = dict(
+        session.execute(select(InboundMessage.severity, func.count()).group_by(InboundMessage.severity)).all()
+    )
     f.inbound = {s: int(sev.get(s, 0)) for s in SEVERITIES}
-    open_ = dict(session.execute(select(Alert.severity, func.count())
-                                 .where(Alert.status == "open").group_by(Alert.severity)).all())
+    open_ = dict(
+        session.execute(
+            select(Alert.severity, func.count()).where(Alert.status == "open").group_by(Alert.severity)
+        ).all()
+    )
     f.alerts_open = {s: int(open_.get(s, 0)) for s in SEVERITIES[:3]}
     # escalation_level counts ladder steps taken, the first notification included: an
     # escalation is every step after it.
-    f.escalations = int(session.scalar(select(func.coalesce(func.sum(
-        case((Alert.escalation_level > 1, Alert.escalation_level - 1), else_=0)), 0))) or 0)
-    f.workers_alive = int(session.scalar(
-        select(func.count()).select_from(Worker)
-        .where(Worker.stopped_at.is_(None), Worker.heartbeat_at >= now - WORKER_FRESH)) or 0)
+    f.escalations = int(
+        session.scalar(
+            select(
+                func.coalesce(
+                    func.sum(case((Alert.escalation_level > 1, Alert.escalation_level - 1), else_=0)), 0
+                )
+            )
+        )
+        or 0
+    )
+    f.workers_alive = int(
+        session.scalar(
+            select(func.count())
+            .select_from(Worker)
+            .where(Worker.stopped_at.is_(None), Worker.heartbeat_at >= now - WORKER_FRESH)
+        )
+        or 0
+    )
     return f
 
 
@@ -125,9 +148,13 @@ def status_lines(f: Figures) -> list[str]:
     return [
         "messages    " + "  ".join(f"{k} {v}" for k, v in f.messages.items()),
         f"oldest due  {f.oldest_due_seconds:.0f}s waiting",
-        (f"last hour   {f.sent_last_hour} sent, send latency p50 {secs(f.send_latency_p50)} "
-        f"p99 {secs(f.send_latency_p99)}, lateness p99 {secs(f.lateness_p99)}"),
+        (
+            f"last hour   {f.sent_last_hour} sent, send latency p50 {secs(f.send_latency_p50)} "
+            f"p99 {secs(f.send_latency_p99)}, lateness p99 {secs(f.lateness_p99)}"
+        ),
         "replies     " + "  ".join(f"{k} {v}" for k, v in f.inbound.items()),
-        "alerts open " + "  ".join(f"{k} {v}" for k, v in f.alerts_open.items()) + f"  (escalations {f.escalations})",
+        "alerts open "
+        + "  ".join(f"{k} {v}" for k, v in f.alerts_open.items())
+        + f"  (escalations {f.escalations})",
         f"workers     {f.workers_alive} alive",
     ]

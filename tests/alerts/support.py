@@ -10,12 +10,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from checkin.app.bootstrap import Services, build_services
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
-from checkin.store.db import make_engine
 from checkin.inbound.process import InboundSms, handle_sms
+from checkin.store.db import make_engine
 from checkin.store.models import Alert, AuditEvent, Enrollment, OutboxMessage, Patient
-from checkin.app.bootstrap import Services, build_services
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)  # 10:00 in New York
@@ -54,39 +54,83 @@ teams:
 _n = itertools.count(1)
 
 
-def make_services(db_url: str, tmp: Path, *, now: datetime = NOW, templates: Path | None = None,
-                  care_teams: str | None = CARE_TEAMS, sms: Any = None, email: Any = None,
-                  **env: str) -> Services:
+def make_services(
+    db_url: str,
+    tmp: Path,
+    *,
+    now: datetime = NOW,
+    templates: Path | None = None,
+    care_teams: str | None = CARE_TEAMS,
+    sms: Any = None,
+    email: Any = None,
+    **env: str,
+) -> Services:
     sched = tmp / f"schedules-{next(_n)}"
     sched.mkdir()
     if care_teams is not None:
         (sched / "care-teams.yaml").write_text(care_teams, encoding="utf-8")
-    base = {"CHECKIN_DATABASE_URL": db_url, "CHECKIN_SCHEDULES_DIR": str(sched), "CHECKIN_PUBLIC_URL": PUBLIC_URL,
-            "CHECKIN_SECRET_KEY": SECRET, "CHECKIN_CLINIC_NAME": "Riverside Spine",
-            "CHECKIN_CLINIC_PHONE": "(555) 010-0199"}
+    base = {
+        "CHECKIN_DATABASE_URL": db_url,
+        "CHECKIN_SCHEDULES_DIR": str(sched),
+        "CHECKIN_PUBLIC_URL": PUBLIC_URL,
+        "CHECKIN_SECRET_KEY": SECRET,
+        "CHECKIN_CLINIC_NAME": "Riverside Spine",
+        "CHECKIN_CLINIC_PHONE": "(555) 010-0199",
+    }
     if templates:
         base["CHECKIN_TEMPLATES_DIR"] = str(templates)
     settings = make_settings(**{**base, **env})
     clock = ManualClock(now)
-    return build_services(settings, clock=clock, sms=sms or MemoryChannel(clock, id_prefix="SM"),
-                          email=email or MemoryChannel(clock, id_prefix="EM"), engine=make_engine(db_url),
-                          schedules={})
+    return build_services(
+        settings,
+        clock=clock,
+        sms=sms or MemoryChannel(clock, id_prefix="SM"),
+        email=email or MemoryChannel(clock, id_prefix="EM"),
+        engine=make_engine(db_url),
+        schedules={},
+    )
 
 
-def add_patient(services: Services, *, phone: str | None = None, first_name: str = "Ana",
-                care_team: str | None = None, now: datetime = NOW) -> tuple[int, str, str]:
+def add_patient(
+    services: Services,
+    *,
+    phone: str | None = None,
+    first_name: str = "Ana",
+    care_team: str | None = None,
+    now: datetime = NOW,
+) -> tuple[int, str, str]:
     """An enrolled patient; returns (id, reference, phone)."""
     n = next(_n) + 5000
     phone = phone or f"+1617555{n:04d}"
     with services.sessions.begin() as s:
-        p = Patient(reference=f"P-A{n:06d}", mrn=f"MRN-A{n}", first_name=first_name, phone=phone, language="en",
-                    timezone="America/New_York", sms_opted_out=False, phone_status="ok", email=None,
-                    email_consent=False, created_at=now)
+        p = Patient(
+            reference=f"P-A{n:06d}",
+            mrn=f"MRN-A{n}",
+            first_name=first_name,
+            phone=phone,
+            language="en",
+            timezone="America/New_York",
+            sms_opted_out=False,
+            phone_status="ok",
+            email=None,
+            email_consent=False,
+            created_at=now,
+        )
         s.add(p)
         s.flush()
-        s.add(Enrollment(patient_id=p.id, procedure="lumbar-fusion", schedule_version="1",
-                         surgery_date=date(2026, 3, 1), attributes=[], channel="sms", status="active",
-                         care_team=care_team, created_at=now))
+        s.add(
+            Enrollment(
+                patient_id=p.id,
+                procedure="lumbar-fusion",
+                schedule_version="1",
+                surgery_date=date(2026, 3, 1),
+                attributes=[],
+                channel="sms",
+                status="active",
+                care_team=care_team,
+                created_at=now,
+            )
+        )
         return p.id, p.reference, phone
 
 
@@ -95,15 +139,20 @@ def reply(services: Services, phone: str, body: str, at: datetime = NOW) -> Any:
     worker's next dispatch tick does first: compose the messages of alerts due now."""
     from checkin.alerts.sweeps import escalate_once
 
-    result = handle_sms(services, InboundSms(message_sid=f"SM{next(_n):032x}", from_phone=phone, body=body), at)
+    result = handle_sms(
+        services, InboundSms(message_sid=f"SM{next(_n):032x}", from_phone=phone, body=body), at
+    )
     escalate_once(services, at)
     return result
 
 
 def staff_rows(services: Services) -> list[OutboxMessage]:
     with services.sessions() as s:
-        return list(s.scalars(select(OutboxMessage).where(OutboxMessage.key.like("alert:%"))
-                              .order_by(OutboxMessage.id)))
+        return list(
+            s.scalars(
+                select(OutboxMessage).where(OutboxMessage.key.like("alert:%")).order_by(OutboxMessage.id)
+            )
+        )
 
 
 def alerts(services: Services) -> list[Alert]:
@@ -113,4 +162,6 @@ def alerts(services: Services) -> list[Alert]:
 
 def audit(services: Services, prefix: str = "alert.") -> list[AuditEvent]:
     with services.sessions() as s:
-        return list(s.scalars(select(AuditEvent).where(AuditEvent.action.like(prefix + "%")).order_by(AuditEvent.id)))
+        return list(
+            s.scalars(select(AuditEvent).where(AuditEvent.action.like(prefix + "%")).order_by(AuditEvent.id))
+        )

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from checkin.alerts.sweeps import escalate_once
+from checkin.app.bootstrap import Services
+from checkin.app.web import create_app
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 from checkin.channels.memory import MemoryChannel
 from checkin.outbound.dispatch import run_once
 from checkin.outbound.ratelimit import Pacer
-from checkin.app.bootstrap import Services
-from checkin.alerts.sweeps import escalate_once
-from checkin.app.web import create_app
 from tests.alerts.support import (
     NOW,
     NURSES,
@@ -45,16 +45,24 @@ def smtp() -> Iterator[Server]:
 
 @pytest.fixture
 def live(db_url: str, tmp_path: Path, smtp: Server) -> Iterator[Services]:
-    channel = SmtpEmailChannel(SmtpConfig(host="127.0.0.1", port=smtp.port, tls="none",
-                                          sender="alerts@hospital.example", timeout=2))
-    services = make_services(db_url, tmp_path, email=channel, TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-                             TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_FROM_NUMBER=OUR_NUMBER)
+    channel = SmtpEmailChannel(
+        SmtpConfig(host="127.0.0.1", port=smtp.port, tls="none", sender="alerts@hospital.example", timeout=2)
+    )
+    services = make_services(
+        db_url,
+        tmp_path,
+        email=channel,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_FROM_NUMBER=OUR_NUMBER,
+    )
     yield services
     services.engine.dispose()
 
 
 def test_it_sends_the_team_email_and_the_on_call_page_exactly_once_despite_a_451(
-        live: Services, smtp: Server) -> None:
+    live: Services, smtp: Server
+) -> None:
     _, ref, phone = add_patient(live)
     smtp.relay.refuse[NURSES[0]] = deque(["451 4.3.0 Try again later"])
     params = sms_params("I can't pee and my legs are numb", from_phone=phone)

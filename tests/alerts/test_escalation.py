@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from checkin.alerts import lifecycle as alerts_mod
-from checkin.app.bootstrap import Services
 from checkin.alerts.sweeps import escalate_once
+from checkin.app.bootstrap import Services
 from tests.alerts.support import (
     NOW,
     NURSES,
@@ -76,13 +76,19 @@ def test_it_stops_escalating_once_acknowledged_and_a_second_ack_changes_nothing(
     second = ack(services, result.alert_id, NURSES[0], 4)
     assert first.changed and not second.changed
     (alert,) = alerts(services)
-    assert (alert.status, alert.acknowledged_by, alert.next_escalation_at) == ("acknowledged", NURSES[1], None)
+    assert (alert.status, alert.acknowledged_by, alert.next_escalation_at) == (
+        "acknowledged",
+        NURSES[1],
+        None,
+    )
     assert alert.acknowledged_at == NOW + timedelta(minutes=3)
     for minute in (15, 30, 120):
         assert escalate_once(services, NOW + timedelta(minutes=minute)) == 0
     assert steps(services) == {0: 2}
     assert [(e.action, e.actor) for e in audit(services, "alert.ack")] == [
-        ("alert.acknowledged", NURSES[1]), ("alert.ack_repeated", NURSES[0])]
+        ("alert.acknowledged", NURSES[1]),
+        ("alert.ack_repeated", NURSES[0]),
+    ]
 
 
 def test_it_stops_after_an_ack_that_comes_between_two_steps(services: Services) -> None:
@@ -112,9 +118,12 @@ def test_it_pages_again_when_severity_rises_after_an_acknowledgement(services: S
     reply(services, phone, "now I can't pee at all", NOW + timedelta(minutes=5))
     (alert,) = alerts(services)
     assert (alert.status, alert.severity, alert.escalation_level) == ("open", "emergency", 1)
-    assert escalate_once(services, NOW + timedelta(minutes=15)) == 1  # emergency step 2 at 10 min after the rise
+    assert (
+        escalate_once(services, NOW + timedelta(minutes=15)) == 1
+    )  # emergency step 2 at 10 min after the rise
     assert [k for k in (r.key for r in staff_rows(services)) if ":emergency:1:" in k] == [
-        f"alert:{alert.id}:emergency:1:on_call_sms:{ON_CALL_PHONE}"]
+        f"alert:{alert.id}:emergency:1:on_call_sms:{ON_CALL_PHONE}"
+    ]
 
 
 def test_it_resolves_only_with_a_note_and_resolving_twice_is_harmless(services: Services) -> None:
@@ -128,7 +137,11 @@ def test_it_resolves_only_with_a_note_and_resolving_twice_is_harmless(services: 
         again = alerts_mod.resolve(s, result.alert_id, by=NURSES[1], note="dup", now=NOW)
         assert done is not None and done.changed and again is not None and not again.changed
     (alert,) = alerts(services)
-    assert (alert.status, alert.resolved_by, alert.resolution_note) == ("resolved", NURSES[0], "Called; seen in clinic.")
+    assert (alert.status, alert.resolved_by, alert.resolution_note) == (
+        "resolved",
+        NURSES[0],
+        "Called; seen in clinic.",
+    )
     assert escalate_once(services, NOW + timedelta(hours=1)) == 0
     # A new red flag after resolution is a new alert, notified afresh.
     reply(services, phone, FEVER, NOW + timedelta(hours=2))
@@ -149,7 +162,7 @@ def test_it_issues_each_step_once_when_sweeps_race(pg_url: str, tmp_path: Path) 
         try:
             barrier.wait(10)
             escalate_once(services, NOW + at)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     for at in (timedelta(minutes=15), timedelta(minutes=30)):
@@ -162,5 +175,5 @@ def test_it_issues_each_step_once_when_sweeps_race(pg_url: str, tmp_path: Path) 
     keys = [r.key for r in staff_rows(services)]
     assert len(keys) == len(set(keys)) == 20 * (2 + 2 + 1)
     assert Counter(steps(services)) == {0: 40, 1: 40, 2: 20}
-    escalated = [e for e in audit(services, "alert.escalated")]
+    escalated = list(audit(services, "alert.escalated"))
     assert len(escalated) == 40  # one audit row per alert and step: the losers issued nothing

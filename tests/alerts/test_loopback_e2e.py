@@ -18,6 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
+from checkin.app.bootstrap import Services, build_services
+from checkin.app.worker import Tuning, make_scheduler
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.demo.mailcatcher import MailCatcher, free_port
@@ -25,8 +27,6 @@ from checkin.demo.patients import Persona
 from checkin.demo.run import WebApp, demo_settings
 from checkin.enrollment.enroll import enroll, parse_request
 from checkin.store.models import Alert, OutboxMessage
-from checkin.app.bootstrap import Services, build_services
-from checkin.app.worker import Tuning, make_scheduler
 
 START = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York
 PATIENT = Persona("E2E-1", "Ana", "+16175550142", "lumbar-fusion")
@@ -43,18 +43,33 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         upgrade(settings.database_url)
         sms = MemoryChannel()
         services = build_services(settings, clock=clock, sms=sms)
-        req = parse_request({"mrn": PATIENT.mrn, "first_name": PATIENT.first_name, "phone": PATIENT.phone,
-                             "procedure": PATIENT.procedure, "surgery_date": "2026-03-05",
-                             "timezone": "America/New_York"},
-                            schedules=services.schedules, default_region="US", default_timezone="America/New_York")
+        req = parse_request(
+            {
+                "mrn": PATIENT.mrn,
+                "first_name": PATIENT.first_name,
+                "phone": PATIENT.phone,
+                "procedure": PATIENT.procedure,
+                "surgery_date": "2026-03-05",
+                "timezone": "America/New_York",
+            },
+            schedules=services.schedules,
+            default_region="US",
+            default_timezone="America/New_York",
+        )
         with services.sessions.begin() as s:
             enroll(s, req, schedules=services.schedules, now=START - timedelta(days=10))
             # Today's fever check went out at 10:00 local; the reply answers it.
-            s.execute(update(OutboxMessage)
-                      .where(OutboxMessage.step_id == "fever-check", OutboxMessage.occurrence == 5)
-                      .values(status="sent", sent_at=START - timedelta(hours=1), provider_id="SMx"))
-        jobs = [j.func for j in make_scheduler(services, worker_id="e2e", stop=threading.Event(),
-                                               tuning=Tuning()).get_jobs()]
+            s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.step_id == "fever-check", OutboxMessage.occurrence == 5)
+                .values(status="sent", sent_at=START - timedelta(hours=1), provider_id="SMx")
+            )
+        jobs = [
+            j.func
+            for j in make_scheduler(
+                services, worker_id="e2e", stop=threading.Event(), tuning=Tuning()
+            ).get_jobs()
+        ]
         with WebApp(services, port) as web:
             yield {"services": services, "clock": clock, "mail": mail, "sms": sms, "web": web, "jobs": jobs}
         services.engine.dispose()
@@ -71,8 +86,11 @@ def tick(world: dict[str, Any], at: datetime) -> None:
 
 def alert_emails(world: dict[str, Any]) -> list[Any]:
     # The worker's digest job also mails the team (once a day, from 07:00): not an alert.
-    return [m for m in world["mail"].received
-            if "nurse" in ",".join(m.to) and not m.subject.startswith("Daily digest")]
+    return [
+        m
+        for m in world["mail"].received
+        if "nurse" in ",".join(m.to) and not m.subject.startswith("Daily digest")
+    ]
 
 
 def on_call_texts(world: dict[str, Any]) -> list[Any]:
@@ -81,7 +99,9 @@ def on_call_texts(world: dict[str, Any]) -> list[Any]:
 
 def test_it_emails_escalates_on_time_and_stops_when_acknowledged(world: dict[str, Any]) -> None:
     services: Services = world["services"]
-    status, body = world["web"].post_sms(services.settings, PATIENT, "fever 102.5 and chills since noon", "SMe2e1")
+    status, body = world["web"].post_sms(
+        services.settings, PATIENT, "fever 102.5 and chills since noon", "SMe2e1"
+    )
     assert status == 200 and "nurse will call" in body
 
     tick(world, START)

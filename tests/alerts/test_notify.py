@@ -6,9 +6,9 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
-from checkin.channels.memory import MemoryChannel
-from checkin.app.bootstrap import Services
 from checkin.alerts.sweeps import escalate_once
+from checkin.app.bootstrap import Services
+from checkin.channels.memory import MemoryChannel
 from checkin.tokens import ALERT_SALT, read_token
 from tests.alerts.support import (
     NOW,
@@ -49,7 +49,9 @@ def test_it_pages_the_on_call_phone_at_once_for_an_emergency_with_no_phi(service
     assert "email" in body and "Zelda" not in body and "pee" not in body and len(body) <= 160
 
 
-def test_it_makes_ten_red_flags_one_alert_and_one_notification_until_severity_rises(services: Services) -> None:
+def test_it_makes_ten_red_flags_one_alert_and_one_notification_until_severity_rises(
+    services: Services,
+) -> None:
     _, _, phone = add_patient(services)
     for i in range(10):
         reply(services, phone, FEVER if i % 2 else LEAK, NOW + timedelta(minutes=i))
@@ -74,7 +76,8 @@ def test_it_writes_severity_first_and_the_reference_not_the_name_in_the_subject(
 
 
 def test_it_puts_the_reply_verbatim_and_escaped_the_evidence_the_conversation_and_the_phone(
-        services: Services) -> None:
+    services: Services,
+) -> None:
     _, _ref, phone = add_patient(services)
     reply(services, phone, "feeling ok today", NOW - timedelta(hours=20))
     text = "fever 102 <script>alert('x')</script> & pus from the incision"
@@ -96,7 +99,9 @@ def test_it_signs_each_nurses_link_for_that_nurse_and_that_alert(services: Servi
     for row in staff_rows(services):
         token = (row.body or "").split("https://checkin.example.org/a/")[1].split()[0]
         assert read_token(SECRET, ALERT_SALT, token, 3600, now=NOW.timestamp()) == {
-            "a": result.alert_id, "r": row.recipient}
+            "a": result.alert_id,
+            "r": row.recipient,
+        }
         assert f'href="https://checkin.example.org/a/{token}"' in (row.html or "")
 
 
@@ -122,21 +127,29 @@ def test_it_sends_the_builtin_text_when_a_staff_template_is_broken(db_url: str, 
 
 
 def test_it_mails_the_patients_own_team_and_falls_back_to_email_without_an_on_call_phone(
-        services: Services) -> None:
+    services: Services,
+) -> None:
     _, _, phone = add_patient(services, care_team="neuro")
     reply(services, phone, BLADDER)
     assert sorted((r.channel, r.recipient) for r in staff_rows(services)) == [
-        ("email", "neo@example.org"), ("sms", "+15555550177")]
+        ("email", "neo@example.org"),
+        ("sms", "+15555550177"),
+    ]
 
 
 def test_it_uses_checkin_alert_emails_for_the_default_team_without_a_care_team_file(
-        db_url: str, tmp_path: Path) -> None:
-    services = make_services(db_url, tmp_path, care_teams=None, CHECKIN_ALERT_EMAILS="a@example.org, b@example.org")
+    db_url: str, tmp_path: Path
+) -> None:
+    services = make_services(
+        db_url, tmp_path, care_teams=None, CHECKIN_ALERT_EMAILS="a@example.org, b@example.org"
+    )
     try:
         _, _, phone = add_patient(services)
         reply(services, phone, BLADDER)  # the default ladder's on-call step: no on-call, so the team email
         assert sorted((r.channel, r.recipient) for r in staff_rows(services)) == [
-            ("email", "a@example.org"), ("email", "b@example.org")]
+            ("email", "a@example.org"),
+            ("email", "b@example.org"),
+        ]
     finally:
         services.engine.dispose()
 
@@ -151,7 +164,9 @@ def test_it_notifies_a_contact_problem_from_a_delivery_failure_on_the_next_sweep
     assert escalate_once(services, NOW + timedelta(seconds=30)) == len(NURSES)
     assert escalate_once(services, NOW + timedelta(minutes=5)) == 0
     rows = staff_rows(services)
-    assert all(r.subject and r.subject.startswith("WATCH") and "cannot reach patient" in r.subject for r in rows)
+    assert all(
+        r.subject and r.subject.startswith("WATCH") and "cannot reach patient" in r.subject for r in rows
+    )
     with services.sessions.begin() as s:  # a second failure joins the open alert: no second alert, no mail
         assert open_contact_problem(s, pid, None, now=NOW, reason="again") is None
     assert escalate_once(services, NOW + timedelta(minutes=6)) == 0 and len(alerts(services)) == 1

@@ -35,8 +35,16 @@ def served(tmp_path: Path) -> Iterator[tuple[Services, str]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     services = make_services(url, tmp_path, CHECKIN_PUBLIC_URL=base)
-    server = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(services),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -49,8 +57,9 @@ def served(tmp_path: Path) -> Iterator[tuple[Services, str]]:
     services.engine.dispose()
 
 
-def test_it_acknowledges_from_the_emailed_link_in_a_phone_browser(served: tuple[Services, str],
-                                                                  tmp_path: Path) -> None:
+def test_it_acknowledges_from_the_emailed_link_in_a_phone_browser(
+    served: tuple[Services, str], tmp_path: Path
+) -> None:
     assert CHROMIUM is not None, "CI must install Debian's chromium (.ci/run)"
     if IN_CI:
         from playwright import sync_api

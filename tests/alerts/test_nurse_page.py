@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from checkin.store.models import Alert, AuditEvent, OutboxMessage
 from checkin.app.bootstrap import Services
-from checkin.tokens import ALERT_MAX_AGE, ALERT_SALT, make_token
 from checkin.app.web import create_app
 from checkin.app.web.nurse import COOKIE
+from checkin.store.models import Alert, AuditEvent, OutboxMessage
+from checkin.tokens import ALERT_MAX_AGE, ALERT_SALT, make_token
 from tests.alerts.support import NOW, NURSES, SECRET, add_patient, alerts, audit, reply, staff_rows
 
 FEVER = "I have a fever of 102 since last night"
@@ -37,7 +37,7 @@ def link_of(services: Services, recipient: str = NURSES[0]) -> str:
 
 
 def form_of(html: str) -> dict[str, str]:
-    return {name: value for name, value in re.findall(r'name="(csrf|alert)" value="([^"]*)"', html)}
+    return dict(re.findall(r'name="(csrf|alert)" value="([^"]*)"', html))
 
 
 def snapshot(services: Services) -> tuple[Any, ...]:
@@ -45,7 +45,15 @@ def snapshot(services: Services) -> tuple[Any, ...]:
         a = s.scalars(select(Alert)).one()
         rows = tuple((r.key, r.status) for r in s.scalars(select(OutboxMessage)))
         n_audit = len(s.scalars(select(AuditEvent.id)).all())
-        return (a.status, a.escalation_level, a.next_escalation_at, a.acknowledged_at, a.updated_at, rows, n_audit)
+        return (
+            a.status,
+            a.escalation_level,
+            a.next_escalation_at,
+            a.acknowledged_at,
+            a.updated_at,
+            rows,
+            n_audit,
+        )
 
 
 @pytest.fixture
@@ -55,7 +63,9 @@ def opened(services: Services) -> str:
     return link_of(services)
 
 
-def test_it_shows_the_alert_on_get_and_changes_nothing(services: Services, client: TestClient, opened: str) -> None:
+def test_it_shows_the_alert_on_get_and_changes_nothing(
+    services: Services, client: TestClient, opened: str
+) -> None:
     before = snapshot(services)
     pages = [client.get(opened) for _ in range(3)]  # a mail scanner, a preview pane, the nurse
     assert [p.status_code for p in pages] == [200, 200, 200]
@@ -66,14 +76,20 @@ def test_it_shows_the_alert_on_get_and_changes_nothing(services: Services, clien
     assert title and title.group(1).startswith("URGENT alert P-A") and "Zelda" not in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold" not in html
     assert 'id="ack"' in html and 'name="viewport"' in html
-    assert page.headers["cache-control"] == "no-store" and "script-src" not in page.headers["content-security-policy"]
+    assert (
+        page.headers["cache-control"] == "no-store"
+        and "script-src" not in page.headers["content-security-policy"]
+    )
     cookie = page.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie and "path=/a/" in cookie
+    assert (
+        "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie and "path=/a/" in cookie
+    )
     assert "set-cookie" not in pages[1].headers  # the nonce is reused: two alerts in two tabs both work
 
 
-def test_it_acknowledges_on_post_and_a_second_post_is_harmless(services: Services, client: TestClient,
-                                                                opened: str) -> None:
+def test_it_acknowledges_on_post_and_a_second_post_is_harmless(
+    services: Services, client: TestClient, opened: str
+) -> None:
     form = form_of(client.get(opened).text)
     done = client.post(opened + "/ack", data=form, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"].endswith("?done=acknowledged")
@@ -83,11 +99,14 @@ def test_it_acknowledges_on_post_and_a_second_post_is_harmless(services: Service
     (alert,) = alerts(services)
     assert (alert.status, alert.acknowledged_by) == ("acknowledged", NURSES[0])
     assert [(e.action, e.actor) for e in audit(services, "alert.ack")] == [
-        ("alert.acknowledged", NURSES[0]), ("alert.ack_repeated", NURSES[0])]
+        ("alert.acknowledged", NURSES[0]),
+        ("alert.ack_repeated", NURSES[0]),
+    ]
 
 
-def test_it_refuses_a_post_without_or_with_a_wrong_csrf_value(services: Services, client: TestClient,
-                                                               opened: str) -> None:
+def test_it_refuses_a_post_without_or_with_a_wrong_csrf_value(
+    services: Services, client: TestClient, opened: str
+) -> None:
     form = form_of(client.get(opened).text)
     before = snapshot(services)
     assert client.post(opened + "/ack", data={"alert": form["alert"]}).status_code == 403
@@ -116,16 +135,23 @@ def test_it_refuses_a_forged_or_expired_token(services: Services, client: TestCl
     assert alerts(services)[0].status == "open"
 
 
-def test_it_refuses_a_form_from_one_alert_posted_with_another_alerts_token(services: Services,
-                                                                            client: TestClient) -> None:
+def test_it_refuses_a_form_from_one_alert_posted_with_another_alerts_token(
+    services: Services, client: TestClient
+) -> None:
     _, _, phone_a = add_patient(services)
     _, _, phone_b = add_patient(services)
     reply(services, phone_a, FEVER)
     link_a = link_of(services)
     reply(services, phone_b, FEVER)
-    link_b = next(link_of_row for link_of_row in (
-        re.search(r"(/a/[\w.\-]+)", r.body or "").group(1)  # type: ignore[union-attr]
-        for r in staff_rows(services) if r.recipient == NURSES[0]) if link_of_row != link_a)
+    link_b = next(
+        link_of_row
+        for link_of_row in (
+            re.search(r"(/a/[\w.\-]+)", r.body or "").group(1)  # type: ignore[union-attr]
+            for r in staff_rows(services)
+            if r.recipient == NURSES[0]
+        )
+        if link_of_row != link_a
+    )
     form_a = form_of(client.get(link_a).text)
     assert client.post(link_b + "/ack", data=form_a).status_code == 403
     form_b = form_of(client.get(link_b).text)
@@ -136,14 +162,18 @@ def test_it_refuses_a_form_from_one_alert_posted_with_another_alerts_token(servi
     assert client.post(f"/a/{token_for_b}/ack", data=form_a).status_code == 403
 
 
-def test_it_resolves_with_a_note_and_refuses_an_empty_one(services: Services, client: TestClient,
-                                                          opened: str) -> None:
+def test_it_resolves_with_a_note_and_refuses_an_empty_one(
+    services: Services, client: TestClient, opened: str
+) -> None:
     form = form_of(client.get(opened).text)
     empty = client.post(opened + "/resolve", data={**form, "note": "   "})
     assert empty.status_code == 400 and "short note" in empty.text
     assert alerts(services)[0].status == "open"
-    done = client.post(opened + "/resolve", data={**form, "note": "Called back <ok>, antibiotics started."},
-                       follow_redirects=False)
+    done = client.post(
+        opened + "/resolve",
+        data={**form, "note": "Called back <ok>, antibiotics started."},
+        follow_redirects=False,
+    )
     assert done.status_code == 303
     page = client.get(done.headers["location"]).text
     assert "Called back &lt;ok&gt;, antibiotics started." in page and 'id="ack"' not in page
@@ -152,9 +182,10 @@ def test_it_resolves_with_a_note_and_refuses_an_empty_one(services: Services, cl
     assert [e.actor for e in audit(services, "alert.resolved")] == [NURSES[0]]
 
 
-def test_it_attributes_the_ack_to_the_nurse_the_link_was_sent_to(services: Services, client: TestClient,
-                                                                  opened: str) -> None:
+def test_it_attributes_the_ack_to_the_nurse_the_link_was_sent_to(
+    services: Services, client: TestClient, opened: str
+) -> None:
     link = link_of(services, NURSES[1])
     client.post(link + "/ack", data=form_of(client.get(link).text))
     assert alerts(services)[0].acknowledged_by == NURSES[1]
-    assert NOW == alerts(services)[0].acknowledged_at
+    assert alerts(services)[0].acknowledged_at == NOW

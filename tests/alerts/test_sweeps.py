@@ -7,24 +7,46 @@ from typing import Any
 
 from sqlalchemy import select
 
-from checkin.store.models import OutboxMessage, Patient
-from checkin.app.bootstrap import Services
 from checkin.alerts.sweeps import digest_once, missed_once, remind_once
+from checkin.app.bootstrap import Services
+from checkin.store.models import OutboxMessage, Patient
 from tests.alerts.support import NOW, NURSES, add_patient, alerts, reply, staff_rows
 
 H = timedelta(hours=1)
 
 
-def question(services: Services, patient_id: int, *, sent_at: datetime = NOW, remind: timedelta | None = 4 * H,
-             missed: timedelta | None = 24 * H, key: str | None = None, ask: str = "fever_check") -> int:
+def question(
+    services: Services,
+    patient_id: int,
+    *,
+    sent_at: datetime = NOW,
+    remind: timedelta | None = 4 * H,
+    missed: timedelta | None = 24 * H,
+    key: str | None = None,
+    ask: str = "fever_check",
+) -> int:
     with services.sessions.begin() as s:
         n = len(s.scalars(select(OutboxMessage.id)).all())
         row = OutboxMessage(
-            key=key or f"q:{patient_id}:{n}", enrollment_id=None, patient_id=patient_id, step_id="fever-check",
-            occurrence=n, channel="sms", message="fever_check", ask=ask, urgent=False, due_at=sent_at,
-            expires_at=sent_at + 8 * H, status="sent", attempts=1, sent_at=sent_at,
+            key=key or f"q:{patient_id}:{n}",
+            enrollment_id=None,
+            patient_id=patient_id,
+            step_id="fever-check",
+            occurrence=n,
+            channel="sms",
+            message="fever_check",
+            ask=ask,
+            urgent=False,
+            due_at=sent_at,
+            expires_at=sent_at + 8 * H,
+            status="sent",
+            attempts=1,
+            sent_at=sent_at,
             remind_after_s=int(remind.total_seconds()) if remind else None,
-            missed_after_s=int(missed.total_seconds()) if missed else None, created_at=sent_at, updated_at=sent_at)
+            missed_after_s=int(missed.total_seconds()) if missed else None,
+            created_at=sent_at,
+            updated_at=sent_at,
+        )
         s.add(row)
         s.flush()
         return row.id
@@ -60,7 +82,9 @@ def test_it_opens_one_low_alert_for_a_missed_check_in_once(services: Services) -
     assert len(alerts(services)) == 1 and len(staff_rows(services)) == len(NURSES)
 
 
-def test_it_does_not_report_an_answered_question_or_one_answered_through_its_reminder(services: Services) -> None:
+def test_it_does_not_report_an_answered_question_or_one_answered_through_its_reminder(
+    services: Services,
+) -> None:
     pid, _, phone = add_patient(services)
     q = question(services, pid)
     assert remind_once(services, NOW + 4 * H) == 1
@@ -87,7 +111,12 @@ def test_it_nudges_once_with_the_same_message_inside_the_send_window(services: S
     original = row(services, q)
     assert original.reminded_at == NOW + 4 * H
     assert (nudge.patient_id, nudge.message, nudge.ask, nudge.channel, nudge.status) == (
-        pid, original.message, original.ask, original.channel, "pending")
+        pid,
+        original.message,
+        original.ask,
+        original.channel,
+        "pending",
+    )
     assert nudge.urgent is False and nudge.due_at == NOW + 4 * H  # the dispatcher keeps the window
     assert nudge.expires_at == NOW + 24 * H and nudge.remind_after_s is None and nudge.missed_after_s is None
     assert remind_once(services, NOW + 9 * H) == 0  # the nudge is never nudged
@@ -117,8 +146,11 @@ def test_it_opens_a_contact_problem_once_when_an_enrolled_patient_opts_out(servi
 
 def _digests(services: Services) -> list[OutboxMessage]:
     with services.sessions() as s:
-        return list(s.scalars(select(OutboxMessage).where(OutboxMessage.key.like("digest:%"))
-                              .order_by(OutboxMessage.id)))
+        return list(
+            s.scalars(
+                select(OutboxMessage).where(OutboxMessage.key.like("digest:%")).order_by(OutboxMessage.id)
+            )
+        )
 
 
 SEVEN_AM = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # 07:00 in New York (EST)
@@ -152,11 +184,14 @@ def test_it_sends_the_digest_once_per_team_and_day_at_seven(services: Services) 
     assert digest_once(services, SEVEN_AM + 24 * H) == len(NURSES)
 
 
-def test_it_sends_no_digest_on_a_day_with_nothing_to_report_and_does_not_reconsider(services: Services) -> None:
+def test_it_sends_no_digest_on_a_day_with_nothing_to_report_and_does_not_reconsider(
+    services: Services,
+) -> None:
     assert digest_once(services, SEVEN_AM) == 0
     claims = _digests(services)
     assert [(r.key, r.status, r.status_reason) for r in claims if r.key.startswith("digest:spine")] == [
-        ("digest:spine:2026-03-04", "skipped", "nothing to report")]
+        ("digest:spine:2026-03-04", "skipped", "nothing to report")
+    ]
     _, _, phone = add_patient(services)
     reply(services, phone, "I have a fever of 102", SEVEN_AM + H)  # notified on its own, at once
     assert digest_once(services, SEVEN_AM + 2 * H) == 0

@@ -30,10 +30,10 @@ from tests.benchmarks.support import database
 def run(backend: str, n: int, rate: float) -> dict[str, object]:
     from sqlalchemy import select
 
-    from checkin.enrollment.enroll import enroll_many, parse_request
-    from checkin.store.models import Patient
     from checkin.app.bootstrap import build_services
     from checkin.app.worker import run as run_worker
+    from checkin.enrollment.enroll import enroll_many, parse_request
+    from checkin.store.models import Patient
 
     tmp = Path(tempfile.mkdtemp(prefix="checkin-alert-bench-"))
     with MailCatcher() as mail, database(backend) as url:
@@ -42,18 +42,33 @@ def run(backend: str, n: int, rate: float) -> dict[str, object]:
         # The system clock; on-call SMS land in memory (no Twilio here), the email is the measure.
         services = build_services(settings, sms=MemoryChannel())
         personas = [Persona(f"B{i:05d}", "Pat", f"+1617555{i:04d}", "lumbar-fusion") for i in range(n)]
-        reqs = [parse_request({"mrn": p.mrn, "first_name": p.first_name, "phone": p.phone,
-                               "procedure": p.procedure, "surgery_date": date.today().isoformat(),
-                               "timezone": "America/New_York"},
-                              schedules=services.schedules, default_region="US",
-                              default_timezone="America/New_York") for p in personas]
+        reqs = [
+            parse_request(
+                {
+                    "mrn": p.mrn,
+                    "first_name": p.first_name,
+                    "phone": p.phone,
+                    "procedure": p.procedure,
+                    "surgery_date": date.today().isoformat(),
+                    "timezone": "America/New_York",
+                },
+                schedules=services.schedules,
+                default_region="US",
+                default_timezone="America/New_York",
+            )
+            for p in personas
+        ]
         with services.sessions.begin() as s:
             enroll_many(s, reqs, schedules=services.schedules, now=datetime.now(UTC))
         with services.sessions() as s:
             refs = dict(s.execute(select(Patient.phone, Patient.reference)).all())
         stop = threading.Event()
-        worker = threading.Thread(target=run_worker, args=(services,),
-                                  kwargs={"stop": stop, "install_signal_handlers": False}, daemon=True)
+        worker = threading.Thread(
+            target=run_worker,
+            args=(services,),
+            kwargs={"stop": stop, "install_signal_handlers": False},
+            daemon=True,
+        )
         worker.start()
         sent_at: dict[str, float] = {}
         with WebApp(services, port) as web:
@@ -79,16 +94,26 @@ def run(backend: str, n: int, rate: float) -> dict[str, object]:
     def pct(q: float) -> float:
         return round(values[min(len(values) - 1, int(q * len(values)))], 3)
 
-    return {"bench": "alert_latency", "backend": backend, "alerts": n, "received": len(values),
-            "rate_per_s": rate, "p50_s": pct(0.5), "p99_s": pct(0.99), "max_s": round(values[-1], 3),
-            "mean_s": round(statistics.mean(values), 3)}
+    return {
+        "bench": "alert_latency",
+        "backend": backend,
+        "alerts": n,
+        "received": len(values),
+        "rate_per_s": rate,
+        "p50_s": pct(0.5),
+        "p99_s": pct(0.99),
+        "max_s": round(values[-1], 3),
+        "mean_s": round(statistics.mean(values), 3),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=100)
     parser.add_argument("--rate", type=float, default=2.0, help="red-flag replies per second")
-    parser.add_argument("--backend", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument(
+        "--backend", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+    )
     args = parser.parse_args()
     for backend in args.backend:
         print(json.dumps(run(backend, args.alerts, args.rate)), flush=True)

@@ -47,8 +47,12 @@ def services_for(url: str) -> object:
     from tests.outbound.support import make_services
 
     clock = SystemClock()
-    return make_services(url, clock=clock, sms=MemoryChannel(clock),  # type: ignore[arg-type]
-                         email=MemoryChannel(clock))
+    return make_services(
+        url,
+        clock=clock,
+        sms=MemoryChannel(clock),  # type: ignore[arg-type]
+        email=MemoryChannel(clock),
+    )
 
 
 def plant(url: str, messages: int, idle: int, due: Callable[[int], datetime]) -> None:
@@ -58,12 +62,22 @@ def plant(url: str, messages: int, idle: int, due: Callable[[int], datetime]) ->
     now = datetime.now(UTC)
     zone = zone_in_window()
     for start in range(0, idle, 20_000):  # idle patients: due in a week
-        add_many(services, min(20_000, idle - start),  # type: ignore[arg-type]
-                 due=lambda i: now + timedelta(days=7), now=now, timezone=zone)
+        add_many(
+            services,
+            min(20_000, idle - start),  # type: ignore[arg-type]
+            due=lambda i: now + timedelta(days=7),
+            now=now,
+            timezone=zone,
+        )
     for start in range(0, messages, 20_000):
-        add_many(services, min(20_000, messages - start),  # type: ignore[arg-type]
-                 due=lambda i, s=start: due(s + i),
-                 expires=lambda i: now + timedelta(hours=6), now=now, timezone=zone)
+        add_many(
+            services,
+            min(20_000, messages - start),  # type: ignore[arg-type]
+            due=lambda i, s=start: due(s + i),
+            expires=lambda i: now + timedelta(hours=6),
+            now=now,
+            timezone=zone,
+        )
     services.engine.dispose()  # type: ignore[attr-defined]
 
 
@@ -78,8 +92,13 @@ def child(url: str, worker_id: str, start_at: float, tick: float | None, until: 
     time.sleep(max(0.0, start_at - time.time()))
     handled = 0
     while True:
-        n = run_once(services, services.clock.now(), worker_id=worker_id,  # type: ignore[attr-defined]
-                     limit=100, pacer=unlimited)
+        n = run_once(
+            services,
+            services.clock.now(),
+            worker_id=worker_id,  # type: ignore[attr-defined]
+            limit=100,
+            pacer=unlimited,
+        )
         handled += n
         if n:
             continue
@@ -102,13 +121,27 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def run_workers(url: str, workers: int, *, tick: float | None = None, until: float = 0.0
-                ) -> tuple[float, list[dict[str, float]]]:
+def run_workers(
+    url: str, workers: int, *, tick: float | None = None, until: float = 0.0
+) -> tuple[float, list[dict[str, float]]]:
     start_at = time.time() + 3.0  # every child has imported and connected by then
     procs = [
-        subprocess.Popen([sys.executable, "-m", "tests.benchmarks.dispatch_throughput", "--child",
-                          url, f"bench-{n}", str(start_at), str(tick or 0), str(until)],
-                         cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.benchmarks.dispatch_throughput",
+                "--child",
+                url,
+                f"bench-{n}",
+                str(start_at),
+                str(tick or 0),
+                str(until),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for n in range(workers)
     ]
     results = []
@@ -133,11 +166,18 @@ def throughput(backend: str, workers: int, messages: int, idle: int) -> dict[str
             sent = s.scalar(select(func.count()).where(OutboxMessage.status == "sent"))
         services.engine.dispose()  # type: ignore[attr-defined]
     seconds = max(r["finished"] for r in results) - start_at
-    return {"bench": "dispatch", "backend": backend, "workers": workers, "messages": messages,
-            "idle_patients": idle, "sent": sent, "seconds": round(seconds, 3),
-            "messages_per_s": round(messages / seconds),
-            "per_worker": [int(r["handled"]) for r in results],
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
+    return {
+        "bench": "dispatch",
+        "backend": backend,
+        "workers": workers,
+        "messages": messages,
+        "idle_patients": idle,
+        "sent": sent,
+        "seconds": round(seconds, 3),
+        "messages_per_s": round(messages / seconds),
+        "per_worker": [int(r["handled"]) for r in results],
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+    }
 
 
 def steady(backend: str, seconds: float, per_s: int) -> dict[str, object]:
@@ -153,15 +193,26 @@ def steady(backend: str, seconds: float, per_s: int) -> dict[str, object]:
         run_workers(url, 1, tick=2.0, until=until)
         services = services_for(url)
         with services.sessions() as s:  # type: ignore[attr-defined]
-            late = [(sent - due).total_seconds() for sent, due in s.execute(
-                select(OutboxMessage.sent_at, OutboxMessage.due_at)
-                .where(OutboxMessage.status == "sent"))]
+            late = [
+                (sent - due).total_seconds()
+                for sent, due in s.execute(
+                    select(OutboxMessage.sent_at, OutboxMessage.due_at).where(OutboxMessage.status == "sent")
+                )
+            ]
         services.engine.dispose()  # type: ignore[attr-defined]
     late.sort()
     q = statistics.quantiles(late, n=100)
-    return {"bench": "lateness", "backend": backend, "workers": 1, "tick_s": 2.0,
-            "messages": total, "sent": len(late), "due_per_s": per_s,
-            "lateness_p50_s": round(q[49], 3), "lateness_p99_s": round(q[98], 3)}
+    return {
+        "bench": "lateness",
+        "backend": backend,
+        "workers": 1,
+        "tick_s": 2.0,
+        "messages": total,
+        "sent": len(late),
+        "due_per_s": per_s,
+        "lateness_p50_s": round(q[49], 3),
+        "lateness_p99_s": round(q[98], 3),
+    }
 
 
 def main() -> None:

@@ -24,10 +24,9 @@ from tests.triage.corpus_metrics import EXTRA_CORPUS, dev_corpus_path, load_corp
 GOAL = 20_000
 
 
-def replies_per_second(items: list[tuple[str, str | None]], passes: int
-                       ) -> tuple[float, float]:
+def replies_per_second(items: list[tuple[str, str | None]], passes: int) -> tuple[float, float]:
     """(replies per wall-clock second, replies per CPU second)."""
-    for text, ctx in items:          # warm-up: fuzzy cache, memo tables
+    for text, ctx in items:  # warm-up: fuzzy cache, memo tables
         assess(text, ctx)
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(passes):
@@ -49,9 +48,20 @@ def main(argv: list[str] | None = None) -> int:
         rows = load_corpus(Path(path))
         items = [(r["text"], map_context(r["context"])) for r in rows]
         rps, cpu_rps = replies_per_second(items, args.passes)
-        print(json.dumps({"corpus": name, "n": len(items), "passes": args.passes,
-                          "replies_per_s": round(rps, 1), "replies_per_cpu_s": round(cpu_rps, 1),
-                          "goal": GOAL, "meets_goal": cpu_rps >= GOAL}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "corpus": name,
+                    "n": len(items),
+                    "passes": args.passes,
+                    "replies_per_s": round(rps, 1),
+                    "replies_per_cpu_s": round(cpu_rps, 1),
+                    "goal": GOAL,
+                    "meets_goal": cpu_rps >= GOAL,
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

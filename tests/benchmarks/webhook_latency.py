@@ -28,25 +28,44 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
 from tests.benchmarks.support import database
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 PUBLIC_URL = "https://checkin.example.org"
 PATH = "/webhooks/twilio/sms"
 PATIENTS = 500
-CALM = ["98.6", "4", "doing fine today, walking more", "no fever no drainage", "3 out of 10", "mejor hoy, gracias"]
-URGENT = ["my incision is leaking yellow stuff", "101.9", "9", "I fell in the shower", "new numbness in my left foot"]
+CALM = [
+    "98.6",
+    "4",
+    "doing fine today, walking more",
+    "no fever no drainage",
+    "3 out of 10",
+    "mejor hoy, gracias",
+]
+URGENT = [
+    "my incision is leaking yellow stuff",
+    "101.9",
+    "9",
+    "I fell in the shower",
+    "new numbness in my left foot",
+]
 EMERGENCY = ["I can't breathe and my chest hurts", "I can't pee since this morning"]
 
 
 def env_for(url: str) -> dict[str, str]:
     return {
-        "CHECKIN_DATABASE_URL": url, "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
-        "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"), "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_FROM_NUMBER": "+15005550006", "CHECKIN_PUBLIC_URL": PUBLIC_URL,
-        "CHECKIN_SECRET_KEY": "bench-secret-key-0123456789", "CHECKIN_LOG_LEVEL": "WARNING",
+        "CHECKIN_DATABASE_URL": url,
+        "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
+        "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "CHECKIN_PUBLIC_URL": PUBLIC_URL,
+        "CHECKIN_SECRET_KEY": "bench-secret-key-0123456789",
+        "CHECKIN_LOG_LEVEL": "WARNING",
     }
 
 
@@ -62,29 +81,61 @@ def seed(url: str, now: datetime) -> None:
     engine = make_engine(url)
     with session_factory(engine).begin() as s:
         for i in range(PATIENTS):
-            p = Patient(reference=f"P-B{i:06d}", mrn=f"BENCH{i}", first_name="Pat", phone=phone(i),
-                        language="es" if i % 5 == 0 else "en", timezone="America/New_York", sms_opted_out=False,
-                        phone_status="ok", email_consent=False, created_at=now)
+            p = Patient(
+                reference=f"P-B{i:06d}",
+                mrn=f"BENCH{i}",
+                first_name="Pat",
+                phone=phone(i),
+                language="es" if i % 5 == 0 else "en",
+                timezone="America/New_York",
+                sms_opted_out=False,
+                phone_status="ok",
+                email_consent=False,
+                created_at=now,
+            )
             s.add(p)
             s.flush()
-            e = Enrollment(patient_id=p.id, procedure="lumbar-fusion", schedule_version="1",
-                           surgery_date=date(2026, 1, 5), attributes=[], channel="sms", status="active",
-                           created_at=now)
+            e = Enrollment(
+                patient_id=p.id,
+                procedure="lumbar-fusion",
+                schedule_version="1",
+                surgery_date=date(2026, 1, 5),
+                attributes=[],
+                channel="sms",
+                status="active",
+                created_at=now,
+            )
             s.add(e)
             s.flush()
             ask = ("fever_check", "pain_scale", "wound_check", "numbness_check")[i % 4]
-            s.add(OutboxMessage(key=f"bench:{i}", enrollment_id=e.id, patient_id=p.id, step_id="check",
-                                occurrence=0, channel="sms", message=ask.replace("_scale", "_check"), ask=ask,
-                                urgent=False, due_at=now, expires_at=now + timedelta(hours=8), status="sent",
-                                attempts=1, sent_at=now - timedelta(minutes=30), created_at=now, updated_at=now))
+            s.add(
+                OutboxMessage(
+                    key=f"bench:{i}",
+                    enrollment_id=e.id,
+                    patient_id=p.id,
+                    step_id="check",
+                    occurrence=0,
+                    channel="sms",
+                    message=ask.replace("_scale", "_check"),
+                    ask=ask,
+                    urgent=False,
+                    due_at=now,
+                    expires_at=now + timedelta(hours=8),
+                    status="sent",
+                    attempts=1,
+                    sent_at=now - timedelta(minutes=30),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
     engine.dispose()
 
 
 def serve(url: str, port: int) -> None:
     """The server child: ``checkin.app.web.serve``, what ``checkin web`` runs, on the benchmark database."""
-    from checkin.config import Settings
     from checkin.app.bootstrap import build_services
     from checkin.app.web import serve as serve_web
+    from checkin.config import Settings
 
     serve_web(build_services(Settings.from_env(env_for(url)), schedules={}), host="127.0.0.1", port=port)
 
@@ -107,8 +158,16 @@ def requests_for(n: int) -> list[tuple[dict[str, str], dict[str, str]]]:
         else:
             body, sender = "hello?", f"+1212555{i % 10000:04d}"
         sid = f"SM{uuid.uuid4().hex}"
-        params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": ACCOUNT_SID, "From": sender,
-                  "To": "+15005550006", "Body": body, "NumMedia": "0", "NumSegments": "1"}
+        params = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": ACCOUNT_SID,
+            "From": sender,
+            "To": "+15005550006",
+            "Body": body,
+            "NumMedia": "0",
+            "NumSegments": "1",
+        }
         out.append((params, {"X-Twilio-Signature": validator.compute_signature(PUBLIC_URL + PATH, params)}))
     return out
 
@@ -135,11 +194,13 @@ def load(base: str, rate: float, seconds: float, connections: int) -> dict[str, 
         limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
         async with httpx2.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
 
-            async def send(item: tuple[dict[str, str], dict[str, str]], scheduled: float) -> tuple[float, float, int]:
+            async def send(
+                item: tuple[dict[str, str], dict[str, str]], scheduled: float
+            ) -> tuple[float, float, int]:
                 started = time.perf_counter()
                 try:
                     status = (await client.post(PATH, data=item[0], headers=item[1])).status_code
-                except Exception:  # noqa: BLE001 - a failed request is counted, not fatal
+                except Exception:
                     status = 0
                 done = time.perf_counter()
                 return done - started, done - scheduled, status
@@ -161,9 +222,13 @@ def load(base: str, rate: float, seconds: float, connections: int) -> dict[str, 
     from_schedule = [r[1] * 1000 for r in results]
     errors = sum(1 for r in results if r[2] != 200)
     return {
-        "requests": n, "errors": errors, "achieved_rps": round(n / elapsed, 1),
-        "p50_ms": round(percentile(latencies, 50), 2), "p90_ms": round(percentile(latencies, 90), 2),
-        "p99_ms": round(percentile(latencies, 99), 2), "max_ms": round(max(latencies), 2),
+        "requests": n,
+        "errors": errors,
+        "achieved_rps": round(n / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p90_ms": round(percentile(latencies, 90), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "max_ms": round(max(latencies), 2),
         "p99_from_schedule_ms": round(percentile(from_schedule, 99), 2),
     }
 
@@ -178,8 +243,9 @@ def run_backend(backend: str, rate: float, seconds: float, connections: int) -> 
     with database(backend, migrate=False) as url:
         seed(url, now)
         port = free_port()
-        child = subprocess.Popen([sys.executable, "-m", "tests.benchmarks.webhook_latency", "--serve", url, str(port)],
-                                 cwd=ROOT)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.benchmarks.webhook_latency", "--serve", url, str(port)], cwd=ROOT
+        )
         try:
             _wait_ready(f"http://127.0.0.1:{port}")
             cpu_before = _cpu_seconds(child.pid)
@@ -196,9 +262,18 @@ def run_backend(backend: str, rate: float, seconds: float, connections: int) -> 
             stored = c.execute(text("SELECT count(*) FROM inbound_messages")).scalar()
             alerts = c.execute(text("SELECT count(*) FROM alerts")).scalar()
         engine.dispose()
-    return {"bench": "webhook_latency", "backend": backend, "rate": rate, "seconds": seconds,
-            "client_connections": connections, **result, "rows_stored": stored, "alerts": alerts, "goal_p99_ms": 50,
-            "cpus": os.cpu_count()}
+    return {
+        "bench": "webhook_latency",
+        "backend": backend,
+        "rate": rate,
+        "seconds": seconds,
+        "client_connections": connections,
+        **result,
+        "rows_stored": stored,
+        "alerts": alerts,
+        "goal_p99_ms": 50,
+        "cpus": os.cpu_count(),
+    }
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -229,7 +304,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=64, help="bound on the client's connections")
-    parser.add_argument("--backend", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument(
+        "--backend", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+    )
     parser.add_argument("--serve", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:

@@ -22,8 +22,11 @@ def free_port() -> int:
 
 def twilio_config(base_url: str, **overrides: object) -> TwilioConfig:
     values: dict[str, object] = {
-        "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": FROM,
-        "status_callback_base": "https://checkin.example.org", "api_base_url": base_url,
+        "account_sid": ACCOUNT_SID,
+        "auth_token": AUTH_TOKEN,
+        "from_number": FROM,
+        "status_callback_base": "https://checkin.example.org",
+        "api_base_url": base_url,
         "timeout": 2.0,
     }
     values.update(overrides)

@@ -3,6 +3,7 @@ OpenAPI spec, and an aiosmtpd relay on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -33,8 +34,7 @@ def _unavailable(why: str) -> None:
 def prism_url() -> Iterator[str]:
     """Base URL of a Prism mock of Twilio's own OpenAPI spec (see shared/twilio/README.md).
     The first run installs Prism with npm into the script's cache folder (~10-20 s)."""
-    script = Path(os.environ.get("MOCK_TWILIO_SCRIPT",
-                                 REPO.parent / "shared" / "twilio" / "mock-twilio.sh"))
+    script = Path(os.environ.get("MOCK_TWILIO_SCRIPT", REPO.parent / "shared" / "twilio" / "mock-twilio.sh"))
     if not script.is_file():
         _unavailable(f"{script} not found")
     for tool in ("node", "npm"):
@@ -42,8 +42,13 @@ def prism_url() -> Iterator[str]:
             _unavailable(f"{tool} not on PATH")
     port = free_port()
     try:
-        started = subprocess.run([str(script), "--port", str(port), "--background", "--quiet"],
-                                 capture_output=True, text=True, timeout=400, check=False)
+        started = subprocess.run(
+            [str(script), "--port", str(port), "--background", "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=400,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         _unavailable("mock-twilio.sh did not start within 400 s")
     if started.returncode != 0:
@@ -51,8 +56,13 @@ def prism_url() -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        subprocess.run([str(script), "--port", str(port), "--stop"],
-                       capture_output=True, text=True, timeout=30, check=False)
+        subprocess.run(
+            [str(script), "--port", str(port), "--stop"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         _kill_prism_on(port)
 
 
@@ -69,7 +79,5 @@ def _kill_prism_on(port: int) -> None:
         except OSError:
             continue
         if any(b"prism" in a for a in argv) and str(port).encode() in argv:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(int(entry.name), signal.SIGTERM)
-            except OSError:
-                pass

@@ -43,16 +43,25 @@ class Answer:
         return Answer()
 
     @staticmethod
-    def error(status: int, code: int, message: str = "error", *, created: bool = False,
-              headers: tuple[tuple[str, str], ...] = ()) -> Answer:
-        body = {"code": code, "message": message,
-                "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    def error(
+        status: int,
+        code: int,
+        message: str = "error",
+        *,
+        created: bool = False,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> Answer:
+        body = {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        }
         return Answer(status=status, body=body, headers=headers, created=created)
 
     @staticmethod
     def rate_limited(retry_after: str = "2") -> Answer:
-        return Answer.error(429, 20429, "Too Many Requests",
-                            headers=(("Retry-After", retry_after),))
+        return Answer.error(429, 20429, "Too Many Requests", headers=(("Retry-After", retry_after),))
 
     @staticmethod
     def server_error(*, created: bool = False) -> Answer:
@@ -95,8 +104,9 @@ class FakeTwilio:
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -142,16 +152,28 @@ class FakeTwilio:
         now = datetime.now(UTC)
         sid = "SM" + secrets.token_hex(16)
         message = {
-            "sid": sid, "account_sid": account, "to": form.get("To"),
-            "from": form.get("From"), "messaging_service_sid": form.get("MessagingServiceSid"),
-            "body": form.get("Body"), "status": "queued", "direction": "outbound-api",
-            "num_segments": "1", "num_media": "0", "api_version": "2010-04-01",
-            "date_created": format_datetime(now), "date_updated": format_datetime(now),
+            "sid": sid,
+            "account_sid": account,
+            "to": form.get("To"),
+            "from": form.get("From"),
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "body": form.get("Body"),
+            "status": "queued",
+            "direction": "outbound-api",
+            "num_segments": "1",
+            "num_media": "0",
+            "api_version": "2010-04-01",
+            "date_created": format_datetime(now),
+            "date_updated": format_datetime(now),
             # The fake "sends" at once, so DateSent filters find it.
-            "date_sent": format_datetime(now), "price": None, "price_unit": "USD",
-            "error_code": None, "error_message": None,
+            "date_sent": format_datetime(now),
+            "price": None,
+            "price_unit": "USD",
+            "error_code": None,
+            "error_message": None,
             "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
-            "subresource_uris": {}, "_created": now,
+            "subresource_uris": {},
+            "_created": now,
         }
         with self._lock:
             self.messages.append(message)
@@ -162,9 +184,13 @@ class FakeTwilio:
         after = query.get("DateSent>", [None])[0]
         since = datetime.fromisoformat(after) if after else None
         with self._lock:
-            found = [m for m in self.messages
-                     if (to is None or m["to"] == to) and (from_ is None or m["from"] == from_)
-                     and (since is None or m["_created"] >= since)]
+            found = [
+                m
+                for m in self.messages
+                if (to is None or m["to"] == to)
+                and (from_ is None or m["from"] == from_)
+                and (since is None or m["_created"] >= since)
+            ]
         return [_public(m) for m in reversed(found)]
 
 
@@ -193,8 +219,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode()
         form = {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
-        fake._record(RecordedRequest("POST", url.path, parse_qs(url.query), form,
-                                     {k.lower(): v for k, v in self.headers.items()}))
+        fake._record(
+            RecordedRequest(
+                "POST", url.path, parse_qs(url.query), form, {k.lower(): v for k, v in self.headers.items()}
+            )
+        )
         match = _MESSAGES.match(url.path)
         if not match:
             self._json(404, {"code": 20404, "message": "not found", "status": 404})
@@ -213,19 +242,29 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         url = urlsplit(self.path)
         query = parse_qs(url.query)
-        fake._record(RecordedRequest("GET", url.path, query, {},
-                                     {k.lower(): v for k, v in self.headers.items()}))
+        fake._record(
+            RecordedRequest("GET", url.path, query, {}, {k.lower(): v for k, v in self.headers.items()})
+        )
         if not _MESSAGES.match(url.path):
             self._json(404, {"code": 20404, "message": "not found", "status": 404})
             return
         messages = fake._list(query)
-        self._json(200, {"messages": messages, "end": max(len(messages) - 1, 0),
-                         "first_page_uri": url.path, "next_page_uri": None, "page": 0,
-                         "page_size": 50, "previous_page_uri": None, "start": 0,
-                         "uri": self.path})
+        self._json(
+            200,
+            {
+                "messages": messages,
+                "end": max(len(messages) - 1, 0),
+                "first_page_uri": url.path,
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": 50,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": self.path,
+            },
+        )
 
-    def _json(self, status: int, body: dict[str, Any],
-              headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def _json(self, status: int, body: dict[str, Any], headers: tuple[tuple[str, str], ...] = ()) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -34,12 +34,9 @@ OUTCOMES: dict[str, Outcome] = {
     "invalid_number": Outcome(permanent=True, ambiguous=False, code="21211"),
     "not_sms_capable": Outcome(permanent=True, ambiguous=False, code="21614"),
     "server_error": Outcome(permanent=False, ambiguous=True, code="20500"),
-    "server_error_after_queueing": Outcome(permanent=False, ambiguous=True, code="20500",
-                                           delivered=True),
-    "read_timeout_after_queueing": Outcome(permanent=False, ambiguous=True, code=None,
-                                           delivered=True),
-    "hang_up_after_queueing": Outcome(permanent=False, ambiguous=True, code=None,
-                                      delivered=True),
+    "server_error_after_queueing": Outcome(permanent=False, ambiguous=True, code="20500", delivered=True),
+    "read_timeout_after_queueing": Outcome(permanent=False, ambiguous=True, code=None, delivered=True),
+    "hang_up_after_queueing": Outcome(permanent=False, ambiguous=True, code=None, delivered=True),
     "connection_refused": Outcome(permanent=False, ambiguous=False, code=None),
 }
 
@@ -69,10 +66,13 @@ class MemoryHarness:
 
     def script(self, outcome: str) -> ReconcilableChannel:
         o = OUTCOMES[outcome]
-        self.channel.fail_next(1, ChannelError(outcome, permanent=o.permanent, code=o.code,
-                                               retry_after=o.retry_after,
-                                               ambiguous=o.ambiguous),
-                               delivered=o.delivered)
+        self.channel.fail_next(
+            1,
+            ChannelError(
+                outcome, permanent=o.permanent, code=o.code, retry_after=o.retry_after, ambiguous=o.ambiguous
+            ),
+            delivered=o.delivered,
+        )
         return self.channel
 
 
@@ -99,8 +99,7 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
 
 
 def sms(outbox_id: int = 1, to: str = TO, text: str = "Time for your calcium.") -> OutgoingMessage:
-    return OutgoingMessage(outbox_id=outbox_id, to=to, channel="sms", text=text,
-                           reference="P-0001")
+    return OutgoingMessage(outbox_id=outbox_id, to=to, channel="sms", text=text, reference="P-0001")
 
 
 def an_hour_ago() -> datetime:
@@ -127,7 +126,11 @@ def test_it_maps_each_provider_outcome(harness: Harness, outcome: str) -> None:
 
     error = caught.value
     assert (error.permanent, error.ambiguous, error.code, error.retry_after) == (
-        expected.permanent, expected.ambiguous, expected.code, expected.retry_after)
+        expected.permanent,
+        expected.ambiguous,
+        expected.code,
+        expected.retry_after,
+    )
     # What reconciliation would find decides between "sent" and "send again".
     held = harness.channel.list_recent(TO, an_hour_ago())
     assert len(held) == (1 if expected.delivered else 0)
@@ -141,8 +144,7 @@ def test_it_recovers_after_a_failure(harness: Harness, outcome: str) -> None:
 
     receipt = harness.channel.send(sms(outbox_id=2))
 
-    assert [m.provider_id for m in harness.channel.list_recent(TO, an_hour_ago())] == [
-        receipt.provider_id]
+    assert [m.provider_id for m in harness.channel.list_recent(TO, an_hour_ago())] == [receipt.provider_id]
 
 
 def test_it_lists_only_the_recipient_asked_for(harness: Harness) -> None:
@@ -150,8 +152,7 @@ def test_it_lists_only_the_recipient_asked_for(harness: Harness) -> None:
     mine = harness.channel.send(sms(outbox_id=1, to=TO))
     harness.channel.send(sms(outbox_id=2, to=other))
 
-    assert [m.provider_id for m in harness.channel.list_recent(TO, an_hour_ago())] == [
-        mine.provider_id]
+    assert [m.provider_id for m in harness.channel.list_recent(TO, an_hour_ago())] == [mine.provider_id]
 
 
 def test_it_lists_nothing_older_than_since(harness: Harness) -> None:
@@ -169,4 +170,3 @@ def test_it_gives_each_accepted_message_its_own_provider_id(harness: Harness) ->
 def test_it_refuses_a_naive_since(harness: Harness) -> None:
     with pytest.raises(ValueError):
         harness.channel.list_recent(TO, datetime(2026, 1, 1))
-

@@ -20,16 +20,21 @@ PERMANENT = ChannelError("unsubscribed", permanent=True, code="21610")
 
 
 def sms(outbox_id: int = 1, to: str = "+15005550006", text: str = "Drink water.") -> OutgoingMessage:
-    return OutgoingMessage(outbox_id=outbox_id, to=to, channel="sms", text=text,
-                           reference=f"P-{outbox_id}")
+    return OutgoingMessage(outbox_id=outbox_id, to=to, channel="sms", text=text, reference=f"P-{outbox_id}")
 
 
 def test_it_prints_one_block_per_message_with_counting_ids() -> None:
     out = io.StringIO()
     console = ConsoleChannel(out)
-    email = OutgoingMessage(outbox_id=8, to="p@example.org", channel="email",
-                            text="Line one\nLine two", subject="Visit", html="<p>x</p>",
-                            reference="P-8")
+    email = OutgoingMessage(
+        outbox_id=8,
+        to="p@example.org",
+        channel="email",
+        text="Line one\nLine two",
+        subject="Visit",
+        html="<p>x</p>",
+        reference="P-8",
+    )
 
     receipts = [console.send(sms(outbox_id=7)), console.send(email)]
 
@@ -129,8 +134,7 @@ def test_it_clears_scripted_failures() -> None:
 def test_it_records_an_ambiguous_failure_that_was_delivered() -> None:
     clock = ManualClock(START)
     memory = MemoryChannel(clock)
-    memory.fail_next(1, ChannelError("read timeout", permanent=False, ambiguous=True),
-                     delivered=True)
+    memory.fail_next(1, ChannelError("read timeout", permanent=False, ambiguous=True), delivered=True)
 
     with pytest.raises(ChannelError) as caught:
         memory.send(sms(text="Any fever today?"))
@@ -149,9 +153,12 @@ def test_it_lists_by_recipient_and_time_newest_first() -> None:
     memory.send(sms(outbox_id=3, to="+15005550009"))
 
     assert [m.provider_id for m in memory.list_recent("+15005550006", START)] == [
-        second.provider_id, first.provider_id]
-    assert [m.provider_id for m in memory.list_recent(
-        "+15005550006", START + timedelta(minutes=5))] == [second.provider_id]
+        second.provider_id,
+        first.provider_id,
+    ]
+    assert [m.provider_id for m in memory.list_recent("+15005550006", START + timedelta(minutes=5))] == [
+        second.provider_id
+    ]
 
 
 def test_it_rejects_a_negative_failure_count() -> None:
@@ -168,5 +175,10 @@ def test_it_keeps_recipient_and_text_out_of_repr() -> None:
 
 def test_it_rejects_an_unknown_channel_name() -> None:
     with pytest.raises(ValueError):
-        OutgoingMessage(outbox_id=1, to="x", channel="fax", text="t",  # type: ignore[arg-type]
-                        reference="r")
+        OutgoingMessage(
+            outbox_id=1,
+            to="x",
+            channel="fax",
+            text="t",  # type: ignore[arg-type]
+            reference="r",
+        )

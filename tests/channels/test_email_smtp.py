@@ -35,8 +35,9 @@ class Relay:
         self.drop_during_data = False
         self.drop_on_quit = False
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         if self.rcpt_reply:
             return self.rcpt_reply
         envelope.rcpt_tos.append(address)
@@ -71,16 +72,25 @@ def server() -> Iterator[Server]:
 
 
 def plain(server: Server, **overrides: Any) -> SmtpEmailChannel:
-    values: dict[str, Any] = {"host": "127.0.0.1", "port": server.port, "sender": SENDER,
-                              "tls": "none", "timeout": 5.0}
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "sender": SENDER,
+        "tls": "none",
+        "timeout": 5.0,
+    }
     values.update(overrides)
     return SmtpEmailChannel(SmtpConfig(**values))
 
 
 def message(outbox_id: int = 42, **overrides: Any) -> OutgoingMessage:
     values: dict[str, Any] = {
-        "outbox_id": outbox_id, "to": TO, "channel": "email", "reference": "P-0042",
-        "subject": "Your follow-up visit", "text": "See you on Tuesday at 10:00.",
+        "outbox_id": outbox_id,
+        "to": TO,
+        "channel": "email",
+        "reference": "P-0042",
+        "subject": "Your follow-up visit",
+        "text": "See you on Tuesday at 10:00.",
         "html": "<p>See you on <b>Tuesday</b> at 10:00.</p>",
     }
     values.update(overrides)
@@ -102,12 +112,13 @@ def test_it_delivers_multipart_text_and_html_with_our_message_id(server: Server)
     mail = parsed(envelope)
     assert mail.get_content_type() == "multipart/alternative"
     parts = [(p.get_content_type(), p.get_content().strip()) for p in mail.iter_parts()]
-    assert parts == [("text/plain", "See you on Tuesday at 10:00."),
-                     ("text/html", "<p>See you on <b>Tuesday</b> at 10:00.</p>")]
+    assert parts == [
+        ("text/plain", "See you on Tuesday at 10:00."),
+        ("text/html", "<p>See you on <b>Tuesday</b> at 10:00.</p>"),
+    ]
     assert mail["Message-ID"] == receipt.provider_id
     assert ".outbox-42@hospital.example>" in receipt.provider_id
-    assert (mail["From"], mail["To"], mail["Subject"]) == (
-        SENDER, TO, "Your follow-up visit")
+    assert (mail["From"], mail["To"], mail["Subject"]) == (SENDER, TO, "Your follow-up visit")
     assert mail["Date"].datetime.tzinfo is not None
     assert receipt.status == "accepted"
 
@@ -120,14 +131,12 @@ def test_it_sends_plain_text_alone_when_there_is_no_html(server: Server) -> None
 
 
 def test_it_sends_non_ascii_text_7bit_clean(server: Server) -> None:
-    plain(server).send(message(subject="Recuperación", text="¿Cómo está la herida?",
-                               html=None))
+    plain(server).send(message(subject="Recuperación", text="¿Cómo está la herida?", html=None))
 
     mail = parsed(server.relay.received[0])
     assert mail["Content-Transfer-Encoding"] in ("quoted-printable", "base64")
     assert max(server.relay.received[0].original_content) < 128
-    assert (mail["Subject"], mail.get_content().strip()) == (
-        "Recuperación", "¿Cómo está la herida?")
+    assert (mail["Subject"], mail.get_content().strip()) == ("Recuperación", "¿Cómo está la herida?")
 
 
 def test_it_gives_every_send_a_new_message_id(server: Server) -> None:
@@ -142,8 +151,7 @@ def test_it_calls_a_451_for_the_recipient_transient(server: Server) -> None:
     with pytest.raises(ChannelError) as caught:
         plain(server).send(message())
 
-    assert (caught.value.permanent, caught.value.ambiguous, caught.value.code) == (
-        False, False, "451")
+    assert (caught.value.permanent, caught.value.ambiguous, caught.value.code) == (False, False, "451")
     assert server.relay.received == []
 
 
@@ -153,8 +161,7 @@ def test_it_calls_a_550_for_the_recipient_permanent(server: Server) -> None:
     with pytest.raises(ChannelError) as caught:
         plain(server).send(message())
 
-    assert (caught.value.permanent, caught.value.ambiguous, caught.value.code) == (
-        True, False, "550")
+    assert (caught.value.permanent, caught.value.ambiguous, caught.value.code) == (True, False, "550")
 
 
 def test_it_calls_a_554_after_data_permanent(server: Server) -> None:
@@ -183,8 +190,7 @@ def test_it_keeps_a_success_when_quit_fails_after_data_was_accepted(server: Serv
     assert [parsed(e)["Message-ID"] for e in server.relay.received] == [receipt.provider_id]
 
 
-def test_it_retries_safely_when_the_relay_is_down_and_sends_after_restart(
-        server: Server) -> None:
+def test_it_retries_safely_when_the_relay_is_down_and_sends_after_restart(server: Server) -> None:
     channel = plain(server)
     server.stop()
 
@@ -205,12 +211,15 @@ def test_it_refuses_a_header_injection_without_connecting(server: Server) -> Non
     assert server.relay.received == []
 
 
-@pytest.mark.parametrize("overrides", [
-    {"channel": "sms", "to": "+15005550006"},
-    {"subject": None},
-    {"to": "not an address"},
-    {"to": "a@example.org, b@example.org"},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"channel": "sms", "to": "+15005550006"},
+        {"subject": None},
+        {"to": "not an address"},
+        {"to": "a@example.org, b@example.org"},
+    ],
+)
 def test_it_refuses_what_cannot_be_one_email(server: Server, overrides: dict[str, Any]) -> None:
     with pytest.raises(ChannelError) as caught:
         plain(server).send(message(**overrides))
@@ -227,8 +236,7 @@ def test_it_will_not_fall_back_to_plain_text_when_starttls_is_missing(server: Se
     assert server.relay.received == []
 
 
-def test_it_logs_no_address_subject_or_body(server: Server,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_it_logs_no_address_subject_or_body(server: Server, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG")
     server.relay.rcpt_reply = "550 5.1.1 No such user"
     channel = plain(server)
@@ -245,10 +253,17 @@ def test_it_logs_no_address_subject_or_body(server: Server,
         assert secret not in text
 
 
-@pytest.mark.parametrize("overrides", [
-    {"tls": "tls"}, {"port": 0}, {"timeout": 0}, {"sender": "nobody"},
-    {"user": "u"}, {"user": "u", "password": "p", "tls": "none", "host": "smtp.example.org"},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"tls": "tls"},
+        {"port": 0},
+        {"timeout": 0},
+        {"sender": "nobody"},
+        {"user": "u"},
+        {"user": "u", "password": "p", "tls": "none", "host": "smtp.example.org"},
+    ],
+)
 def test_it_rejects_bad_configuration(overrides: dict[str, Any]) -> None:
     values: dict[str, Any] = {"host": "127.0.0.1", "port": 25, "sender": SENDER}
     values.update(overrides)
@@ -274,10 +289,29 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         pytest.skip("openssl CLI not available to make a test certificate")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 
@@ -287,44 +321,49 @@ def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     return context
 
 
-def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
-                 auth_data: Any) -> AuthResult:
-    ok = (isinstance(auth_data, LoginPassword)
-          and (auth_data.login, auth_data.password) == (b"checkin", b"right"))
+def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        b"checkin",
+        b"right",
+    )
     # handled=False: let aiosmtpd answer 535 itself (its default assumes we already replied).
     return AuthResult(success=ok, handled=False)
 
 
 @pytest.fixture
 def starttls_server(certificate: tuple[Path, Path]) -> Iterator[Server]:
-    s = Server(tls_context=server_context(certificate), require_starttls=True,
-               authenticator=authenticate, auth_required=True)
+    s = Server(
+        tls_context=server_context(certificate),
+        require_starttls=True,
+        authenticator=authenticate,
+        auth_required=True,
+    )
     s.start()
     yield s
     s.stop()
 
 
-def test_it_sends_over_starttls_with_login(starttls_server: Server,
-                                           certificate: tuple[Path, Path]) -> None:
-    channel = plain(starttls_server, tls="starttls", user="checkin", password="right",
-                    ca_file=str(certificate[0]))
+def test_it_sends_over_starttls_with_login(starttls_server: Server, certificate: tuple[Path, Path]) -> None:
+    channel = plain(
+        starttls_server, tls="starttls", user="checkin", password="right", ca_file=str(certificate[0])
+    )
 
     receipt = channel.send(message())
 
-    assert [parsed(e)["Message-ID"] for e in starttls_server.relay.received] == [
-        receipt.provider_id]
+    assert [parsed(e)["Message-ID"] for e in starttls_server.relay.received] == [receipt.provider_id]
 
 
 def test_it_treats_rejected_credentials_as_an_account_problem(
-        starttls_server: Server, certificate: tuple[Path, Path]) -> None:
-    channel = plain(starttls_server, tls="starttls", user="checkin", password="wrong",
-                    ca_file=str(certificate[0]))
+    starttls_server: Server, certificate: tuple[Path, Path]
+) -> None:
+    channel = plain(
+        starttls_server, tls="starttls", user="checkin", password="wrong", ca_file=str(certificate[0])
+    )
 
     with pytest.raises(ChannelError) as caught:
         channel.send(message())
 
-    assert (caught.value.permanent, caught.value.ambiguous, caught.value.code) == (
-        False, False, "535")
+    assert (caught.value.permanent, caught.value.ambiguous, caught.value.code) == (False, False, "535")
 
 
 def test_it_refuses_an_untrusted_certificate(starttls_server: Server) -> None:

@@ -18,8 +18,13 @@ pytestmark = pytest.mark.slow
 
 
 def sms(outbox_id: int = 1) -> OutgoingMessage:
-    return OutgoingMessage(outbox_id=outbox_id, to=TO, channel="sms",
-                           text="Reminder: no lifting over 10 lb this week.", reference="P-7")
+    return OutgoingMessage(
+        outbox_id=outbox_id,
+        to=TO,
+        channel="sms",
+        text="Reminder: no lifting over 10 lb this week.",
+        reference="P-7",
+    )
 
 
 def test_it_sends_a_request_twilio_spec_accepts(prism_url: str) -> None:
@@ -30,9 +35,11 @@ def test_it_sends_a_request_twilio_spec_accepts(prism_url: str) -> None:
 
 
 def test_it_sends_a_valid_messaging_service_request(prism_url: str) -> None:
-    channel = TwilioSmsChannel(twilio_config(prism_url, from_number=None,
-                                             messaging_service_sid="MG" + "a" * 32,
-                                             status_callback_base=None))
+    channel = TwilioSmsChannel(
+        twilio_config(
+            prism_url, from_number=None, messaging_service_sid="MG" + "a" * 32, status_callback_base=None
+        )
+    )
 
     assert channel.send(sms()).provider_id.startswith("SM")
 
@@ -50,18 +57,19 @@ def test_it_would_notice_an_invalid_request(prism_url: str) -> None:
 
 def test_it_lists_recent_messages_in_the_spec_shape(prism_url: str) -> None:
     listed = TwilioSmsChannel(twilio_config(prism_url)).list_recent(
-        TO, datetime.now(UTC) - timedelta(hours=1))
+        TO, datetime.now(UTC) - timedelta(hours=1)
+    )
 
     assert listed, "the spec's example page has messages"
     assert {m.provider_id[:2] for m in listed} <= {"SM", "MM"}
-    assert all(m.date_created is not None and m.date_created.tzinfo is not None
-               for m in listed)
+    assert all(m.date_created is not None and m.date_created.tzinfo is not None for m in listed)
 
 
 def test_it_bounds_listing_when_pages_never_end(prism_url: str) -> None:
     # The spec's example page always offers a next page; the library follows it, so only
     # the limit stops the loop.
     listed = TwilioSmsChannel(twilio_config(prism_url)).list_recent(
-        TO, datetime.now(UTC) - timedelta(hours=1), limit=5)
+        TO, datetime.now(UTC) - timedelta(hours=1), limit=5
+    )
 
     assert len(listed) == 5

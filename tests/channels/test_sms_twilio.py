@@ -26,8 +26,7 @@ BODY = "Any drainage from your incision today? Reply YES or NO."
 
 
 def sms(outbox_id: int = 42, text: str = BODY) -> OutgoingMessage:
-    return OutgoingMessage(outbox_id=outbox_id, to=TO, channel="sms", text=text,
-                           reference="P-0042")
+    return OutgoingMessage(outbox_id=outbox_id, to=TO, channel="sms", text=text, reference="P-0042")
 
 
 def test_it_posts_to_from_body_status_callback_with_basic_auth(fake_twilio: FakeTwilio) -> None:
@@ -39,7 +38,9 @@ def test_it_posts_to_from_body_status_callback_with_basic_auth(fake_twilio: Fake
     assert request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
     assert request.basic_auth == (ACCOUNT_SID, AUTH_TOKEN)
     assert request.form == {
-        "To": TO, "From": FROM, "Body": BODY,
+        "To": TO,
+        "From": FROM,
+        "Body": BODY,
         "StatusCallback": "https://checkin.example.org/webhooks/twilio/status?outbox=42",
     }
     assert receipt.provider_id == fake_twilio.messages[0]["sid"]
@@ -49,9 +50,11 @@ def test_it_posts_to_from_body_status_callback_with_basic_auth(fake_twilio: Fake
 
 def test_it_sends_through_a_messaging_service_without_from(fake_twilio: FakeTwilio) -> None:
     service = "MG" + "0" * 32
-    channel = TwilioSmsChannel(twilio_config(fake_twilio.url, from_number=None,
-                                             messaging_service_sid=service,
-                                             status_callback_base=None))
+    channel = TwilioSmsChannel(
+        twilio_config(
+            fake_twilio.url, from_number=None, messaging_service_sid=service, status_callback_base=None
+        )
+    )
 
     channel.send(sms())
 
@@ -60,21 +63,27 @@ def test_it_sends_through_a_messaging_service_without_from(fake_twilio: FakeTwil
 
 
 def test_it_joins_the_callback_base_without_a_double_slash(fake_twilio: FakeTwilio) -> None:
-    channel = TwilioSmsChannel(twilio_config(
-        fake_twilio.url, status_callback_base="https://h.example.org/checkin/"))
+    channel = TwilioSmsChannel(
+        twilio_config(fake_twilio.url, status_callback_base="https://h.example.org/checkin/")
+    )
 
     channel.send(sms(outbox_id=7))
 
     assert fake_twilio.creates()[0].form["StatusCallback"] == (
-        "https://h.example.org/checkin/webhooks/twilio/status?outbox=7")
+        "https://h.example.org/checkin/webhooks/twilio/status?outbox=7"
+    )
 
 
-@pytest.mark.parametrize("answer", [
-    Answer.error(400, 21610, "unsubscribed"),
-    Answer.server_error(created=False),
-    Answer.rate_limited("1"),
-    Answer.slow(30, created=True),
-], ids=["21610", "500", "429", "read-timeout"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Answer.error(400, 21610, "unsubscribed"),
+        Answer.server_error(created=False),
+        Answer.rate_limited("1"),
+        Answer.slow(30, created=True),
+    ],
+    ids=["21610", "500", "429", "read-timeout"],
+)
 def test_it_makes_exactly_one_http_call_per_send(fake_twilio: FakeTwilio, answer: Answer) -> None:
     channel = TwilioSmsChannel(twilio_config(fake_twilio.url, timeout=0.5))
     fake_twilio.script(answer)
@@ -114,39 +123,44 @@ def test_it_treats_bad_credentials_as_an_account_problem(fake_twilio: FakeTwilio
     with pytest.raises(ChannelError) as caught:
         TwilioSmsChannel(twilio_config(fake_twilio.url)).send(sms())
 
-    assert (caught.value.permanent, caught.value.ambiguous, caught.value.code) == (
-        False, False, "20003")
+    assert (caught.value.permanent, caught.value.ambiguous, caught.value.code) == (False, False, "20003")
 
 
-@pytest.mark.parametrize("status, code, permanent, ambiguous", [
-    (400, 21408, True, False),
-    (400, 21612, True, False),
-    (403, 20003, True, False),
-    (404, 20404, True, False),
-    (400, None, True, False),
-    (503, None, False, True),
-    (502, 20502, False, True),
-    (429, None, False, False),
-    (400, 20429, False, False),
-])
-def test_it_classifies_statuses_and_codes(status: int, code: int | None, permanent: bool,
-                                          ambiguous: bool) -> None:
+@pytest.mark.parametrize(
+    ("status", "code", "permanent", "ambiguous"),
+    [
+        (400, 21408, True, False),
+        (400, 21612, True, False),
+        (403, 20003, True, False),
+        (404, 20404, True, False),
+        (400, None, True, False),
+        (503, None, False, True),
+        (502, 20502, False, True),
+        (429, None, False, False),
+        (400, 20429, False, False),
+    ],
+)
+def test_it_classifies_statuses_and_codes(
+    status: int, code: int | None, permanent: bool, ambiguous: bool
+) -> None:
     error = classify_twilio_error(status, code)
 
     assert (error.permanent, error.ambiguous) == (permanent, ambiguous)
     assert error.code == str(code or status)
 
 
-@pytest.mark.parametrize("headers, expected", [
-    ({"Retry-After": "3"}, 3.0),
-    ({"retry-after": " 0.5 "}, 0.5),
-    ({"Retry-After": "-4"}, 0.0),
-    ({"Retry-After": "Wed, 21 Oct 2015 07:28:30 GMT",
-      "Date": "Wed, 21 Oct 2015 07:28:00 GMT"}, 30.0),
-    ({"Retry-After": "Wed, 21 Oct 2015 07:28:30 GMT"}, None),  # no Date: no clock to read
-    ({"Retry-After": "soon", "Date": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "3"}, 3.0),
+        ({"retry-after": " 0.5 "}, 0.5),
+        ({"Retry-After": "-4"}, 0.0),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:30 GMT", "Date": "Wed, 21 Oct 2015 07:28:00 GMT"}, 30.0),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:30 GMT"}, None),  # no Date: no clock to read
+        ({"Retry-After": "soon", "Date": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        ({}, None),
+    ],
+)
 def test_it_parses_retry_after(headers: dict[str, str], expected: float | None) -> None:
     assert parse_retry_after(headers) == expected
 
@@ -170,8 +184,9 @@ def test_it_calls_an_unreadable_success_ambiguous(fake_twilio: FakeTwilio) -> No
 
 
 def test_it_refuses_an_email_message_without_calling_twilio(fake_twilio: FakeTwilio) -> None:
-    email = OutgoingMessage(outbox_id=1, to="p@example.org", channel="email", text="x",
-                            subject="s", reference="P-1")
+    email = OutgoingMessage(
+        outbox_id=1, to="p@example.org", channel="email", text="x", subject="s", reference="P-1"
+    )
 
     with pytest.raises(ChannelError) as caught:
         TwilioSmsChannel(twilio_config(fake_twilio.url)).send(email)
@@ -202,8 +217,9 @@ def test_it_reports_a_failed_listing_as_never_ambiguous(fake_twilio: FakeTwilio)
     assert (caught.value.permanent, caught.value.ambiguous) == (False, False)
 
 
-def test_it_logs_neither_phone_number_nor_body(fake_twilio: FakeTwilio,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_it_logs_neither_phone_number_nor_body(
+    fake_twilio: FakeTwilio, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     channel = TwilioSmsChannel(twilio_config(fake_twilio.url))
     fake_twilio.script(Answer.ok(), Answer.error(400, 21211, f"The 'To' number {TO} is invalid"))
@@ -228,28 +244,35 @@ def test_it_keeps_the_token_out_of_repr() -> None:
     assert "s3cret" not in repr(config)
 
 
-@pytest.mark.parametrize("overrides", [
-    {"from_number": None},
-    {"messaging_service_sid": "MG" + "0" * 32},
-    {"timeout": 0},
-    {"status_callback_base": "checkin.example.org"},
-    {"api_base_url": "ftp://x"},
-    {"auth_token": ""},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"from_number": None},
+        {"messaging_service_sid": "MG" + "0" * 32},
+        {"timeout": 0},
+        {"status_callback_base": "checkin.example.org"},
+        {"api_base_url": "ftp://x"},
+        {"auth_token": ""},
+    ],
+)
 def test_it_rejects_bad_configuration(overrides: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         twilio_config("http://127.0.0.1:1", **overrides)
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json?x=1",
-     "http://127.0.0.1:9/2010-04-01/Accounts/AC1/Messages.json?x=1"),
-    ("https://messaging.twilio.com/v1/Services", "http://127.0.0.1:9/v1/Services"),
-    ("https://example.org/twilio.com/path", "https://example.org/twilio.com/path"),
-    ("https://eviltwilio.com/x", "https://eviltwilio.com/x"),
-])
-def test_it_redirects_only_twilio_hosts(url: str, expected: str,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json?x=1",
+            "http://127.0.0.1:9/2010-04-01/Accounts/AC1/Messages.json?x=1",
+        ),
+        ("https://messaging.twilio.com/v1/Services", "http://127.0.0.1:9/v1/Services"),
+        ("https://example.org/twilio.com/path", "https://example.org/twilio.com/path"),
+        ("https://eviltwilio.com/x", "https://eviltwilio.com/x"),
+    ],
+)
+def test_it_redirects_only_twilio_hosts(url: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
 
     def record(self: object, method: str, url: str, *args: object, **kwargs: object) -> object:

@@ -12,10 +12,23 @@ NOW = datetime(2026, 3, 1, 15, 0, 0, 123456, tzinfo=UTC)
 
 
 def row(key: str, due: datetime) -> dict[str, object]:
-    return {"key": key, "step_id": "s", "occurrence": 3, "channel": "sms", "message": "m", "ask": None,
-            "due_at": due, "expires_at": due + timedelta(hours=8), "remind_after_s": None,
-            "missed_after_s": 3600, "status": "pending", "attempts": 0, "urgent": True,
-            "created_at": NOW, "updated_at": NOW}
+    return {
+        "key": key,
+        "step_id": "s",
+        "occurrence": 3,
+        "channel": "sms",
+        "message": "m",
+        "ask": None,
+        "due_at": due,
+        "expires_at": due + timedelta(hours=8),
+        "remind_after_s": None,
+        "missed_after_s": 3600,
+        "status": "pending",
+        "attempts": 0,
+        "urgent": True,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
 
 
 def fetch(session: Session, key: str) -> dict[str, object]:
@@ -41,8 +54,9 @@ def test_it_keeps_time_order_for_queries(session: Session) -> None:
     insert_outbox_rows(session, [row("b", early), row("c", early + timedelta(microseconds=1))])
     session.execute(insert(OutboxMessage), [row("a", early + timedelta(seconds=1))])
     session.commit()
-    keys = session.scalars(select(OutboxMessage.key).where(OutboxMessage.due_at > early)
-                           .order_by(OutboxMessage.due_at)).all()
+    keys = session.scalars(
+        select(OutboxMessage.key).where(OutboxMessage.due_at > early).order_by(OutboxMessage.due_at)
+    ).all()
     assert keys == ["c", "a"]
 
 

@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
-from checkin.store.db import current_revision, head_revision, make_engine, require_migrated
 from checkin.errors import DatabaseNotReady
+from checkin.store.db import current_revision, head_revision, make_engine, require_migrated
 from checkin.store.models import AppendOnlyError, AuditEvent, Base
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -66,8 +66,10 @@ def test_it_refuses_to_change_the_audit_log_through_the_orm(session: Session) ->
 @pytest.mark.parametrize("statement", ["UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"])
 def test_it_refuses_to_change_the_audit_log_in_sql(engine: Engine, statement: str) -> None:
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO audit_log (at, actor, action, detail) VALUES (:at, 't', 'a', '{}')"),
-                     {"at": NOW.replace(tzinfo=None)})
+        conn.execute(
+            text("INSERT INTO audit_log (at, actor, action, detail) VALUES (:at, 't', 'a', '{}')"),
+            {"at": NOW.replace(tzinfo=None)},
+        )
     with pytest.raises(DatabaseError, match="append-only"), engine.begin() as conn:
         conn.execute(text(statement))
     with engine.connect() as conn:

@@ -11,26 +11,54 @@ NOW = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 
 
 def outbox(key: str, status: str, due: datetime, **kw: object) -> OutboxMessage:
-    return OutboxMessage(key=key, step_id="s", occurrence=0, channel="sms", message="m", due_at=due,
-                         expires_at=due + timedelta(hours=8), status=status, created_at=NOW, updated_at=NOW, **kw)
+    return OutboxMessage(
+        key=key,
+        step_id="s",
+        occurrence=0,
+        channel="sms",
+        message="m",
+        due_at=due,
+        expires_at=due + timedelta(hours=8),
+        status=status,
+        created_at=NOW,
+        updated_at=NOW,
+        **kw,
+    )
 
 
 def seed(session: Session) -> None:
     p = Patient(reference="P-TEST123", mrn="1", first_name="A", timezone="UTC", created_at=NOW)
     session.add(p)
     session.flush()
-    session.add_all([
-        outbox("a", "pending", NOW - timedelta(minutes=10)),
-        outbox("b", "pending", NOW + timedelta(hours=1)),
-        outbox("c", "sent", NOW - timedelta(minutes=30), last_attempt_at=NOW - timedelta(minutes=20),
-               sent_at=NOW - timedelta(minutes=20) + timedelta(seconds=2)),
-        outbox("d", "dead", NOW - timedelta(days=1)),
-        InboundMessage(message_sid="SM1", body="x", severity="emergency", received_at=NOW, patient_id=p.id),
-        Alert(patient_id=p.id, kind="red_flag", severity="emergency", flags=["fever"], status="open",
-              escalation_level=2, opened_at=NOW, updated_at=NOW),
-        Worker(id="w1", host="h", pid=1, started_at=NOW, heartbeat_at=NOW - timedelta(seconds=5)),
-        Worker(id="w2", host="h", pid=2, started_at=NOW, heartbeat_at=NOW - timedelta(minutes=5)),
-    ])
+    session.add_all(
+        [
+            outbox("a", "pending", NOW - timedelta(minutes=10)),
+            outbox("b", "pending", NOW + timedelta(hours=1)),
+            outbox(
+                "c",
+                "sent",
+                NOW - timedelta(minutes=30),
+                last_attempt_at=NOW - timedelta(minutes=20),
+                sent_at=NOW - timedelta(minutes=20) + timedelta(seconds=2),
+            ),
+            outbox("d", "dead", NOW - timedelta(days=1)),
+            InboundMessage(
+                message_sid="SM1", body="x", severity="emergency", received_at=NOW, patient_id=p.id
+            ),
+            Alert(
+                patient_id=p.id,
+                kind="red_flag",
+                severity="emergency",
+                flags=["fever"],
+                status="open",
+                escalation_level=2,
+                opened_at=NOW,
+                updated_at=NOW,
+            ),
+            Worker(id="w1", host="h", pid=1, started_at=NOW, heartbeat_at=NOW - timedelta(seconds=5)),
+            Worker(id="w2", host="h", pid=2, started_at=NOW, heartbeat_at=NOW - timedelta(minutes=5)),
+        ]
+    )
     session.commit()
 
 

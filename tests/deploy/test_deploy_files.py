@@ -25,8 +25,13 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 def test_it_passes_the_compose_spec_schema() -> None:
     tool = Path(sys.executable).with_name("check-jsonschema")
-    result = subprocess.run([str(tool), "--builtin-schema", "vendor.compose-spec", str(DEPLOY / "docker-compose.yml")],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [str(tool), "--builtin-schema", "vendor.compose-spec", str(DEPLOY / "docker-compose.yml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -87,13 +92,21 @@ def test_it_writes_systemd_units_that_systemd_accepts(unit: str, tmp_path: Path)
     exe = Path(sys.executable).with_name("checkin")
     text = (DEPLOY / unit).read_text().replace("/opt/checkin/.venv/bin/checkin", str(exe))
     (tmp_path / unit).write_text(text)
-    result = subprocess.run([analyze, "verify", str(tmp_path / unit)], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [analyze, "verify", str(tmp_path / unit)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
 
 
 @pytest.mark.parametrize("unit", ["checkin-web.service", "checkin-worker.service"])
 def test_it_hardens_the_systemd_units(unit: str) -> None:
     text = (DEPLOY / unit).read_text()
-    for option in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "User=checkin",
-                   "CapabilityBoundingSet=", "SystemCallFilter=@system-service"):
+    for option in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "User=checkin",
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=@system-service",
+    ):
         assert option in text, option

@@ -75,8 +75,12 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                 path = ROOT / src
                 target = dest_path / path.name if dest.endswith("/") else dest_path
                 if path.is_dir():
-                    shutil.copytree(path, target, dirs_exist_ok=True,
-                                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                    shutil.copytree(
+                        path,
+                        target,
+                        dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                    )
                 else:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(path, target)
@@ -84,8 +88,13 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             if "useradd" in args or "groupadd" in args:
                 continue  # image-only: would create a user on the host
             command = args.replace("pip install", f"{bin_dir / 'pip'} install -q")
-            subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=app, check=True, timeout=600,
-                           env={**os.environ, **env_vars, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+            subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", command],
+                cwd=app,
+                check=True,
+                timeout=600,
+                env={**os.environ, **env_vars, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+            )
         elif word == "ENTRYPOINT":
             entrypoint = exec_form(args)
         elif word == "CMD":
@@ -109,42 +118,65 @@ def service_env(image: dict[str, object], pg_url: str, tmp_path: Path) -> dict[s
         (secrets / name).write_text("image-smoke-" + "s" * 24 + "\n")
         env[key] = str(secrets / name)
     env["CHECKIN_DATABASE_URL"] = pg_url  # the compose file's "postgres" host is this server
-    env.update({"TWILIO_ACCOUNT_SID": "AC" + "e" * 32, "TWILIO_FROM_NUMBER": "+15005550006",
-                "CHECKIN_PUBLIC_URL": "https://checkin.example.org",
-                "CHECKIN_TWILIO_API_URL": "http://127.0.0.1:9"})  # never the real Twilio
+    env.update(
+        {
+            "TWILIO_ACCOUNT_SID": "AC" + "e" * 32,
+            "TWILIO_FROM_NUMBER": "+15005550006",
+            "CHECKIN_PUBLIC_URL": "https://checkin.example.org",
+            "CHECKIN_TWILIO_API_URL": "http://127.0.0.1:9",
+        }
+    )  # never the real Twilio
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TWILIO_"))}
     path = f"{image['bin']}:{base.get('PATH', '')}"
     return {**base, **image["env"], **env, "PATH": path}  # type: ignore[dict-item]
 
 
-def run(image: dict[str, object], env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    image: dict[str, object], env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     exe = str(Path(str(image["bin"])) / "checkin")
-    return subprocess.run([exe, *args], cwd=image["app"], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [exe, *args], cwd=image["app"], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
-def test_it_installs_migrates_serves_and_works_as_the_image_would(image: dict[str, object],
-                                                                   service_env: dict[str, str]) -> None:
+def test_it_installs_migrates_serves_and_works_as_the_image_would(
+    image: dict[str, object], service_env: dict[str, str]
+) -> None:
     migrate = run(image, service_env, "db", "upgrade")
     assert migrate.returncode == 0, migrate.stderr
     check = run(image, service_env, "status", "--check")
     assert check.returncode == 0 and "ok" in check.stdout, check.stderr
 
     port = free_port()
-    web_cmd = [str(Path(str(image["bin"])) / "checkin"),
-               *[a if a != "8000" else str(port) for a in image["cmd"]]]  # type: ignore[union-attr]
-    web = subprocess.Popen(web_cmd, cwd=image["app"], env=service_env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-    worker = subprocess.Popen([str(Path(str(image["bin"])) / "checkin"), "worker", "--id", "worker-1"],
-                              cwd=image["app"], env=service_env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    web_cmd = [
+        str(Path(str(image["bin"])) / "checkin"),
+        *[a if a != "8000" else str(port) for a in image["cmd"]],
+    ]  # type: ignore[union-attr]
+    web = subprocess.Popen(
+        web_cmd,
+        cwd=image["app"],
+        env=service_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    worker = subprocess.Popen(
+        [str(Path(str(image["bin"])) / "checkin"), "worker", "--id", "worker-1"],
+        cwd=image["app"],
+        env=service_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         probe = [a.replace("8000", str(port)) for a in image["health"]]  # type: ignore[union-attr]
         probe[0] = str(Path(str(image["bin"])) / "python")
         deadline = time.monotonic() + 30
         while True:
-            healthy = subprocess.run(probe, cwd=image["app"], env=service_env, capture_output=True,
-                                     timeout=10, check=False)
+            healthy = subprocess.run(
+                probe, cwd=image["app"], env=service_env, capture_output=True, timeout=10, check=False
+            )
             if healthy.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -164,11 +196,14 @@ def test_it_installs_migrates_serves_and_works_as_the_image_would(image: dict[st
 def test_it_packages_everything_the_service_reads(image: dict[str, object]) -> None:
     # A non-editable install must carry the migrations, lexicons and page templates.
     python = str(Path(str(image["bin"])) / "python")
-    code = ("import checkin, pathlib; p = pathlib.Path(checkin.__file__).parent; "
-            "print(len(list((p / 'store' / 'migrations' / 'versions').glob('*.py'))), "
-            "len(list((p / 'core' / 'triage' / 'lexicon').glob('*.yaml'))), "
-            "len(list((p / 'app' / 'web' / 'templates').glob('*.html'))))")
-    out = subprocess.run([python, "-c", code], cwd="/", capture_output=True, text=True, check=True,
-                         timeout=60).stdout.split()
+    code = (
+        "import checkin, pathlib; p = pathlib.Path(checkin.__file__).parent; "
+        "print(len(list((p / 'store' / 'migrations' / 'versions').glob('*.py'))), "
+        "len(list((p / 'core' / 'triage' / 'lexicon').glob('*.yaml'))), "
+        "len(list((p / 'app' / 'web' / 'templates').glob('*.html'))))"
+    )
+    out = subprocess.run(
+        [python, "-c", code], cwd="/", capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
     versions, lexicons, pages = (int(x) for x in out)
     assert versions >= 5 and lexicons == 2 and pages >= 2

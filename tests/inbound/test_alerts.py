@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from checkin.alerts import lifecycle as alerts
-from checkin.inbound.process import InboundSms, handle_sms
-from checkin.store.models import Alert, InboundMessage
 from checkin.app.bootstrap import Services
 from checkin.core.triage.model import Flag, Severity
+from checkin.inbound.process import InboundSms, handle_sms
+from checkin.store.models import Alert, InboundMessage
 from tests.inbound.support import (
     NOW,
     ScriptedAssess,
@@ -23,8 +23,15 @@ from tests.inbound.support import (
 
 
 def _inbound(s: Any, patient_id: int) -> InboundMessage:
-    row = InboundMessage(message_sid=new_sid(), channel="sms", from_phone=None, body="x", patient_id=patient_id,
-                         flags=[], received_at=NOW)
+    row = InboundMessage(
+        message_sid=new_sid(),
+        channel="sms",
+        from_phone=None,
+        body="x",
+        patient_id=patient_id,
+        flags=[],
+        received_at=NOW,
+    )
     s.add(row)
     s.flush()
     return row
@@ -33,10 +40,20 @@ def _inbound(s: Any, patient_id: int) -> InboundMessage:
 def test_it_opens_an_alert_for_an_urgent_assessment(services: Services) -> None:
     with services.sessions.begin() as s:
         p = add_patient(s)
-        change = alerts.raise_for_assessment(s, patient=p, enrollment=enrollment_of(s, p), inbound=_inbound(s, p.id),
-                                             assessment=assessment(Flag.FEVER), now=NOW)
+        change = alerts.raise_for_assessment(
+            s,
+            patient=p,
+            enrollment=enrollment_of(s, p),
+            inbound=_inbound(s, p.id),
+            assessment=assessment(Flag.FEVER),
+            now=NOW,
+        )
         assert change is not None and change.opened and change.renotify
-        assert change.alert.kind == "red_flag" and change.alert.severity == "urgent" and change.alert.flags == ["fever"]
+        assert (
+            change.alert.kind == "red_flag"
+            and change.alert.severity == "urgent"
+            and change.alert.flags == ["fever"]
+        )
         assert change.alert.inbound_id is not None and change.alert.status == "open"
 
 
@@ -44,8 +61,12 @@ def test_it_opens_nothing_for_a_calm_or_watch_only_assessment(services: Services
     with services.sessions.begin() as s:
         p = add_patient(s)
         for a in (assessment(), assessment(severity=Severity.WATCH)):
-            assert alerts.raise_for_assessment(s, patient=p, enrollment=None, inbound=_inbound(s, p.id),
-                                               assessment=a, now=NOW) is None
+            assert (
+                alerts.raise_for_assessment(
+                    s, patient=p, enrollment=None, inbound=_inbound(s, p.id), assessment=a, now=NOW
+                )
+                is None
+            )
 
 
 def test_it_joins_a_second_flag_and_renotifies_only_when_severity_rises(services: Services) -> None:
@@ -53,8 +74,14 @@ def test_it_joins_a_second_flag_and_renotifies_only_when_severity_rises(services
         p = add_patient(s)
 
         def raise_(a: Any, minutes: int) -> alerts.AlertChange:
-            c = alerts.raise_for_assessment(s, patient=p, enrollment=None, inbound=_inbound(s, p.id), assessment=a,
-                                            now=NOW + timedelta(minutes=minutes))
+            c = alerts.raise_for_assessment(
+                s,
+                patient=p,
+                enrollment=None,
+                inbound=_inbound(s, p.id),
+                assessment=a,
+                now=NOW + timedelta(minutes=minutes),
+            )
             assert c is not None
             return c
 
@@ -68,19 +95,37 @@ def test_it_joins_a_second_flag_and_renotifies_only_when_severity_rises(services
         assert [c.renotify for c in (first, rise, same, top, lower)] == [True, True, False, True, False]
         alert = lower.alert
         assert alert.severity == "emergency"
-        assert alert.flags == ["ambiguous:numbness/weakness", "chest_breathing", "fall", "fever", "wound_drainage"]
+        assert alert.flags == [
+            "ambiguous:numbness/weakness",
+            "chest_breathing",
+            "fall",
+            "fever",
+            "wound_drainage",
+        ]
         assert s.scalar(select(func.count()).select_from(Alert)) == 1
 
 
 def test_it_opens_a_new_alert_once_the_old_one_is_resolved(services: Services) -> None:
     with services.sessions.begin() as s:
         p = add_patient(s)
-        c1 = alerts.raise_for_assessment(s, patient=p, enrollment=None, inbound=_inbound(s, p.id),
-                                         assessment=assessment(Flag.FEVER), now=NOW)
+        c1 = alerts.raise_for_assessment(
+            s,
+            patient=p,
+            enrollment=None,
+            inbound=_inbound(s, p.id),
+            assessment=assessment(Flag.FEVER),
+            now=NOW,
+        )
         assert c1 is not None
         c1.alert.status = "resolved"
-        c2 = alerts.raise_for_assessment(s, patient=p, enrollment=None, inbound=_inbound(s, p.id),
-                                         assessment=assessment(Flag.FEVER), now=NOW + timedelta(hours=1))
+        c2 = alerts.raise_for_assessment(
+            s,
+            patient=p,
+            enrollment=None,
+            inbound=_inbound(s, p.id),
+            assessment=assessment(Flag.FEVER),
+            now=NOW + timedelta(hours=1),
+        )
         assert c2 is not None and c2.opened and c2.alert.id != c1.alert.id
 
 
@@ -97,13 +142,19 @@ def test_it_suppresses_a_storm_of_five_red_flags_into_one_alert(services: Servic
     with services.sessions.begin() as s:
         add_patient(s)
     texts = {
-        "drainage": assessment(Flag.WOUND_DRAINAGE), "fever": assessment(Flag.FEVER),
-        "drainage again": assessment(Flag.WOUND_DRAINAGE), "pain": assessment(Flag.SEVERE_PAIN),
+        "drainage": assessment(Flag.WOUND_DRAINAGE),
+        "fever": assessment(Flag.FEVER),
+        "drainage again": assessment(Flag.WOUND_DRAINAGE),
+        "pain": assessment(Flag.SEVERE_PAIN),
         "breathing": assessment(Flag.CHEST_BREATHING),
     }
     fake = ScriptedAssess(texts)
-    results = [handle_sms(services, InboundSms(new_sid(), "+16175550123", t), NOW + timedelta(minutes=i), assess=fake)
-               for i, t in enumerate(texts)]
+    results = [
+        handle_sms(
+            services, InboundSms(new_sid(), "+16175550123", t), NOW + timedelta(minutes=i), assess=fake
+        )
+        for i, t in enumerate(texts)
+    ]
     assert [r.alert_opened for r in results] == [True, False, False, False, False]
     assert [r.renotify for r in results] == [True, False, False, False, True]
     assert len({r.alert_id for r in results}) == 1

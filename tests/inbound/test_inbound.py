@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from checkin.app.bootstrap import Services
+from checkin.core.triage.model import Flag
 from checkin.inbound import process as inbound
 from checkin.inbound.process import InboundSms, handle_sms
 from checkin.store.models import Alert, AuditEvent, InboundMessage, OutboxMessage, Patient
-from checkin.app.bootstrap import Services
-from checkin.core.triage.model import Flag
 from tests.inbound.support import (
     ANA_PHONE,
     CLINIC_NAME,
@@ -71,7 +71,9 @@ def test_it_resumes_on_start_and_releases_only_unexpired_held_rows(services: Ser
     def arrange(s: Any) -> tuple[int, int, int]:
         p = add_patient(s, opted_out=True)
         live = add_outbox(s, p, status="held", due_at=NOW + timedelta(hours=2)).id
-        stale = add_outbox(s, p, status="held", due_at=NOW - timedelta(days=2), expires_at=NOW - timedelta(days=1)).id
+        stale = add_outbox(
+            s, p, status="held", due_at=NOW - timedelta(days=2), expires_at=NOW - timedelta(days=1)
+        ).id
         return p.id, live, stale
 
     pid, live, stale = setup(services, arrange)
@@ -141,8 +143,12 @@ def test_it_still_tells_an_unknown_sender_with_an_emergency_to_call_911(services
 
 
 def test_it_does_not_guess_between_patients_sharing_a_phone(services: Services) -> None:
-    ids = setup(services, lambda s: [add_patient(s, first_name="Ana").id, add_patient(s, first_name="Luis").id])
-    setup(services, lambda s: [add_outbox(s, s.get(Patient, i), sent_at=NOW - timedelta(hours=1)) for i in ids])
+    ids = setup(
+        services, lambda s: [add_patient(s, first_name="Ana").id, add_patient(s, first_name="Luis").id]
+    )
+    setup(
+        services, lambda s: [add_outbox(s, s.get(Patient, i), sent_at=NOW - timedelta(hours=1)) for i in ids]
+    )
     result = handle_sms(services, sms("101.5"), NOW)
     assert result.matched == "shared" and result.patient_ref is None
     text = result.reply_text or ""
@@ -154,7 +160,12 @@ def test_it_does_not_guess_between_patients_sharing_a_phone(services: Services) 
         assert [a.patient_id for a in alerts] == ids
         assert all(a.kind == "contact_problem" and "shared_phone" in a.flags for a in alerts)
         # No question was marked answered: we do not know whose it was.
-        assert s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.answered_at.is_not(None))) == 0
+        assert (
+            s.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.answered_at.is_not(None))
+            )
+            == 0
+        )
 
 
 def test_it_ignores_patients_who_are_no_longer_enrolled_when_matching_content(services: Services) -> None:
@@ -197,8 +208,12 @@ def test_it_reads_a_bare_number_as_a_temperature_under_the_fever_question(servic
 
 
 def test_it_reads_a_full_width_digit_as_a_pain_score(services: Services) -> None:
-    setup(services, lambda s: add_outbox(s, add_patient(s), message="pain_check", ask="pain_scale",
-                                         sent_at=NOW - timedelta(hours=1)))
+    setup(
+        services,
+        lambda s: add_outbox(
+            s, add_patient(s), message="pain_check", ask="pain_scale", sent_at=NOW - timedelta(hours=1)
+        ),
+    )
     result = handle_sms(services, sms("３"), NOW)
     row = one(services, InboundMessage, InboundMessage.id == result.inbound_id)
     assert row.body == "３" and row.assessment["pain_score"] == 3
@@ -227,8 +242,17 @@ def test_it_tells_an_urgent_patient_a_nurse_will_call(services: Services) -> Non
 
 
 def test_it_asks_one_follow_up_on_ambiguity_and_the_care_team_sees_both(services: Services) -> None:
-    pid = setup(services, lambda s: (p := add_patient(s), add_outbox(s, p, message="numbness_check", ask="numbness_check",
-                                                                     sent_at=NOW - timedelta(hours=1)))[0].id)
+    pid = setup(
+        services,
+        lambda s: (
+            (
+                p := add_patient(s),
+                add_outbox(
+                    s, p, message="numbness_check", ask="numbness_check", sent_at=NOW - timedelta(hours=1)
+                ),
+            )[0].id
+        ),
+    )
     first = handle_sms(services, sms("my leg feels weird"), NOW)
     assert first.reply_template == "reply_clarify" and first.followup_outbox_id is not None
     follow = one(services, OutboxMessage, OutboxMessage.id == first.followup_outbox_id)
@@ -239,25 +263,47 @@ def test_it_asks_one_follow_up_on_ambiguity_and_the_care_team_sees_both(services
 
     # Still ambiguous: no second follow-up (no loop); the answer joins the same alert.
     fake_later = NOW + timedelta(minutes=5)
-    second = handle_sms(services, sms("still weird"), fake_later,
-                        assess=ScriptedAssess({"still weird": assessment(ambiguous=["numbness/weakness"])}))
+    second = handle_sms(
+        services,
+        sms("still weird"),
+        fake_later,
+        assess=ScriptedAssess({"still weird": assessment(ambiguous=["numbness/weakness"])}),
+    )
     assert second.reply_template == "reply_thanks" and second.followup_outbox_id is None
     assert second.outbox_id == first.followup_outbox_id
     assert count(services, Alert) == 1
-    assert one(services, OutboxMessage, OutboxMessage.id == first.followup_outbox_id).answered_at == fake_later
+    assert (
+        one(services, OutboxMessage, OutboxMessage.id == first.followup_outbox_id).answered_at == fake_later
+    )
 
 
 def test_it_uses_the_question_context_for_the_answer_to_a_follow_up(services: Services) -> None:
-    setup(services, lambda s: add_outbox(s, add_patient(s), ask="numbness_check", message="numbness_check",
-                                         sent_at=NOW - timedelta(hours=1)))
+    setup(
+        services,
+        lambda s: add_outbox(
+            s,
+            add_patient(s),
+            ask="numbness_check",
+            message="numbness_check",
+            sent_at=NOW - timedelta(hours=1),
+        ),
+    )
     handle_sms(services, sms("my leg feels weird"), NOW)
     fake = ScriptedAssess()
     handle_sms(services, sms("yes it is new"), NOW + timedelta(minutes=3), assess=fake)
     assert fake.calls == [("yes it is new", "numbness_check")]
 
 
-@pytest.mark.parametrize("text", ["'); DROP TABLE patients;--", "{{7*7}}", "<script>alert(1)</script>",
-                                  '=HYPERLINK("http://x","y")', "\r\nINFO fake log line"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "'); DROP TABLE patients;--",
+        "{{7*7}}",
+        "<script>alert(1)</script>",
+        '=HYPERLINK("http://x","y")',
+        "\r\nINFO fake log line",
+    ],
+)
 def test_it_stores_injection_like_text_verbatim_and_never_renders_it(services: Services, text: str) -> None:
     setup(services, lambda s: add_patient(s))
     result = handle_sms(services, sms(text), NOW)
@@ -267,7 +313,9 @@ def test_it_stores_injection_like_text_verbatim_and_never_renders_it(services: S
 
 
 # ---- dedupe, audit, logs -----------------------------------------------------------------------
-def test_it_processes_a_replayed_message_sid_once_and_stays_silent_the_second_time(services: Services) -> None:
+def test_it_processes_a_replayed_message_sid_once_and_stays_silent_the_second_time(
+    services: Services,
+) -> None:
     setup(services, lambda s: add_patient(s))
     msg = sms("I fell in the bathroom")
     first = handle_sms(services, msg, NOW)
@@ -292,7 +340,9 @@ def test_it_audits_in_and_out_without_text_or_phone(services: Services) -> None:
     assert all(e.patient_ref == "P-T" + e.patient_ref[3:] for e in events if e.patient_ref)
 
 
-def test_it_logs_the_patient_reference_never_the_text_or_phone(services: Services, caplog: pytest.LogCaptureFixture) -> None:
+def test_it_logs_the_patient_reference_never_the_text_or_phone(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
     ref = setup(services, lambda s: add_patient(s).reference)
     with caplog.at_level(logging.INFO, logger="checkin"):
         handle_sms(services, sms("my wound is leaking"), NOW)
@@ -315,12 +365,19 @@ def test_it_keeps_a_message_whose_processing_failed_out_of_the_database(services
 
 def _rows(services: Services, pid: int) -> list[OutboxMessage]:
     with services.sessions() as s:
-        return list(s.scalars(select(OutboxMessage).where(OutboxMessage.patient_id == pid).order_by(OutboxMessage.id)))
+        return list(
+            s.scalars(select(OutboxMessage).where(OutboxMessage.patient_id == pid).order_by(OutboxMessage.id))
+        )
 
 
 def test_it_matches_by_patient_language_for_the_reply(services: Services) -> None:
     setup(services, lambda s: add_patient(s, language="es"))
-    result = handle_sms(services, sms("me caí en el baño"), NOW, assess=ScriptedAssess({"me caí en el baño": assessment(Flag.FALL)}))
+    result = handle_sms(
+        services,
+        sms("me caí en el baño"),
+        NOW,
+        assess=ScriptedAssess({"me caí en el baño": assessment(Flag.FALL)}),
+    )
     assert result.language == "es" and "enfermera" in (result.reply_text or "")
 
 

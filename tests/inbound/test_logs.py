@@ -25,7 +25,9 @@ def lines(stream: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_it_writes_one_json_object_per_line_with_extra_fields(capture: tuple[logging.Logger, io.StringIO]) -> None:
+def test_it_writes_one_json_object_per_line_with_extra_fields(
+    capture: tuple[logging.Logger, io.StringIO],
+) -> None:
     logger, stream = capture
     logger.info("inbound processed", extra={"patient_ref": "P-ABC2345", "inbound_id": 12})
     (rec,) = lines(stream)
@@ -40,7 +42,9 @@ def test_it_redacts_fields_named_for_phi(capture: tuple[logging.Logger, io.Strin
     assert rec["body"] == rec["phone"] == rec["from_phone"] == "[redacted]"
 
 
-@pytest.mark.parametrize("raw", ["+16175550123", "(617) 555-0123", "617.555.0123", "617 555 0123", "MRN 12345678"])
+@pytest.mark.parametrize(
+    "raw", ["+16175550123", "(617) 555-0123", "617.555.0123", "617 555 0123", "MRN 12345678"]
+)
 def test_it_masks_runs_of_seven_or_more_digits(raw: str) -> None:
     out = scrub(f"call {raw} now")
     assert not any(c.isdigit() for c in out.replace("call", "")), out
@@ -50,7 +54,9 @@ def test_it_keeps_short_numbers_such_as_ids_and_temperatures() -> None:
     assert scrub("outbox 42 temp 101.5 at 10:30") == "outbox 42 temp 101.5 at 10:30"
 
 
-def test_it_flattens_cr_lf_so_a_text_cannot_forge_a_log_line(capture: tuple[logging.Logger, io.StringIO]) -> None:
+def test_it_flattens_cr_lf_so_a_text_cannot_forge_a_log_line(
+    capture: tuple[logging.Logger, io.StringIO],
+) -> None:
     logger, stream = capture
     logger.warning("got %s", "ok\r\nINFO fake log line")
     assert len(stream.getvalue().splitlines()) == 1

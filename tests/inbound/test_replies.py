@@ -13,12 +13,18 @@ NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
 
 
 def test_it_picks_the_most_recent_open_question() -> None:
-    qs = [OpenQuestion(1, "fever_check", NOW - timedelta(hours=5)), OpenQuestion(2, "pain_scale", NOW - timedelta(hours=1))]
+    qs = [
+        OpenQuestion(1, "fever_check", NOW - timedelta(hours=5)),
+        OpenQuestion(2, "pain_scale", NOW - timedelta(hours=1)),
+    ]
     assert pick_question(qs, now=NOW).outbox_id == 2  # type: ignore[union-attr]
 
 
 def test_it_ignores_questions_older_than_the_window_or_in_the_future() -> None:
-    qs = [OpenQuestion(1, "fever_check", NOW - timedelta(hours=49)), OpenQuestion(2, "pain_scale", NOW + timedelta(minutes=1))]
+    qs = [
+        OpenQuestion(1, "fever_check", NOW - timedelta(hours=49)),
+        OpenQuestion(2, "pain_scale", NOW + timedelta(minutes=1)),
+    ]
     assert pick_question(qs, now=NOW) is None
 
 
@@ -53,8 +59,9 @@ def test_it_follows_up_on_ambiguity_once() -> None:
 
 def test_it_uses_a_topic_specific_follow_up_when_one_exists() -> None:
     a = assessment(ambiguous=["numbness/weakness"])
-    choice = choose_reply(a, known=True, may_follow_up=True,
-                          template_exists=lambda n: n == "reply_followup_numbness_weakness")
+    choice = choose_reply(
+        a, known=True, may_follow_up=True, template_exists=lambda n: n == "reply_followup_numbness_weakness"
+    )
     assert choice.template == "reply_followup_numbness_weakness"
 
 
@@ -64,7 +71,10 @@ def test_it_does_not_follow_up_on_an_urgent_answer() -> None:
 
 
 def test_it_thanks_for_a_calm_answer() -> None:
-    assert choose_reply(assessment(severity=Severity.WATCH), known=True, may_follow_up=True).template == replies.REPLY_THANKS
+    assert (
+        choose_reply(assessment(severity=Severity.WATCH), known=True, may_follow_up=True).template
+        == replies.REPLY_THANKS
+    )
 
 
 def test_it_has_a_built_in_text_naming_911_and_988_if_templates_break() -> None:

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from checkin.inbound.process import InboundSms, insert_once
-from checkin.store.models import Alert, InboundMessage
-from checkin.inbound.reprocess import SETTLE, reprocess_once
 from checkin.app.bootstrap import Services
+from checkin.inbound.process import InboundSms, insert_once
+from checkin.inbound.reprocess import SETTLE, reprocess_once
+from checkin.store.models import Alert, InboundMessage
 from tests.inbound.support import ANA_PHONE, NOW, add_patient
 
 

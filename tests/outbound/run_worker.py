@@ -16,11 +16,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from checkin.app.bootstrap import build_services
+from checkin.app.worker import Tuning, run
 from checkin.channels import Channel, OutgoingMessage, Receipt
 from checkin.config import Settings
 from checkin.store.outbox import Policy
-from checkin.app.bootstrap import build_services
-from checkin.app.worker import Tuning, run
 
 
 class BlockAfterSend:
@@ -37,8 +37,9 @@ class BlockAfterSend:
 
 
 def tuning_from(raw: dict[str, Any]) -> Tuning:
-    policy = {k: (timedelta(seconds=v) if k != "max_attempts" else v)
-              for k, v in raw.pop("policy", {}).items()}
+    policy = {
+        k: (timedelta(seconds=v) if k != "max_attempts" else v) for k, v in raw.pop("policy", {}).items()
+    }
     return Tuning(policy=Policy(**policy), **raw)
 
 

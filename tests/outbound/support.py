@@ -23,11 +23,11 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from checkin.app.bootstrap import Services, build_services
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.config import Settings
 from checkin.store.models import Enrollment, OutboxMessage, Patient
-from checkin.app.bootstrap import Services, build_services
 from tests.channels.fake_twilio_server import Answer, FakeTwilio
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,13 +51,18 @@ def settings_env(db_url: str, **extra: str) -> dict[str, str]:
 
 
 def twilio_env(api_url: str, timeout: float = 2.0) -> dict[str, str]:
-    return {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM_NUMBER": FROM, "CHECKIN_TWILIO_API_URL": api_url,
-            "CHECKIN_TWILIO_TIMEOUT": str(timeout)}
+    return {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": FROM,
+        "CHECKIN_TWILIO_API_URL": api_url,
+        "CHECKIN_TWILIO_TIMEOUT": str(timeout),
+    }
 
 
-def make_services(db_url: str, *, clock: ManualClock | None = None, sms: Any = None,
-                  email: Any = None, **env: str) -> Services:
+def make_services(
+    db_url: str, *, clock: ManualClock | None = None, sms: Any = None, email: Any = None, **env: str
+) -> Services:
     """Services on ``db_url`` with a ManualClock at NOW and memory channels by default.
 
     The SMS rate defaults to 1000/s: the default pacer sleeps in real time while a ManualClock
@@ -66,9 +71,12 @@ def make_services(db_url: str, *, clock: ManualClock | None = None, sms: Any = N
     clock = clock or ManualClock(NOW)
     env.setdefault("CHECKIN_SMS_RATE", "1000")
     settings = Settings.from_env(settings_env(db_url, **env))
-    return build_services(settings, clock=clock,
-                          sms=sms if sms is not None else MemoryChannel(clock, id_prefix="SM"),
-                          email=email if email is not None else MemoryChannel(clock, id_prefix="EM"))
+    return build_services(
+        settings,
+        clock=clock,
+        sms=sms if sms is not None else MemoryChannel(clock, id_prefix="SM"),
+        email=email if email is not None else MemoryChannel(clock, id_prefix="EM"),
+    )
 
 
 # ---- data ----------------------------------------------------------------------------------
@@ -76,77 +84,155 @@ def make_services(db_url: str, *, clock: ManualClock | None = None, sms: Any = N
 _counter = iter(range(1, 10**9))
 
 
-def add_patient(session: Session, *, now: datetime = NOW, phone: str | None = None,
-                email: str | None = None, language: str = "en",
-                timezone: str = "America/New_York", procedure: str = "lumbar-fusion",
-                **patient: Any) -> tuple[Patient, Enrollment]:
+def add_patient(
+    session: Session,
+    *,
+    now: datetime = NOW,
+    phone: str | None = None,
+    email: str | None = None,
+    language: str = "en",
+    timezone: str = "America/New_York",
+    procedure: str = "lumbar-fusion",
+    **patient: Any,
+) -> tuple[Patient, Enrollment]:
     """A patient with an active enrollment (not committed)."""
     n = next(_counter)
-    p = Patient(reference=f"P-T{n:06d}", mrn=f"MRN{n}", first_name="Ana",
-                phone=phone or f"+1617555{n % 10000:04d}", email=email,
-                email_consent=email is not None, language=language, timezone=timezone,
-                sms_opted_out=False, phone_status="ok", created_at=now, **patient)
+    p = Patient(
+        reference=f"P-T{n:06d}",
+        mrn=f"MRN{n}",
+        first_name="Ana",
+        phone=phone or f"+1617555{n % 10000:04d}",
+        email=email,
+        email_consent=email is not None,
+        language=language,
+        timezone=timezone,
+        sms_opted_out=False,
+        phone_status="ok",
+        created_at=now,
+        **patient,
+    )
     session.add(p)
     session.flush()
-    e = Enrollment(patient_id=p.id, procedure=procedure, schedule_version="test",
-                   surgery_date=date(2026, 2, 25), attributes=[], channel="sms",
-                   care_team=None, status="active", created_at=now)
+    e = Enrollment(
+        patient_id=p.id,
+        procedure=procedure,
+        schedule_version="test",
+        surgery_date=date(2026, 2, 25),
+        attributes=[],
+        channel="sms",
+        care_team=None,
+        status="active",
+        created_at=now,
+    )
     session.add(e)
     session.flush()
     return p, e
 
 
-def row_values(patient: Patient, enrollment: Enrollment | None, *, step: str = "wound-check",
-               occurrence: int = 1, channel: str = "sms", message: str = "wound_check",
-               ask: str | None = "wound_check", due: datetime = NOW,
-               expires: datetime | None = None, now: datetime = NOW, **extra: Any
-               ) -> dict[str, Any]:
+def row_values(
+    patient: Patient,
+    enrollment: Enrollment | None,
+    *,
+    step: str = "wound-check",
+    occurrence: int = 1,
+    channel: str = "sms",
+    message: str = "wound_check",
+    ask: str | None = "wound_check",
+    due: datetime = NOW,
+    expires: datetime | None = None,
+    now: datetime = NOW,
+    **extra: Any,
+) -> dict[str, Any]:
     eid = enrollment.id if enrollment is not None else "x"
     values: dict[str, Any] = {
-        "key": f"{eid}:{step}:{occurrence}:{channel}", "enrollment_id": enrollment.id if enrollment else None,
-        "patient_id": patient.id, "step_id": step, "occurrence": occurrence, "channel": channel,
-        "message": message, "ask": ask, "urgent": False, "due_at": due,
-        "expires_at": expires or due + timedelta(hours=6), "status": "pending", "attempts": 0,
-        "created_at": now, "updated_at": now,
+        "key": f"{eid}:{step}:{occurrence}:{channel}",
+        "enrollment_id": enrollment.id if enrollment else None,
+        "patient_id": patient.id,
+        "step_id": step,
+        "occurrence": occurrence,
+        "channel": channel,
+        "message": message,
+        "ask": ask,
+        "urgent": False,
+        "due_at": due,
+        "expires_at": expires or due + timedelta(hours=6),
+        "status": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
     }
     values.update(extra)
     return values
 
 
-def add_row(session: Session, patient: Patient, enrollment: Enrollment | None, **kw: Any
-            ) -> OutboxMessage:
+def add_row(session: Session, patient: Patient, enrollment: Enrollment | None, **kw: Any) -> OutboxMessage:
     row = OutboxMessage(**row_values(patient, enrollment, **kw))
     session.add(row)
     session.flush()
     return row
 
 
-def add_many(services: Services, n: int, *, due: Callable[[int], datetime] = lambda i: NOW,
-             expires: Callable[[int], datetime] | None = None, now: datetime = NOW,
-             timezone: str = "America/New_York", channel: str = "sms") -> list[int]:
+def add_many(
+    services: Services,
+    n: int,
+    *,
+    due: Callable[[int], datetime] = lambda i: NOW,
+    expires: Callable[[int], datetime] | None = None,
+    now: datetime = NOW,
+    timezone: str = "America/New_York",
+    channel: str = "sms",
+) -> list[int]:
     """``n`` patients with one due row each, inserted in bulk; returns the row ids."""
     with services.sessions() as session, session.begin():
         start = next(_counter)
-        for i in range(n):
+        for _ in range(n):
             next(_counter)
         patients = [
-            {"reference": f"P-B{start + i:06d}", "mrn": f"BULK{start + i}", "first_name": "Ana",
-             "phone": f"+1617{(start + i) % 10**7:07d}", "email": f"p{start + i}@example.org",
-             "email_consent": True, "language": "en", "timezone": timezone,
-             "sms_opted_out": False, "phone_status": "ok", "created_at": now}
+            {
+                "reference": f"P-B{start + i:06d}",
+                "mrn": f"BULK{start + i}",
+                "first_name": "Ana",
+                "phone": f"+1617{(start + i) % 10**7:07d}",
+                "email": f"p{start + i}@example.org",
+                "email_consent": True,
+                "language": "en",
+                "timezone": timezone,
+                "sms_opted_out": False,
+                "phone_status": "ok",
+                "created_at": now,
+            }
             for i in range(n)
         ]
-        pids = list(session.scalars(insert(Patient).returning(Patient.id, sort_by_parameter_order=True), patients))
+        pids = list(
+            session.scalars(insert(Patient).returning(Patient.id, sort_by_parameter_order=True), patients)
+        )
         rows = []
         for i, pid in enumerate(pids):
             d = due(i)
-            rows.append({
-                "key": f"bulk:{pid}:{channel}", "enrollment_id": None, "patient_id": pid,
-                "step_id": "wound-check", "occurrence": 1, "channel": channel,
-                "message": "wound_check", "ask": "wound_check", "urgent": False, "due_at": d,
-                "expires_at": expires(i) if expires else d + timedelta(hours=6),
-                "status": "pending", "attempts": 0, "created_at": now, "updated_at": now})
-        ids = list(session.scalars(insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True), rows))
+            rows.append(
+                {
+                    "key": f"bulk:{pid}:{channel}",
+                    "enrollment_id": None,
+                    "patient_id": pid,
+                    "step_id": "wound-check",
+                    "occurrence": 1,
+                    "channel": channel,
+                    "message": "wound_check",
+                    "ask": "wound_check",
+                    "urgent": False,
+                    "due_at": d,
+                    "expires_at": expires(i) if expires else d + timedelta(hours=6),
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        ids = list(
+            session.scalars(
+                insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True), rows
+            )
+        )
     return ids
 
 
@@ -163,6 +249,7 @@ def get_row(services: Services, row_id: int) -> OutboxMessage:
 
 
 # ---- a Twilio fake with holds --------------------------------------------------------------
+
 
 class HoldingTwilio(FakeTwilio):
     """``FakeTwilio`` plus what the crash and concurrency tests need:
@@ -199,8 +286,7 @@ class HoldingTwilio(FakeTwilio):
         if self._hold.is_set():
             self._held.set()
             self._release.wait(60)
-            return Answer(created=False, status=503, body={"code": 20503, "message": "gone",
-                                                           "status": 503})
+            return Answer(created=False, status=503, body={"code": 20503, "message": "gone", "status": 503})
         if self.latency is not None:
             with self._lock:
                 delay = self._rng.uniform(*self.latency)
@@ -223,10 +309,20 @@ class HoldingTwilio(FakeTwilio):
 # ---- worker subprocesses -------------------------------------------------------------------
 
 FAST_TUNING = {
-    "dispatch_every": 0.2, "reconcile_every": 0.3, "heartbeat_every": 0.3, "expire_every": 5,
-    "batch": 20, "concurrency": 2,
-    "policy": {"lease": 1.5, "stale_after": 1.0, "settle": 0.0, "backoff_base": 0.2,
-               "backoff_cap": 1.0, "orphan_after": 30.0},
+    "dispatch_every": 0.2,
+    "reconcile_every": 0.3,
+    "heartbeat_every": 0.3,
+    "expire_every": 5,
+    "batch": 20,
+    "concurrency": 2,
+    "policy": {
+        "lease": 1.5,
+        "stale_after": 1.0,
+        "settle": 0.0,
+        "backoff_base": 0.2,
+        "backoff_cap": 1.0,
+        "orphan_after": 30.0,
+    },
 }
 
 
@@ -239,8 +335,14 @@ class WorkerProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def start_worker(env: dict[str, str], log: Path, *, tuning: dict[str, Any] | None = None,
-                 hook: str | None = None, worker_id: str | None = None) -> WorkerProcess:
+def start_worker(
+    env: dict[str, str],
+    log: Path,
+    *,
+    tuning: dict[str, Any] | None = None,
+    hook: str | None = None,
+    worker_id: str | None = None,
+) -> WorkerProcess:
     """``python -m tests.outbound.run_worker`` with ``env`` on top of a clean environment."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TWILIO_"))}
     full.update(env)
@@ -251,14 +353,20 @@ def start_worker(env: dict[str, str], log: Path, *, tuning: dict[str, Any] | Non
         full["OUTBOUND_WORKER_ID"] = worker_id
     full["CHECKIN_LOG_LEVEL"] = full.get("CHECKIN_LOG_LEVEL", "INFO")
     handle = log.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.outbound.run_worker"], cwd=ROOT,
-                            env=full, stdout=handle, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.outbound.run_worker"],
+        cwd=ROOT,
+        env=full,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
     handle.close()
     return WorkerProcess(proc, log)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30, every: float = 0.05,
-             what: str = "condition") -> None:
+def wait_for(
+    predicate: Callable[[], bool], timeout: float = 30, every: float = 0.05, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -271,7 +379,13 @@ def twilio_channel(api_url: str, *, timeout: float = 2.0) -> Any:
     """The real Twilio adapter pointed at a fake, with our status callback base."""
     from checkin.channels.sms import TwilioConfig, TwilioSmsChannel
 
-    return TwilioSmsChannel(TwilioConfig(
-        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=FROM,
-        status_callback_base="https://checkin.example.org", api_base_url=api_url,
-        timeout=timeout))
+    return TwilioSmsChannel(
+        TwilioConfig(
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
+            from_number=FROM,
+            status_callback_base="https://checkin.example.org",
+            api_base_url=api_url,
+            timeout=timeout,
+        )
+    )

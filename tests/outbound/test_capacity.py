@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from checkin.outbound.capacity import Minute, capacity_report, needed_rate, replay
 from checkin.app.bootstrap import Services
+from checkin.outbound.capacity import Minute, capacity_report, needed_rate, replay
 from tests.outbound.support import NOW, add_many
 
 
@@ -29,8 +29,12 @@ def test_it_says_ok_when_the_rate_carries_every_minute(services: Services) -> No
 
 def test_it_says_too_slow_and_names_the_rate_needed(services: Services) -> None:
     # 3,000 check-ins at 10:00 that expire at 10:30: 1 msg/s needs 50 minutes.
-    add_many(services, 3000, due=lambda i: NOW + timedelta(days=1),
-             expires=lambda i: NOW + timedelta(days=1, minutes=30))
+    add_many(
+        services,
+        3000,
+        due=lambda i: NOW + timedelta(days=1),
+        expires=lambda i: NOW + timedelta(days=1, minutes=30),
+    )
     lines = report(services, 1.0)
     verdict = lines[-1]
     assert verdict.startswith("Verdict: TOO SLOW: at 1 msg/s, 1 minute(s) holding 3,000 SMS")
@@ -41,8 +45,10 @@ def test_it_says_too_slow_and_names_the_rate_needed(services: Services) -> None:
 
 def test_it_spills_a_busy_minutes_backlog_into_the_next() -> None:
     at = NOW
-    load = [Minute(at, 90, at + timedelta(hours=1)), Minute(at + timedelta(minutes=1), 30,
-                                                            at + timedelta(minutes=2))]
+    load = [
+        Minute(at, 90, at + timedelta(hours=1)),
+        Minute(at + timedelta(minutes=1), 30, at + timedelta(minutes=2)),
+    ]
     first, second = replay(load, 1.0)
     assert first.last_out == at + timedelta(seconds=89)
     assert second.last_out == at + timedelta(seconds=119)  # waited for the first minute's tail

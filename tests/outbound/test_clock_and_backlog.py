@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from checkin.app.bootstrap import Services
+from checkin.app.worker import startup_report
 from checkin.channels import OutgoingMessage, Receipt
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.outbound.dispatch import run_once
-from checkin.store.models import OutboxMessage
 from checkin.outbound.ratelimit import Pacer
 from checkin.outbound.reconcile import reconcile_once
-from checkin.app.bootstrap import Services
-from checkin.app.worker import startup_report
+from checkin.store.models import OutboxMessage
 from tests.outbound.support import NOW, add_many, add_patient, add_row, get_row, statuses
 
 W = "worker-a"
@@ -40,20 +40,22 @@ def test_it_reports_overdue_and_skips_expired_at_start(services: Services) -> No
         add_row(s, p, e, step="d", due=NOW + timedelta(hours=1))  # not due yet
     report = startup_report(services, NOW)
     assert (report.overdue, report.expired_skipped) == (1, 2)
-    assert str(report) == ("start-up: 1 overdue message(s) still valid will go out now; "
-                           "2 expired message(s) skipped")
+    assert str(report) == (
+        "start-up: 1 overdue message(s) still valid will go out now; 2 expired message(s) skipped"
+    )
     assert statuses(services) == {"pending": 2, "skipped": 2}
 
 
-def test_it_sends_the_valid_once_and_skips_the_expired_after_a_3_hour_jump(
-        services: Services) -> None:
+def test_it_sends_the_valid_once_and_skips_the_expired_after_a_3_hour_jump(services: Services) -> None:
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
         overdue_valid = add_row(s, p, e, step="a", due=NOW - timedelta(minutes=10)).id
-        overdue_gone = add_row(s, p, e, step="b", due=NOW - timedelta(minutes=10),
-                               expires=NOW + timedelta(hours=1)).id
-        due_gone = add_row(s, p, e, step="c", due=NOW + timedelta(hours=1),
-                           expires=NOW + timedelta(hours=2)).id
+        overdue_gone = add_row(
+            s, p, e, step="b", due=NOW - timedelta(minutes=10), expires=NOW + timedelta(hours=1)
+        ).id
+        due_gone = add_row(
+            s, p, e, step="c", due=NOW + timedelta(hours=1), expires=NOW + timedelta(hours=2)
+        ).id
         due_valid = add_row(s, p, e, step="d", due=NOW + timedelta(hours=2)).id
     jumped = NOW + timedelta(hours=3)  # 13:00 in New York: inside the window
     clock_of(services).set(jumped)
@@ -66,8 +68,7 @@ def test_it_sends_the_valid_once_and_skips_the_expired_after_a_3_hour_jump(
     assert get_row(services, due_gone).status == "skipped"
 
 
-def test_it_resends_nothing_and_does_not_stall_when_the_clock_goes_back_an_hour(
-        services: Services) -> None:
+def test_it_resends_nothing_and_does_not_stall_when_the_clock_goes_back_an_hour(services: Services) -> None:
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
         sent = add_row(s, p, e, step="a").id
@@ -93,31 +94,31 @@ def test_it_resends_nothing_and_does_not_stall_when_the_clock_goes_back_an_hour(
     assert sum(slept) < 2  # the slot reserved "an hour ahead" was not waited for
 
 
-def test_it_rechecks_the_window_in_the_patients_zone_across_spring_forward(
-        services: Services) -> None:
+def test_it_rechecks_the_window_in_the_patients_zone_across_spring_forward(services: Services) -> None:
     # 2026-03-08 06:30 UTC is 01:30 EST; at 02:00 New York springs to 03:00 EDT, so the
     # window opens at 09:00 EDT = 13:00 UTC, not 14:00 UTC.
     night = datetime(2026, 3, 8, 6, 30, tzinfo=UTC)
     clock_of(services).set(night)
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
-        row_id = add_row(s, p, e, due=night - timedelta(hours=12),
-                         expires=night + timedelta(hours=12), now=night).id
+        row_id = add_row(
+            s, p, e, due=night - timedelta(hours=12), expires=night + timedelta(hours=12), now=night
+        ).id
     run_once(services, night, worker_id=W)
     row = get_row(services, row_id)
     assert (row.status, row.next_attempt_at) == ("pending", datetime(2026, 3, 8, 13, tzinfo=UTC))
     assert sms(services).attempts == []
 
 
-def test_it_drains_a_backlog_of_2000_at_the_rate_and_skips_what_went_stale(
-        services: Services) -> None:
+def test_it_drains_a_backlog_of_2000_at_the_rate_and_skips_what_went_stale(services: Services) -> None:
     rate = 50.0
     # 2,000 rows overdue after an outage: 400 expired before it ended, 100 expire 10 s into
     # the drain (due latest, so they are reached last), 1,500 stay valid for hours.
     expired = add_many(services, 400, due=lambda i: NOW - timedelta(hours=7, seconds=i))
     valid = add_many(services, 1500, due=lambda i: NOW - timedelta(hours=2, seconds=-i))
-    short = add_many(services, 100, due=lambda i: NOW - timedelta(minutes=5),
-                     expires=lambda i: NOW + timedelta(seconds=10))
+    short = add_many(
+        services, 100, due=lambda i: NOW - timedelta(minutes=5), expires=lambda i: NOW + timedelta(seconds=10)
+    )
     clock = clock_of(services)
 
     def sleep(seconds: float) -> bool:
@@ -147,6 +148,11 @@ def test_it_drains_a_backlog_of_2000_at_the_rate_and_skips_what_went_stale(
         assert n <= rate * (t - start).total_seconds() + 1  # never faster than the rate
     assert (times[-1] - start).total_seconds() < len(times) / rate + 1  # and not much slower
     with services.sessions() as s:
-        reasons = dict(s.execute(select(OutboxMessage.id, OutboxMessage.status_reason)
-                                 .where(OutboxMessage.id.in_(short + expired))).all())
+        reasons = dict(
+            s.execute(
+                select(OutboxMessage.id, OutboxMessage.status_reason).where(
+                    OutboxMessage.id.in_(short + expired)
+                )
+            ).all()
+        )
     assert all(reasons[i] == "expired" for i in short + expired)

@@ -7,30 +7,33 @@ from itertools import permutations
 import pytest
 from sqlalchemy import func, select
 
+from checkin.app.bootstrap import Services
 from checkin.channels import OutgoingMessage, Receipt
 from checkin.outbound.delivery import record_status
 from checkin.outbound.dispatch import run_once
 from checkin.store.models import Alert, DeliveryEvent
-from checkin.app.bootstrap import Services
 from tests.outbound.support import NOW, add_patient, add_row, get_row
 
 
 def sent_row(services: Services, provider_id: str = "SM1", **kw: object) -> int:
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
-        return add_row(s, p, e, status="sent", provider_id=provider_id, sent_at=NOW,
-                       delivery_status="queued", **kw).id  # type: ignore[arg-type]
+        return add_row(
+            s, p, e, status="sent", provider_id=provider_id, sent_at=NOW, delivery_status="queued", **kw
+        ).id  # type: ignore[arg-type]
 
 
-def callback(services: Services, row_id: int | None, status: str, code: str | None = None,
-             provider_id: str = "SM1") -> object:
+def callback(
+    services: Services, row_id: int | None, status: str, code: str | None = None, provider_id: str = "SM1"
+) -> object:
     with services.sessions() as s, s.begin():
         return record_status(s, provider_id, row_id, status, code, NOW)
 
 
 @pytest.mark.parametrize("order", list(permutations(["queued", "sent", "delivered"])))
 def test_it_ends_delivered_whatever_order_the_callbacks_come_in(
-        services: Services, order: tuple[str, ...]) -> None:
+    services: Services, order: tuple[str, ...]
+) -> None:
     row_id = sent_row(services)
     for status in order:
         callback(services, row_id, status)
@@ -38,8 +41,7 @@ def test_it_ends_delivered_whatever_order_the_callbacks_come_in(
 
 
 @pytest.mark.parametrize("order", list(permutations(["sent", "failed", "delivered"])))
-def test_it_keeps_a_failure_whatever_arrives_after_it(services: Services,
-                                                      order: tuple[str, ...]) -> None:
+def test_it_keeps_a_failure_whatever_arrives_after_it(services: Services, order: tuple[str, ...]) -> None:
     # A two-segment message: one segment failed, the other was delivered.
     row_id = sent_row(services)
     for status in order:

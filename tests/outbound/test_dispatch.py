@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from checkin.app.bootstrap import Services
 from checkin.channels import OutgoingMessage, Receipt
 from checkin.channels.memory import MemoryChannel
 from checkin.outbound.dispatch import run_once
-from checkin.store.models import AuditEvent, OutboxMessage, Patient
 from checkin.outbound.ratelimit import Pacer
-from checkin.app.bootstrap import Services
+from checkin.store.models import AuditEvent, OutboxMessage, Patient
 from checkin.tokens import CHECKIN_SALT, read_token
 from tests.outbound.support import NOW, add_patient, add_row, get_row, statuses
 
@@ -70,8 +70,9 @@ def test_it_claims_urgent_rows_before_an_earlier_wave(services: Services) -> Non
             p, e = add_patient(s)
             wave.append(add_row(s, p, e, due=NOW - timedelta(minutes=30)).id)
         p, e = add_patient(s)
-        urgent = add_row(s, p, None, step="safety", body="Call 911 now.", urgent=True,
-                         due=NOW, message="-", ask=None).id
+        urgent = add_row(
+            s, p, None, step="safety", body="Call 911 now.", urgent=True, due=NOW, message="-", ask=None
+        ).id
 
     run_once(services, NOW, worker_id=W, limit=1)
     assert [m.outbox_id for m in sms(services).sent] == [urgent]
@@ -92,16 +93,14 @@ def test_it_leaves_rows_that_are_not_due_or_are_backing_off(services: Services) 
 def test_it_skips_an_expired_row_instead_of_sending_it_late(services: Services) -> None:
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
-        row_id = add_row(s, p, e, due=NOW - timedelta(hours=7),
-                         expires=NOW - timedelta(seconds=1)).id
+        row_id = add_row(s, p, e, due=NOW - timedelta(hours=7), expires=NOW - timedelta(seconds=1)).id
     run_once(services, NOW, worker_id=W)
     row = get_row(services, row_id)
     assert (row.status, row.status_reason, row.attempts) == ("skipped", "expired", 0)
     assert sms(services).attempts == []
 
 
-def test_it_defers_a_row_outside_the_patients_send_window_to_the_next_opening(
-        services: Services) -> None:
+def test_it_defers_a_row_outside_the_patients_send_window_to_the_next_opening(services: Services) -> None:
     # 15:00 UTC is midnight in Tokyo: the window opens at 09:00 JST = 00:00 UTC next day.
     with services.sessions() as s, s.begin():
         p, e = add_patient(s, timezone="Asia/Tokyo")
@@ -110,7 +109,10 @@ def test_it_defers_a_row_outside_the_patients_send_window_to_the_next_opening(
     run_once(services, NOW, worker_id=W)
     deferred, skipped = get_row(services, later), get_row(services, soon)
     assert (deferred.status, deferred.next_attempt_at, deferred.attempts) == (
-        "pending", NOW + timedelta(hours=9), 0)
+        "pending",
+        NOW + timedelta(hours=9),
+        0,
+    )
     assert deferred.due_at == NOW  # the planned time stays as history
     assert (skipped.status, skipped.status_reason) == ("skipped", "expired (send window closed)")
     assert sms(services).attempts == []
@@ -157,18 +159,32 @@ def test_it_renders_in_the_patients_language(services: Services) -> None:
     assert text.startswith("Ana, control de") and "Responda SÍ o NO" in text
 
 
-def test_it_sends_a_prerendered_staff_message_as_it_is_to_its_recipient(
-        services: Services) -> None:
+def test_it_sends_a_prerendered_staff_message_as_it_is_to_its_recipient(services: Services) -> None:
     with services.sessions() as s, s.begin():
         p, _ = add_patient(s)
-        add_row(s, p, None, channel="email", step="alert-1", message="-", ask=None, urgent=True,
-                recipient="nurse@example.org", subject="[urgent] P-1", body="See alert 1.",
-                html="<p>See alert 1.</p>")
+        add_row(
+            s,
+            p,
+            None,
+            channel="email",
+            step="alert-1",
+            message="-",
+            ask=None,
+            urgent=True,
+            recipient="nurse@example.org",
+            subject="[urgent] P-1",
+            body="See alert 1.",
+            html="<p>See alert 1.</p>",
+        )
     run_once(services, NOW, worker_id=W)
     assert isinstance(services.email, MemoryChannel)
     (mail,) = services.email.sent
     assert (mail.to, mail.subject, mail.text, mail.html) == (
-        "nurse@example.org", "[urgent] P-1", "See alert 1.", "<p>See alert 1.</p>")
+        "nurse@example.org",
+        "[urgent] P-1",
+        "See alert 1.",
+        "<p>See alert 1.</p>",
+    )
 
 
 def test_it_puts_a_signed_checkin_link_in_an_emailed_question(services: Services) -> None:
@@ -180,12 +196,14 @@ def test_it_puts_a_signed_checkin_link_in_an_emailed_question(services: Services
     (mail,) = services.email.sent
     assert mail.to == "ana@example.org" and mail.subject
     token = mail.text.split("https://checkin.example.org/c/")[1].split()[0]
-    assert read_token(services.settings.secret_key, CHECKIN_SALT, token, 3600,
-                      now=NOW.timestamp()) == {"o": row_id}
+    assert read_token(services.settings.secret_key, CHECKIN_SALT, token, 3600, now=NOW.timestamp()) == {
+        "o": row_id
+    }
 
 
-def test_it_dead_letters_a_row_whose_template_is_missing(services: Services,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_it_dead_letters_a_row_whose_template_is_missing(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
         row_id = add_row(s, p, e, message="no_such_template").id
@@ -233,12 +251,12 @@ def test_it_releases_claimed_rows_it_did_not_send_when_stopped(services: Service
     assert [m.outbox_id for m in sms(services).sent] == ids[:1]
     for row_id in ids[1:]:
         row = get_row(services, row_id)
-        assert (row.status, row.claimed_by, row.lease_until, row.attempts) == (
-            "pending", None, None, 0)
+        assert (row.status, row.claimed_by, row.lease_until, row.attempts) == ("pending", None, None, 0)
 
 
 def test_it_writes_no_phone_number_or_message_text_to_logs_or_audit(
-        services: Services, caplog: pytest.LogCaptureFixture) -> None:
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
     with services.sessions() as s, s.begin():
         p, e = add_patient(s, phone="+16175550199", email="ana@example.org")
         add_row(s, p, e)
@@ -272,7 +290,8 @@ def test_it_gives_each_concurrent_send_its_own_row(services: Services) -> None:
 
 
 def test_it_marks_sent_a_send_whose_receipt_cannot_be_stored(
-        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sqlalchemy.exc import DataError
 
     import checkin.outbound.dispatch
@@ -287,12 +306,16 @@ def test_it_marks_sent_a_send_whose_receipt_cannot_be_stored(
     run_once(services, NOW, worker_id=W)
     row = get_row(services, row_id)
     assert (row.status, row.status_reason, row.claimed_by) == (
-        "sent", "sent; receipt not stored (DataError)", None)
+        "sent",
+        "sent; receipt not stored (DataError)",
+        None,
+    )
     assert len(sms(services).attempts) == 1
 
 
 def test_it_records_a_receipt_after_a_brief_database_outage(
-        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sqlalchemy.exc import OperationalError
 
     import checkin.outbound.dispatch
@@ -315,11 +338,20 @@ def test_it_records_a_receipt_after_a_brief_database_outage(
     assert len(sms(services).attempts) == 1
 
 
-def test_it_ignores_the_patients_window_for_staff_mail_about_them(
-        services: Services) -> None:
+def test_it_ignores_the_patients_window_for_staff_mail_about_them(services: Services) -> None:
     with services.sessions() as s, s.begin():
         p, _ = add_patient(s, timezone="Asia/Tokyo")  # midnight there
-        row_id = add_row(s, p, None, channel="email", step="digest", message="-", ask=None,
-                         recipient="nurse@example.org", subject="Digest", body="2 open alerts").id
+        row_id = add_row(
+            s,
+            p,
+            None,
+            channel="email",
+            step="digest",
+            message="-",
+            ask=None,
+            recipient="nurse@example.org",
+            subject="Digest",
+            body="2 open alerts",
+        ).id
     run_once(services, NOW, worker_id=W)
     assert get_row(services, row_id).status == "sent"

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from checkin.app.bootstrap import Services
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 from checkin.outbound.dispatch import run_once
 from checkin.store.models import Alert, AuditEvent
 from checkin.store.outbox import fit_provider_id
-from checkin.app.bootstrap import Services
 from tests.channels.channels_support import SmtpServer
 from tests.outbound.support import NOW, add_patient, add_row, get_row, make_services
 
@@ -33,8 +33,9 @@ class Relay:
         self.received: list[email.message.EmailMessage] = []
         self.refuse: dict[str, deque[str]] = {}
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
         replies = self.refuse.get(address)
         if replies:
             reply = replies[0]
@@ -68,8 +69,9 @@ def smtp() -> Iterator[Server]:
 
 @pytest.fixture
 def mailer(db_url: str, smtp: Server) -> Iterator[Services]:
-    channel = SmtpEmailChannel(SmtpConfig(host="127.0.0.1", port=smtp.port, tls="none",
-                                          sender="care@hospital.example", timeout=2))
+    channel = SmtpEmailChannel(
+        SmtpConfig(host="127.0.0.1", port=smtp.port, tls="none", sender="care@hospital.example", timeout=2)
+    )
     services = make_services(db_url, email=channel)
     yield services
     services.engine.dispose()
@@ -123,19 +125,17 @@ def test_it_treats_a_550_as_permanent_for_that_recipient_only(mailer: Services, 
         assert [a.kind for a in s.scalars(select(Alert))] == ["contact_problem"]
 
 
-def test_it_delivers_each_email_once_when_a_down_relay_returns(
-        mailer: Services, smtp: Server) -> None:
+def test_it_delivers_each_email_once_when_a_down_relay_returns(mailer: Services, smtp: Server) -> None:
     ids = [email_row(mailer, f"p{i}@example.org") for i in range(3)]
     smtp.stop()
     run_once(mailer, NOW, worker_id=W)
     assert {get_row(mailer, i).status for i in ids} == {"pending"}
-    assert {get_row(mailer, i).status_reason for i in ids} == {
-        "SMTP connect failed (ConnectionRefusedError)"}
+    assert {get_row(mailer, i).status_reason for i in ids} == {"SMTP connect failed (ConnectionRefusedError)"}
 
     smtp.start()
     later = NOW + timedelta(hours=2)  # past every backoff
     mailer.clock.set(later)  # type: ignore[attr-defined]
     run_once(mailer, later, worker_id=W)
     run_once(mailer, later + timedelta(hours=2), worker_id=W)
-    assert smtp.relay.per_outbox() == {i: 1 for i in ids}
+    assert smtp.relay.per_outbox() == dict.fromkeys(ids, 1)
     assert {get_row(mailer, i).status for i in ids} == {"sent"}

@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from checkin.app.bootstrap import Services
 from checkin.channels.memory import MemoryChannel
-from checkin.outbound.dispatch import run_once
 from checkin.errors import ChannelError
+from checkin.outbound.dispatch import run_once
+from checkin.outbound.reconcile import reconcile_once
 from checkin.store.models import Alert, AuditEvent, OutboxMessage, Patient, RateLimit
 from checkin.store.outbox import DEFAULT_POLICY
-from checkin.outbound.reconcile import reconcile_once
-from checkin.app.bootstrap import Services
 from tests.channels.fake_twilio_server import Answer, closed_port_url
 from tests.outbound.support import (
     NOW,
@@ -51,8 +51,10 @@ def at(services: Services, when: object) -> None:
 
 # ---- R3: 429 -------------------------------------------------------------------------------
 
+
 def test_it_retries_a_429_after_retry_after_and_sends_exactly_once(
-        twilio: Services, fake: HoldingTwilio) -> None:
+    twilio: Services, fake: HoldingTwilio
+) -> None:
     row_id = one_row(twilio)
     fake.script(Answer.rate_limited("120"), Answer.rate_limited("2"), Answer.ok())
 
@@ -89,7 +91,8 @@ AMBIGUOUS = {
 
 @pytest.mark.parametrize("kind", AMBIGUOUS)
 def test_it_reconciles_an_ambiguous_send_that_went_out_without_resending(
-        twilio: Services, fake: HoldingTwilio, kind: str) -> None:
+    twilio: Services, fake: HoldingTwilio, kind: str
+) -> None:
     row_id = one_row(twilio)
     fake.script(AMBIGUOUS[kind](created=True))
 
@@ -107,7 +110,8 @@ def test_it_reconciles_an_ambiguous_send_that_went_out_without_resending(
 
 @pytest.mark.parametrize("kind", AMBIGUOUS)
 def test_it_resends_once_an_ambiguous_send_the_provider_does_not_hold(
-        twilio: Services, fake: HoldingTwilio, kind: str) -> None:
+    twilio: Services, fake: HoldingTwilio, kind: str
+) -> None:
     row_id = one_row(twilio)
     fake.script(AMBIGUOUS[kind](created=False))
 
@@ -176,15 +180,16 @@ def test_it_does_not_take_another_rows_provider_message_as_proof(services: Servi
 
 # ---- R3c: connection refused ---------------------------------------------------------------
 
+
 def test_it_backs_off_on_connection_refused_then_dead_letters_and_the_next_message_goes(
-        db_url: str, fake: HoldingTwilio) -> None:
+    db_url: str, fake: HoldingTwilio
+) -> None:
     services = make_services(db_url, sms=twilio_channel(closed_port_url()))
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
         failing = add_row(s, p, e, expires=NOW + timedelta(days=2)).id
         q, f = add_patient(s)
-        following = add_row(s, q, f, due=NOW + timedelta(hours=3),
-                            expires=NOW + timedelta(days=2)).id
+        following = add_row(s, q, f, due=NOW + timedelta(hours=3), expires=NOW + timedelta(days=2)).id
     rng = random.Random(3)
     now, delays = NOW, []
     for attempt in range(1, DEFAULT_POLICY.max_attempts + 1):
@@ -216,15 +221,25 @@ def test_it_backs_off_on_connection_refused_then_dead_letters_and_the_next_messa
 
 # ---- R4: permanent errors ------------------------------------------------------------------
 
+
 def test_it_marks_the_patient_opted_out_on_21610_and_holds_their_sms(
-        twilio: Services, fake: HoldingTwilio) -> None:
+    twilio: Services, fake: HoldingTwilio
+) -> None:
     with twilio.sessions() as s, s.begin():
         p, e = add_patient(s, email="ana@example.org")
         refused = add_row(s, p, e, step="a").id
-        later_sms = add_row(s, p, e, step="b", due=NOW + timedelta(days=1),
-                            expires=NOW + timedelta(days=1, hours=6)).id
-        email = add_row(s, p, e, step="c", channel="email", due=NOW + timedelta(days=1),
-                        expires=NOW + timedelta(days=1, hours=6)).id
+        later_sms = add_row(
+            s, p, e, step="b", due=NOW + timedelta(days=1), expires=NOW + timedelta(days=1, hours=6)
+        ).id
+        email = add_row(
+            s,
+            p,
+            e,
+            step="c",
+            channel="email",
+            due=NOW + timedelta(days=1),
+            expires=NOW + timedelta(days=1, hours=6),
+        ).id
         patient_id = p.id
     fake.script(Answer.error(400, 21610, "Attempt to send to unsubscribed recipient"))
 
@@ -244,14 +259,16 @@ def test_it_marks_the_patient_opted_out_on_21610_and_holds_their_sms(
     assert len(fake.creates()) == 1
 
 
-@pytest.mark.parametrize("code,phone_status", [(21211, "invalid"), (21614, "landline")])
+@pytest.mark.parametrize(("code", "phone_status"), [(21211, "invalid"), (21614, "landline")])
 def test_it_flags_a_bad_number_falls_back_to_email_and_tells_the_care_team(
-        twilio: Services, fake: HoldingTwilio, code: int, phone_status: str) -> None:
+    twilio: Services, fake: HoldingTwilio, code: int, phone_status: str
+) -> None:
     with twilio.sessions() as s, s.begin():
         p, e = add_patient(s, email="ana@example.org")
         refused = add_row(s, p, e, step="a").id
-        next_day = add_row(s, p, e, step="b", due=NOW + timedelta(days=1),
-                           expires=NOW + timedelta(days=1, hours=6)).id
+        next_day = add_row(
+            s, p, e, step="b", due=NOW + timedelta(days=1), expires=NOW + timedelta(days=1, hours=6)
+        ).id
         patient_id, enrollment_id = p.id, e.id
     fake.script(Answer.error(400, code, "bad number"))
 
@@ -261,8 +278,7 @@ def test_it_flags_a_bad_number_falls_back_to_email_and_tells_the_care_team(
     with twilio.sessions() as s:
         patient = s.get(Patient, patient_id)
         assert patient is not None and patient.phone_status == phone_status
-        fallback = s.scalar(select(OutboxMessage).where(
-            OutboxMessage.key == f"{enrollment_id}:a:1:email"))
+        fallback = s.scalar(select(OutboxMessage).where(OutboxMessage.key == f"{enrollment_id}:a:1:email"))
         alerts = list(s.scalars(select(Alert)))
     assert fallback is not None and (fallback.status, fallback.channel) == ("pending", "email")
     assert [(a.kind, a.severity, a.status) for a in alerts] == [("contact_problem", "watch", "open")]
@@ -278,13 +294,16 @@ def test_it_flags_a_bad_number_falls_back_to_email_and_tells_the_care_team(
     assert get_row(twilio, next_day).status == "skipped"
     assert len(fake.creates()) == 1
     with twilio.sessions() as s:
-        assert s.scalar(select(OutboxMessage.status).where(
-            OutboxMessage.key == f"{enrollment_id}:b:1:email")) is not None
+        assert (
+            s.scalar(select(OutboxMessage.status).where(OutboxMessage.key == f"{enrollment_id}:b:1:email"))
+            is not None
+        )
         assert len(list(s.scalars(select(Alert)))) == 1
 
 
 def test_it_opens_the_contact_alert_but_no_fallback_without_email_consent(
-        twilio: Services, fake: HoldingTwilio) -> None:
+    twilio: Services, fake: HoldingTwilio
+) -> None:
     with twilio.sessions() as s, s.begin():
         p, e = add_patient(s)
         add_row(s, p, e)

@@ -71,9 +71,24 @@ def start_web(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[byt
     full = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TWILIO_"))}
     full.update(env)
     handle = log.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "checkin", "--env-file", str(log.with_suffix(".none")),
-                             "web", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=full, stdout=handle, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "checkin",
+            "--env-file",
+            str(log.with_suffix(".none")),
+            "web",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=full,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
     handle.close()
     return proc
 
@@ -88,12 +103,19 @@ def ready(port: int) -> bool:
 
 def post_reply(port: int, phone: str, body: str, sid: str) -> int:
     path = "/webhooks/twilio/sms"
-    params = {"MessageSid": sid, "AccountSid": "AC" + "0123456789abcdef" * 2, "From": phone,
-              "To": "+15005550001", "Body": body}
+    params = {
+        "MessageSid": sid,
+        "AccountSid": "AC" + "0123456789abcdef" * 2,
+        "From": phone,
+        "To": "+15005550001",
+        "Body": body,
+    }
     signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_URL + path, params)
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=urllib.parse.urlencode(params).encode(),
-                                 headers={"X-Twilio-Signature": signature,
-                                          "Content-Type": "application/x-www-form-urlencoded"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=urllib.parse.urlencode(params).encode(),
+        headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status
@@ -102,29 +124,50 @@ def post_reply(port: int, phone: str, body: str, sid: str) -> int:
 
 
 def test_it_sends_every_message_once_and_assesses_every_reply_once_across_processes(
-        pg_url: str, fake: HoldingTwilio, procs: list[subprocess.Popen[bytes]], tmp_path: Path) -> None:
+    pg_url: str, fake: HoldingTwilio, procs: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
     local = make_services(pg_url)
     now = datetime.now(UTC)
     zone = zone_in_window()
     surgery = (now + timedelta(days=14)).date()
-    reqs = [parse_request({"mrn": f"SO{i:04d}", "first_name": "Pat", "phone": f"+1617555{i:04d}",
-                           "procedure": "lumbar-fusion", "surgery_date": surgery.isoformat(),
-                           "timezone": zone}, schedules=local.schedules, default_region="US",
-                          default_timezone=zone) for i in range(PATIENTS)]
+    reqs = [
+        parse_request(
+            {
+                "mrn": f"SO{i:04d}",
+                "first_name": "Pat",
+                "phone": f"+1617555{i:04d}",
+                "procedure": "lumbar-fusion",
+                "surgery_date": surgery.isoformat(),
+                "timezone": zone,
+            },
+            schedules=local.schedules,
+            default_region="US",
+            default_timezone=zone,
+        )
+        for i in range(PATIENTS)
+    ]
     with local.sessions.begin() as s:
         enroll_many(s, reqs, schedules=local.schedules, now=now)
     with local.sessions() as s:
-        due_now = list(s.scalars(select(OutboxMessage.id).where(OutboxMessage.due_at <= now + timedelta(minutes=1))))
+        due_now = list(
+            s.scalars(select(OutboxMessage.id).where(OutboxMessage.due_at <= now + timedelta(minutes=1)))
+        )
         phones = list(s.scalars(select(Patient.phone).order_by(Patient.mrn)))
     assert len(due_now) >= PATIENTS  # the catch-up welcome of every patient falls due together
 
     fake.latency = (0.0, 0.02)
-    env = {**settings_env(pg_url, CHECKIN_SMS_RATE="1000", CHECKIN_PUBLIC_URL=PUBLIC_URL,
-                          CHECKIN_LOG_LEVEL="INFO"), **twilio_env(fake.url, 5.0)}
+    env = {
+        **settings_env(
+            pg_url, CHECKIN_SMS_RATE="1000", CHECKIN_PUBLIC_URL=PUBLIC_URL, CHECKIN_LOG_LEVEL="INFO"
+        ),
+        **twilio_env(fake.url, 5.0),
+    }
     ports = [free_port(), free_port()]
     for n, port in enumerate(ports):
         procs.append(start_web(env, port, tmp_path / f"web{n}.log"))
-    workers: list[WorkerProcess] = [start_worker(env, tmp_path / f"w{n}.log", worker_id=f"w{n}") for n in range(3)]
+    workers: list[WorkerProcess] = [
+        start_worker(env, tmp_path / f"w{n}.log", worker_id=f"w{n}") for n in range(3)
+    ]
     procs.extend(w.proc for w in workers)
     wait_for(lambda: all(ready(p) for p in ports), timeout=60, what="two web processes")
 
@@ -156,8 +199,11 @@ def test_it_sends_every_message_once_and_assesses_every_reply_once_across_proces
 
     def all_settled() -> bool:
         with local.sessions() as s:
-            pending = s.scalar(select(func.count()).select_from(OutboxMessage)
-                               .where(OutboxMessage.id.in_(due_now), OutboxMessage.status != "sent"))
+            pending = s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.id.in_(due_now), OutboxMessage.status != "sent")
+            )
         return pending == 0
 
     wait_for(all_settled, timeout=90, what="every due message sent")
@@ -169,14 +215,15 @@ def test_it_sends_every_message_once_and_assesses_every_reply_once_across_proces
     assert set(due_now) <= set(per_outbox)
     assert [oid for oid in due_now if per_outbox[oid] != 1] == []  # exactly once, despite SIGKILL
     with local.sessions() as s:
-        inbound = s.execute(select(InboundMessage.message_sid, InboundMessage.processed_at,
-                                   InboundMessage.severity)).all()
-        red_flag_patients = s.scalar(select(func.count(func.distinct(Alert.patient_id)))
-                                     .where(Alert.kind == "red_flag"))
+        inbound = s.execute(
+            select(InboundMessage.message_sid, InboundMessage.processed_at, InboundMessage.severity)
+        ).all()
+        red_flag_patients = s.scalar(
+            select(func.count(func.distinct(Alert.patient_id))).where(Alert.kind == "red_flag")
+        )
         alerts = s.scalar(select(func.count()).select_from(Alert).where(Alert.kind == "red_flag"))
     assert sorted(sid for sid, _, _ in inbound) == sorted(sid for _, _, sid in replies)
     assert all(processed is not None and severity is not None for _, processed, severity in inbound)
     flagged = sum(1 for _, text, _ in replies if "fever" in text or "pus" in text)
     assert red_flag_patients == flagged and alerts == flagged  # one alert each, none doubled
     local.engine.dispose()
-

@@ -92,6 +92,8 @@ def score(rows: list[dict]) -> Metrics:
             m.benign += 1
             m.false_alarms += RANK[sev] >= 2
         if RANK[sev] < RANK[true] or req - got or (RANK[true] <= 1 and RANK[sev] >= 2):
-            m.misses.append(f"{row['id']} {row['text']!r} ctx={row['context']} "
-                            f"want {true} {sorted(req)} got {sev} {sorted(got)}")
+            m.misses.append(
+                f"{row['id']} {row['text']!r} ctx={row['context']} "
+                f"want {true} {sorted(req)} got {sev} {sorted(got)}"
+            )
     return m

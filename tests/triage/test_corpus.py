@@ -23,8 +23,9 @@ FALSE_ALARMS = 0.05
 def _corpus(name: str) -> Path:
     path = {"dev": dev_corpus_path(), "extra": EXTRA_CORPUS, "heldout": HELDOUT_CORPUS}[name]
     # Never skip: a missing corpus must fail (in CI, shared/ is laid beside the checkout).
-    assert path.is_file(), (f"triage corpus {path} is missing; set CHECKIN_TRIAGE_CORPUS "
-                            "to a labelled JSONL file")
+    assert path.is_file(), (
+        f"triage corpus {path} is missing; set CHECKIN_TRIAGE_CORPUS to a labelled JSONL file"
+    )
     return path
 
 

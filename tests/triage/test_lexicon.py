@@ -21,21 +21,25 @@ def _base() -> dict[str, Any]:
     return {"language": "en", "flags": {"fever": {"phrases": ["fever"]}}}
 
 
-@pytest.mark.parametrize("patch,key", [
-    ({"colour": 1}, "colour"),
-    ({"language": "fr"}, "language"),
-    ({"flags": {"fevr": {"phrases": ["x"]}}}, "flags.fevr"),
-    ({"flags": {"fever": {"phrases": "fever"}}}, "flags.fever.phrases"),
-    ({"flags": {"fever": {"phrases": ["fever", True]}}}, "flags.fever.phrases[1]"),
-    ({"flags": {"fever": {"phrasse": ["x"]}}}, "flags.fever.phrasse"),
-    ({"flags": {"fever": {"patterns": ["(unclosed"]}}}, "flags.fever.patterns[0]"),
-    ({"flags": {"fever": {"combos": [{"all": ["set_without_at"]}]}}},
-     "flags.fever.combos[0].all[0]"),
-    ({"flags": {"fever": {"combos": [{"all": [["x"]], "context": ["nowhere"]}]}}},
-     "flags.fever.combos[0].context"),
-    ({"cues": {"negatoin": ["no"]}}, "cues.negatoin"),
-    ({"flags": {"fall": {"reading_governed": ["x"]}}}, "flags.fall.reading_governed"),
-])
+@pytest.mark.parametrize(
+    ("patch", "key"),
+    [
+        ({"colour": 1}, "colour"),
+        ({"language": "fr"}, "language"),
+        ({"flags": {"fevr": {"phrases": ["x"]}}}, "flags.fevr"),
+        ({"flags": {"fever": {"phrases": "fever"}}}, "flags.fever.phrases"),
+        ({"flags": {"fever": {"phrases": ["fever", True]}}}, "flags.fever.phrases[1]"),
+        ({"flags": {"fever": {"phrasse": ["x"]}}}, "flags.fever.phrasse"),
+        ({"flags": {"fever": {"patterns": ["(unclosed"]}}}, "flags.fever.patterns[0]"),
+        ({"flags": {"fever": {"combos": [{"all": ["set_without_at"]}]}}}, "flags.fever.combos[0].all[0]"),
+        (
+            {"flags": {"fever": {"combos": [{"all": [["x"]], "context": ["nowhere"]}]}}},
+            "flags.fever.combos[0].context",
+        ),
+        ({"cues": {"negatoin": ["no"]}}, "cues.negatoin"),
+        ({"flags": {"fall": {"reading_governed": ["x"]}}}, "flags.fall.reading_governed"),
+    ],
+)
 def test_it_names_the_file_and_key_of_a_malformed_lexicon(patch, key) -> None:
     doc = _base() | patch
     with pytest.raises(LexiconError) as exc:
@@ -57,8 +61,10 @@ def test_it_reads_yaml_booleans_as_an_error_not_a_word() -> None:
 
 
 def test_it_lets_a_clinician_add_a_phrase_without_code() -> None:
-    doc = _base() | {"flags": {"fever": {"phrases": ["fever", "hot as a furnace"]}},
-                     "cues": {"negation": ["no"]}}
+    doc = _base() | {
+        "flags": {"fever": {"phrases": ["fever", "hot as a furnace"]}},
+        "cues": {"negation": ["no"]},
+    }
     lex = compile_lexicon([validate("custom.yaml", doc)])
     node = lex.trie
     for w in ("hot", "as", "a", "furnace"):

@@ -44,7 +44,7 @@ def test_it_reads_a_ladder_per_severity() -> None:
 
 
 @pytest.mark.parametrize(
-    "old,new,line,key",
+    ("old", "new", "line", "key"),
     [
         ("default_team: spine", "default_team: ortho", 1, "default_team"),
         ("    name: Spine", "    nmae: Spine", 4, "nmae"),

@@ -20,7 +20,7 @@ def test_it_has_working_defaults_for_a_laptop() -> None:
 
 
 @pytest.mark.parametrize(
-    "env,variable",
+    ("env", "variable"),
     [
         ({"CHECKIN_DEFAULT_TIMEZONE": "Mars/Olympus"}, "CHECKIN_DEFAULT_TIMEZONE"),
         ({"CHECKIN_DATABASE_URL": "not a url"}, "CHECKIN_DATABASE_URL"),
@@ -37,8 +37,10 @@ def test_it_has_working_defaults_for_a_laptop() -> None:
         ({"TWILIO_ACCOUNT_SID": "AC123"}, "TWILIO_ACCOUNT_SID"),
         ({"TWILIO_ACCOUNT_SID": "AC" + "0" * 32}, "TWILIO_AUTH_TOKEN"),
         ({"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "t"}, "TWILIO_FROM_NUMBER"),
-        ({"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM_NUMBER": "555"},
-         "TWILIO_FROM_NUMBER"),
+        (
+            {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM_NUMBER": "555"},
+            "TWILIO_FROM_NUMBER",
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -75,16 +77,25 @@ def test_it_names_an_unreadable_secret_file(tmp_path: Path) -> None:
 
 
 def test_it_builds_twilio_and_smtp_settings() -> None:
-    s = Settings.from_env({
-        "TWILIO_ACCOUNT_SID": "AC" + "a" * 32, "TWILIO_AUTH_TOKEN": "tok", "TWILIO_FROM_NUMBER": "+15005550006",
-        "CHECKIN_TWILIO_API_URL": "http://127.0.0.1:4010/", "CHECKIN_SMTP_HOST": "mail.example.org",
-        "CHECKIN_SMTP_TLS": "SSL", "CHECKIN_SMTP_PORT": "465", "CHECKIN_EMAIL_FROM": "care@example.org",
-    })
+    s = Settings.from_env(
+        {
+            "TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
+            "TWILIO_AUTH_TOKEN": "tok",
+            "TWILIO_FROM_NUMBER": "+15005550006",
+            "CHECKIN_TWILIO_API_URL": "http://127.0.0.1:4010/",
+            "CHECKIN_SMTP_HOST": "mail.example.org",
+            "CHECKIN_SMTP_TLS": "SSL",
+            "CHECKIN_SMTP_PORT": "465",
+            "CHECKIN_EMAIL_FROM": "care@example.org",
+        }
+    )
     assert s.twilio is not None and s.twilio.api_url == "http://127.0.0.1:4010"
     assert s.smtp is not None and s.smtp.tls == "ssl" and s.smtp.port == 465
 
 
-def test_it_lets_the_environment_override_the_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_lets_the_environment_override_the_dotenv_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("CHECKIN_CLINIC_NAME=From File\nCHECKIN_DEFAULT_TIMEZONE=Europe/London\n")
     monkeypatch.setenv("CHECKIN_DEFAULT_TIMEZONE", "Asia/Tokyo")

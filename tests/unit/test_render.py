@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from checkin.errors import TemplateError
 from checkin.content.render import CONTEXT_VARIABLES, Renderer, sample_context, validate_schedule_templates
 from checkin.core.schedule.model import Schedule, Step
+from checkin.errors import TemplateError
 
 
 def write(root: Path, files: dict[str, str]) -> Renderer:
@@ -162,9 +162,7 @@ def test_it_reports_a_missing_spanish_template(tmp_path: Path) -> None:
 
 
 def test_it_reports_an_sms_naming_the_procedure(tmp_path: Path) -> None:
-    r = write(
-        tmp_path, both_languages("hi", "After your spinal fusion", "Tras su cirugía de columna")
-    )
+    r = write(tmp_path, both_languages("hi", "After your spinal fusion", "Tras su cirugía de columna"))
     errors, _, _ = validate_schedule_templates(schedule_of("hi"), r)
     assert len(errors) == 2
     assert "fusion" in errors[0] and "spinal" in errors[0]

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from checkin.errors import ScheduleError, ScheduleErrors
 from checkin.core.schedule.load import (
     ScheduleRegistry,
     load_schedule,
@@ -15,6 +14,7 @@ from checkin.core.schedule.load import (
     parse_schedule_text,
 )
 from checkin.core.schedule.model import Condition
+from checkin.errors import ScheduleError, ScheduleErrors
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "schedules"
 
@@ -226,9 +226,7 @@ CASES: list[tuple[str, str, int, str | None, str]] = [
 @pytest.mark.parametrize(
     ("text", "line", "key", "problem"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
-def test_it_names_line_and_key_of_each_mistake(
-    text: str, line: int, key: str | None, problem: str
-) -> None:
+def test_it_names_line_and_key_of_each_mistake(text: str, line: int, key: str | None, problem: str) -> None:
     errors = errors_of(text)
     matching = [e for e in errors if e.line == line and e.key == key and problem in e.problem]
     assert matching, "\n".join(str(e) for e in errors)
@@ -243,9 +241,7 @@ def test_it_rejects_an_id_that_is_not_a_slug() -> None:
 
 def test_it_reports_an_unknown_template() -> None:
     errors = errors_of(BASE, template_exists=lambda name: name != "hello")
-    assert [(e.line, e.key, e.problem) for e in errors] == [
-        (8, "message", "unknown template 'hello'")
-    ]
+    assert [(e.line, e.key, e.problem) for e in errors] == [(8, "message", "unknown template 'hello'")]
 
 
 def test_it_reports_every_problem_in_a_file_in_line_order() -> None:
@@ -266,9 +262,7 @@ def test_it_reports_every_tab_not_just_the_first() -> None:
 
 def test_it_formats_an_error_as_file_line_key_problem() -> None:
     (error,) = errors_of(replaced('"10:00"', '"25:00"'), "schedules/demo.yaml")
-    assert (
-        str(error) == 'schedules/demo.yaml:7: time: "25:00" is not a time: the hour must be 00-23'
-    )
+    assert str(error) == 'schedules/demo.yaml:7: time: "25:00" is not a time: the hour must be 00-23'
 
 
 def test_it_hints_at_the_sexagesimal_reading_of_an_unquoted_time() -> None:
@@ -292,9 +286,7 @@ def test_it_loads_a_valid_schedule() -> None:
 
 
 def test_it_defaults_the_send_window_to_nine_to_eight() -> None:
-    schedule = parse_schedule_text(
-        BASE.replace('send_window: ["09:00", "20:00"]\n', ""), "demo.yaml"
-    )
+    schedule = parse_schedule_text(BASE.replace('send_window: ["09:00", "20:00"]\n', ""), "demo.yaml")
     assert schedule.send_window == (time(9), time(20))
 
 

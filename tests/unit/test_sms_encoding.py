@@ -28,9 +28,7 @@ from checkin.core.sms_encoding import non_gsm_positions, normalize_sms, segments
         "emoji-surrogate-pair",
     ],
 )  # fmt: skip
-def test_it_counts_segments_by_the_real_rules(
-    text: str, encoding: str, count: int, length: int
-) -> None:
+def test_it_counts_segments_by_the_real_rules(text: str, encoding: str, count: int, length: int) -> None:
     info = segments(text)
     assert (info.encoding, info.segments, info.length) == (encoding, count, length)
 

@@ -25,8 +25,7 @@ def make_step(**kw: Any) -> Step:
 
 
 def make_schedule(*steps: Step, window: tuple[time, time] = (time(9), time(20))) -> Schedule:
-    return Schedule(id="lumbar-fusion", name="Lumbar fusion", version="test", send_window=window,
-                    steps=steps)
+    return Schedule(id="lumbar-fusion", name="Lumbar fusion", version="test", send_window=window, steps=steps)
 
 
 def make_enrollment(**kw: Any) -> Enrollment:
@@ -93,8 +92,14 @@ def test_it_agrees_with_calendar_interval_trigger_away_from_gaps(
     zone: str, transition: date, before: int, after: int
 ) -> None:
     start = transition - timedelta(days=2)
-    trigger = CalendarIntervalTrigger(days=1, hour=10, minute=0, start_date=start,
-                                      end_date=start + timedelta(days=4), timezone=ZoneInfo(zone))
+    trigger = CalendarIntervalTrigger(
+        days=1,
+        hour=10,
+        minute=0,
+        start_date=start,
+        end_date=start + timedelta(days=4),
+        timezone=ZoneInfo(zone),
+    )
     fires: list[datetime] = []
     previous = None
     while (fire := trigger.get_next_fire_time(previous, LONG_AGO)) is not None:
@@ -102,15 +107,15 @@ def test_it_agrees_with_calendar_interval_trigger_away_from_gaps(
         previous = fire
 
     step = make_step(day=0, every=1, until=4)
-    planned = plan(make_schedule(step), make_enrollment(surgery_date=start, timezone=zone),
-                   now=LONG_AGO)
+    planned = plan(make_schedule(step), make_enrollment(surgery_date=start, timezone=zone), now=LONG_AGO)
     assert [m.due_at for m in planned] == fires
 
 
 def test_it_keeps_the_gap_day_that_calendar_interval_trigger_drops() -> None:
     # Why timeline computes days itself: the trigger skips a day whose wall time is in a gap.
-    trigger = CalendarIntervalTrigger(days=1, hour=2, minute=30, start_date=date(2026, 3, 8),
-                                      end_date=date(2026, 3, 8), timezone=NY)
+    trigger = CalendarIntervalTrigger(
+        days=1, hour=2, minute=30, start_date=date(2026, 3, 8), end_date=date(2026, 3, 8), timezone=NY
+    )
     assert trigger.get_next_fire_time(None, LONG_AGO) is None
 
     step = make_step(day=0, time=time(2, 30))
@@ -186,8 +191,7 @@ def test_it_does_not_plan_steps_already_past_at_enrollment() -> None:
 
 
 def test_it_plans_a_step_due_exactly_now_but_not_one_due_just_before() -> None:
-    steps = (make_step(id="now", day=1, time=time(10)),
-             make_step(id="before", day=1, time=time(9, 59)))
+    steps = (make_step(id="now", day=1, time=time(10)), make_step(id="before", day=1, time=time(9, 59)))
     planned = plan(make_schedule(*steps), make_enrollment(), now=ny(2026, 1, 13, 10))
     assert [m.step_id for m in planned] == ["now"]
 
@@ -199,8 +203,7 @@ def test_it_never_bursts_old_recurring_occurrences() -> None:
 
 
 def test_it_catches_up_a_one_off_step_once_at_the_next_allowed_instant() -> None:
-    step = make_step(id="smoking", day=-7, time=time(11), catch_up=True,
-                     expires_after=timedelta(hours=3))
+    step = make_step(id="smoking", day=-7, time=time(11), catch_up=True, expires_after=timedelta(hours=3))
     now = ny(2026, 1, 9, 21)  # day -3, after the window closed
     m = only(plan(make_schedule(step), make_enrollment(), now=now))
     assert m.occurrence == -7
@@ -235,9 +238,7 @@ def test_it_drops_a_catch_up_that_the_next_occurrence_supersedes_the_same_day() 
     [(1, 7, 84, 12), (1, 1, 14, 14), (-7, None, None, 1), (3, 5, None, 1), (0, 7, 7, 2)],
     ids=["weekly-to-84", "daily-two-weeks", "one-off", "every-without-until", "until-inclusive"],
 )
-def test_it_counts_recurring_occurrences(
-    day: int, every: int | None, until: int | None, count: int
-) -> None:
+def test_it_counts_recurring_occurrences(day: int, every: int | None, until: int | None, count: int) -> None:
     step = make_step(day=day, every=every, until=until)
     planned = plan(make_schedule(step), make_enrollment(), now=LONG_AGO)
     assert len(planned) == count
@@ -282,11 +283,22 @@ def test_it_plans_only_steps_whose_conditions_hold(
         ("sms", "email", True, True, ["sms"]),  # the step overrides the preference
         ("both", "sms", True, True, ["email", "sms"]),
     ],
-    ids=["both", "both-no-email", "both-no-phone", "email-falls-back", "sms-falls-back",
-         "unreachable", "step-override", "step-both"],
+    ids=[
+        "both",
+        "both-no-email",
+        "both-no-phone",
+        "email-falls-back",
+        "sms-falls-back",
+        "unreachable",
+        "step-override",
+        "step-both",
+    ],
 )
 def test_it_picks_channels(
-    step_channel: str | None, preference: str, has_phone: bool, has_email: bool,
+    step_channel: str | None,
+    preference: str,
+    has_phone: bool,
+    has_email: bool,
     expected: list[str],
 ) -> None:
     enrollment = make_enrollment(channel=preference, has_phone=has_phone, has_email=has_email)
@@ -307,10 +319,13 @@ STEPS = (
 def test_it_keeps_keys_and_moves_due_times_when_the_surgery_date_moves() -> None:
     enrollment = make_enrollment(attributes=frozenset({"smoker"}), has_email=True)
     first = plan(make_schedule(*STEPS), enrollment, now=LONG_AGO)
-    moved = plan(make_schedule(*STEPS),
-                 make_enrollment(attributes=frozenset({"smoker"}), has_email=True,
-                                 surgery_date=SURGERY + timedelta(days=7)),
-                 now=LONG_AGO)
+    moved = plan(
+        make_schedule(*STEPS),
+        make_enrollment(
+            attributes=frozenset({"smoker"}), has_email=True, surgery_date=SURGERY + timedelta(days=7)
+        ),
+        now=LONG_AGO,
+    )
 
     assert {m.key for m in first} == {m.key for m in moved}
     by_key = {m.key: m for m in first}
@@ -327,8 +342,9 @@ def test_it_replans_without_already_sent_keys_or_duplicates() -> None:
     sent = {m.key for m in before[:5]}
 
     now = ny(2026, 1, 15, 12)
-    after = replan(schedule, make_enrollment(surgery_date=SURGERY + timedelta(days=2)),
-                   now=now, sent_keys=sent)
+    after = replan(
+        schedule, make_enrollment(surgery_date=SURGERY + timedelta(days=2)), now=now, sent_keys=sent
+    )
 
     keys = [m.key for m in after]
     assert len(keys) == len(set(keys))
@@ -340,35 +356,44 @@ def test_it_replans_without_already_sent_keys_or_duplicates() -> None:
 
 
 def test_it_sorts_by_due_time_then_step_then_channel() -> None:
-    steps = (make_step(id="b", channel="both"), make_step(id="a", time=time(10)),
-             make_step(id="c", time=time(9)))
+    steps = (
+        make_step(id="b", channel="both"),
+        make_step(id="a", time=time(10)),
+        make_step(id="c", time=time(9)),
+    )
     planned = plan(make_schedule(*steps), make_enrollment(has_email=True), now=LONG_AGO)
     assert [(m.step_id, m.channel) for m in planned] == [
-        ("c", "sms"), ("a", "sms"), ("b", "email"), ("b", "sms")]
+        ("c", "sms"),
+        ("a", "sms"),
+        ("b", "email"),
+        ("b", "sms"),
+    ]
 
 
 def test_it_builds_stable_keys_and_carries_the_step() -> None:
-    step = make_step(id="fever", ask="fever_check", remind_after=timedelta(hours=4),
-                     missed_after=timedelta(hours=24))
+    step = make_step(
+        id="fever", ask="fever_check", remind_after=timedelta(hours=4), missed_after=timedelta(hours=24)
+    )
     m = only(plan(make_schedule(step), make_enrollment(), now=LONG_AGO))
     assert m.key == "7:fever:1:sms"
-    assert (m.ask, m.remind_after, m.missed_after) == (
-        "fever_check", timedelta(hours=4), timedelta(hours=24))
+    assert (m.ask, m.remind_after, m.missed_after) == ("fever_check", timedelta(hours=4), timedelta(hours=24))
     assert m.due_at.tzinfo is UTC
 
 
 def test_it_previews_rows_with_local_and_utc_times() -> None:
     step = make_step(id="fever", ask="fever_check", expires_after=timedelta(hours=8))
     rows = preview_rows(plan(make_schedule(step), make_enrollment(), now=LONG_AGO))
-    assert rows == [{
-        "step": "fever",
-        "due_local": "2026-01-13T10:00:00-05:00",
-        "due_utc": "2026-01-13T15:00:00Z",
-        "channel": "sms",
-        "message": "reminder",
-        "ask": "fever_check",
-        "expires_utc": "2026-01-13T23:00:00Z",
-    }]
+    assert rows == [
+        {
+            "step": "fever",
+            "due_local": "2026-01-13T10:00:00-05:00",
+            "due_utc": "2026-01-13T15:00:00Z",
+            "channel": "sms",
+            "message": "reminder",
+            "ask": "fever_check",
+            "expires_utc": "2026-01-13T23:00:00Z",
+        }
+    ]
 
 
 def test_it_rejects_a_naive_now() -> None:

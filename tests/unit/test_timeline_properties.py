@@ -62,6 +62,7 @@ def zone_and_day(draw: st.DrawFn) -> tuple[str, date]:
         return zone, draw(st.sampled_from(near)) + timedelta(days=draw(st.integers(-2, 1)))
     return zone, draw(st.dates(min_value=FIRST, max_value=LAST))
 
+
 minutes_of_day = st.integers(min_value=0, max_value=24 * 60 - 1)
 
 
@@ -98,8 +99,13 @@ def steps(draw: st.DrawFn, index: int) -> Step:
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[Schedule, Enrollment, datetime]:
     count = draw(st.integers(min_value=1, max_value=4))
-    schedule = Schedule(id="p", name="P", version="v", send_window=draw(windows()),
-                        steps=tuple(draw(steps(i)) for i in range(count)))
+    schedule = Schedule(
+        id="p",
+        name="P",
+        version="v",
+        send_window=draw(windows()),
+        steps=tuple(draw(steps(i)) for i in range(count)),
+    )
     zone, day = draw(zone_and_day())
     # Put the first step's day 0 on the drawn day, so its first occurrence meets the change.
     enrollment = Enrollment(
@@ -150,11 +156,14 @@ def test_it_catches_up_at_most_one_occurrence_per_step(
         occurrences = {m.occurrence for m in planned if m.step_id == step.id}
         # An occurrence whose own due time is past can only be there as a catch-up.
         caught_up = {
-            day for day in occurrences
+            day
+            for day in occurrences
             if next_allowed(
                 local_instant(enrollment.surgery_date + timedelta(days=day), step.time, tz),
-                schedule.send_window, tz,
-            ) < now
+                schedule.send_window,
+                tz,
+            )
+            < now
         }
         assert len(caught_up) <= (1 if step.catch_up else 0)
 
@@ -180,9 +189,7 @@ def test_it_finds_the_earliest_allowed_instant(
 
 @SETTINGS
 @given(zone_and_day(), minutes_of_day)
-def test_it_moves_a_wall_time_forward_only_by_a_gap(
-    zone_day: tuple[str, date], minutes: int
-) -> None:
+def test_it_moves_a_wall_time_forward_only_by_a_gap(zone_day: tuple[str, date], minutes: int) -> None:
     zone, day = zone_day
     tz = ZoneInfo(zone)
     wall = datetime.combine(day, as_time(minutes))
@@ -196,6 +203,4 @@ def test_it_moves_a_wall_time_forward_only_by_a_gap(
         assert shift == after - before > timedelta(0)
     else:
         # Exists: in a fold, the first occurrence (the earlier UTC instant).
-        assert got.astimezone(UTC) == min(
-            wall.replace(tzinfo=tz, fold=f).astimezone(UTC) for f in (0, 1)
-        )
+        assert got.astimezone(UTC) == min(wall.replace(tzinfo=tz, fold=f).astimezone(UTC) for f in (0, 1))

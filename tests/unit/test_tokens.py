@@ -14,7 +14,9 @@ SIGNED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 def test_it_judges_age_from_the_time_the_token_says_it_was_signed() -> None:
     token = make_token(SECRET, CHECKIN_SALT, {"o": 7}, now=SIGNED)
-    assert read_token(SECRET, CHECKIN_SALT, token, 3600, now=(SIGNED + timedelta(minutes=59)).timestamp()) == {"o": 7}
+    assert read_token(
+        SECRET, CHECKIN_SALT, token, 3600, now=(SIGNED + timedelta(minutes=59)).timestamp()
+    ) == {"o": 7}
     with pytest.raises(InvalidToken) as e:
         read_token(SECRET, CHECKIN_SALT, token, 3600, now=(SIGNED + timedelta(minutes=61)).timestamp())
     assert e.value.expired

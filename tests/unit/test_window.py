@@ -23,17 +23,14 @@ def utc(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
         # spring-forward gaps: the wall time moves forward by the gap length
         ("America/New_York", date(2026, 3, 8), time(2, 30), utc(2026, 3, 8, 7, 30), time(3, 30)),
         ("Europe/London", date(2026, 3, 29), time(1, 30), utc(2026, 3, 29, 1, 30), time(2, 30)),
-        ("Australia/Sydney", date(2026, 10, 4), time(2, 30), utc(2026, 10, 3, 16, 30),
-         time(3, 30)),
+        ("Australia/Sydney", date(2026, 10, 4), time(2, 30), utc(2026, 10, 3, 16, 30), time(3, 30)),
         # Lord Howe springs forward by 30 minutes only
-        ("Australia/Lord_Howe", date(2026, 10, 4), time(2, 15), utc(2026, 10, 3, 15, 45),
-         time(2, 45)),
+        ("Australia/Lord_Howe", date(2026, 10, 4), time(2, 15), utc(2026, 10, 3, 15, 45), time(2, 45)),
         # fall-back folds: the first occurrence (the pre-transition, summer offset)
         ("America/New_York", date(2026, 11, 1), time(1, 30), utc(2026, 11, 1, 5, 30), time(1, 30)),
         ("Europe/London", date(2026, 10, 25), time(1, 30), utc(2026, 10, 25, 0, 30), time(1, 30)),
         ("Australia/Sydney", date(2026, 4, 5), time(2, 30), utc(2026, 4, 4, 15, 30), time(2, 30)),
-        ("Australia/Lord_Howe", date(2026, 4, 5), time(1, 45), utc(2026, 4, 4, 14, 45),
-         time(1, 45)),
+        ("Australia/Lord_Howe", date(2026, 4, 5), time(1, 45), utc(2026, 4, 4, 14, 45), time(1, 45)),
         # ordinary wall times
         ("Asia/Kathmandu", date(2026, 3, 8), time(10), utc(2026, 3, 8, 4, 15), time(10)),
         ("UTC", date(2026, 3, 8), time(10), utc(2026, 3, 8, 10), time(10)),

@@ -12,10 +12,10 @@ import httpx2
 import pytest
 from sqlalchemy import func, select, update
 
-from checkin.store.db import upgrade
-from checkin.store.models import Alert, AuditEvent, InboundMessage, OutboxMessage
 from checkin.app.bootstrap import Services
 from checkin.app.web import create_app
+from checkin.store.db import upgrade
+from checkin.store.models import Alert, AuditEvent, InboundMessage, OutboxMessage
 from tests.inbound.support import (
     NOW,
     add_outbox,
@@ -30,7 +30,9 @@ PATH = "/webhooks/twilio/sms"
 pytestmark = pytest.mark.slow
 
 
-def test_it_stores_ten_concurrent_replays_once_with_one_alert(live_server: LiveServer, services: Services) -> None:
+def test_it_stores_ten_concurrent_replays_once_with_one_alert(
+    live_server: LiveServer, services: Services
+) -> None:
     with services.sessions.begin() as s:
         add_outbox(s, add_patient(s), sent_at=NOW - timedelta(hours=1))
     params = sms_params("my incision is leaking pus and I have chills")
@@ -50,7 +52,10 @@ def test_it_stores_ten_concurrent_replays_once_with_one_alert(live_server: LiveS
     with services.sessions() as s:
         assert s.scalar(select(func.count()).select_from(InboundMessage)) == 1
         assert s.scalar(select(func.count()).select_from(Alert)) == 1
-        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "alert.opened")) == 1
+        assert (
+            s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "alert.opened"))
+            == 1
+        )
 
 
 @pytest.fixture
@@ -77,8 +82,11 @@ def test_it_survives_sqlite_write_contention_without_500_or_loss(sqlite_services
         while not stop.is_set():
             for oid in ids:
                 with services.sessions.begin() as s:
-                    s.execute(update(OutboxMessage).where(OutboxMessage.id == oid)
-                              .values(attempts=OutboxMessage.attempts + 1, updated_at=NOW))
+                    s.execute(
+                        update(OutboxMessage)
+                        .where(OutboxMessage.id == oid)
+                        .values(attempts=OutboxMessage.attempts + 1, updated_at=NOW)
+                    )
                 worker_updates += 1
                 if stop.is_set():
                     return

@@ -15,7 +15,13 @@ PATH = "/webhooks/twilio/status"
 
 
 def params(sid: str = "SM" + "a" * 32, status: str = "delivered", **extra: str) -> dict[str, str]:
-    return {"MessageSid": sid, "MessageStatus": status, "AccountSid": ACCOUNT_SID, "To": "+16175550123", **extra}
+    return {
+        "MessageSid": sid,
+        "MessageStatus": status,
+        "AccountSid": ACCOUNT_SID,
+        "To": "+16175550123",
+        **extra,
+    }
 
 
 def post(client: TestClient, form: dict[str, str], query: str = "outbox=1", url: str | None = None):  # type: ignore[no-untyped-def]
@@ -31,7 +37,9 @@ def events(services: Services) -> int:
         return int(s.scalar(select(func.count()).select_from(DeliveryEvent)) or 0)
 
 
-def test_it_refuses_a_callback_signed_without_the_query_string(client: TestClient, services: Services) -> None:
+def test_it_refuses_a_callback_signed_without_the_query_string(
+    client: TestClient, services: Services
+) -> None:
     r = post(client, params(), url=PUBLIC_URL + PATH)  # signed for the URL without ?outbox=1
     assert r.status_code == 403 and events(services) == 0
 
@@ -41,7 +49,9 @@ def test_it_refuses_a_forged_callback(client: TestClient, services: Services) ->
     assert r.status_code == 403 and events(services) == 0
 
 
-def test_it_records_a_signed_callback_through_checkin_delivery(client: TestClient, services: Services) -> None:
+def test_it_records_a_signed_callback_through_checkin_delivery(
+    client: TestClient, services: Services
+) -> None:
     pytest.importorskip("checkin.outbound.delivery")
     with services.sessions.begin() as s:
         row = add_outbox(s, add_patient(s), sent_at=NOW - timedelta(minutes=5))

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from checkin.store.models import Alert, InboundMessage, OutboxMessage
 from checkin.app.bootstrap import Services
 from checkin.app.web import create_app
+from checkin.store.models import Alert, InboundMessage, OutboxMessage
 from tests.inbound.support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -47,7 +47,9 @@ def ana(services: Services) -> None:
         add_outbox(s, add_patient(s), sent_at=NOW - timedelta(hours=1))
 
 
-def test_it_accepts_a_signed_request_and_answers_with_twiml(client: TestClient, services: Services, ana: None) -> None:
+def test_it_accepts_a_signed_request_and_answers_with_twiml(
+    client: TestClient, services: Services, ana: None
+) -> None:
     r = post(client, sms_params("101.9"))
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/xml")
@@ -56,8 +58,19 @@ def test_it_accepts_a_signed_request_and_answers_with_twiml(client: TestClient, 
     assert rows(services) == 1 and rows(services, Alert) == 1
 
 
-@pytest.mark.parametrize("case", ["forged", "missing", "http_url", "internal_host", "wrong_path", "wrong_token",
-                                  "other_algorithm_header", "tampered_body"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "forged",
+        "missing",
+        "http_url",
+        "internal_host",
+        "wrong_path",
+        "wrong_token",
+        "other_algorithm_header",
+        "tampered_body",
+    ],
+)
 def test_it_refuses_a_bad_signature_with_403_and_stores_nothing(
     client: TestClient, services: Services, ana: None, case: str
 ) -> None:
@@ -79,7 +92,8 @@ def test_it_refuses_a_bad_signature_with_403_and_stores_nothing(
         # Only the auth-token (SHA1) scheme is accepted; a SHA256 signature is not tried.
         headers["X-Twilio-Webhooks-Signature-Settings"] = "key=x,algorithm=HMAC_SHA256"
         headers["X-Twilio-Signature"] = RequestValidator(AUTH_TOKEN).compute_signature(
-            PUBLIC_URL + PATH, params, algorithm="HMAC_SHA256")
+            PUBLIC_URL + PATH, params, algorithm="HMAC_SHA256"
+        )
     elif case == "tampered_body":
         params = {**params, "Body": "all good"}
     before = failures(client)
@@ -90,9 +104,13 @@ def test_it_refuses_a_bad_signature_with_403_and_stores_nothing(
     assert failures(client) == before + 1
 
 
-def test_it_accepts_the_public_url_with_the_default_port(client: TestClient, services: Services, ana: None) -> None:
+def test_it_accepts_the_public_url_with_the_default_port(
+    client: TestClient, services: Services, ana: None
+) -> None:
     params = sms_params("fine today")
-    r = client.post(PATH, data=params, headers=signed_headers(PATH, params, url="https://checkin.example.org:443" + PATH))
+    r = client.post(
+        PATH, data=params, headers=signed_headers(PATH, params, url="https://checkin.example.org:443" + PATH)
+    )
     assert r.status_code == 200 and rows(services) == 1
 
 
@@ -113,7 +131,9 @@ def test_it_answers_a_sequential_replay_with_empty_twiml_and_no_second_row(
     assert rows(services) == 1 and rows(services, Alert) == 1
 
 
-def test_it_answers_200_with_empty_twiml_to_a_signed_request_without_message_sid(client: TestClient, services: Services) -> None:
+def test_it_answers_200_with_empty_twiml_to_a_signed_request_without_message_sid(
+    client: TestClient, services: Services
+) -> None:
     params = {"AccountSid": ACCOUNT_SID, "From": "+16175550123", "Body": "hi"}
     r = post(client, params)
     assert r.status_code == 200 and "<Message>" not in r.text and rows(services) == 0
@@ -127,14 +147,18 @@ def test_it_refuses_webhooks_with_503_when_twilio_is_not_configured(db_url: str)
         with TestClient(create_app(services)) as c:
             params = sms_params("hello")
             # Even a request signed with a plausible token is not processed without one configured.
-            r = c.post(PATH, data=params, headers={"X-Twilio-Signature": signature(params, url=PUBLIC_URL + PATH)})
+            r = c.post(
+                PATH, data=params, headers={"X-Twilio-Signature": signature(params, url=PUBLIC_URL + PATH)}
+            )
             assert r.status_code == 503
             assert rows(services) == 0
     finally:
         services.engine.dispose()
 
 
-def test_it_replies_to_an_unknown_number_without_patient_details(client: TestClient, services: Services, ana: None) -> None:
+def test_it_replies_to_an_unknown_number_without_patient_details(
+    client: TestClient, services: Services, ana: None
+) -> None:
     r = post(client, sms_params("who is this", from_phone="+12125550199"))
     assert r.status_code == 200 and "Ana" not in r.text and "could not match" in r.text
 
@@ -167,10 +191,20 @@ def test_it_answers_503_when_the_database_is_down(tmp_path: Any) -> None:
     services.engine.dispose()
 
 
-def test_it_signs_against_the_configured_public_url_not_the_host_header(client: TestClient, services: Services) -> None:
+def test_it_signs_against_the_configured_public_url_not_the_host_header(
+    client: TestClient, services: Services
+) -> None:
     params = sms_params("fine")
-    r = client.post(PATH, data=params, headers={**signed_headers(PATH, params), "Host": "evil.example.com",
-                                                 "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example.com"})
+    r = client.post(
+        PATH,
+        data=params,
+        headers={
+            **signed_headers(PATH, params),
+            "Host": "evil.example.com",
+            "X-Forwarded-Proto": "http",
+            "X-Forwarded-Host": "evil.example.com",
+        },
+    )
     assert r.status_code == 200 and rows(services) == 1
     assert AUTH_TOKEN not in r.text
 
@@ -186,7 +220,9 @@ def test_it_keeps_the_text_and_still_names_911_when_processing_fails(services: S
         r = post(c, params)
         assert r.status_code == 200 and "911" in r.text
         assert c.app.state.metrics.value("inbound_errors_total", reason="processing") == 1  # type: ignore[attr-defined]
-        assert post(c, params).text == '<?xml version="1.0" encoding="UTF-8"?><Response />'  # replay: stored once
+        assert (
+            post(c, params).text == '<?xml version="1.0" encoding="UTF-8"?><Response />'
+        )  # replay: stored once
     with services.sessions() as s:
         (row,) = s.scalars(select(InboundMessage)).all()
         assert row.body == "my chest hurts" and row.processed_at is None

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from checkin.clock import Clock, SystemClock
 from checkin.config import Settings, load_settings
-from checkin.errors import CheckinError
 from checkin.core.schedule import Schedule
+from checkin.errors import CheckinError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,7 +85,9 @@ pass_app = click.make_pass_decorator(App)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--env-file", default=".env", show_default=True, help="Settings file read before the environment.")
+@click.option(
+    "--env-file", default=".env", show_default=True, help="Settings file read before the environment."
+)
 @click.version_option(package_name="checkin")
 @click.pass_context
 def cli(ctx: click.Context, env_file: str) -> None:
@@ -95,6 +97,7 @@ def cli(ctx: click.Context, env_file: str) -> None:
 
 
 # ---- database ---------------------------------------------------------------------------
+
 
 @cli.group()
 def db() -> None:
@@ -124,6 +127,7 @@ def db_current(app: App) -> None:
 
 
 # ---- schedules --------------------------------------------------------------------------
+
 
 @cli.group()
 def schedules() -> None:
@@ -168,20 +172,39 @@ def schedules_validate(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
 @click.option("--surgery-date", required=True, type=click.DateTime(["%Y-%m-%d"]), help="YYYY-MM-DD")
 @click.option("--timezone", "tz", default=None, help="IANA zone (default: CHECKIN_DEFAULT_TIMEZONE)")
 @click.option("--smoker", is_flag=True)
-@click.option("--attribute", "attributes", multiple=True, help="Other attribute (brace, collar, ...); repeatable.")
+@click.option(
+    "--attribute", "attributes", multiple=True, help="Other attribute (brace, collar, ...); repeatable."
+)
 @click.option("--language", type=click.Choice(["en", "es"]), default="en", show_default=True)
 @click.option("--channel", type=click.Choice(["sms", "email", "both"]), default="sms", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_app
 @fail_cleanly
-def schedules_preview(app: App, schedule_id: str, surgery_date: datetime, tz: str | None, smoker: bool,
-                      attributes: tuple[str, ...], language: str, channel: str, fmt: str) -> None:
+def schedules_preview(
+    app: App,
+    schedule_id: str,
+    surgery_date: datetime,
+    tz: str | None,
+    smoker: bool,
+    attributes: tuple[str, ...],
+    language: str,
+    channel: str,
+    fmt: str,
+) -> None:
     """Print every message a patient on SCHEDULE_ID would get, rendered."""
     from checkin.content.catalog import preview
 
-    rows = preview(app.settings, app.schedules, schedule_id, surgery_date.date(),
-                   tz or app.settings.default_timezone, smoker=smoker, attributes=attributes,
-                   language=language, channel=channel)
+    rows = preview(
+        app.settings,
+        app.schedules,
+        schedule_id,
+        surgery_date.date(),
+        tz or app.settings.default_timezone,
+        smoker=smoker,
+        attributes=attributes,
+        language=language,
+        channel=channel,
+    )
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -201,6 +224,7 @@ def schedules_list(app: App) -> None:
 
 # ---- enrollment -------------------------------------------------------------------------
 
+
 @cli.command()
 @click.option("--mrn", required=True, help="Medical record number (never shown in messages or logs).")
 @click.option("--first-name", required=True)
@@ -215,18 +239,40 @@ def schedules_list(app: App) -> None:
 @click.option("--channel", default="sms", show_default=True, help="sms, email or both")
 @pass_app
 @fail_cleanly
-def enroll(app: App, mrn: str, first_name: str, phone: str | None, email: str | None, procedure: str,
-           surgery_date: str, tz: str | None, language: str, smoker: bool, attributes: tuple[str, ...],
-           channel: str) -> None:
+def enroll(
+    app: App,
+    mrn: str,
+    first_name: str,
+    phone: str | None,
+    email: str | None,
+    procedure: str,
+    surgery_date: str,
+    tz: str | None,
+    language: str,
+    smoker: bool,
+    attributes: tuple[str, ...],
+    channel: str,
+) -> None:
     """Enroll one patient and plan their timeline."""
     from checkin.enrollment.enroll import enroll as do_enroll
     from checkin.enrollment.enroll import parse_request
 
     req = parse_request(
-        {"mrn": mrn, "first_name": first_name, "phone": phone, "email": email, "procedure": procedure,
-         "surgery_date": surgery_date, "timezone": tz, "language": language, "smoker": smoker,
-         "channel": channel, "attributes": list(attributes)},
-        schedules=app.schedules, default_region=app.settings.default_region,
+        {
+            "mrn": mrn,
+            "first_name": first_name,
+            "phone": phone,
+            "email": email,
+            "procedure": procedure,
+            "surgery_date": surgery_date,
+            "timezone": tz,
+            "language": language,
+            "smoker": smoker,
+            "channel": channel,
+            "attributes": list(attributes),
+        },
+        schedules=app.schedules,
+        default_region=app.settings.default_region,
         default_timezone=app.settings.default_timezone,
     )
     with app.session() as session:
@@ -253,18 +299,34 @@ def import_(app: App, file: Path, skip_bad_rows: bool) -> None:
         total = len(rows)
     except CheckinError:
         total = 0
-    with app.session() as session, click.progressbar(length=total, label="validating", file=sys.stderr) as bar:
-        report = import_csv(session, file, schedules=schedules_, default_region=app.settings.default_region,
-                            default_timezone=app.settings.default_timezone, now=app.clock.now(),
-                            skip_bad_rows=skip_bad_rows, actor="cli", progress=bar.update)
+    with (
+        app.session() as session,
+        click.progressbar(length=total, label="validating", file=sys.stderr) as bar,
+    ):
+        report = import_csv(
+            session,
+            file,
+            schedules=schedules_,
+            default_region=app.settings.default_region,
+            default_timezone=app.settings.default_timezone,
+            now=app.clock.now(),
+            skip_bad_rows=skip_bad_rows,
+            actor="cli",
+            progress=bar.update,
+        )
     for err in report.errors:
         click.echo(f"{file}: {err}", err=True)
     if not report.written:
-        click.echo(f"{len(report.errors)} bad row(s); nothing was written (fix them, or use --skip-bad-rows)", err=True)
+        click.echo(
+            f"{len(report.errors)} bad row(s); nothing was written (fix them, or use --skip-bad-rows)",
+            err=True,
+        )
         sys.exit(1)
     assert report.enrolled is not None
-    click.echo(f"enrolled {report.enrolled.enrollments} patient(s), {report.enrolled.planned} message(s) planned"
-               + (f", skipped {len(report.errors)} bad row(s)" if report.errors else ""))
+    click.echo(
+        f"enrolled {report.enrolled.enrollments} patient(s), {report.enrolled.planned} message(s) planned"
+        + (f", skipped {len(report.errors)} bad row(s)" if report.errors else "")
+    )
 
 
 @cli.command()
@@ -278,10 +340,19 @@ def reschedule(app: App, mrn: str, surgery_date: datetime, procedure: str | None
     from checkin.enrollment.enroll import reschedule as do_reschedule
 
     with app.session() as session:
-        r = do_reschedule(session, mrn, surgery_date.date(), schedules=app.schedules, now=app.clock.now(),
-                          procedure=procedure, actor="cli")
-    click.echo(f"rescheduled: {r.updated} moved, {r.added} added, {r.cancelled} cancelled, "
-               f"{r.kept_history} already sent")
+        r = do_reschedule(
+            session,
+            mrn,
+            surgery_date.date(),
+            schedules=app.schedules,
+            now=app.clock.now(),
+            procedure=procedure,
+            actor="cli",
+        )
+    click.echo(
+        f"rescheduled: {r.updated} moved, {r.added} added, {r.cancelled} cancelled, "
+        f"{r.kept_history} already sent"
+    )
 
 
 @cli.command()
@@ -300,6 +371,7 @@ def withdraw(app: App, mrn: str, procedure: str | None, reason: str) -> None:
 
 
 # ---- patients ---------------------------------------------------------------------------
+
 
 @cli.group()
 def patients() -> None:
@@ -322,8 +394,14 @@ def patients_list(app: App, limit: int) -> None:
             .subquery()
         )
         rows = session.execute(
-            select(Patient.reference, Patient.mrn, Enrollment.procedure, Enrollment.surgery_date,
-                   Enrollment.status, func.coalesce(pending.c.n, 0))
+            select(
+                Patient.reference,
+                Patient.mrn,
+                Enrollment.procedure,
+                Enrollment.surgery_date,
+                Enrollment.status,
+                func.coalesce(pending.c.n, 0),
+            )
             .join(Enrollment, Enrollment.patient_id == Patient.id)
             .outerjoin(pending, pending.c.enrollment_id == Enrollment.id)
             .order_by(Enrollment.surgery_date, Patient.mrn)
@@ -349,19 +427,27 @@ def patients_show(app: App, mrn: str) -> None:
         if patient is None:
             raise click.ClickException(f"no patient with MRN {mrn!r}")
         tz = ZoneInfo(patient.timezone)
-        click.echo(f"{patient.reference}  {patient.first_name}  phone {patient.phone or '-'}  "
-                   f"email {patient.email or '-'}  {patient.language}  {patient.timezone}"
-                   + ("  SMS OPTED OUT" if patient.sms_opted_out else ""))
+        click.echo(
+            f"{patient.reference}  {patient.first_name}  phone {patient.phone or '-'}  "
+            f"email {patient.email or '-'}  {patient.language}  {patient.timezone}"
+            + ("  SMS OPTED OUT" if patient.sms_opted_out else "")
+        )
         for e in session.scalars(select(Enrollment).where(Enrollment.patient_id == patient.id)):
-            click.echo(f"\n{e.procedure} (surgery {e.surgery_date}, {e.status}, schedule {e.schedule_version})")
-            for m in session.scalars(select(OutboxMessage).where(OutboxMessage.enrollment_id == e.id)
-                                     .order_by(OutboxMessage.due_at, OutboxMessage.step_id)):
+            click.echo(
+                f"\n{e.procedure} (surgery {e.surgery_date}, {e.status}, schedule {e.schedule_version})"
+            )
+            for m in session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.enrollment_id == e.id)
+                .order_by(OutboxMessage.due_at, OutboxMessage.step_id)
+            ):
                 local = m.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
                 extra = f" ({m.status_reason})" if m.status_reason else ""
                 click.echo(f"  {local:<22} {m.channel:<5} {m.step_id:<24} {m.status}{extra}")
 
 
 # ---- alerts -----------------------------------------------------------------------------
+
 
 @cli.group()
 def alerts() -> None:
@@ -378,16 +464,22 @@ def alerts_list(app: App, only_open: bool, limit: int) -> None:
     from checkin.store.models import Alert, Patient
 
     with app.session() as session:
-        query = (select(Alert, Patient.reference).join(Patient, Patient.id == Alert.patient_id)
-                 .order_by(Alert.opened_at.desc()).limit(limit))
+        query = (
+            select(Alert, Patient.reference)
+            .join(Patient, Patient.id == Alert.patient_id)
+            .order_by(Alert.opened_at.desc())
+            .limit(limit)
+        )
         if only_open:
             query = query.where(Alert.status != "resolved")
         rows = session.execute(query).all()
     for alert, ref in rows:
         who = f" by {alert.acknowledged_by}" if alert.acknowledged_by else ""
-        click.echo(f"#{alert.id:<5} {alert.severity.upper():<9} {alert.kind:<16} {ref:<10} "
-                   f"{','.join(alert.flags) or '-':<28} {alert.status}{who}  level {alert.escalation_level}  "
-                   f"opened {alert.opened_at:%Y-%m-%d %H:%M}Z")
+        click.echo(
+            f"#{alert.id:<5} {alert.severity.upper():<9} {alert.kind:<16} {ref:<10} "
+            f"{','.join(alert.flags) or '-':<28} {alert.status}{who}  level {alert.escalation_level}  "
+            f"opened {alert.opened_at:%Y-%m-%d %H:%M}Z"
+        )
     click.echo(f"{len(rows)} alert(s)")
 
 
@@ -406,7 +498,9 @@ def alerts_ack(app: App, alert_id: int, by: str) -> None:
         action = acknowledge(session, alert_id, by=f"cli:{by.strip()}", now=app.clock.now())
     if action is None:
         raise click.ClickException(f"no alert #{alert_id}")
-    click.echo(f"alert #{alert_id} {'acknowledged' if action.changed else 'was already ' + action.alert.status}")
+    click.echo(
+        f"alert #{alert_id} {'acknowledged' if action.changed else 'was already ' + action.alert.status}"
+    )
 
 
 @alerts.command("resolve")
@@ -434,12 +528,17 @@ def alerts_resolve(app: App, alert_id: int, note: str, by: str | None) -> None:
 
 # ---- demo -------------------------------------------------------------------------------
 
+
 @cli.command()
 @click.option("--days", default=90, show_default=True, help="Days of recovery to simulate after surgery.")
 @click.option("--seed", default=7, show_default=True, help="Seed for the synthetic patients' answers.")
 @click.option("--fast", is_flag=True, help="A higher simulated SMS rate, for a quicker run.")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to keep the demo database and logs (default: a new temporary folder).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to keep the demo database and logs (default: a new temporary folder).",
+)
 def demo(days: int, seed: int, fast: bool, workdir: Path | None) -> None:
     """Walk synthetic patients through recovery on a simulated clock, through the real worker,
     web app, webhooks and SMTP, then show the conversations, alerts and a summary."""
@@ -452,8 +551,11 @@ def demo(days: int, seed: int, fast: bool, workdir: Path | None) -> None:
 
 # ---- processes --------------------------------------------------------------------------
 
+
 @cli.command()
-@click.option("--id", "worker_id", default=None, help="Worker name in logs and heartbeats (default host:pid).")
+@click.option(
+    "--id", "worker_id", default=None, help="Worker name in logs and heartbeats (default host:pid)."
+)
 @pass_app
 @fail_cleanly
 def worker(app: App, worker_id: str | None) -> None:
@@ -492,8 +594,13 @@ def serve(app: App, host: str, port: int) -> None:
 
     services = build_services(app.settings)
     stop = threading.Event()
-    thread = threading.Thread(target=run, args=(services,), kwargs={"stop": stop, "install_signal_handlers": False},
-                              name="checkin-worker", daemon=False)
+    thread = threading.Thread(
+        target=run,
+        args=(services,),
+        kwargs={"stop": stop, "install_signal_handlers": False},
+        name="checkin-worker",
+        daemon=False,
+    )
     thread.start()
     try:
         serve_web(services, host=host, port=port)
@@ -516,7 +623,9 @@ def schedules_capacity(app: App, days: int) -> None:
 
 
 @cli.command()
-@click.option("--check", is_flag=True, help="Exit 1 unless the database answers and is migrated (health checks).")
+@click.option(
+    "--check", is_flag=True, help="Exit 1 unless the database answers and is migrated (health checks)."
+)
 @pass_app
 @fail_cleanly
 def status(app: App, check: bool) -> None:
@@ -533,6 +642,7 @@ def status(app: App, check: bool) -> None:
 
 
 # ---- triage -----------------------------------------------------------------------------
+
 
 @cli.command()
 @click.argument("text")

@@ -20,11 +20,13 @@ def assessment_json(text: str, context: str | None = None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``TEXT [--context KIND]``, print the JSON, return 0 (2 on a usage error)."""
-    ap = argparse.ArgumentParser(prog="checkin triage",
-                                 description="Triage one patient reply and print it as JSON.")
+    ap = argparse.ArgumentParser(
+        prog="checkin triage", description="Triage one patient reply and print it as JSON."
+    )
     ap.add_argument("text", help="the reply, as the patient wrote it")
-    ap.add_argument("--context", default=None,
-                    help="what the reply answers: pain_scale, <topic>_check, reminder, general")
+    ap.add_argument(
+        "--context", default=None, help="what the reply answers: pain_scale, <topic>_check, reminder, general"
+    )
     args = ap.parse_args(list(argv) if argv is not None else None)
     sys.stdout.write(assessment_json(args.text, args.context) + "\n")
     return 0

@@ -29,8 +29,13 @@ from checkin.app.web.limits import MAX_BODY_BYTES, BodyLimitMiddleware
 from checkin.app.web.metrics import Metrics
 
 
-def create_app(services: Services, *, metrics: Metrics | None = None, assess: Any = None,
-               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+def create_app(
+    services: Services,
+    *,
+    metrics: Metrics | None = None,
+    assess: Any = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
     """Build the app for ``services``. ``assess`` replaces ``checkin.core.triage.assess`` (tests that
     script an assessment); ``metrics`` lets a caller share a registry."""
     app = FastAPI(title="checkin", docs_url=None, redoc_url=None, openapi_url=None)
@@ -56,8 +61,11 @@ def create_app(services: Services, *, metrics: Metrics | None = None, assess: An
     app.include_router(twilio.router)
     app.include_router(checkin_form.router)
     app.include_router(nurse.router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes,
-                       on_reject=lambda reason: app.state.metrics.inc("http_rejected_total", reason=reason))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=max_body_bytes,
+        on_reject=lambda reason: app.state.metrics.inc("http_rejected_total", reason=reason),
+    )
     return app
 
 
@@ -85,8 +93,13 @@ def serve(services: Services, host: str = "127.0.0.1", port: int = 8000, **uvico
     # requests/s, most of the p99 budget.
     gc.collect()
     gc.freeze()
-    options: dict[str, Any] = {"proxy_headers": False, "access_log": False, "log_config": None,
-                               "server_header": False, "timeout_graceful_shutdown": 10}
+    options: dict[str, Any] = {
+        "proxy_headers": False,
+        "access_log": False,
+        "log_config": None,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
     options.update(uvicorn_kw)
 
     class Server(uvicorn.Server):

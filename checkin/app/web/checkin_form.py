@@ -26,12 +26,12 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from checkin.inbound import process as inbound
 from checkin import tokens
-from checkin.errors import TemplateError
-from checkin.store.models import Enrollment, InboundMessage, OutboxMessage, Patient
 from checkin.app.web.limits import in_db_thread, is_form, parse_form
 from checkin.app.web.pages import HEADERS, PAGES
+from checkin.errors import TemplateError
+from checkin.inbound import process as inbound
+from checkin.store.models import Enrollment, InboundMessage, OutboxMessage, Patient
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -44,20 +44,26 @@ MAX_ANSWER = 1600
 # Page wording (code-owned, not admin-edited): en and es.
 TEXT: dict[str, dict[str, str]] = {
     "en": {
-        "title": "Check-in", "send": "Send answer", "label": "Your answer",
+        "title": "Check-in",
+        "send": "Send answer",
+        "label": "Your answer",
         "thanks": "Thank you, we got your answer.",
         "already": "This question has already been answered. Thank you.",
-        "forged": "This link is not valid.", "expired": "This link has expired.",
+        "forged": "This link is not valid.",
+        "expired": "This link has expired.",
         "gone": "This question is no longer available.",
         "call": "Questions? Call {clinic} at {phone}. If this is an emergency, call 911.",
         "empty": "Please write an answer before sending.",
         "unavailable": "We could not save your answer just now. Please try again in a minute.",
     },
     "es": {
-        "title": "Control", "send": "Enviar respuesta", "label": "Su respuesta",
+        "title": "Control",
+        "send": "Enviar respuesta",
+        "label": "Su respuesta",
         "thanks": "Gracias, recibimos su respuesta.",
         "already": "Esta pregunta ya fue respondida. Gracias.",
-        "forged": "Este enlace no es válido.", "expired": "Este enlace ha vencido.",
+        "forged": "Este enlace no es válido.",
+        "expired": "Este enlace ha vencido.",
         "gone": "Esta pregunta ya no está disponible.",
         "call": "¿Dudas? Llame a {clinic} al {phone}. Si es una emergencia, llame al 911.",
         "empty": "Escriba una respuesta antes de enviar.",
@@ -70,8 +76,11 @@ def _page(request: Request, status: int, language: str, **ctx: Any) -> HTMLRespo
     settings = request.app.state.services.settings
     t = TEXT.get(language, TEXT["en"])
     html = PAGES.get_template("checkin.html").render(
-        t=t, lang=language, call=t["call"].format(clinic=settings.clinic_name, phone=settings.clinic_phone),
-        clinic=settings.clinic_name, **ctx,
+        t=t,
+        lang=language,
+        call=t["call"].format(clinic=settings.clinic_name, phone=settings.clinic_phone),
+        clinic=settings.clinic_name,
+        **ctx,
     )
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
@@ -95,16 +104,26 @@ def _load(services: Any, outbox_id: int, now: datetime) -> _Question | None:
         if patient is None:
             return None
         enrollment = session.get(Enrollment, row.enrollment_id) if row.enrollment_id else None
-        answered = row.answered_at is not None or session.scalar(
-            select(InboundMessage.id).where(InboundMessage.message_sid == f"web-{row.id}")) is not None
+        answered = (
+            row.answered_at is not None
+            or session.scalar(select(InboundMessage.id).where(InboundMessage.message_sid == f"web-{row.id}"))
+            is not None
+        )
         lang = patient.language if patient.language in TEXT else "en"
         day = (now.date() - enrollment.surgery_date).days if enrollment else 0
-        ctx = message_context(services.settings, first_name=patient.first_name, language=lang, day=day,
-                              care_team=enrollment.care_team if enrollment else None)
+        ctx = message_context(
+            services.settings,
+            first_name=patient.first_name,
+            language=lang,
+            day=day,
+            care_team=enrollment.care_team if enrollment else None,
+        )
         try:
             text = services.renderer.render_sms(row.message, lang, ctx).text
         except TemplateError as exc:
-            log.error("check-in question template failed", extra={"outbox_id": row.id, "problem": exc.problem})
+            log.error(
+                "check-in question template failed", extra={"outbox_id": row.id, "problem": exc.problem}
+            )
             text = TEXT[lang]["title"]
         return _Question(row, patient, text, answered)
 
@@ -112,11 +131,20 @@ def _load(services: Any, outbox_id: int, now: datetime) -> _Question | None:
 def _outbox_from_token(request: Request, token: str) -> int | Response:
     services = request.app.state.services
     try:
-        payload = tokens.read_token(services.settings.secret_key, tokens.CHECKIN_SALT, token, tokens.CHECKIN_MAX_AGE,
-                                    now=services.clock.now().timestamp())
+        payload = tokens.read_token(
+            services.settings.secret_key,
+            tokens.CHECKIN_SALT,
+            token,
+            tokens.CHECKIN_MAX_AGE,
+            now=services.clock.now().timestamp(),
+        )
     except tokens.InvalidToken as exc:
-        request.app.state.metrics.inc("checkin_form_rejected_total", reason="expired" if exc.expired else "forged")
-        return _page(request, 410 if exc.expired else 403, "en", message_key="expired" if exc.expired else "forged")
+        request.app.state.metrics.inc(
+            "checkin_form_rejected_total", reason="expired" if exc.expired else "forged"
+        )
+        return _page(
+            request, 410 if exc.expired else 403, "en", message_key="expired" if exc.expired else "forged"
+        )
     outbox_id = payload.get("o") if isinstance(payload, dict) else None
     if not isinstance(outbox_id, int):
         return _page(request, 403, "en", message_key="forged")
@@ -139,12 +167,28 @@ def nonce_ok(secret: str, nonce: str, outbox_id: int, now: datetime) -> bool:
     return bool(0 <= now.timestamp() - data["t"] <= FORM_MAX_AGE)
 
 
-def _form_page(request: Request, q: _Question, *, status: int = 200, error: str | None = None,
-               token: str, reply: str | None = None) -> HTMLResponse:
+def _form_page(
+    request: Request,
+    q: _Question,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    token: str,
+    reply: str | None = None,
+) -> HTMLResponse:
     services = request.app.state.services
     nonce = make_nonce(services.settings.secret_key, q.outbox_id, services.clock.now())
-    return _page(request, status, q.language, question=q.text, token=token, nonce=nonce, error=error,
-                 reply=reply, max_answer=MAX_ANSWER)
+    return _page(
+        request,
+        status,
+        q.language,
+        question=q.text,
+        token=token,
+        nonce=nonce,
+        error=error,
+        reply=reply,
+        max_answer=MAX_ANSWER,
+    )
 
 
 @router.get("/c/{token}")
@@ -187,11 +231,17 @@ async def answer(request: Request, token: str) -> Response:
     text = fields.get("answer", "").strip()
     if not text:
         return _form_page(request, q, status=400, error=TEXT[q.language]["empty"], token=token)
-    msg = inbound.InboundSms(message_sid=f"web-{outbox_id}", from_phone=None, body=text[:MAX_ANSWER],
-                             channel="web", outbox_id=outbox_id)
+    msg = inbound.InboundSms(
+        message_sid=f"web-{outbox_id}",
+        from_phone=None,
+        body=text[:MAX_ANSWER],
+        channel="web",
+        outbox_id=outbox_id,
+    )
     try:
-        result = await in_db_thread(request, inbound.handle_sms, services, msg, now, assess=state.assess,
-                                          write_lock=state.write_lock)
+        result = await in_db_thread(
+            request, inbound.handle_sms, services, msg, now, assess=state.assess, write_lock=state.write_lock
+        )
     except (OperationalError, DBAPIError):
         state.metrics.inc("inbound_errors_total", reason="database")
         log.error("web check-in not stored: database unavailable", extra={"outbox_id": outbox_id})
@@ -202,7 +252,8 @@ async def answer(request: Request, token: str) -> Response:
     if result.followup_outbox_id is not None:
         follow = await in_db_thread(request, _load, services, result.followup_outbox_id, now)
         if follow is not None:
-            next_token = tokens.make_token(services.settings.secret_key, tokens.CHECKIN_SALT,
-                                           {"o": result.followup_outbox_id}, now=now)
+            next_token = tokens.make_token(
+                services.settings.secret_key, tokens.CHECKIN_SALT, {"o": result.followup_outbox_id}, now=now
+            )
             return _form_page(request, follow, token=next_token)
     return _page(request, 200, q.language, message_key="thanks", reply=result.reply_text)

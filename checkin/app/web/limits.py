@@ -21,13 +21,22 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _plain(
+    send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = text.encode()
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"), *(headers or [])],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -96,8 +105,14 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
     from urllib.parse import parse_qsl
 
     text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError
-    return parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), encoding="utf-8",
-                     errors="strict", max_num_fields=MAX_FORM_FIELDS)
+    return parse_qsl(
+        text,
+        keep_blank_values=True,
+        strict_parsing=bool(text),
+        encoding="utf-8",
+        errors="strict",
+        max_num_fields=MAX_FORM_FIELDS,
+    )
 
 
 async def in_db_thread(request: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -107,5 +122,6 @@ async def in_db_thread(request: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
     import anyio.to_thread
 
-    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs),
-                                          limiter=request.app.state.db_limiter)
+    return await anyio.to_thread.run_sync(
+        functools.partial(fn, *args, **kwargs), limiter=request.app.state.db_limiter
+    )

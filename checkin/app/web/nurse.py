@@ -40,12 +40,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from checkin import tokens
 from checkin.alerts import lifecycle as alerts
 from checkin.alerts import notify
-from checkin import tokens
-from checkin.store.models import Alert, Patient
 from checkin.app.web.limits import in_db_thread, is_form, parse_form
 from checkin.app.web.pages import HEADERS, PAGES
+from checkin.store.models import Alert, Patient
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -70,7 +70,9 @@ MESSAGES = {
 
 
 def csrf_value(secret: str, token: str, nonce: str) -> str:
-    return hmac.new(secret.encode(), CSRF_CONTEXT + token.encode() + b"|" + nonce.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(
+        secret.encode(), CSRF_CONTEXT + token.encode() + b"|" + nonce.encode(), hashlib.sha256
+    ).hexdigest()
 
 
 def csrf_ok(secret: str, token: str, nonce: str | None, value: str | None) -> bool:
@@ -109,12 +111,21 @@ class View:
 def _grant(request: Request, token: str) -> Grant | Response:
     services = request.app.state.services
     try:
-        payload = tokens.read_token(services.settings.secret_key, tokens.ALERT_SALT, token, tokens.ALERT_MAX_AGE,
-                                    now=services.clock.now().timestamp())
+        payload = tokens.read_token(
+            services.settings.secret_key,
+            tokens.ALERT_SALT,
+            token,
+            tokens.ALERT_MAX_AGE,
+            now=services.clock.now().timestamp(),
+        )
     except tokens.InvalidToken as exc:
         return _message(request, 410 if exc.expired else 403, "expired" if exc.expired else "forged")
-    if (not isinstance(payload, dict) or not isinstance(payload.get("a"), int)
-            or not isinstance(payload.get("r"), str) or not payload["r"]):
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("a"), int)
+        or not isinstance(payload.get("r"), str)
+        or not payload["r"]
+    ):
         return _message(request, 403, "forged")
     return Grant(payload["a"], payload["r"])
 
@@ -131,15 +142,31 @@ def _load(services: Any, alert_id: int) -> View | None:
             return None
         patient = session.get(Patient, alert.patient_id)
         assert patient is not None
-        ctx = notify.alert_context(session, alert, settings=services.settings, renderer=services.renderer,
-                                   level=max(alert.escalation_level - 1, 0), steps=0, link="")
+        ctx = notify.alert_context(
+            session,
+            alert,
+            settings=services.settings,
+            renderer=services.renderer,
+            level=max(alert.escalation_level - 1, 0),
+            steps=0,
+            link="",
+        )
         return View(
-            alert_id=alert.id, severity=alert.severity, kind_label=ctx["kind_label"], status=alert.status,
-            reference=patient.reference, phone=patient.phone or "", opened_at=at(alert.opened_at),
-            acknowledged=f"{alert.acknowledged_by} at {at(alert.acknowledged_at)}" if alert.acknowledged_at else "",
+            alert_id=alert.id,
+            severity=alert.severity,
+            kind_label=ctx["kind_label"],
+            status=alert.status,
+            reference=patient.reference,
+            phone=patient.phone or "",
+            opened_at=at(alert.opened_at),
+            acknowledged=f"{alert.acknowledged_by} at {at(alert.acknowledged_at)}"
+            if alert.acknowledged_at
+            else "",
             resolved=f"{alert.resolved_by} at {at(alert.resolved_at)}" if alert.resolved_at else "",
-            resolution_note=alert.resolution_note or "", flags=[f["label"] for f in ctx["flags"]],
-            replies=ctx["replies"], conversation=ctx["conversation"],
+            resolution_note=alert.resolution_note or "",
+            flags=[f["label"] for f in ctx["flags"]],
+            replies=ctx["replies"],
+            conversation=ctx["conversation"],
         )
 
 
@@ -153,8 +180,16 @@ def _message(request: Request, status: int, key: str) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
-def _page(request: Request, token: str, view: View, *, status: int = 200, message: str | None = None,
-          error: str | None = None, note: str = "") -> HTMLResponse:
+def _page(
+    request: Request,
+    token: str,
+    view: View,
+    *,
+    status: int = 200,
+    message: str | None = None,
+    error: str | None = None,
+    note: str = "",
+) -> HTMLResponse:
     settings = request.app.state.services.settings
     nonce = request.cookies.get(COOKIE)
     fresh = not nonce or len(nonce) > 100
@@ -162,14 +197,27 @@ def _page(request: Request, token: str, view: View, *, status: int = 200, messag
         nonce = secrets.token_urlsafe(32)
     assert nonce is not None
     html = PAGES.get_template("nurse.html").render(
-        view=view, token=token, csrf=csrf_value(settings.secret_key, token, nonce), message=message, error=error,
-        note=note, max_note=MAX_NOTE, title=f"{view.severity.upper()} alert {view.reference}",
+        view=view,
+        token=token,
+        csrf=csrf_value(settings.secret_key, token, nonce),
+        message=message,
+        error=error,
+        note=note,
+        max_note=MAX_NOTE,
+        title=f"{view.severity.upper()} alert {view.reference}",
         clinic=settings.clinic_name,
     )
     response = HTMLResponse(html, status_code=status, headers=HEADERS)
     if fresh:
-        response.set_cookie(COOKIE, nonce, max_age=COOKIE_MAX_AGE, path="/a/", httponly=True, samesite="strict",
-                            secure=_secure(request))
+        response.set_cookie(
+            COOKIE,
+            nonce,
+            max_age=COOKIE_MAX_AGE,
+            path="/a/",
+            httponly=True,
+            samesite="strict",
+            secure=_secure(request),
+        )
     return response
 
 
@@ -181,7 +229,7 @@ async def show(request: Request, token: str, done: str | None = None) -> Respons
     view = await in_db_thread(request, _load, request.app.state.services, found.alert_id)
     if view is None:
         return _message(request, 410, "gone")
-    return _page(request, token, view, message=MESSAGES.get(done or "", None))
+    return _page(request, token, view, message=MESSAGES.get(done or ""))
 
 
 async def _checked_form(request: Request, token: str) -> tuple[Grant, dict[str, str]] | Response:
@@ -196,8 +244,9 @@ async def _checked_form(request: Request, token: str) -> tuple[Grant, dict[str, 
     except ValueError:
         return Response("malformed form", status_code=400, media_type="text/plain")
     settings = request.app.state.services.settings
-    if (not csrf_ok(settings.secret_key, token, request.cookies.get(COOKIE), fields.get("csrf"))
-            or fields.get("alert") != str(found.alert_id)):
+    if not csrf_ok(settings.secret_key, token, request.cookies.get(COOKIE), fields.get("csrf")) or fields.get(
+        "alert"
+    ) != str(found.alert_id):
         request.app.state.metrics.inc("nurse_form_rejected_total", reason="csrf")
         log.warning("nurse form refused: CSRF check failed", extra={"alert_id": found.alert_id})
         return _message(request, 403, "csrf")
@@ -220,15 +269,23 @@ async def acknowledge(request: Request, token: str) -> Response:
     grant, _ = checked
     state = request.app.state
     try:
-        done = await in_db_thread(request, _act, state.services, state.write_lock, alerts.acknowledge,
-                                  grant.alert_id, by=grant.recipient)
+        done = await in_db_thread(
+            request,
+            _act,
+            state.services,
+            state.write_lock,
+            alerts.acknowledge,
+            grant.alert_id,
+            by=grant.recipient,
+        )
     except (OperationalError, DBAPIError):
         return _message(request, 503, "unavailable")
     if done is None:
         return _message(request, 410, "gone")
     state.metrics.inc("alert_actions_total", action="acknowledge", changed=str(done.changed).lower())
-    return RedirectResponse(f"/a/{token}?done={'acknowledged' if done.changed else 'already'}", status_code=303,
-                            headers=HEADERS)
+    return RedirectResponse(
+        f"/a/{token}?done={'acknowledged' if done.changed else 'already'}", status_code=303, headers=HEADERS
+    )
 
 
 @router.post("/a/{token}/resolve")
@@ -245,12 +302,23 @@ async def resolve(request: Request, token: str) -> Response:
             return _message(request, 410, "gone")
         return _page(request, token, view, status=400, error=MESSAGES["note"])
     try:
-        done = await in_db_thread(request, _act, state.services, state.write_lock, alerts.resolve,
-                                  grant.alert_id, by=grant.recipient, note=note[:MAX_NOTE])
+        done = await in_db_thread(
+            request,
+            _act,
+            state.services,
+            state.write_lock,
+            alerts.resolve,
+            grant.alert_id,
+            by=grant.recipient,
+            note=note[:MAX_NOTE],
+        )
     except (OperationalError, DBAPIError):
         return _message(request, 503, "unavailable")
     if done is None:
         return _message(request, 410, "gone")
     state.metrics.inc("alert_actions_total", action="resolve", changed=str(done.changed).lower())
-    return RedirectResponse(f"/a/{token}?done={'resolved' if done.changed else 'already_resolved'}",
-                            status_code=303, headers=HEADERS)
+    return RedirectResponse(
+        f"/a/{token}?done={'resolved' if done.changed else 'already_resolved'}",
+        status_code=303,
+        headers=HEADERS,
+    )

@@ -35,10 +35,10 @@ from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from checkin.store import audit
-from checkin.inbound import process as inbound
-from checkin.core import replies
 from checkin.app.web.limits import in_db_thread, is_form, parse_form
+from checkin.core import replies
+from checkin.inbound import process as inbound
+from checkin.store import audit
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -61,7 +61,9 @@ def _plain(status: int, text: str) -> Response:
 class Verified:
     """The outcome of ``verify``: ``form`` on success, else a ready ``response``."""
 
-    def __init__(self, form: ImmutableMultiDict[str, str] | None = None, response: Response | None = None) -> None:
+    def __init__(
+        self, form: ImmutableMultiDict[str, str] | None = None, response: Response | None = None
+    ) -> None:
         self.form, self.response = form, response
 
 
@@ -75,8 +77,10 @@ async def verify(request: Request, endpoint: str) -> Verified:
         return Verified(response=_plain(415, "expected application/x-www-form-urlencoded"))
     if settings.twilio is None or not settings.public_url:
         metrics.inc("webhook_rejected_total", endpoint=endpoint, reason="not_configured")
-        log.warning("Twilio webhook refused: TWILIO_AUTH_TOKEN or CHECKIN_PUBLIC_URL not set",
-                    extra={"endpoint": endpoint})
+        log.warning(
+            "Twilio webhook refused: TWILIO_AUTH_TOKEN or CHECKIN_PUBLIC_URL not set",
+            extra={"endpoint": endpoint},
+        )
         return Verified(response=_plain(503, "webhooks are not configured"))
     body = await request.body()
     try:
@@ -90,8 +94,10 @@ async def verify(request: Request, endpoint: str) -> Verified:
     validator: RequestValidator = state.validator
     if not signature or not validator.validate(url, form, signature):
         metrics.inc("webhook_signature_failures_total", endpoint=endpoint)
-        log.warning("Twilio webhook signature rejected", extra={"endpoint": endpoint,
-                                                                "had_signature": bool(signature)})
+        log.warning(
+            "Twilio webhook signature rejected",
+            extra={"endpoint": endpoint, "had_signature": bool(signature)},
+        )
         return Verified(response=_plain(403, "forbidden"))
     account = form.get("AccountSid")
     if account and account != settings.twilio.account_sid:
@@ -113,21 +119,30 @@ async def inbound_sms(request: Request) -> Response:
     if not sid:
         state.metrics.inc("webhook_rejected_total", endpoint="sms", reason="no_message_sid")
         return twiml(None)
-    msg = inbound.InboundSms(message_sid=sid[:64], from_phone=(form.get("From") or None),
-                             to_phone=form.get("To"), body=form.get("Body", ""))
+    msg = inbound.InboundSms(
+        message_sid=sid[:64],
+        from_phone=(form.get("From") or None),
+        to_phone=form.get("To"),
+        body=form.get("Body", ""),
+    )
     services = state.services
     now = services.clock.now()
     try:
-        result = await in_db_thread(request, inbound.handle_sms, services, msg, now, assess=state.assess,
-                                          write_lock=state.write_lock)
+        result = await in_db_thread(
+            request, inbound.handle_sms, services, msg, now, assess=state.assess, write_lock=state.write_lock
+        )
     except (OperationalError, DBAPIError) as exc:
         state.metrics.inc("inbound_errors_total", reason="database")
-        log.error("inbound SMS not stored: database unavailable", extra={"error": type(exc).__name__,
-                                                                        "message_sid": msg.message_sid})
+        log.error(
+            "inbound SMS not stored: database unavailable",
+            extra={"error": type(exc).__name__, "message_sid": msg.message_sid},
+        )
         return _plain(503, "temporarily unavailable")
     except Exception:
         state.metrics.inc("inbound_errors_total", reason="processing")
-        log.exception("inbound SMS processing failed; stored unprocessed", extra={"message_sid": msg.message_sid})
+        log.exception(
+            "inbound SMS processing failed; stored unprocessed", extra={"message_sid": msg.message_sid}
+        )
         return twiml(await in_db_thread(request, _store_unprocessed, services, msg, now))
     state.metrics.inc("inbound_messages_total", kind=_kind(result))
     return twiml(result.reply_text)
@@ -147,8 +162,15 @@ def _store_unprocessed(services: Any, msg: inbound.InboundSms, now: Any) -> str 
             new_id = inbound.insert_once(session, msg, now)
             if new_id is None:
                 return None
-            audit.record(session, at=now, actor="system", action="inbound.failed", subject=f"inbound:{new_id}",
-                         channel=msg.channel, message_sid=msg.message_sid)
+            audit.record(
+                session,
+                at=now,
+                actor="system",
+                action="inbound.failed",
+                subject=f"inbound:{new_id}",
+                channel=msg.channel,
+                message_sid=msg.message_sid,
+            )
     except Exception:
         log.exception("could not store the unprocessed inbound SMS", extra={"message_sid": msg.message_sid})
     return replies.GENERIC_FALLBACK["en"] + " / " + replies.GENERIC_FALLBACK["es"]
@@ -162,7 +184,10 @@ async def status_callback(request: Request) -> Response:
     form = checked.form
     assert form is not None
     state = request.app.state
-    sid, status = form.get("MessageSid") or form.get("SmsSid"), form.get("MessageStatus") or form.get("SmsStatus")
+    sid, status = (
+        form.get("MessageSid") or form.get("SmsSid"),
+        form.get("MessageStatus") or form.get("SmsStatus"),
+    )
     raw_outbox = request.query_params.get("outbox", "")
     outbox_id = int(raw_outbox) if raw_outbox.isdigit() and len(raw_outbox) < 19 else None
     if not sid or not status:
@@ -175,8 +200,14 @@ async def status_callback(request: Request) -> Response:
         from checkin.outbound.delivery import record_status
 
         with services.sessions.begin() as session:
-            return record_status(session, provider_id=sid[:64], outbox_id=outbox_id, status=status[:16],
-                                 error_code=(form.get("ErrorCode") or None), now=now)
+            return record_status(
+                session,
+                provider_id=sid[:64],
+                outbox_id=outbox_id,
+                status=status[:16],
+                error_code=(form.get("ErrorCode") or None),
+                now=now,
+            )
 
     try:
         await in_db_thread(request, record)

@@ -18,7 +18,6 @@ from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from checkin.errors import ScheduleError, ScheduleErrors
 from checkin.core.schedule.model import (
     CHANNEL_PREFERENCES,
     KNOWN_ATTRIBUTES,
@@ -28,6 +27,7 @@ from checkin.core.schedule.model import (
     Step,
 )
 from checkin.core.schedule.yamlsource import LineMap, read_yaml
+from checkin.errors import ScheduleError, ScheduleErrors
 
 TemplateExists = Callable[[str], bool]
 
@@ -166,9 +166,7 @@ class _Checker:
             return None
         return value
 
-    def want_pattern(
-        self, node: LineMap, key: str, pattern: re.Pattern[str], what: str
-    ) -> str | None:
+    def want_pattern(self, node: LineMap, key: str, pattern: re.Pattern[str], what: str) -> str | None:
         value = self.want_str(node, key)
         if value is not None and not pattern.fullmatch(value):
             self.add(node.line_of(key), key, f'"{value}" is not {what}')
@@ -228,9 +226,7 @@ def _check_when(c: _Checker, step: LineMap) -> tuple[Condition, ...] | None:
         if negate:
             words = words[1:]
         if len(words) != 1:
-            c.add(
-                line, "when", f'"{item}" is not a condition: write "attribute" or "not attribute"'
-            )
+            c.add(line, "when", f'"{item}" is not a condition: write "attribute" or "not attribute"')
             return None
         attribute = words[0]
         if attribute not in KNOWN_ATTRIBUTES:
@@ -254,9 +250,7 @@ def _check_step(
     c.require(step, ("id", "day", "time", "message"), " in a step")
     v: dict[str, Any] = {}
     if "id" in step:
-        v["id"] = c.want_pattern(
-            step, "id", _STEP_ID, "a step id: use lowercase letters, digits, - and _"
-        )
+        v["id"] = c.want_pattern(step, "id", _STEP_ID, "a step id: use lowercase letters, digits, - and _")
     for key, what in (("day", "days from surgery"), ("every", "days"), ("until", "a day")):
         if key in step:
             v[key] = c.want_int(step, key, what)
@@ -371,9 +365,7 @@ def _check_document(
     c.require(doc, ("id", "name", "steps"), "")
     schedule_id = name = care_team = None
     if "id" in doc:
-        schedule_id = c.want_pattern(
-            doc, "id", _SLUG, "a slug: use lowercase letters, digits and -"
-        )
+        schedule_id = c.want_pattern(doc, "id", _SLUG, "a slug: use lowercase letters, digits and -")
         if schedule_id and schedule_id != stem:
             c.add(doc.line_of("id"), "id", f"'{schedule_id}' must match the file name '{stem}'")
     if "name" in doc:
@@ -431,21 +423,15 @@ def _check_document(
     )
 
 
-def _parse(
-    text: str, filename: str, raw: bytes, template_exists: TemplateExists | None
-) -> Schedule:
+def _parse(text: str, filename: str, raw: bytes, template_exists: TemplateExists | None) -> Schedule:
     c = _Checker(filename)
     data, problems = read_yaml(text)
     for p in problems:
         c.add(p.line, p.key, p.problem)
     if data is not None and not isinstance(data, LineMap):
-        c.add(
-            1, None, f"the file must be a mapping of keys (id, name, steps, ...), got {_kind(data)}"
-        )
+        c.add(1, None, f"the file must be a mapping of keys (id, name, steps, ...), got {_kind(data)}")
     elif data is not None:
-        schedule = _check_document(
-            c, data, Path(filename).stem, schedule_version(raw), template_exists
-        )
+        schedule = _check_document(c, data, Path(filename).stem, schedule_version(raw), template_exists)
         if schedule is not None and not c.errors:
             return schedule
     # In file order, so an admin can fix them top to bottom.
@@ -472,9 +458,7 @@ def load_schedule(path: Path, *, template_exists: TemplateExists | None = None) 
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        raise ScheduleErrors(
-            [ScheduleError(str(path), None, None, f"cannot read: {exc.strerror}")]
-        ) from exc
+        raise ScheduleErrors([ScheduleError(str(path), None, None, f"cannot read: {exc.strerror}")]) from exc
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -518,9 +502,7 @@ def load_schedules(
             continue
         if schedule.id in schedules:
             other = schedules[schedule.id].source
-            errors.append(
-                ScheduleError(str(path), None, "id", f"'{schedule.id}' is also the id of {other}")
-            )
+            errors.append(ScheduleError(str(path), None, "id", f"'{schedule.id}' is also the id of {other}"))
             continue
         schedules[schedule.id] = schedule
     if errors:

@@ -11,5 +11,4 @@ from .assess import assess, normalize_context
 from .lexicon import LexiconError
 from .model import Assessment, Evidence, Flag, Severity
 
-__all__ = ["Assessment", "Evidence", "Flag", "LexiconError", "Severity", "assess",
-           "normalize_context"]
+__all__ = ["Assessment", "Evidence", "Flag", "LexiconError", "Severity", "assess", "normalize_context"]

@@ -59,20 +59,19 @@ LEX = _lexicon.load()
 NUMBERS = NumberReader(LEX)
 _LEAF = _lexicon.LEAF
 
-FUZZY_CUTOFF = 85       # rapidfuzz ratio; 85 keeps "feaver"->fever but not "smelling"->swelling
-MIN_FUZZY_LEN = 5       # shorter words collide too easily ("red"/"bed", "numb"/"dumb")
+FUZZY_CUTOFF = 85  # rapidfuzz ratio; 85 keeps "feaver"->fever but not "smelling"->swelling
+MIN_FUZZY_LEN = 5  # shorter words collide too easily ("red"/"bed", "numb"/"dumb")
 
-FEVER_F = 101.0         # DESIGN.md: >= 101.0 °F / 38.3 °C is fever (urgent)
-LOW_GRADE_F = 100.4     # 100.4-100.9 °F is watch
-SEVERE_PAIN = 8.0       # >= 8/10 severe_pain (urgent)
-MODERATE_PAIN = 5.0     # 5-7 watch
+FEVER_F = 101.0  # DESIGN.md: >= 101.0 °F / 38.3 °C is fever (urgent)
+LOW_GRADE_F = 100.4  # 100.4-100.9 °F is watch
+SEVERE_PAIN = 8.0  # >= 8/10 severe_pain (urgent)
+MODERATE_PAIN = 5.0  # 5-7 watch
 
 _FLAG_BY_VALUE = {f.value: f for f in Flag}
 _FLAG_RANK = {f.value: s.rank for f, s in FLAG_SEVERITY.items()}
 _SEVERITY_BY_RANK = {s.rank: s for s in Severity}
 
-EMERGENCY_FLAGS = frozenset(f.value for f, s in FLAG_SEVERITY.items()
-                            if s is Severity.EMERGENCY)
+EMERGENCY_FLAGS = frozenset(f.value for f, s in FLAG_SEVERITY.items() if s is Severity.EMERGENCY)
 
 # What a bare YES means under each <topic>_check (DESIGN.md).  wound_check asks about
 # "redness, swelling, drainage or opening", so YES is reported as both wound flags.
@@ -100,13 +99,13 @@ AMBIGUITY_COVERED_BY: dict[str, frozenset[str]] = {
 @lru_cache(maxsize=16384)
 def _correct(word: str) -> str:
     """Nearest fuzzy vocabulary word, or the word itself (cached: pure function of word)."""
-    hit = process.extractOne(word, LEX.fuzzy_targets, scorer=fuzz.ratio,
-                             score_cutoff=FUZZY_CUTOFF)
+    hit = process.extractOne(word, LEX.fuzzy_targets, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF)
     return hit[0] if hit is not None else word
 
 
-_TOKENIZE = Tokenizer(LEX.token_re, LEX.spelling, LEX.emoji, LEX.filler, LEX.known, _correct,
-                      LEX.lang, MIN_FUZZY_LEN)
+_TOKENIZE = Tokenizer(
+    LEX.token_re, LEX.spelling, LEX.emoji, LEX.filler, LEX.known, _correct, LEX.lang, MIN_FUZZY_LEN
+)
 
 
 def normalize_context(context: str | None) -> str:
@@ -132,10 +131,16 @@ def _compile_trie(node: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]
     for key, child in node.items():
         if key == _LEAF:
             mentions, set_names, governed = _leaf_info(child)
-            out[key] = (child, leaf_props(child, LEX.primary_sets), " ".join(path), mentions,
-                        set_names, governed)
+            out[key] = (
+                child,
+                leaf_props(child, LEX.primary_sets),
+                " ".join(path),
+                mentions,
+                set_names,
+                governed,
+            )
         else:
-            out[key] = _compile_trie(child, path + (key,))
+            out[key] = _compile_trie(child, (*path, key))
     return out
 
 
@@ -192,12 +197,12 @@ def _match(words: list[str]) -> tuple[list[Item], list[int], list[tuple[int, _Le
 
 @dataclass(slots=True)
 class _Hit:
-    label: str          # "f:<flag>", "w:<topic>", "a:<topic>"
-    item: int           # index into items (-1: synthetic / number)
+    label: str  # "f:<flag>", "w:<topic>", "a:<topic>"
+    item: int  # index into items (-1: synthetic / number)
     mods: int
     span: tuple[int, int]
-    governed: bool = False   # a fever word that a measured temperature overrides
-    words: str = ""          # the normalized words of the mention
+    governed: bool = False  # a fever word that a measured temperature overrides
+    words: str = ""  # the normalized words of the mention
 
 
 def assess(text: str, context: str | None = None) -> Assessment:
@@ -211,8 +216,9 @@ def assess(text: str, context: str | None = None) -> Assessment:
     items, props, labeled, allp = _match(toks.words)
     starts, ends = toks.starts, toks.ends
     words = toks.words
-    mods, clause, _terms = scopes(items, props, bool(allp & P_CARE),
-                                  lambda k: words[items[k][0]] in _INABILITY)
+    mods, clause, _terms = scopes(
+        items, props, bool(allp & P_CARE), lambda k: words[items[k][0]] in _INABILITY
+    )
 
     def span_of(k: int) -> tuple[int, int]:
         i0, i1, _ = items[k]
@@ -258,22 +264,22 @@ def assess(text: str, context: str | None = None) -> Assessment:
     ambiguous: dict[str, list[Evidence]] = {}
     if readings:
         temperature_f, pain_score, current_temp = _numbers(
-            text, readings, toks.starts, items, clause, mods, flags, watch, ambiguous)
+            text, readings, toks.starts, items, clause, mods, flags, watch, ambiguous
+        )
     else:
         temperature_f = pain_score = current_temp = None
     if yes is not None:
         k = yes
         for lab in YES_MEANS[ctx]:
             if lab == "f:fever" and current_temp is not None:
-                continue            # the reading decides, not the YES
-            hits.append(_Hit(lab, k, mods[k] | _clause_mods_for_yes(k, mods, items, clause),
-                             span_of(k)))
+                continue  # the reading decides, not the YES
+            hits.append(_Hit(lab, k, mods[k] | _clause_mods_for_yes(k, mods, items, clause), span_of(k)))
     # ---- decide every mention
     for h in hits:
         if h.item >= 0 and (h.item, h.label) in absorbed:
             continue
         if h.governed and current_temp is not None:
-            continue                # "fever 99.1": the thermometer wins over the word
+            continue  # "fever 99.1": the thermometer wins over the word
         _decide(h, text, flags, watch, ambiguous)
     for topic in list(ambiguous) if ambiguous else ():
         covered = AMBIGUITY_COVERED_BY.get(topic, frozenset({topic}))
@@ -317,10 +323,37 @@ _NO_FLAGS: frozenset[Flag] = frozenset()
 # first words of "can't X"-style mentions (see negation.modifiers)
 _INABILITY = frozenset({"cant", "unable", "no", "dont", "isnt", "havent", "wont", "not"})
 
-_NUMBER_WORDS = frozenset({
-    "#", "hundred", "treinta", "cuarenta", "zero", "one", "two", "three", "four", "five",
-    "six", "seven", "eight", "nine", "ten", "cero", "uno", "una", "dos", "tres", "cuatro",
-    "cinco", "seis", "siete", "ocho", "nueve", "diez"})
+_NUMBER_WORDS = frozenset(
+    {
+        "#",
+        "hundred",
+        "treinta",
+        "cuarenta",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "cero",
+        "uno",
+        "una",
+        "dos",
+        "tres",
+        "cuatro",
+        "cinco",
+        "seis",
+        "siete",
+        "ocho",
+        "nueve",
+        "diez",
+    }
+)
 
 
 def _has_number(words: list[str], text: str) -> bool:
@@ -370,16 +403,23 @@ def _clause_mods_for_yes(k: int, mods: list[int], items: list[Item], clause: lis
         if labels is None or labels is HARD or labels is SOFT:
             continue
         if clause[j] != ci and any(lab[0] in "fwa" for lab in labels):
-            break   # the next clause has its own symptom: stop lending
+            break  # the next clause has its own symptom: stop lending
         for lab, bit in _CLAUSE_CUES.items():
             if lab in labels and (bit & _LENDABLE or clause[j] == ci):
                 bits |= bit
     return bits
 
 
-def _combos(ctx: str, sets_in_clause: dict[int, dict[str, list[int]]], mods: list[int],
-            span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]],
-            words: dict[int, str], items: list[Item]) -> None:
+def _combos(
+    ctx: str,
+    sets_in_clause: dict[int, dict[str, list[int]]],
+    mods: list[int],
+    span_of: Any,
+    hits: list[_Hit],
+    absorbed: set[tuple[int, str]],
+    words: dict[int, str],
+    items: list[Item],
+) -> None:
     by_primary = _COMBOS_BY_PRIMARY
     for sets in sets_in_clause.values():
         names = sorted(sets) if len(sets) > 1 else sets
@@ -412,9 +452,17 @@ def _negated_part(k: int, items: list[Item]) -> bool:
 _CompiledCombo = tuple[_lexicon.Combo, str, tuple[str, ...], tuple[str, ...]]
 
 
-def _combo(cc: _CompiledCombo, ctx: str, sets: dict[str, list[int]], mods: list[int],
-           span_of: Any, hits: list[_Hit], absorbed: set[tuple[int, str]],
-           words: dict[int, str], items: list[Item]) -> None:
+def _combo(
+    cc: _CompiledCombo,
+    ctx: str,
+    sets: dict[str, list[int]],
+    mods: list[int],
+    span_of: Any,
+    hits: list[_Hit],
+    absorbed: set[tuple[int, str]],
+    words: dict[int, str],
+    items: list[Item],
+) -> None:
     """Fire one combo in one clause if all its parts are there (or implied by context)."""
     combo, first, rest, absorbs = cc
     in_ctx = ctx in combo.contexts
@@ -451,14 +499,14 @@ def _combo(cc: _CompiledCombo, ctx: str, sets: dict[str, list[int]], mods: list[
 
 
 _COMBOS_BY_PRIMARY: dict[str, tuple[_CompiledCombo, ...]] = {
-    name: tuple((c, c.parts[0], c.parts[1:], tuple(f"f:{fl}" for fl in c.absorbs))
-                for c in combos)
+    name: tuple((c, c.parts[0], c.parts[1:], tuple(f"f:{fl}" for fl in c.absorbs)) for c in combos)
     for name, combos in LEX.combos_by_primary.items()
 }
 
 
-def _patterns(s: str, starts: list[int], items: list[Item], clause: list[int],
-              mods: list[int], hits: list[_Hit]) -> None:
+def _patterns(
+    s: str, starts: list[int], items: list[Item], clause: list[int], mods: list[int], hits: list[_Hit]
+) -> None:
     """Regex patterns of the lexicon over the folded reply ``s``."""
     assert LEX.patterns is not None
     for m in LEX.patterns.finditer(s):
@@ -478,10 +526,17 @@ def _item_at(pos: int, starts: list[int], items: list[Item]) -> int:
     return -1
 
 
-def _numbers(text: str, readings: list[Reading], starts: list[int], items: list[Item],
-             clause: list[int], mods: list[int], flags: dict[str, list[Evidence]],
-             watch: dict[str, list[Evidence]], ambiguous: dict[str, list[Evidence]]
-             ) -> tuple[float | None, int | None, float | None]:
+def _numbers(
+    text: str,
+    readings: list[Reading],
+    starts: list[int],
+    items: list[Item],
+    clause: list[int],
+    mods: list[int],
+    flags: dict[str, list[Evidence]],
+    watch: dict[str, list[Evidence]],
+    ambiguous: dict[str, list[Evidence]],
+) -> tuple[float | None, int | None, float | None]:
     """Apply temperature and pain readings; returns (temperature_f, pain_score, current °F)."""
     current: list[tuple[float, Reading]] = []
     past: list[tuple[float, Reading]] = []
@@ -543,13 +598,19 @@ def _clause_bits(k: int, items: list[Item], clause: list[int], mods: list[int]) 
     return bits
 
 
-def _add(group: dict[str, list[Evidence]], topic: str, text: str, span: tuple[int, int],
-         kind: EvidenceKind) -> None:
-    group.setdefault(topic, []).append(Evidence(topic, text[span[0]:span[1]], span, kind))
+def _add(
+    group: dict[str, list[Evidence]], topic: str, text: str, span: tuple[int, int], kind: EvidenceKind
+) -> None:
+    group.setdefault(topic, []).append(Evidence(topic, text[span[0] : span[1]], span, kind))
 
 
-def _decide(h: _Hit, text: str, flags: dict[str, list[Evidence]],
-            watch: dict[str, list[Evidence]], ambiguous: dict[str, list[Evidence]]) -> None:
+def _decide(
+    h: _Hit,
+    text: str,
+    flags: dict[str, list[Evidence]],
+    watch: dict[str, list[Evidence]],
+    ambiguous: dict[str, list[Evidence]],
+) -> None:
     """Turn one mention into a flag, a watch item, an ambiguity, or nothing."""
     m = h.mods
     kind, name = h.label[0], h.label[2:]
@@ -579,8 +640,7 @@ def _decide(h: _Hit, text: str, flags: dict[str, list[Evidence]],
             if m & M_HEDGE:
                 _add(ambiguous, opt.ambiguous_topic, text, h.span, "ambiguous")
                 return
-            if opt.mild_watch and m & M_MILD and (not opt.mild_words
-                                                   or h.words in opt.mild_words):
+            if opt.mild_watch and m & M_MILD and (not opt.mild_words or h.words in opt.mild_words):
                 _add(watch, f"{name}_mild", text, h.span, "watch")
                 return
         if opt.unilateral and m & M_BILATERAL:

@@ -21,33 +21,97 @@ from checkin.errors import CheckinError
 from .model import Flag
 from .normalize import fold, phrase_words, token_regex
 
-LEAF = ""   # trie key holding the labels of a complete phrase (no word is the empty string)
+LEAF = ""  # trie key holding the labels of a complete phrase (no word is the empty string)
 
 # Contexts accepted by assess(); combos may name them.
-TOPIC_CHECKS = ("fever", "wound", "numbness", "weakness", "bladder", "breathing", "swallow",
-                "fall", "mood")
+TOPIC_CHECKS = ("fever", "wound", "numbness", "weakness", "bladder", "breathing", "swallow", "fall", "mood")
 CONTEXTS = frozenset({"pain_scale", "reminder", "general"} | {f"{t}_check" for t in TOPIC_CHECKS})
 
-CUE_NAMES = frozenset({
-    "negation", "negation_list", "negation_skip", "connector", "resolution_before",
-    "resolution_after", "normal", "improving", "chronic", "persistent", "worsening", "hedge",
-    "hypothetical", "third_party", "first_person", "not_patient", "caregiver", "past", "mild",
-    "clause_break", "yes", "no", "neutral", "filler", "bilateral",
-})
+CUE_NAMES = frozenset(
+    {
+        "negation",
+        "negation_list",
+        "negation_skip",
+        "connector",
+        "resolution_before",
+        "resolution_after",
+        "normal",
+        "improving",
+        "chronic",
+        "persistent",
+        "worsening",
+        "hedge",
+        "hypothetical",
+        "third_party",
+        "first_person",
+        "not_patient",
+        "caregiver",
+        "past",
+        "mild",
+        "clause_break",
+        "yes",
+        "no",
+        "neutral",
+        "filler",
+        "bilateral",
+    }
+)
 # Short label per cue, as stored on trie leaves ("c:" + code).
 CUE_CODE = {
-    "negation": "neg", "negation_list": "negl", "negation_skip": "skip", "connector": "conn",
-    "resolution_before": "resb", "resolution_after": "resa", "normal": "norm",
-    "improving": "impr", "chronic": "chron", "persistent": "pers", "worsening": "worse",
-    "hedge": "hedge", "hypothetical": "hypo", "third_party": "third", "first_person": "me",
-    "not_patient": "notpt", "caregiver": "care", "past": "past", "mild": "mild",
-    "clause_break": "brk", "yes": "yes", "no": "no", "neutral": "neutral", "bilateral": "bilat",
+    "negation": "neg",
+    "negation_list": "negl",
+    "negation_skip": "skip",
+    "connector": "conn",
+    "resolution_before": "resb",
+    "resolution_after": "resa",
+    "normal": "norm",
+    "improving": "impr",
+    "chronic": "chron",
+    "persistent": "pers",
+    "worsening": "worse",
+    "hedge": "hedge",
+    "hypothetical": "hypo",
+    "third_party": "third",
+    "first_person": "me",
+    "not_patient": "notpt",
+    "caregiver": "care",
+    "past": "past",
+    "mild": "mild",
+    "clause_break": "brk",
+    "yes": "yes",
+    "no": "no",
+    "neutral": "neutral",
+    "bilateral": "bilat",
 }
-ENTRY_KEYS = frozenset({"phrases", "fuzzy", "patterns", "combos", "reading_governed",
-                        "new_only", "transient", "mild_watch", "mild_ignored", "unilateral",
-                        "ambiguous_topic"})
-TOP_KEYS = frozenset({"language", "flags", "watch", "ambiguous", "sets", "cues", "spelling",
-                      "emoji", "known_words", "language_words"})
+ENTRY_KEYS = frozenset(
+    {
+        "phrases",
+        "fuzzy",
+        "patterns",
+        "combos",
+        "reading_governed",
+        "new_only",
+        "transient",
+        "mild_watch",
+        "mild_ignored",
+        "unilateral",
+        "ambiguous_topic",
+    }
+)
+TOP_KEYS = frozenset(
+    {
+        "language",
+        "flags",
+        "watch",
+        "ambiguous",
+        "sets",
+        "cues",
+        "spelling",
+        "emoji",
+        "known_words",
+        "language_words",
+    }
+)
 COMBO_KEYS = frozenset({"all", "context", "require_context", "absorbs"})
 FLAG_CODES = frozenset(f.value for f in Flag)
 TOPIC_RE = re.compile(r"^[a-z][a-z0-9_/]*$")
@@ -69,21 +133,21 @@ class Combo:
     negation/resolution decides.  Under one of ``contexts`` the other parts are implied;
     with ``require_context`` the combo only fires under those contexts."""
 
-    label: str                      # "f:<flag>", "w:<topic>" or "a:<topic>"
+    label: str  # "f:<flag>", "w:<topic>" or "a:<topic>"
     parts: tuple[str, ...]
     contexts: frozenset[str]
     require_context: bool
-    absorbs: frozenset[str]         # flag codes whose hits on these same words are dropped
+    absorbs: frozenset[str]  # flag codes whose hits on these same words are dropped
 
 
 @dataclass(frozen=True, slots=True)
 class FlagOptions:
-    new_only: bool = False      # chronic/persistent cues apply (numbness, weakness, swallowing)
-    transient: bool = False     # a past episode is only "watch" (fever)
-    mild_watch: bool = False    # "a little ..." is only "watch" (redness/swelling)
+    new_only: bool = False  # chronic/persistent cues apply (numbness, weakness, swallowing)
+    transient: bool = False  # a past episode is only "watch" (fever)
+    mild_watch: bool = False  # "a little ..." is only "watch" (redness/swelling)
     ambiguous_topic: str = ""
-    mild_words: frozenset[str] = frozenset()   # if set, only mentions of these words soften
-    unilateral: bool = False    # "both legs" is only "watch" (calf_clot)
+    mild_words: frozenset[str] = frozenset()  # if set, only mentions of these words soften
+    unilateral: bool = False  # "both legs" is only "watch" (calf_clot)
 
 
 @dataclass(slots=True)
@@ -102,14 +166,15 @@ class Lexicon:
     pattern_labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, FlagOptions] = field(default_factory=dict)
     token_re: re.Pattern[str] = field(default_factory=lambda: token_regex([]))
-    sets: dict[str, tuple[str, ...]] = field(default_factory=dict)   # folded phrases per set
-    primary_sets: frozenset[str] = frozenset()   # sets that are the symptom part of a combo
-    mild_ignored: frozenset[str] = frozenset()   # watch topics that "mild ..." cancels
+    sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # folded phrases per set
+    primary_sets: frozenset[str] = frozenset()  # sets that are the symptom part of a combo
+    mild_ignored: frozenset[str] = frozenset()  # watch topics that "mild ..." cancels
     combos_by_primary: dict[str, tuple[Combo, ...]] = field(default_factory=dict)
     files: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- validation helpers
+
 
 def _str_list(file: str, key: str, value: Any) -> list[str]:
     if not isinstance(value, list) or not value:
@@ -155,8 +220,7 @@ def validate(file: str, doc: Any) -> _Raw:
             entry = _mapping(file, key, entry)
             bad = set(entry) - ENTRY_KEYS
             if bad:
-                raise LexiconError(file, f"{key}.{min(bad)}",
-                                   f"unknown key (allowed: {sorted(ENTRY_KEYS)})")
+                raise LexiconError(file, f"{key}.{min(bad)}", f"unknown key (allowed: {sorted(ENTRY_KEYS)})")
             for lk in ("phrases", "fuzzy", "patterns", "reading_governed"):
                 if lk in entry:
                     _str_list(file, f"{key}.{lk}", entry[lk])
@@ -168,8 +232,8 @@ def validate(file: str, doc: Any) -> _Raw:
             if "mild_watch" in entry and not isinstance(entry["mild_watch"], bool):
                 _str_list(file, f"{key}.mild_watch", entry["mild_watch"])
             if "ambiguous_topic" in entry and not (
-                    isinstance(entry["ambiguous_topic"], str)
-                    and TOPIC_RE.match(entry["ambiguous_topic"])):
+                isinstance(entry["ambiguous_topic"], str) and TOPIC_RE.match(entry["ambiguous_topic"])
+            ):
                 raise LexiconError(file, f"{key}.ambiguous_topic", "must be a topic name")
             for i, pat in enumerate(entry.get("patterns", [])):
                 try:
@@ -183,16 +247,20 @@ def validate(file: str, doc: Any) -> _Raw:
                 ck = f"{key}.combos[{i}]"
                 combo = _mapping(file, ck, combo)
                 if set(combo) - COMBO_KEYS:
-                    raise LexiconError(file, f"{ck}.{min(set(combo) - COMBO_KEYS)}",
-                                       f"unknown key (allowed: {sorted(COMBO_KEYS)})")
+                    raise LexiconError(
+                        file,
+                        f"{ck}.{min(set(combo) - COMBO_KEYS)}",
+                        f"unknown key (allowed: {sorted(COMBO_KEYS)})",
+                    )
                 parts = combo.get("all")
                 if not isinstance(parts, list) or not parts:
                     raise LexiconError(file, f"{ck}.all", "must be a non-empty list of parts")
                 for j, part in enumerate(parts):
                     if isinstance(part, str):
                         if not part.startswith("@"):
-                            raise LexiconError(file, f"{ck}.all[{j}]",
-                                               "a string part must name a set as '@name'")
+                            raise LexiconError(
+                                file, f"{ck}.all[{j}]", "a string part must name a set as '@name'"
+                            )
                     else:
                         _str_list(file, f"{ck}.all[{j}]", part)
                 for ctx in combo.get("context", []) or []:
@@ -225,6 +293,7 @@ def validate(file: str, doc: Any) -> _Raw:
 
 
 # ---------------------------------------------------------------- compilation
+
 
 def _add(trie: dict[str, Any], words: tuple[str, ...], label: str) -> None:
     if not words:
@@ -296,7 +365,8 @@ def compile_lexicon(raws: list[_Raw]) -> Lexicon:
                         opt[k] = opt.get(k, False) or bool(entry.get(k, False))
                     if isinstance(entry.get("mild_watch"), list):
                         opt.setdefault("mild_words", set()).update(
-                            " ".join(words(w)) for w in entry["mild_watch"])
+                            " ".join(words(w)) for w in entry["mild_watch"]
+                        )
                     if entry.get("ambiguous_topic"):
                         opt["ambiguous_topic"] = entry["ambiguous_topic"]
                 for i, combo in enumerate(entry.get("combos", [])):
@@ -304,18 +374,22 @@ def compile_lexicon(raws: list[_Raw]) -> Lexicon:
                     for j, part in enumerate(combo["all"]):
                         if isinstance(part, str):
                             parts.append(part[1:])
-                            set_refs.append((r.file, f"{section}.{name}.combos[{i}].all[{j}]",
-                                             part[1:]))
+                            set_refs.append((r.file, f"{section}.{name}.combos[{i}].all[{j}]", part[1:]))
                         else:
                             anon += 1
                             sname = f"_{name}_{anon}"
                             add_phrases(part, f"s:{sname}", r.language)
                             parts.append(sname)
                             set_names.add(sname)
-                    combos.append(Combo(label, tuple(parts),
-                                        frozenset(combo.get("context") or ()),
-                                        bool(combo.get("require_context", False)),
-                                        frozenset(combo.get("absorbs") or ())))
+                    combos.append(
+                        Combo(
+                            label,
+                            tuple(parts),
+                            frozenset(combo.get("context") or ()),
+                            bool(combo.get("require_context", False)),
+                            frozenset(combo.get("absorbs") or ()),
+                        )
+                    )
         for cue, ws in (doc.get("cues") or {}).items():
             if cue == "filler":
                 continue
@@ -361,9 +435,14 @@ def compile_lexicon(raws: list[_Raw]) -> Lexicon:
             lex.pattern_labels[f"p{i}"] = label
         lex.patterns = re.compile("|".join(groups))
     lex.options = {
-        name: FlagOptions(o.get("new_only", False), o.get("transient", False),
-                          o.get("mild_watch", False), o.get("ambiguous_topic", name),
-                          frozenset(o.get("mild_words", ())), o.get("unilateral", False))
+        name: FlagOptions(
+            o.get("new_only", False),
+            o.get("transient", False),
+            o.get("mild_watch", False),
+            o.get("ambiguous_topic", name),
+            frozenset(o.get("mild_words", ())),
+            o.get("unilateral", False),
+        )
         for name, o in options.items()
     }
     for f in FLAG_CODES - set(lex.options):

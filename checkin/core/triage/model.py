@@ -7,11 +7,11 @@ both enums are ``str`` enums so ``Flag.FEVER == "fever"`` and JSON output needs 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 
-class Flag(str, Enum):
+class Flag(StrEnum):
     """The 13 red-flag codes of DESIGN.md."""
 
     FEVER = "fever"
@@ -32,7 +32,7 @@ class Flag(str, Enum):
         return self.value
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """Action level, ordered none < watch < urgent < emergency (compare with ``rank``)."""
 
     NONE = "none"
@@ -44,22 +44,22 @@ class Severity(str, Enum):
     def rank(self) -> int:
         return _RANK[self]
 
-    def __lt__(self, other: object) -> bool:  # type: ignore[override]
+    def __lt__(self, other: object) -> bool:
         if not isinstance(other, Severity):
             return NotImplemented
         return _RANK[self] < _RANK[other]
 
-    def __le__(self, other: object) -> bool:  # type: ignore[override]
+    def __le__(self, other: object) -> bool:
         if not isinstance(other, Severity):
             return NotImplemented
         return _RANK[self] <= _RANK[other]
 
-    def __gt__(self, other: object) -> bool:  # type: ignore[override]
+    def __gt__(self, other: object) -> bool:
         if not isinstance(other, Severity):
             return NotImplemented
         return _RANK[self] > _RANK[other]
 
-    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+    def __ge__(self, other: object) -> bool:
         if not isinstance(other, Severity):
             return NotImplemented
         return _RANK[self] >= _RANK[other]
@@ -71,9 +71,7 @@ class Severity(str, Enum):
 _RANK = {Severity.NONE: 0, Severity.WATCH: 1, Severity.URGENT: 2, Severity.EMERGENCY: 3}
 
 # Severity of each flag, straight from the DESIGN.md table: three emergencies, the rest urgent.
-FLAG_SEVERITY: dict[Flag, Severity] = {
-    f: Severity.URGENT for f in Flag
-} | {
+FLAG_SEVERITY: dict[Flag, Severity] = dict.fromkeys(Flag, Severity.URGENT) | {
     Flag.BOWEL_BLADDER: Severity.EMERGENCY,
     Flag.CHEST_BREATHING: Severity.EMERGENCY,
     Flag.SELF_HARM: Severity.EMERGENCY,
@@ -94,8 +92,12 @@ class Evidence:
     kind: EvidenceKind = "flag"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"topic": self.topic, "kind": self.kind, "words": self.words,
-                "span": [self.span[0], self.span[1]]}
+        return {
+            "topic": self.topic,
+            "kind": self.kind,
+            "words": self.words,
+            "span": [self.span[0], self.span[1]],
+        }
 
 
 @dataclass(frozen=True, slots=True)

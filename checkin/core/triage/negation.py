@@ -46,11 +46,17 @@ M_WORSE = 1024
 M_IMPROVE = 2048
 M_MILD = 4096
 M_BILATERAL = 8192
-M_NORMAL = 16384        # "ok/fine" after it: resolves urgent mentions, never an emergency
+M_NORMAL = 16384  # "ok/fine" after it: resolves urgent mentions, never an emergency
 
 _CLAUSE_CUES = {
-    "c:hedge": M_HEDGE, "c:hypo": M_HYPO, "c:past": M_PAST, "c:chron": M_CHRONIC,
-    "c:pers": M_PERSIST, "c:worse": M_WORSE, "c:impr": M_IMPROVE, "c:mild": M_MILD,
+    "c:hedge": M_HEDGE,
+    "c:hypo": M_HYPO,
+    "c:past": M_PAST,
+    "c:chron": M_CHRONIC,
+    "c:pers": M_PERSIST,
+    "c:worse": M_WORSE,
+    "c:impr": M_IMPROVE,
+    "c:mild": M_MILD,
     "c:bilat": M_BILATERAL,
 }
 # cues an orphan clause lends to the previous clause with a symptom
@@ -83,23 +89,28 @@ def _is_term(labels: frozenset[str], primary: frozenset[str]) -> bool:
 
 
 def _continues(labels: frozenset[str]) -> bool:
-    return ("c:skip" in labels or "c:worse" in labels or "c:mild" in labels
-            or "c:neg" in labels or "c:resb" in labels)
+    return (
+        "c:skip" in labels
+        or "c:worse" in labels
+        or "c:mild" in labels
+        or "c:neg" in labels
+        or "c:resb" in labels
+    )
 
 
 # Per-leaf properties, computed once per trie leaf (``leaf_props``) so the scope passes test
 # bits instead of label sets.  Unmatched words and the two break sentinels get their own bits.
-P_NONE = 1 << 0         # unmatched word
-P_HARD = 1 << 1         # "." break
-P_SOFT = 1 << 2         # "," break
-P_BRK = 1 << 3          # "but"/"pero" clause break (a cue leaf that is no term)
-P_TERM = 1 << 4         # a symptom mention (is_term)
-P_NEGNO = 1 << 5        # c:neg or c:no (a clause of only these negates the previous clause)
-P_NEGSTART = 1 << 6     # c:neg, c:negl or c:resb: opens a forward scope
-P_RESKIND = 1 << 7      # ... of resolution (c:resb without c:neg)
-P_NEGL = 1 << 8         # list negator
+P_NONE = 1 << 0  # unmatched word
+P_HARD = 1 << 1  # "." break
+P_SOFT = 1 << 2  # "," break
+P_BRK = 1 << 3  # "but"/"pero" clause break (a cue leaf that is no term)
+P_TERM = 1 << 4  # a symptom mention (is_term)
+P_NEGNO = 1 << 5  # c:neg or c:no (a clause of only these negates the previous clause)
+P_NEGSTART = 1 << 6  # c:neg, c:negl or c:resb: opens a forward scope
+P_RESKIND = 1 << 7  # ... of resolution (c:resb without c:neg)
+P_NEGL = 1 << 8  # list negator
 P_CONN = 1 << 9
-P_CONT = 1 << 10        # _continues
+P_CONT = 1 << 10  # _continues
 P_THIRD = 1 << 11
 P_NOTPT = 1 << 12
 P_ME = 1 << 13
@@ -110,7 +121,7 @@ P_SKIP = 1 << 17
 P_CARE = 1 << 18
 P_YES = 1 << 19
 P_ANYBREAK = P_HARD | P_SOFT | P_BRK
-CUE_SHIFT = 24          # clause-level cue bits (cue_bits) live above this
+CUE_SHIFT = 24  # clause-level cue bits (cue_bits) live above this
 
 
 def leaf_props(labels: frozenset[str] | None, primary: frozenset[str]) -> int:
@@ -131,10 +142,18 @@ def leaf_props(labels: frozenset[str] | None, primary: frozenset[str]) -> int:
         p |= P_NEGSTART
         if "c:resb" in labels and "c:neg" not in labels:
             p |= P_RESKIND
-    for lab, bit in (("c:negl", P_NEGL), ("c:conn", P_CONN), ("c:third", P_THIRD),
-                     ("c:notpt", P_NOTPT), ("c:me", P_ME), ("c:resa", P_RESA),
-                     ("c:norm", P_NORM), ("c:skip", P_SKIP), ("c:care", P_CARE),
-                     ("c:yes", P_YES)):
+    for lab, bit in (
+        ("c:negl", P_NEGL),
+        ("c:conn", P_CONN),
+        ("c:third", P_THIRD),
+        ("c:notpt", P_NOTPT),
+        ("c:me", P_ME),
+        ("c:resa", P_RESA),
+        ("c:norm", P_NORM),
+        ("c:skip", P_SKIP),
+        ("c:care", P_CARE),
+        ("c:yes", P_YES),
+    ):
         if lab in labels:
             p |= bit
     if _continues(labels):
@@ -144,8 +163,9 @@ def leaf_props(labels: frozenset[str] | None, primary: frozenset[str]) -> int:
     return p | (cue_bits(labels) << CUE_SHIFT)
 
 
-def modifiers(items: Sequence[Item], primary: frozenset[str], caregiver: bool,
-              inability: Sequence[bool] = ()) -> tuple[list[int], list[int], list[bool]]:
+def modifiers(
+    items: Sequence[Item], primary: frozenset[str], caregiver: bool, inability: Sequence[bool] = ()
+) -> tuple[list[int], list[int], list[bool]]:
     """Per item: modifier bitmask, clause number (-1 for breaks), and whether it is a term.
     ``inability[k]`` marks mentions worded as "can't X" / "no puedo X": a following "well"
     or "bien" qualifies the inability ("no puedo respirar bien") instead of resolving it."""
@@ -158,8 +178,9 @@ def modifiers(items: Sequence[Item], primary: frozenset[str], caregiver: bool,
     return mods, clause, term
 
 
-def scopes(items: Sequence[Item], props: Sequence[int], caregiver: bool,
-           inability: Callable[[int], bool] | None) -> tuple[list[int], list[int], list[int]]:
+def scopes(
+    items: Sequence[Item], props: Sequence[int], caregiver: bool, inability: Callable[[int], bool] | None
+) -> tuple[list[int], list[int], list[int]]:
     """``modifiers`` over precomputed ``leaf_props``: (mods, clause per item, term indices).
     Clauses, clause cues, orphan-clause lending and the forward scopes are found in one pass;
     a second pass over the terms only adds clause bits and the cues that follow a term."""
@@ -178,13 +199,13 @@ def scopes(items: Sequence[Item], props: Sequence[int], caregiver: bool,
     only_no = True
     # forward scopes
     neg_on = False
-    neg_kind = 0          # M_NEG or M_RES
+    neg_kind = 0  # M_NEG or M_RES
     neg_list = False
     neg_end = 0
     crossed = False
     third_on = False
     for k in range(n + 1):
-        p = props[k] if k < n else P_HARD   # a final break closes the last clause
+        p = props[k] if k < n else P_HARD  # a final break closes the last clause
         if p & P_ANYBREAK:
             # close clause c
             cbits.append(bits)
@@ -229,8 +250,7 @@ def scopes(items: Sequence[Item], props: Sequence[int], caregiver: bool,
         if neg_on:
             if t:
                 tight = (items[k][0] - neg_end < _TIGHT_WORDS) or (neg_list and not crossed)
-                mods[k] |= neg_kind | ((M_NEG_TIGHT if neg_kind == M_NEG else M_RES_TIGHT)
-                                       if tight else 0)
+                mods[k] |= neg_kind | ((M_NEG_TIGHT if neg_kind == M_NEG else M_RES_TIGHT) if tight else 0)
             elif p & P_CONN:
                 if k + 1 >= n or not props[k + 1] & P_TERM:
                     neg_on = False
@@ -251,7 +271,7 @@ def scopes(items: Sequence[Item], props: Sequence[int], caregiver: bool,
     # ---- resolution/normal after the symptom; clause bits
     for k in terms:
         m = mods[k] | cbits[clause[k]]
-        listed = True       # "numbness and tingling are gone": a listed symptom shares it
+        listed = True  # "numbness and tingling are gone": a listed symptom shares it
         for j in range(k + 1, min(n, k + 1 + _AFTER_RES)):
             p = props[j]
             if p & P_NONE:
@@ -261,7 +281,7 @@ def scopes(items: Sequence[Item], props: Sequence[int], caregiver: bool,
                 break
             if p & P_TERM:
                 if not listed:
-                    break   # "numb toes and the back pain is gone": the cue is the pain's
+                    break  # "numb toes and the back pain is gone": the cue is the pain's
                 continue
             listed = bool(p & P_CONN) or (bool(p & P_SKIP) and listed)
             if p & P_RESA:
@@ -290,10 +310,10 @@ def _orphan_resolution(items: Sequence[Item], clause: list[int], nclauses: int) 
         if ci < 0:
             continue
         if labels is None or not _only_cues(labels):
-            content[ci] = True      # "the pain is gone" talks about something else
+            content[ci] = True  # "the pain is gone" talks about something else
         elif "c:resa" in labels:
             out[ci] = True
-    return [o and not c for o, c in zip(out, content)]
+    return [o and not c for o, c in zip(out, content, strict=False)]
 
 
 _CUE_ONLY: dict[frozenset[str], bool] = {}

@@ -20,15 +20,15 @@ _FOLD_DST = "aaaaaaeeeeiiiiooooouuuuncaaaaaaeeeeiiiiooooouuuunc''''''\"\"°"
 assert len(_FOLD_SRC) == len(_FOLD_DST)
 FOLD = str.maketrans(_FOLD_SRC, _FOLD_DST)
 
-NUM = "#"        # every number becomes this word (numbers are read by numbers.py, not the trie)
-COMMA = ","      # soft clause boundary
-STOP = "."       # hard clause boundary
+NUM = "#"  # every number becomes this word (numbers are read by numbers.py, not the trie)
+COMMA = ","  # soft clause boundary
+STOP = "."  # hard clause boundary
 
 _TOKEN_PATTERN = (
-    r"(?P<n>\d+(?:[.,]\d+)?)"
+    r"(?P<n>\d+(?:[.,]\d+)?)"  # noqa: S105 - a regex, not a password
     r"|(?P<w>[a-z]+(?:'[a-z]+)*)"
-    r"|(?P<c>,|(?<=\s)[-–—]+(?=\s))"        # "no fever - chills though": a spaced dash is a comma
-    r"|(?P<b>[.;:!?¿¡()\[\]\n…]+|(?<=\s)/(?=\s))"   # "fever: no / redness: yes"
+    r"|(?P<c>,|(?<=\s)[-–—]+(?=\s))"  # "no fever - chills though": a spaced dash is a comma
+    r"|(?P<b>[.;:!?¿¡()\[\]\n…]+|(?<=\s)/(?=\s))"  # "fever: no / redness: yes"
 )
 
 
@@ -48,8 +48,9 @@ def token_regex(emoji: list[str]) -> re.Pattern[str]:
 _PLAIN_RE = re.compile(_TOKEN_PATTERN)
 
 
-def phrase_words(phrase: str, spelling: Mapping[str, tuple[str, ...]],
-                 filler: frozenset[str]) -> tuple[str, ...]:
+def phrase_words(
+    phrase: str, spelling: Mapping[str, tuple[str, ...]], filler: frozenset[str]
+) -> tuple[str, ...]:
     """Words of a lexicon phrase, normalized exactly like reply text (minus fuzzy matching)."""
     out: list[str] = []
     # a literal "#" in a phrase stands for any number ("# days ago")
@@ -74,22 +75,28 @@ class Tokens:
     words: list[str]
     starts: list[int]
     ends: list[int]
-    en: int            # language evidence: words only the English lexicon knows
-    es: int            # ... only the Spanish one knows
+    en: int  # language evidence: words only the English lexicon knows
+    es: int  # ... only the Spanish one knows
 
 
-def tokenize(text: str, regex: re.Pattern[str], spelling: Mapping[str, tuple[str, ...]],
-             emoji: Mapping[str, tuple[str, ...]], filler: frozenset[str],
-             known: frozenset[str], correct: Callable[[str], str],
-             lang: Mapping[str, int], min_fuzzy_len: int) -> Tokens:
+def tokenize(
+    text: str,
+    regex: re.Pattern[str],
+    spelling: Mapping[str, tuple[str, ...]],
+    emoji: Mapping[str, tuple[str, ...]],
+    filler: frozenset[str],
+    known: frozenset[str],
+    correct: Callable[[str], str],
+    lang: Mapping[str, int],
+    min_fuzzy_len: int,
+) -> Tokens:
     """Split a reply into normalized words.
 
     Texting spellings are replaced from ``spelling``; words that are neither known nor short
     are passed to ``correct`` (the cached fuzzy matcher); emoji become their lexicon words;
     filler words are dropped so phrases match across "really", "so", "muy"...
     """
-    return Tokenizer(regex, spelling, emoji, filler, known, correct, lang,
-                     min_fuzzy_len)(fold(text))
+    return Tokenizer(regex, spelling, emoji, filler, known, correct, lang, min_fuzzy_len)(fold(text))
 
 
 # Group numbers of _TOKEN_PATTERN (m.lastindex is cheaper than m.lastgroup).
@@ -117,10 +124,17 @@ class Tokenizer:
         "_spelling",
     )
 
-    def __init__(self, regex: re.Pattern[str], spelling: Mapping[str, tuple[str, ...]],
-                 emoji: Mapping[str, tuple[str, ...]], filler: frozenset[str],
-                 known: frozenset[str], correct: Callable[[str], str],
-                 lang: Mapping[str, int], min_fuzzy_len: int) -> None:
+    def __init__(
+        self,
+        regex: re.Pattern[str],
+        spelling: Mapping[str, tuple[str, ...]],
+        emoji: Mapping[str, tuple[str, ...]],
+        filler: frozenset[str],
+        known: frozenset[str],
+        correct: Callable[[str], str],
+        lang: Mapping[str, int],
+        min_fuzzy_len: int,
+    ) -> None:
         self._finditer = regex.finditer
         self._spelling = spelling
         self._emoji = emoji

@@ -37,12 +37,29 @@ _EXCLUDE_AFTER = re.compile(
 _F_AFTER = re.compile(r"\s*(?:°|degrees?|deg|grados)?\s*(?:f|fahrenheit|farenheit)\b")
 _C_AFTER = re.compile(r"\s*(?:°|degrees?|deg|grados)?\s*(?:c|celsius|centigrados?)\b")
 _DEG_AFTER = re.compile(r"\s*(?:°|degrees?\b|deg\b|grados\b)")
-_EXCLUDE_BEFORE = re.compile(r"(?:\bday|\bdia|\bx|#|\broom|\bstep|\bweek|\bsemana|\bat|"
-                             r"\bsince|\bfor|\bpor|\bdesde|\blast|\bnumber|\bno\.)\s*$")
+_EXCLUDE_BEFORE = re.compile(
+    r"(?:\bday|\bdia|\bx|#|\broom|\bstep|\bweek|\bsemana|\bat|"
+    r"\bsince|\bfor|\bpor|\bdesde|\blast|\bnumber|\bno\.)\s*$"
+)
 # _EXCLUDE_BEFORE.search(before) without the regex (which tries every position of the
 # window): ``before`` minus trailing whitespace ends with one of these, at a word boundary.
-_EXCLUDE_BEFORE_WORDS = ("day", "dia", "x", "room", "step", "week", "semana", "at", "since",
-                         "for", "por", "desde", "last", "number", "no.")
+_EXCLUDE_BEFORE_WORDS = (
+    "day",
+    "dia",
+    "x",
+    "room",
+    "step",
+    "week",
+    "semana",
+    "at",
+    "since",
+    "for",
+    "por",
+    "desde",
+    "last",
+    "number",
+    "no.",
+)
 
 
 def _excluded_before(before: str) -> bool:
@@ -61,10 +78,31 @@ def _excluded_before(before: str) -> bool:
 def _no_match(_s: str) -> None:
     return None
 
+
 _WORD_NUM = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "cero": 0, "uno": 1, "una": 1, "dos": 2, "tres": 3,
-    "cuatro": 4, "cinco": 5, "seis": 6, "siete": 7, "ocho": 8, "nueve": 9, "diez": 10,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "cero": 0,
+    "uno": 1,
+    "una": 1,
+    "dos": 2,
+    "tres": 3,
+    "cuatro": 4,
+    "cinco": 5,
+    "seis": 6,
+    "siete": 7,
+    "ocho": 8,
+    "nueve": 9,
+    "diez": 10,
 }
 _WN = "|".join(_WORD_NUM)
 WORD_NUM_RE = re.compile(rf"\b({_WN})\b")
@@ -80,9 +118,28 @@ SPELLED_C_RE = re.compile(
     r"(?: (?:punto|coma|y) (medio|cinco|uno|dos|tres|cuatro|seis|siete|ocho|nueve))?\b"
 )
 _ES_UNITS = {"seis": 36, "siete": 37, "ocho": 38, "nueve": 39}
-_TENTHS = {"medio": 5, "cinco": 5, "uno": 1, "dos": 2, "tres": 3, "cuatro": 4, "seis": 6,
-           "siete": 7, "ocho": 8, "nueve": 9, "zero": 0, "one": 1, "two": 2, "three": 3,
-           "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+_TENTHS = {
+    "medio": 5,
+    "cinco": 5,
+    "uno": 1,
+    "dos": 2,
+    "tres": 3,
+    "cuatro": 4,
+    "seis": 6,
+    "siete": 7,
+    "ocho": 8,
+    "nueve": 9,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+}
 
 Kind = Literal["temp", "pain"]
 
@@ -121,15 +178,14 @@ class NumberReader:
         def alternation(name: str) -> str:
             words = sorted(lex.sets.get(name, ()), key=len, reverse=True)
             return "|".join(re.escape(w) for w in words) or "(?!)"
+
         # anchor word, then at most 3 words ("pain is a 9", "fever of 101", "temp was like 38,5")
-        self.temp_before = re.compile(
-            rf"(?:\b(?:{alternation('temp_words')})\b|🌡)\W*(?:[a-z]+\W+){{0,3}}$")
-        self.pain_before = re.compile(
-            rf"\b(?:{alternation('pain_words')})\b\W*(?:[a-z]+\W+){{0,3}}$")
+        self.temp_before = re.compile(rf"(?:\b(?:{alternation('temp_words')})\b|🌡)\W*(?:[a-z]+\W+){{0,3}}$")
+        self.pain_before = re.compile(rf"\b(?:{alternation('pain_words')})\b\W*(?:[a-z]+\W+){{0,3}}$")
         # Any anchor word anywhere in the reply at all?  If not, the (costly, every-position)
         # anchor searches of its number windows cannot match and are skipped.
         self.temp_hint = re.compile(rf"{alternation('temp_words')}|🌡")
-        self.pain_hint = re.compile(alternation('pain_words'))
+        self.pain_hint = re.compile(alternation("pain_words"))
 
     def read(self, s: str, context: str) -> list[Reading]:
         """All temperature and pain readings in folded text ``s`` (see module docstring)."""
@@ -150,35 +206,41 @@ class NumberReader:
                 c = 40.0 if m.group(1) == "cuarenta" else float(_ES_UNITS[m.group(2)])
                 if m.group(3):
                     c += _TENTHS[m.group(3)] / 10
-                before = s[max(0, m.start() - 40):m.start()]
+                before = s[max(0, m.start() - 40) : m.start()]
                 if context == "fever_check" or temp_before(before):
                     f = round(c * 9 / 5 + 32, 1)
                     out.append(Reading("temp", f, m.span(), True, f, f))
         for m in WORD_NUM_RE.finditer(s):
-            after = s[m.end():m.end() + 16]
-            before = s[max(0, m.start() - 40):m.start()]
+            after = s[m.end() : m.end() + 16]
+            before = s[max(0, m.start() - 40) : m.start()]
             v = float(_WORD_NUM[m.group(1)])
-            if _FRAC_AFTER.match(after) or (pain_before(before)
-                                            and not _EXCLUDE_AFTER.match(after)):
+            if _FRAC_AFTER.match(after) or (pain_before(before) and not _EXCLUDE_AFTER.match(after)):
                 out.append(Reading("pain", v, m.span(), True, v, v))
         if context == "pain_scale" and not bare_pain:
-            m = _BARE_WORD_RE.match(s)       # "ten", "a nine", "like a 7ish" is digits anyway
-            if m:
-                v = float(_WORD_NUM[m.group(1)])
-                bare_pain.append(Reading("pain", v, m.span(1), False, v, v))
+            bare = _BARE_WORD_RE.match(s)  # "ten", "a nine", "like a 7ish" is digits anyway
+            if bare:
+                v = float(_WORD_NUM[bare.group(1)])
+                bare_pain.append(Reading("pain", v, bare.span(1), False, v, v))
         if bare_pain and not any(r.kind == "pain" for r in out):
             out.extend(bare_pain)
         return out
 
-    def _classify(self, s: str, m: re.Match[str], context: str, out: list[Reading],
-                  bare_pain: list[Reading], temp_before: Callable[[str], object],
-                  pain_before: Callable[[str], object]) -> None:
+    def _classify(
+        self,
+        s: str,
+        m: re.Match[str],
+        context: str,
+        out: list[Reading],
+        bare_pain: list[Reading],
+        temp_before: Callable[[str], object],
+        pain_before: Callable[[str], object],
+    ) -> None:
         lo = _num(m.group(1))
         hi = _num(m.group(2)) if m.group(2) else lo
         v = (lo + hi) / 2
         a, b = m.span()
-        after = s[b:b + 16]
-        before = s[max(0, a - 40):a]
+        after = s[b : b + 16]
+        before = s[max(0, a - 40) : a]
         decimal = "." in m.group(1) or "," in m.group(1)
         if _FRAC_AFTER.match(after):
             if hi <= 10:

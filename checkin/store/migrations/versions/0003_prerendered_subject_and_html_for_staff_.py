@@ -10,25 +10,21 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
 
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('subject', sa.String(length=300), nullable=True))
-        batch_op.add_column(sa.Column('html', sa.Text(), nullable=True))
-
-
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("subject", sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column("html", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
 
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_column('html')
-        batch_op.drop_column('subject')
-
-
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("html")
+        batch_op.drop_column("subject")

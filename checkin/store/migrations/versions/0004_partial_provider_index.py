@@ -21,8 +21,13 @@ _WHERE = sa.text("provider_id IS NOT NULL")
 def upgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_provider_id")
-        batch_op.create_index("ix_outbox_provider_id", ["provider_id"], unique=False,
-                              sqlite_where=_WHERE, postgresql_where=_WHERE)
+        batch_op.create_index(
+            "ix_outbox_provider_id",
+            ["provider_id"],
+            unique=False,
+            sqlite_where=_WHERE,
+            postgresql_where=_WHERE,
+        )
 
 
 def downgrade() -> None:
