@@ -127,6 +127,6 @@ def session(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture(scope="session")
 def default_schedules() -> dict:
-    from checkin.content.catalog import load_schedules
+    from checkin.app.bootstrap import build_schedules
 
-    return load_schedules(make_settings())
+    return build_schedules(make_settings())

@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,7 +45,7 @@ from checkin import tokens
 from checkin.alerts.lifecycle import AlertChange
 from checkin.config import Settings
 from checkin.content.render import Renderer
-from checkin.core.care_teams import CareTeam, CareTeams, default_care_teams, load_care_teams
+from checkin.core.care_teams import CareTeam, CareTeams
 from checkin.store import audit
 from checkin.store.models import (
     OUTBOX_PENDING,
@@ -93,33 +91,6 @@ KIND_LABELS = {
 
 
 # ---- care teams ----------------------------------------------------------------------------
-
-_teams_lock = threading.Lock()
-_teams_cache: dict[tuple[str, tuple[str, ...]], tuple[int | None, CareTeams]] = {}
-
-
-def care_teams(settings: Settings) -> CareTeams:
-    """The care teams for ``settings``, re-read when the file changes. An invalid edit keeps the
-    last good teams (or the default team): alerts must not stop because of a YAML typo; the
-    validator (``checkin validate``) is where admins see the error."""
-    directory = Path(settings.schedules_dir)
-    path = directory / "care-teams.yaml"
-    try:
-        mtime: int | None = path.stat().st_mtime_ns
-    except OSError:
-        mtime = None
-    key = (str(directory), tuple(settings.alert_emails))
-    with _teams_lock:
-        cached = _teams_cache.get(key)
-        if cached is not None and cached[0] == mtime:
-            return cached[1]
-        try:
-            teams = load_care_teams(directory, settings.alert_emails)
-        except Exception as exc:  # noqa: BLE001 - any failure: keep alerting with what we had
-            log.error("ops: care-team file unusable, keeping the previous teams: %s", exc)
-            teams = cached[1] if cached is not None else default_care_teams(settings.alert_emails)
-        _teams_cache[key] = (mtime, teams)
-        return teams
 
 
 def team_for(session: Session, alert: Alert, teams: CareTeams) -> CareTeam:
@@ -421,14 +392,13 @@ def escalate(
     settings: Settings,
     renderer: Renderer,
     now: datetime,
-    teams: CareTeams | None = None,
+    teams: CareTeams,
     actor: str = "system",
     current: InboundMessage | None = None,
 ) -> int:
     """Issue every step of ``alert``'s ladder that is due at ``now`` (see the module
     docstring); returns how many outbox rows were inserted."""
     session.flush()  # the CAS below must see the caller's pending changes to the alert
-    teams = teams or care_teams(settings)
     team = team_for(session, alert, teams)
     inserted = 0
     while alert.status == "open":
@@ -567,10 +537,13 @@ def alert_changed(
     settings: Settings,
     renderer: Renderer,
     now: datetime,
+    teams: CareTeams,
     current: InboundMessage | None = None,
 ) -> int:
     """Notify at once for a new alert or a severity rise (``change.renotify``); a join without
     a rise says nothing (storm suppression). Returns outbox rows inserted."""
     if change is None or not change.renotify:
         return 0
-    return escalate(session, change.alert, settings=settings, renderer=renderer, now=now, current=current)
+    return escalate(
+        session, change.alert, settings=settings, renderer=renderer, now=now, teams=teams, current=current
+    )

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 
 from checkin.alerts import lifecycle as alerts
 from checkin.alerts import notify
-from checkin.app.bootstrap import Services
 from checkin.core.care_teams import CareTeam, CareTeams
+from checkin.deps import Services
 from checkin.store import audit
 from checkin.store.models import (
     OUTBOX_PENDING,
@@ -70,7 +70,7 @@ def escalate_once(services: Services, now: datetime, *, limit: int = 200) -> int
                 .limit(limit)
             )
         )
-    teams = notify.care_teams(services.settings)
+    teams = services.care_teams.current()
     inserted = 0
     for alert_id in ids:
         with services.sessions() as session, session.begin():
@@ -157,7 +157,14 @@ def _missed(session: Session, services: Services, row_id: int, key: str, now: da
     change = alerts.open_missed_checkin(
         session, patient=patient, enrollment=enrollment, question=row, now=now
     )
-    notify.alert_changed(session, change, settings=services.settings, renderer=services.renderer, now=now)
+    notify.alert_changed(
+        session,
+        change,
+        settings=services.settings,
+        renderer=services.renderer,
+        now=now,
+        teams=services.care_teams.current(),
+    )
     return 1
 
 
@@ -200,7 +207,12 @@ def _opted_out(services: Services, now: datetime) -> int:
                 continue  # told already (another worker, or the inbound path's opt-out candidate)
             change = alerts.open_contact_problem(session, patient=patient, reason="opted_out", now=now)
             notify.alert_changed(
-                session, change, settings=services.settings, renderer=services.renderer, now=now
+                session,
+                change,
+                settings=services.settings,
+                renderer=services.renderer,
+                now=now,
+                teams=services.care_teams.current(),
             )
             done += 1
     return done
@@ -330,7 +342,7 @@ def digest_once(services: Services, now: datetime, *, hour: int = DIGEST_HOUR) -
     local = now.astimezone(tz)
     if local.hour < hour:
         return 0
-    teams = notify.care_teams(services.settings)
+    teams = services.care_teams.current()
     queued = 0
     for team in teams.teams.values():
         with services.sessions() as session, session.begin():

@@ -1,14 +1,16 @@
-"""Composition root for the running service: one place builds everything from Settings.
+"""The composition root: the one place that builds everything from Settings.
 
-``build_services(settings)`` is called once per process (worker, web, CLI, demo); tests call it
-with a ManualClock and in-memory channels. Nothing reads the environment or builds a client at
-import time.
+``build_services(settings)`` is called once per process (worker, web, ``checkin serve``, demo);
+the CLI's lighter commands build only what they use through ``build_engine``,
+``build_schedules`` and ``build_sessions``; tests call ``build_services`` with a ManualClock and
+in-memory channels. Nothing reads the environment or builds a client at import time, and
+nothing below ``checkin.app`` imports this module: application code receives the result, typed
+as ``checkin.deps.Services``.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -17,32 +19,39 @@ from sqlalchemy.orm import Session, sessionmaker
 from checkin.channels import Channel
 from checkin.clock import Clock, SystemClock
 from checkin.config import Settings
+from checkin.content.care_teams import CareTeamsFile
 from checkin.content.render import Renderer
 from checkin.core.schedule import Schedule
+from checkin.deps import Services
+
+__all__ = ["Services", "build_engine", "build_schedules", "build_services", "build_sessions"]
 
 
-@dataclass
-class Services:
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    clock: Clock
-    sms: Channel
-    email: Channel
-    renderer: Renderer
-    schedules: dict[str, Schedule]
-    notes: list[str] = field(default_factory=list)  # what was chosen, announced at start-up
+def build_engine(settings: Settings, **engine_kw: Any) -> Engine:
+    """The process's one engine (and connection pool) for CHECKIN_DATABASE_URL."""
+    from checkin.store.db import make_engine
 
-    def channel(self, name: str) -> Channel:
-        if name == "sms":
-            return self.sms
-        if name == "email":
-            return self.email
-        raise ValueError(f"unknown channel {name!r}")
+    return make_engine(settings.database_url, **engine_kw)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
+
+def build_sessions(engine: Engine, *, check_migrated: bool = True) -> sessionmaker[Session]:
+    """Sessions on ``engine``; raises DatabaseNotReady first unless the schema is current."""
+    from checkin.store.db import require_migrated, session_factory
+
+    if check_migrated:
+        require_migrated(engine)
+    return session_factory(engine)
+
+
+def build_renderer(settings: Settings) -> Renderer:
+    return Renderer(settings.templates_dir)
+
+
+def build_schedules(settings: Settings, renderer: Renderer | None = None) -> dict[str, Schedule]:
+    """Every schedule in CHECKIN_SCHEDULES_DIR; raises ConfigError or ScheduleErrors."""
+    from checkin.content.catalog import load_schedules
+
+    return load_schedules(settings.schedules_dir, renderer or build_renderer(settings))
 
 
 def sms_channel(settings: Settings) -> tuple[Channel, str]:
@@ -99,28 +108,26 @@ def build_services(
 ) -> Services:
     """Everything a process needs. Raises DatabaseNotReady, ScheduleErrors or ConfigError early,
     so a misconfigured process stops at start-up rather than on its first message."""
-    from checkin.content.catalog import load_schedules, renderer_for
-    from checkin.store.db import make_engine, require_migrated, session_factory
-
     notes = list(settings.warnings)
     if engine is None:
-        engine = make_engine(settings.database_url, **engine_kw)
-    if check_migrated:
-        require_migrated(engine)
+        engine = build_engine(settings, **engine_kw)
+    sessions = build_sessions(engine, check_migrated=check_migrated)
     if sms is None:
         sms, note = sms_channel(settings)
         notes.append(note)
     if email is None:
         email, note = email_channel(settings)
         notes.append(note)
+    renderer = build_renderer(settings)
     return Services(
         settings=settings,
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         clock=clock or SystemClock(),
         sms=sms,
         email=email,
-        renderer=renderer_for(settings),
-        schedules=schedules if schedules is not None else load_schedules(settings),
+        renderer=renderer,
+        schedules=schedules if schedules is not None else build_schedules(settings, renderer),
+        care_teams=CareTeamsFile(settings.schedules_dir, settings.alert_emails),
         notes=notes,
     )

@@ -51,7 +51,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from checkin.alerts import sweeps
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from checkin.errors import CheckinError
 from checkin.inbound import reprocess
 from checkin.outbound import dispatch, reconcile

@@ -1,4 +1,8 @@
-"""Composition root for the content side: schedules, templates and previews from Settings."""
+"""Schedules and templates as content: load a folder, validate files, preview a timeline.
+
+Plain functions over what they are given (a folder, a ``Renderer``); building the renderer and
+choosing the folders is the composition root's job (``checkin.app.bootstrap``).
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,7 @@ from checkin.core.schedule import Enrollment, Schedule
 from checkin.core.schedule.load import load_schedule
 from checkin.core.schedule.load import load_schedules as _load_schedules
 from checkin.core.timeline import plan
-from checkin.errors import EnrollmentError, ScheduleErrors
-
-
-def renderer_for(settings: Settings) -> Renderer:
-    return Renderer(settings.templates_dir)
+from checkin.errors import ConfigError, EnrollmentError, ScheduleErrors
 
 
 def schedule_files(directory: Path) -> list[Path]:
@@ -29,14 +29,13 @@ def schedule_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.yaml") if p.name != CARE_TEAMS_FILE)
 
 
-def load_schedules(settings: Settings) -> dict[str, Schedule]:
-    """Every schedule in CHECKIN_SCHEDULES_DIR; raises ScheduleErrors if any file is invalid."""
-    if not settings.schedules_dir.is_dir():
-        from checkin.errors import ConfigError
-
-        raise ConfigError("CHECKIN_SCHEDULES_DIR", f"{settings.schedules_dir} is not a directory")
-    renderer = renderer_for(settings)
-    return _load_schedules(schedule_files(settings.schedules_dir), template_exists=renderer.has_message)
+def load_schedules(directory: Path, renderer: Renderer) -> dict[str, Schedule]:
+    """Every schedule in ``directory`` (CHECKIN_SCHEDULES_DIR), each step's templates checked
+    against ``renderer``; raises ConfigError if it is not a folder, ScheduleErrors if any file
+    is invalid."""
+    if not directory.is_dir():
+        raise ConfigError("CHECKIN_SCHEDULES_DIR", f"{directory} is not a directory")
+    return _load_schedules(schedule_files(directory), template_exists=renderer.has_message)
 
 
 @dataclass
@@ -46,15 +45,17 @@ class ValidationReport:
     info: list[str] = field(default_factory=list)
 
 
-def validate_paths(paths: Sequence[Path], settings: Settings) -> ValidationReport:
-    """Validate each file and render every template it uses; collects every problem."""
+def validate_paths(
+    paths: Sequence[Path], renderer: Renderer, alert_emails: Sequence[str]
+) -> ValidationReport:
+    """Validate each file and render every template it uses; collects every problem.
+    ``alert_emails`` (CHECKIN_ALERT_EMAILS) complete a care-team file's default team."""
     report = ValidationReport()
-    renderer = renderer_for(settings)
     seen: dict[str, Path] = {}
     for path in paths:
         if path.name == CARE_TEAMS_FILE:
             try:
-                teams = parse_care_teams(path.read_text(encoding="utf-8"), str(path), settings.alert_emails)
+                teams = parse_care_teams(path.read_text(encoding="utf-8"), str(path), alert_emails)
                 report.info.append(f"{path}: {len(teams.teams)} care team(s), default {teams.default}")
             except ScheduleErrors as e:
                 report.errors.extend(str(x) for x in e.errors)
@@ -106,6 +107,7 @@ def message_context(
 
 def preview(
     settings: Settings,
+    renderer: Renderer,
     schedules: Mapping[str, Schedule],
     schedule_id: str,
     surgery_date: date,
@@ -119,7 +121,7 @@ def preview(
 ) -> list[dict[str, Any]]:
     """Every message a patient enrolled long before surgery would get, rendered with the sample
     patient. Rows: step, due_local, due_utc, expires_utc, channel, message, ask, text (and
-    subject for email)."""
+    subject for email). ``settings`` give the clinic's name and phone."""
     schedule = schedules.get(schedule_id)
     if schedule is None:
         raise EnrollmentError(
@@ -141,7 +143,6 @@ def preview(
         has_phone=channel != "email",
     )
     start = now or datetime.combine(surgery_date - timedelta(days=400), time(0), UTC)
-    renderer = renderer_for(settings)
     rows = []
     for m in plan(schedule, enrollment, now=start):
         sample = sample_context(language, day=m.occurrence)

@@ -61,8 +61,8 @@ from checkin.store.models import (
 )
 
 if TYPE_CHECKING:
-    from checkin.app.bootstrap import Services
     from checkin.core.triage import Assessment
+    from checkin.deps import Services
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from checkin.inbound import process as inbound
 from checkin.store.db import rowcount
 from checkin.store.models import InboundMessage

@@ -39,11 +39,11 @@ from sqlalchemy import Connection, Table, Update, and_, bindparam, case, or_, se
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from checkin.app.bootstrap import Services
 from checkin.channels import ChannelName, OutgoingMessage, Receipt
 from checkin.config import Settings
 from checkin.content.catalog import message_context
 from checkin.core.window import Window, in_window, next_allowed
+from checkin.deps import Services
 from checkin.errors import ChannelError, TemplateError
 from checkin.outbound.delivery import RANK, open_contact_problem, rank_of
 from checkin.outbound.ratelimit import Pacer

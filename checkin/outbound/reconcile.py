@@ -37,8 +37,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from checkin.app.bootstrap import Services
 from checkin.channels import OutgoingMessage, ProviderMessage
+from checkin.deps import Services
 from checkin.errors import ChannelError, TemplateError
 from checkin.outbound.delivery import RANK
 from checkin.outbound.dispatch import build_message, load

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from tests.alerts.support import make_services
 
 

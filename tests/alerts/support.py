@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from checkin.app.bootstrap import Services, build_services
+from checkin.app.bootstrap import build_services
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
+from checkin.deps import Services
 from checkin.inbound.process import InboundSms, handle_sms
 from checkin.store.db import make_engine
 from checkin.store.models import Alert, AuditEvent, Enrollment, OutboxMessage, Patient

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from checkin.alerts.sweeps import escalate_once
-from checkin.app.bootstrap import Services
 from checkin.app.web import create_app
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 from checkin.channels.memory import MemoryChannel
+from checkin.deps import Services
 from checkin.outbound.dispatch import run_once
 from checkin.outbound.ratelimit import Pacer
 from tests.alerts.support import (

@@ -12,7 +12,7 @@ import pytest
 
 from checkin.alerts import lifecycle as alerts_mod
 from checkin.alerts.sweeps import escalate_once
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from tests.alerts.support import (
     NOW,
     NURSES,

@@ -18,13 +18,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from checkin.app.bootstrap import Services, build_services
+from checkin.app.bootstrap import build_services
 from checkin.app.worker import Tuning, make_scheduler
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.demo.mailcatcher import MailCatcher, free_port
 from checkin.demo.patients import Persona
 from checkin.demo.run import WebApp, demo_settings
+from checkin.deps import Services
 from checkin.enrollment.enroll import enroll, parse_request
 from checkin.store.models import Alert, OutboxMessage
 

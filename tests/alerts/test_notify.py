@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from checkin.alerts.sweeps import escalate_once
-from checkin.app.bootstrap import Services
 from checkin.channels.memory import MemoryChannel
+from checkin.deps import Services
 from checkin.tokens import ALERT_SALT, read_token
 from tests.alerts.support import (
     NOW,

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from checkin.app.bootstrap import Services
 from checkin.app.web import create_app
+from checkin.deps import Services
 from tests.alerts.support import NURSES, add_patient, alerts, make_services, reply, staff_rows
 from tests.web.conftest import free_port
 

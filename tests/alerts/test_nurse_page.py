@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from checkin.app.bootstrap import Services
 from checkin.app.web import create_app
 from checkin.app.web.nurse import COOKIE
+from checkin.deps import Services
 from checkin.store.models import Alert, AuditEvent, OutboxMessage
 from checkin.tokens import ALERT_MAX_AGE, ALERT_SALT, make_token
 from tests.alerts.support import NOW, NURSES, SECRET, add_patient, alerts, audit, reply, staff_rows

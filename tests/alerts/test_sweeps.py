@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from checkin.alerts.sweeps import digest_once, missed_once, remind_once
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from checkin.store.models import OutboxMessage, Patient
 from tests.alerts.support import NOW, NURSES, add_patient, alerts, reply, staff_rows
 

@@ -26,13 +26,13 @@ ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_A
 
 
 def run_one(backend: str, n: int) -> dict[str, object]:
+    from checkin.app.bootstrap import build_schedules
     from checkin.config import Settings
-    from checkin.content.catalog import load_schedules
 
     settings = Settings.from_env(
         {"CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"), "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates")}
     )
-    schedules = load_schedules(settings)
+    schedules = build_schedules(settings)
     with database(backend) as url:
         return _run(url, backend, n, schedules)
 

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from tests.inbound.support import services_for
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from twilio.request_validator import RequestValidator
 
-from checkin.app.bootstrap import Services, build_services
+from checkin.app.bootstrap import build_services
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.core.triage.model import Assessment, Flag, Severity
+from checkin.deps import Services
 from checkin.store.db import make_engine
 from checkin.store.models import Enrollment, OutboxMessage, Patient
 from tests.conftest import make_settings

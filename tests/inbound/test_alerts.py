@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from checkin.alerts import lifecycle as alerts
-from checkin.app.bootstrap import Services
 from checkin.core.triage.model import Flag, Severity
+from checkin.deps import Services
 from checkin.inbound.process import InboundSms, handle_sms
 from checkin.store.models import Alert, InboundMessage
 from tests.inbound.support import (

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from checkin.app.bootstrap import Services
 from checkin.core.triage.model import Flag
+from checkin.deps import Services
 from checkin.inbound import process as inbound
 from checkin.inbound.process import InboundSms, handle_sms
 from checkin.store.models import Alert, AuditEvent, InboundMessage, OutboxMessage, Patient

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from checkin.inbound.process import InboundSms, insert_once
 from checkin.inbound.reprocess import SETTLE, reprocess_once
 from checkin.store.models import Alert, InboundMessage

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from tests.outbound.support import HoldingTwilio, WorkerProcess, make_services
 
 

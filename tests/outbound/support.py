@@ -23,10 +23,11 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from checkin.app.bootstrap import Services, build_services
+from checkin.app.bootstrap import build_services
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.config import Settings
+from checkin.deps import Services
 from checkin.store.models import Enrollment, OutboxMessage, Patient
 from tests.channels.fake_twilio_server import Answer, FakeTwilio
 

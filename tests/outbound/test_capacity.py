@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from checkin.outbound.capacity import Minute, capacity_report, needed_rate, replay
 from tests.outbound.support import NOW, add_many
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from checkin.app.bootstrap import Services
 from checkin.app.worker import startup_report
 from checkin.channels import OutgoingMessage, Receipt
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
+from checkin.deps import Services
 from checkin.outbound.dispatch import run_once
 from checkin.outbound.ratelimit import Pacer
 from checkin.outbound.reconcile import reconcile_once

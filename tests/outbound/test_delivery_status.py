@@ -7,8 +7,8 @@ from itertools import permutations
 import pytest
 from sqlalchemy import func, select
 
-from checkin.app.bootstrap import Services
 from checkin.channels import OutgoingMessage, Receipt
+from checkin.deps import Services
 from checkin.outbound.delivery import record_status
 from checkin.outbound.dispatch import run_once
 from checkin.store.models import Alert, DeliveryEvent

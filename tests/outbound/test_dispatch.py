@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from checkin.app.bootstrap import Services
 from checkin.channels import OutgoingMessage, Receipt
 from checkin.channels.memory import MemoryChannel
+from checkin.deps import Services
 from checkin.outbound.dispatch import run_once
 from checkin.outbound.ratelimit import Pacer
 from checkin.store.models import AuditEvent, OutboxMessage, Patient

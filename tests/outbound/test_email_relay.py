@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from checkin.app.bootstrap import Services
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
+from checkin.deps import Services
 from checkin.outbound.dispatch import run_once
 from checkin.store.models import Alert, AuditEvent
 from checkin.store.outbox import fit_provider_id

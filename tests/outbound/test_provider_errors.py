@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from checkin.app.bootstrap import Services
 from checkin.channels.memory import MemoryChannel
+from checkin.deps import Services
 from checkin.errors import ChannelError
 from checkin.outbound.dispatch import run_once
 from checkin.outbound.reconcile import reconcile_once

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from checkin.app.bootstrap import Services
 from checkin.app.worker import Tuning, make_scheduler, register, run
 from checkin.channels.memory import MemoryChannel
+from checkin.deps import Services
 from checkin.errors import CheckinError
 from checkin.outbound.reconcile import reconcile_once
 from checkin.store.models import OutboxMessage, Worker

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from checkin.store.models import OutboxMessage, Worker
 from tests.channels.fake_twilio_server import Answer
 from tests.outbound.support import (

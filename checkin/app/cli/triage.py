@@ -10,11 +10,13 @@ import json
 import sys
 from collections.abc import Sequence
 
-from checkin.core.triage.assess import assess
+import click
 
 
 def assessment_json(text: str, context: str | None = None) -> str:
     """The Assessment of ``text`` under ``context`` as one line of JSON (keys sorted)."""
+    from checkin.core.triage.assess import assess  # lexicons load on first use, not on `checkin --help`
+
     return json.dumps(assess(text, context).to_dict(), ensure_ascii=False, sort_keys=True)
 
 
@@ -34,3 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+@click.command("triage")
+@click.argument("text")
+@click.option("--context", default=None, help="What the reply answers: pain_scale, fever_check, ...")
+def triage(text: str, context: str | None) -> None:
+    """Assess one patient reply and print the assessment as JSON."""
+    click.echo(assessment_json(text, context))
+
+
+COMMANDS = [triage]

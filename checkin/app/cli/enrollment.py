@@ -1,0 +1,160 @@
+"""``checkin enroll | import | reschedule | withdraw``: put patients on a schedule and take them off."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from checkin.app.cli.context import App, fail_cleanly, pass_app
+from checkin.errors import CheckinError
+
+
+@click.command()
+@click.option("--mrn", required=True, help="Medical record number (never shown in messages or logs).")
+@click.option("--first-name", required=True)
+@click.option("--phone", default=None, help="Mobile number; normalized to E.164.")
+@click.option("--email", default=None)
+@click.option("--procedure", required=True, help="Schedule id, e.g. lumbar-fusion.")
+@click.option("--surgery-date", required=True, help="YYYY-MM-DD")
+@click.option("--timezone", "tz", default=None, help="IANA zone (default: CHECKIN_DEFAULT_TIMEZONE)")
+@click.option("--language", default="en", show_default=True, help="en or es")
+@click.option("--smoker", is_flag=True)
+@click.option("--attribute", "attributes", multiple=True, help="brace, collar, diabetic, ...; repeatable.")
+@click.option("--channel", default="sms", show_default=True, help="sms, email or both")
+@pass_app
+@fail_cleanly
+def enroll(
+    app: App,
+    mrn: str,
+    first_name: str,
+    phone: str | None,
+    email: str | None,
+    procedure: str,
+    surgery_date: str,
+    tz: str | None,
+    language: str,
+    smoker: bool,
+    attributes: tuple[str, ...],
+    channel: str,
+) -> None:
+    """Enroll one patient and plan their timeline."""
+    from checkin.enrollment.enroll import enroll as do_enroll
+    from checkin.enrollment.enroll import parse_request
+
+    req = parse_request(
+        {
+            "mrn": mrn,
+            "first_name": first_name,
+            "phone": phone,
+            "email": email,
+            "procedure": procedure,
+            "surgery_date": surgery_date,
+            "timezone": tz,
+            "language": language,
+            "smoker": smoker,
+            "channel": channel,
+            "attributes": list(attributes),
+        },
+        schedules=app.schedules,
+        default_region=app.settings.default_region,
+        default_timezone=app.settings.default_timezone,
+    )
+    with app.session() as session:
+        result = do_enroll(session, req, schedules=app.schedules, now=app.clock.now(), actor="cli")
+    click.echo(f"enrolled on {procedure}: {result.planned} message(s) planned")
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--skip-bad-rows", is_flag=True, help="Enroll the good rows even if some are bad.")
+@pass_app
+@fail_cleanly
+def import_(app: App, file: Path, skip_bad_rows: bool) -> None:
+    """Enroll every patient in a CSV file (header: mrn, first_name, phone, email, procedure,
+    surgery_date, timezone, language, smoker, channel, attributes).
+
+    With any bad row nothing is written, unless --skip-bad-rows.
+    """
+    from checkin.enrollment.importer import import_csv, read_rows
+
+    schedules_ = app.schedules
+    try:
+        _, rows = read_rows(file)
+        total = len(rows)
+    except CheckinError:
+        total = 0
+    with (
+        app.session() as session,
+        click.progressbar(length=total, label="validating", file=sys.stderr) as bar,
+    ):
+        report = import_csv(
+            session,
+            file,
+            schedules=schedules_,
+            default_region=app.settings.default_region,
+            default_timezone=app.settings.default_timezone,
+            now=app.clock.now(),
+            skip_bad_rows=skip_bad_rows,
+            actor="cli",
+            progress=bar.update,
+        )
+    for err in report.errors:
+        click.echo(f"{file}: {err}", err=True)
+    if not report.written:
+        click.echo(
+            f"{len(report.errors)} bad row(s); nothing was written (fix them, or use --skip-bad-rows)",
+            err=True,
+        )
+        sys.exit(1)
+    assert report.enrolled is not None
+    click.echo(
+        f"enrolled {report.enrolled.enrollments} patient(s), {report.enrolled.planned} message(s) planned"
+        + (f", skipped {len(report.errors)} bad row(s)" if report.errors else "")
+    )
+
+
+@click.command()
+@click.argument("mrn")
+@click.option("--surgery-date", required=True, type=click.DateTime(["%Y-%m-%d"]), help="YYYY-MM-DD")
+@click.option("--procedure", default=None, help="Needed only if the patient is on several schedules.")
+@pass_app
+@fail_cleanly
+def reschedule(app: App, mrn: str, surgery_date: datetime, procedure: str | None) -> None:
+    """Move the surgery date; every unsent message is recomputed, sent ones stay history."""
+    from checkin.enrollment.enroll import reschedule as do_reschedule
+
+    with app.session() as session:
+        r = do_reschedule(
+            session,
+            mrn,
+            surgery_date.date(),
+            schedules=app.schedules,
+            now=app.clock.now(),
+            procedure=procedure,
+            actor="cli",
+        )
+    click.echo(
+        f"rescheduled: {r.updated} moved, {r.added} added, {r.cancelled} cancelled, "
+        f"{r.kept_history} already sent"
+    )
+
+
+@click.command()
+@click.argument("mrn")
+@click.option("--procedure", default=None, help="Needed only if the patient is on several schedules.")
+@click.option("--reason", default="withdrawn", show_default=True)
+@pass_app
+@fail_cleanly
+def withdraw(app: App, mrn: str, procedure: str | None, reason: str) -> None:
+    """End an enrollment; every pending message is cancelled."""
+    from checkin.enrollment.enroll import withdraw as do_withdraw
+
+    with app.session() as session:
+        n = do_withdraw(session, mrn, now=app.clock.now(), procedure=procedure, actor="cli", reason=reason)
+    click.echo(f"withdrawn: {n} pending message(s) cancelled")
+
+
+COMMANDS = [enroll, import_, reschedule, withdraw]

@@ -1,0 +1,111 @@
+"""The long-running processes: ``checkin worker | web | serve``, the ``demo``, and ``status``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from checkin.app.cli.context import App, fail_cleanly, pass_app
+
+
+@click.command()
+@click.option("--days", default=90, show_default=True, help="Days of recovery to simulate after surgery.")
+@click.option("--seed", default=7, show_default=True, help="Seed for the synthetic patients' answers.")
+@click.option("--fast", is_flag=True, help="A higher simulated SMS rate, for a quicker run.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to keep the demo database and logs (default: a new temporary folder).",
+)
+def demo(days: int, seed: int, fast: bool, workdir: Path | None) -> None:
+    """Walk synthetic patients through recovery on a simulated clock, through the real worker,
+    web app, webhooks and SMTP, then show the conversations, alerts and a summary."""
+    from checkin.demo.run import run_demo
+
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    run_demo(days=days, seed=seed, fast=fast, workdir=workdir)
+
+
+# ---- processes --------------------------------------------------------------------------
+
+
+@click.command()
+@click.option(
+    "--id", "worker_id", default=None, help="Worker name in logs and heartbeats (default host:pid)."
+)
+@pass_app
+@fail_cleanly
+def worker(app: App, worker_id: str | None) -> None:
+    """Run the dispatcher and sweeps (APScheduler ticks) until SIGTERM or Ctrl-C."""
+    from checkin.app.bootstrap import build_services
+    from checkin.app.worker import run
+
+    run(build_services(app.settings), worker_id=worker_id)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@pass_app
+@fail_cleanly
+def web(app: App, host: str, port: int) -> None:
+    """Run the web app: Twilio webhooks, check-in forms, nurse pages, /healthz, /readyz."""
+    from checkin.app.bootstrap import build_services
+    from checkin.app.web import serve
+
+    serve(build_services(app.settings), host=host, port=port)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@pass_app
+@fail_cleanly
+def serve(app: App, host: str, port: int) -> None:
+    """Run the web app and the worker in one process (small sites)."""
+    import threading
+
+    from checkin.app.bootstrap import build_services
+    from checkin.app.web import serve as serve_web
+    from checkin.app.worker import run
+
+    services = build_services(app.settings)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run,
+        args=(services,),
+        kwargs={"stop": stop, "install_signal_handlers": False},
+        name="checkin-worker",
+        daemon=False,
+    )
+    thread.start()
+    try:
+        serve_web(services, host=host, port=port)
+    finally:
+        stop.set()
+        thread.join()
+
+
+@click.command()
+@click.option(
+    "--check", is_flag=True, help="Exit 1 unless the database answers and is migrated (health checks)."
+)
+@pass_app
+@fail_cleanly
+def status(app: App, check: bool) -> None:
+    """Messages by status, oldest due message, send latency, replies, open alerts, workers."""
+    from checkin.store.status import collect, status_lines
+
+    with app.session() as session:
+        figures = collect(session, app.clock.now())
+    if check:
+        click.echo("ok")
+        return
+    for line in status_lines(figures):
+        click.echo(line)
+
+
+COMMANDS = [demo, worker, web, serve, status]

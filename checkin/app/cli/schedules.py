@@ -1,0 +1,125 @@
+"""``checkin schedules``: validate, preview and list schedule files; check SMS capacity."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from checkin.app.cli.context import App, fail_cleanly, pass_app
+from checkin.errors import CheckinError
+
+
+@click.group()
+def schedules() -> None:
+    """Validate and preview schedule files."""
+
+
+@schedules.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="Print errors only.")
+@pass_app
+def schedules_validate(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
+    """Check schedule files and render every template they use.
+
+    Exit status 0 when every file is valid, 1 otherwise; each problem is printed as
+    file:line: key: what is wrong.
+    """
+    from checkin.app.bootstrap import build_renderer
+    from checkin.content.catalog import validate_paths
+
+    try:
+        settings = app.settings
+    except CheckinError as e:
+        raise click.ClickException(str(e)) from None
+    targets = list(paths) or sorted(settings.schedules_dir.glob("*.yaml"))  # care-teams.yaml too
+    if not targets:
+        raise click.ClickException(f"no schedule files in {settings.schedules_dir}")
+    report = validate_paths(targets, build_renderer(settings), settings.alert_emails)
+    for line in report.errors:
+        click.echo(line, err=True)
+    for line in report.warnings:
+        click.echo(f"warning: {line}", err=True)
+    if not quiet:
+        for line in report.info:
+            click.echo(line)
+    if report.errors:
+        click.echo(f"{len(report.errors)} error(s) in {len(targets)} file(s)", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {len(targets)} file(s) valid")
+
+
+@schedules.command("preview")
+@click.argument("schedule_id")
+@click.option("--surgery-date", required=True, type=click.DateTime(["%Y-%m-%d"]), help="YYYY-MM-DD")
+@click.option("--timezone", "tz", default=None, help="IANA zone (default: CHECKIN_DEFAULT_TIMEZONE)")
+@click.option("--smoker", is_flag=True)
+@click.option(
+    "--attribute", "attributes", multiple=True, help="Other attribute (brace, collar, ...); repeatable."
+)
+@click.option("--language", type=click.Choice(["en", "es"]), default="en", show_default=True)
+@click.option("--channel", type=click.Choice(["sms", "email", "both"]), default="sms", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_app
+@fail_cleanly
+def schedules_preview(
+    app: App,
+    schedule_id: str,
+    surgery_date: datetime,
+    tz: str | None,
+    smoker: bool,
+    attributes: tuple[str, ...],
+    language: str,
+    channel: str,
+    fmt: str,
+) -> None:
+    """Print every message a patient on SCHEDULE_ID would get, rendered."""
+    from checkin.app.bootstrap import build_renderer
+    from checkin.content.catalog import preview
+
+    rows = preview(
+        app.settings,
+        build_renderer(app.settings),
+        app.schedules,
+        schedule_id,
+        surgery_date.date(),
+        tz or app.settings.default_timezone,
+        smoker=smoker,
+        attributes=attributes,
+        language=language,
+        channel=channel,
+    )
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for r in rows:
+        click.echo(f"{r['due_local']:<26} {r['channel']:<5} {r['step']:<24} {r['text']}")
+    click.echo(f"{len(rows)} message(s)")
+
+
+@schedules.command("list")
+@pass_app
+@fail_cleanly
+def schedules_list(app: App) -> None:
+    """List the loaded schedules."""
+    for s in app.schedules.values():
+        click.echo(f"{s.id:<24} {s.version}  {len(s.steps):>3} steps  {s.name}")
+
+
+@schedules.command("capacity")
+@click.option("--days", default=30, show_default=True, help="How far ahead to look.")
+@pass_app
+@fail_cleanly
+def schedules_capacity(app: App, days: int) -> None:
+    """Busiest minutes ahead for the enrolled patients, and whether CHECKIN_SMS_RATE carries them."""
+    from checkin.outbound.capacity import capacity_report
+
+    with app.session() as session:
+        for line in capacity_report(session, app.settings, now=app.clock.now(), days=days):
+            click.echo(line)
+
+
+COMMANDS = [schedules]
