@@ -10,8 +10,8 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from checkin.app.bootstrap import Services
 from checkin.app.web import create_app
+from checkin.deps import Services
 from tests.inbound.support import services_for
 
 

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from checkin import tokens
-from checkin.app.bootstrap import Services
 from checkin.app.web import create_app
 from checkin.clock import ManualClock
+from checkin.deps import Services
 from checkin.store.models import Alert, InboundMessage, OutboxMessage
 from tests.inbound.support import SECRET, add_outbox, add_patient, services_for
 

@@ -12,8 +12,8 @@ import httpx2
 import pytest
 from sqlalchemy import func, select, update
 
-from checkin.app.bootstrap import Services
 from checkin.app.web import create_app
+from checkin.deps import Services
 from checkin.store.db import upgrade
 from checkin.store.models import Alert, AuditEvent, InboundMessage, OutboxMessage
 from tests.inbound.support import (

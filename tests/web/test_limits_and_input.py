@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from checkin.app.bootstrap import Services
 from checkin.app.web.limits import MAX_BODY_BYTES
+from checkin.deps import Services
 from checkin.store.models import InboundMessage
 from tests.inbound.support import NOW, add_outbox, add_patient, signed_headers, sms_params
 from tests.web.conftest import LiveServer

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from tests.inbound.support import ACCOUNT_SID, NOW, PUBLIC_URL, add_outbox, add_patient, signature
 
 PATH = "/webhooks/twilio/status"

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from checkin.app.bootstrap import Services
 from checkin.app.web import create_app
+from checkin.deps import Services
 from checkin.store.models import Alert, InboundMessage, OutboxMessage
 from tests.inbound.support import (
     ACCOUNT_SID,
@@ -38,7 +38,7 @@ def rows(services: Services, model: Any = InboundMessage) -> int:
 
 
 def failures(client: TestClient) -> float:
-    return float(client.app.state.metrics.value("webhook_signature_failures_total"))  # type: ignore[attr-defined]
+    return float(client.app.state.web.metrics.value("webhook_signature_failures_total"))  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -219,7 +219,7 @@ def test_it_keeps_the_text_and_still_names_911_when_processing_fails(services: S
         params = sms_params("my chest hurts")
         r = post(c, params)
         assert r.status_code == 200 and "911" in r.text
-        assert c.app.state.metrics.value("inbound_errors_total", reason="processing") == 1  # type: ignore[attr-defined]
+        assert c.app.state.web.metrics.value("inbound_errors_total", reason="processing") == 1  # type: ignore[attr-defined]
         assert (
             post(c, params).text == '<?xml version="1.0" encoding="UTF-8"?><Response />'
         )  # replay: stored once

@@ -9,8 +9,9 @@ Twilio client, triage) is synchronous, so handlers hand their work to Starlette'
 (``anyio.to_thread``, bounded by the connection pool size) instead of pretending to be async. Flask + gunicorn would have done the
 webhook equally well; its built-in ``MAX_CONTENT_LENGTH`` was the one thing we had to add here.
 
-No globals: everything a request needs hangs off ``app.state`` (``services``, ``metrics``,
-``validator``, ``assess``), built once here from the ``Services`` the composition root made.
+No globals: everything a request needs is one typed ``WebState`` (``checkin.app.web.deps``) on
+``app.state.web``, built once here from the ``Services`` the composition root made; handlers
+receive its parts as FastAPI dependencies (``ServicesDep``, ``MetricsDep``, ``WebDep``).
 """
 
 from __future__ import annotations
@@ -23,40 +24,45 @@ import anyio
 from fastapi import FastAPI
 from twilio.request_validator import RequestValidator
 
-from checkin.app.bootstrap import Services
 from checkin.app.web import checkin_form, health, nurse, twilio
+from checkin.app.web.deps import WebState
 from checkin.app.web.limits import MAX_BODY_BYTES, BodyLimitMiddleware
 from checkin.app.web.metrics import Metrics
+from checkin.deps import Services
+from checkin.inbound.process import Assess
 
 
 def create_app(
     services: Services,
     *,
     metrics: Metrics | None = None,
-    assess: Any = None,
+    assess: Assess | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """Build the app for ``services``. ``assess`` replaces ``checkin.core.triage.assess`` (tests that
     script an assessment); ``metrics`` lets a caller share a registry."""
     app = FastAPI(title="checkin", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.services = services
-    app.state.metrics = metrics or Metrics()
+    metrics = metrics or Metrics()
     if assess is None:
         from checkin.inbound.process import default_assess
 
         assess = default_assess()  # fail at start-up, not on the first patient's reply
-    app.state.assess = assess
     token = services.settings.twilio.auth_token if services.settings.twilio else None
-    # None when Twilio is not configured: the webhooks then refuse with 503 (never unverified).
-    app.state.validator = RequestValidator(token) if token else None
-    # SQLite has one writer: queue this process's writers on a Python lock (see handle_sms).
-    app.state.write_lock = threading.Lock() if services.is_sqlite else None
-    # At most as many threads touch the database as the pool holds connections. Starlette's
-    # default pool has 40 threads; past the pool size SQLAlchemy opens and closes "overflow"
-    # connections per request, and on PostgreSQL each one is a new backend process: under a
-    # burst that churn, not the work, ate the CPU. Requests beyond the limit wait in the event
-    # loop, which costs nothing.
-    app.state.db_limiter = anyio.CapacityLimiter(_pool_size(services))
+    app.state.web = WebState(
+        services=services,
+        metrics=metrics,
+        assess=assess,
+        # None when Twilio is not configured: the webhooks then refuse with 503 (never unverified).
+        validator=RequestValidator(token) if token else None,
+        # SQLite has one writer: queue this process's writers on a Python lock (see handle_sms).
+        write_lock=threading.Lock() if services.is_sqlite else None,
+        # At most as many threads touch the database as the pool holds connections. Starlette's
+        # default pool has 40 threads; past the pool size SQLAlchemy opens and closes "overflow"
+        # connections per request, and on PostgreSQL each one is a new backend process: under a
+        # burst that churn, not the work, ate the CPU. Requests beyond the limit wait in the event
+        # loop, which costs nothing.
+        db_limiter=anyio.CapacityLimiter(_pool_size(services)),
+    )
     app.include_router(health.router)
     app.include_router(twilio.router)
     app.include_router(checkin_form.router)
@@ -64,7 +70,7 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=max_body_bytes,
-        on_reject=lambda reason: app.state.metrics.inc("http_rejected_total", reason=reason),
+        on_reject=lambda reason: metrics.inc("http_rejected_total", reason=reason),
     )
     return app
 

@@ -27,8 +27,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from checkin import tokens
+from checkin.app.web.deps import ServicesDep, WebDep, web_of
 from checkin.app.web.limits import in_db_thread, is_form, parse_form
 from checkin.app.web.pages import HEADERS, PAGES
+from checkin.deps import Services
 from checkin.errors import TemplateError
 from checkin.inbound import process as inbound
 from checkin.store.models import Enrollment, InboundMessage, OutboxMessage, Patient
@@ -73,7 +75,7 @@ TEXT: dict[str, dict[str, str]] = {
 
 
 def _page(request: Request, status: int, language: str, **ctx: Any) -> HTMLResponse:
-    settings = request.app.state.services.settings
+    settings = web_of(request).services.settings
     t = TEXT.get(language, TEXT["en"])
     html = PAGES.get_template("checkin.html").render(
         t=t,
@@ -93,7 +95,7 @@ class _Question:
         self.text, self.answered, self.patient_ref = text, answered, patient.reference
 
 
-def _load(services: Any, outbox_id: int, now: datetime) -> _Question | None:
+def _load(services: Services, outbox_id: int, now: datetime) -> _Question | None:
     from checkin.content.catalog import message_context
 
     with services.sessions() as session:
@@ -129,7 +131,7 @@ def _load(services: Any, outbox_id: int, now: datetime) -> _Question | None:
 
 
 def _outbox_from_token(request: Request, token: str) -> int | Response:
-    services = request.app.state.services
+    services = web_of(request).services
     try:
         payload = tokens.read_token(
             services.settings.secret_key,
@@ -139,7 +141,7 @@ def _outbox_from_token(request: Request, token: str) -> int | Response:
             now=services.clock.now().timestamp(),
         )
     except tokens.InvalidToken as exc:
-        request.app.state.metrics.inc(
+        web_of(request).metrics.inc(
             "checkin_form_rejected_total", reason="expired" if exc.expired else "forged"
         )
         return _page(
@@ -176,7 +178,7 @@ def _form_page(
     token: str,
     reply: str | None = None,
 ) -> HTMLResponse:
-    services = request.app.state.services
+    services = web_of(request).services
     nonce = make_nonce(services.settings.secret_key, q.outbox_id, services.clock.now())
     return _page(
         request,
@@ -192,8 +194,7 @@ def _form_page(
 
 
 @router.get("/c/{token}")
-async def show(request: Request, token: str) -> Response:
-    services = request.app.state.services
+async def show(request: Request, token: str, services: ServicesDep) -> Response:
     found = _outbox_from_token(request, token)
     if isinstance(found, Response):
         return found
@@ -206,8 +207,7 @@ async def show(request: Request, token: str) -> Response:
 
 
 @router.post("/c/{token}")
-async def answer(request: Request, token: str) -> Response:
-    state = request.app.state
+async def answer(request: Request, token: str, state: WebDep) -> Response:
     services = state.services
     if not is_form(request.headers.get("content-type")):
         return Response("expected a form", status_code=415, media_type="text/plain")

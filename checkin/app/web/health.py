@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
+from checkin.app.web.deps import MetricsDep, ServicesDep
 from checkin.app.web.limits import in_db_thread
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,7 @@ async def healthz() -> JSONResponse:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
-    services = request.app.state.services
+async def readyz(request: Request, services: ServicesDep, metrics: MetricsDep) -> JSONResponse:
 
     def ping() -> None:
         with services.engine.connect() as conn:
@@ -33,24 +33,22 @@ async def readyz(request: Request) -> JSONResponse:
         await in_db_thread(request, ping)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         log.warning("readiness check failed", extra={"error": type(exc).__name__})
-        request.app.state.metrics.inc("readiness_failures_total")
+        metrics.inc("readiness_failures_total")
         return JSONResponse({"status": "database unavailable"}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 
 @router.get("/metrics")
-async def metrics(request: Request) -> PlainTextResponse:
+async def metrics_page(request: Request, services: ServicesDep, metrics: MetricsDep) -> PlainTextResponse:
     """Prometheus text: database-derived figures (every process's work) plus this process's
     counters (webhook signature failures, rejections). Keep it off the public internet
     (deploy/reverse-proxy.md)."""
     from checkin.store.status import collect, prometheus_text
 
-    services = request.app.state.services
-
     def figures() -> str:
         with services.sessions() as session:
             f = collect(session, services.clock.now())
-        return prometheus_text(f, request.app.state.metrics.snapshot())
+        return prometheus_text(f, metrics.snapshot())
 
     try:
         body = await in_db_thread(request, figures)

@@ -1,4 +1,4 @@
-"""Request-size and shape limits, enforced before the body is read (RELIABILITY.md §2.3, §2.8).
+"""Request-size and shape limits, enforced before the body is read (docs/reliability.md).
 
 ``BodyLimitMiddleware`` is plain ASGI so it runs before Starlette parses anything: a declared
 ``Content-Length`` over the cap is answered 413 without reading a byte of the body; a chunked
@@ -8,9 +8,13 @@ only recently began bounding url-encoded forms itself, so we do not rely on it.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+T = TypeVar("T")
 
 MAX_BODY_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -115,13 +119,15 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
     )
 
 
-async def in_db_thread(request: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run blocking database work in a worker thread, at most ``app.state.db_limiter`` at once
+async def in_db_thread(request: HTTPConnection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking database work in a worker thread, at most ``WebState.db_limiter`` at once
     (the connection pool's size; see ``create_app``)."""
     import functools
 
     import anyio.to_thread
 
+    from checkin.app.web.deps import web_of
+
     return await anyio.to_thread.run_sync(
-        functools.partial(fn, *args, **kwargs), limiter=request.app.state.db_limiter
+        functools.partial(fn, *args, **kwargs), limiter=web_of(request).db_limiter
     )

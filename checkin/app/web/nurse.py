@@ -31,6 +31,8 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,8 +45,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from checkin import tokens
 from checkin.alerts import lifecycle as alerts
 from checkin.alerts import notify
+from checkin.app.web.deps import WebDep, web_of
 from checkin.app.web.limits import in_db_thread, is_form, parse_form
 from checkin.app.web.pages import HEADERS, PAGES
+from checkin.deps import Services
 from checkin.store.models import Alert, Patient
 
 log = logging.getLogger(__name__)
@@ -109,7 +113,7 @@ class View:
 
 
 def _grant(request: Request, token: str) -> Grant | Response:
-    services = request.app.state.services
+    services = web_of(request).services
     try:
         payload = tokens.read_token(
             services.settings.secret_key,
@@ -130,7 +134,7 @@ def _grant(request: Request, token: str) -> Grant | Response:
     return Grant(payload["a"], payload["r"])
 
 
-def _load(services: Any, alert_id: int) -> View | None:
+def _load(services: Services, alert_id: int) -> View | None:
     tz = ZoneInfo(services.settings.default_timezone)
 
     def at(when: datetime | None) -> str:
@@ -171,7 +175,7 @@ def _load(services: Any, alert_id: int) -> View | None:
 
 
 def _secure(request: Request) -> bool:
-    public = request.app.state.services.settings.public_url or ""
+    public = web_of(request).services.settings.public_url or ""
     return public.startswith("https://")
 
 
@@ -190,7 +194,7 @@ def _page(
     error: str | None = None,
     note: str = "",
 ) -> HTMLResponse:
-    settings = request.app.state.services.settings
+    settings = web_of(request).services.settings
     nonce = request.cookies.get(COOKIE)
     fresh = not nonce or len(nonce) > 100
     if fresh:
@@ -226,7 +230,7 @@ async def show(request: Request, token: str, done: str | None = None) -> Respons
     found = _grant(request, token)
     if isinstance(found, Response):
         return found
-    view = await in_db_thread(request, _load, request.app.state.services, found.alert_id)
+    view = await in_db_thread(request, _load, web_of(request).services, found.alert_id)
     if view is None:
         return _message(request, 410, "gone")
     return _page(request, token, view, message=MESSAGES.get(done or ""))
@@ -243,17 +247,23 @@ async def _checked_form(request: Request, token: str) -> tuple[Grant, dict[str, 
         fields = dict(parse_form(await request.body()))
     except ValueError:
         return Response("malformed form", status_code=400, media_type="text/plain")
-    settings = request.app.state.services.settings
+    settings = web_of(request).services.settings
     if not csrf_ok(settings.secret_key, token, request.cookies.get(COOKIE), fields.get("csrf")) or fields.get(
         "alert"
     ) != str(found.alert_id):
-        request.app.state.metrics.inc("nurse_form_rejected_total", reason="csrf")
+        web_of(request).metrics.inc("nurse_form_rejected_total", reason="csrf")
         log.warning("nurse form refused: CSRF check failed", extra={"alert_id": found.alert_id})
         return _message(request, 403, "csrf")
     return found, fields
 
 
-def _act(services: Any, write_lock: Any, fn: Any, alert_id: int, **kw: Any) -> alerts.StaffAction | None:
+def _act(
+    services: Services,
+    write_lock: threading.Lock | None,
+    fn: Callable[..., alerts.StaffAction | None],
+    alert_id: int,
+    **kw: Any,
+) -> alerts.StaffAction | None:
     from contextlib import nullcontext
 
     with write_lock or nullcontext(), services.sessions.begin() as session:
@@ -262,12 +272,11 @@ def _act(services: Any, write_lock: Any, fn: Any, alert_id: int, **kw: Any) -> a
 
 
 @router.post("/a/{token}/ack")
-async def acknowledge(request: Request, token: str) -> Response:
+async def acknowledge(request: Request, token: str, state: WebDep) -> Response:
     checked = await _checked_form(request, token)
     if isinstance(checked, Response):
         return checked
     grant, _ = checked
-    state = request.app.state
     try:
         done = await in_db_thread(
             request,
@@ -289,12 +298,11 @@ async def acknowledge(request: Request, token: str) -> Response:
 
 
 @router.post("/a/{token}/resolve")
-async def resolve(request: Request, token: str) -> Response:
+async def resolve(request: Request, token: str, state: WebDep) -> Response:
     checked = await _checked_form(request, token)
     if isinstance(checked, Response):
         return checked
     grant, fields = checked
-    state = request.app.state
     note = fields.get("note", "").strip()
     if not note:
         view = await in_db_thread(request, _load, state.services, grant.alert_id)

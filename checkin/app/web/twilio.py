@@ -27,6 +27,7 @@ the patient a safe generic reply naming 911 — never a 500 and silence.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -35,8 +36,10 @@ from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from checkin.app.web.deps import WebDep, web_of
 from checkin.app.web.limits import in_db_thread, is_form, parse_form
 from checkin.core import replies
+from checkin.deps import Services
 from checkin.inbound import process as inbound
 from checkin.store import audit
 
@@ -69,7 +72,7 @@ class Verified:
 
 async def verify(request: Request, endpoint: str) -> Verified:
     """Shape checks, then the signature. Nothing is stored before this returns a form."""
-    state = request.app.state
+    state = web_of(request)
     metrics = state.metrics
     settings = state.services.settings
     if not is_form(request.headers.get("content-type")):
@@ -108,13 +111,12 @@ async def verify(request: Request, endpoint: str) -> Verified:
 
 
 @router.post("/webhooks/twilio/sms")
-async def inbound_sms(request: Request) -> Response:
+async def inbound_sms(request: Request, state: WebDep) -> Response:
     checked = await verify(request, "sms")
     if checked.response is not None:
         return checked.response
     form = checked.form
     assert form is not None
-    state = request.app.state
     sid = form.get("MessageSid") or form.get("SmsSid")
     if not sid:
         state.metrics.inc("webhook_rejected_total", endpoint="sms", reason="no_message_sid")
@@ -154,7 +156,7 @@ def _kind(result: inbound.InboundResult) -> str:
     return result.keyword or result.matched
 
 
-def _store_unprocessed(services: Any, msg: inbound.InboundSms, now: Any) -> str | None:
+def _store_unprocessed(services: Services, msg: inbound.InboundSms, now: datetime) -> str | None:
     """Keep the text (``processed_at`` stays NULL, so it can be found and re-run) and answer with
     the generic reply; None if even that fails or it was a replay."""
     try:
@@ -177,13 +179,12 @@ def _store_unprocessed(services: Any, msg: inbound.InboundSms, now: Any) -> str 
 
 
 @router.post("/webhooks/twilio/status")
-async def status_callback(request: Request) -> Response:
+async def status_callback(request: Request, state: WebDep) -> Response:
     checked = await verify(request, "status")
     if checked.response is not None:
         return checked.response
     form = checked.form
     assert form is not None
-    state = request.app.state
     sid, status = (
         form.get("MessageSid") or form.get("SmsSid"),
         form.get("MessageStatus") or form.get("SmsStatus"),
