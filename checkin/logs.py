@@ -1,4 +1,4 @@
-"""Structured JSON logs that do not leak patient data (RELIABILITY.md §2.7).
+"""Structured JSON logs that do not leak patient data (logs are copied to places PHI must not go).
 
 The rule: logs carry the internal patient reference (``P-XXXXXXX``), ids and outcomes — never a
 message text, a phone number, a name or a token. Code is written to that rule; this module is

@@ -1,6 +1,6 @@
 """``checkin worker``: an APScheduler 3.x clock that runs the single-step functions.
 
-APScheduler only fires ticks (SCHEDULING.md §4.4): a ``BackgroundScheduler`` with the default
+APScheduler only fires ticks (docs/adr/0002-apscheduler-only-ticks.md): a ``BackgroundScheduler`` with the default
 in-memory job store, timezone UTC, and one job per step, each a thin wrapper that calls the step
 with ``services.clock.now()``:
 

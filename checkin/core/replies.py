@@ -1,6 +1,6 @@
 """Which question a reply answers, and which safety reply it gets. Pure: no I/O, no clock.
 
-Matching (DESIGN.md "Shape"): a reply answers the patient's most recent *open* check-in
+Matching: a reply answers the patient's most recent *open* check-in
 question: an outbox row with an ``ask`` that was sent, is not answered yet, and went out within
 ``QUESTION_WINDOW``. Its ``ask`` is the triage context (under ``fever_check`` a bare "101" is a
 temperature). Known trade-off: a reminder sent after the question does not close it, so "yes"

@@ -4,7 +4,7 @@ timings from ``OUTBOUND_TUNING`` (JSON) and an optional test hook:
 
 ``OUTBOUND_HOOK=after_send:<path>``: after the SMS channel returns a receipt, write ``<path>``
 and block, so the test can SIGKILL the worker after the provider answered but before the
-outcome is committed (RELIABILITY.md R1, variant c).
+outcome is committed (docs/reliability.md R1, variant c).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""RELIABILITY.md R8 (DST and clock jumps) and R12 (a backlog after an outage), plus the
+"""docs/reliability.md R8 (DST and clock jumps) and R12 (a backlog after an outage), plus the
 start-up report, on a ManualClock: "time passes" only when a test or the pacer's sleep says."""
 
 from __future__ import annotations

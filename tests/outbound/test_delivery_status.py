@@ -1,4 +1,4 @@
-"""RELIABILITY.md R7b: status callbacks repeat and arrive out of order; a terminal state wins."""
+"""docs/reliability.md R7b: status callbacks repeat and arrive out of order; a terminal state wins."""
 
 from __future__ import annotations
 

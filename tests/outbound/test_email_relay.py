@@ -1,4 +1,4 @@
-"""RELIABILITY.md R5: email through a real SMTP server (aiosmtpd on loopback): 451 then
+"""docs/reliability.md R5: email through a real SMTP server (aiosmtpd on loopback): 451 then
 success, 550 for one recipient only, and the relay stopped then restarted. Each email must
 arrive exactly once, counted by the outbox id in our Message-ID."""
 

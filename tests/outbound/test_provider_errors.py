@@ -1,4 +1,4 @@
-"""RELIABILITY.md R3, R3b, R3c, R4: the real Twilio adapter against a recording fake, driven
+"""docs/reliability.md R3, R3b, R3c, R4: the real Twilio adapter against a recording fake, driven
 through dispatch.run_once and reconcile.reconcile_once on a ManualClock."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Real worker processes (``python -m tests.outbound.run_worker``: the real ``worker.run`` and
-the real Twilio adapter) against the recording Twilio fake: RELIABILITY.md R1, R2, R2b, R11.
+the real Twilio adapter) against the recording Twilio fake: docs/reliability.md R1, R2, R2b, R11.
 
 Workers run on the system clock here, so each test plants rows due a minute ago in a zone
 whose local time is inside the send window right now.

@@ -1,4 +1,4 @@
-"""RELIABILITY.md §2.8 for inbound messages: size, method, content type, unicode, injection."""
+"""Bad input to the webhooks and forms: size, method, content type, unicode, injection."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Twilio webhooks: verify, parse, dedupe, act, answer politely (STYLE.md habit 10).
+"""Twilio webhooks: verify, parse, dedupe, act, and always answer politely (Twilio retries
+anything that is not a 2xx, so a reply we cannot use still gets a 200 once it is stored).
 
 ``POST /webhooks/twilio/sms``     inbound SMS → ``checkin.inbound.process`` → TwiML reply
 ``POST /webhooks/twilio/status``  delivery status callback (``?outbox=ID``) → ``checkin.outbound.delivery``

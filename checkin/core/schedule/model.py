@@ -24,7 +24,7 @@ KNOWN_ATTRIBUTES: frozenset[str] = frozenset(
 )
 
 # Check-in questions a step may ``ask``; each is also the triage context for the reply
-# (see DESIGN.md, "Triage contract").
+# (docs/adr/0005-triage-rules-and-data-files.md, "The contract").
 QUESTIONS: frozenset[str] = frozenset(
     {
         "pain_scale",

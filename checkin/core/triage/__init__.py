@@ -1,4 +1,4 @@
-"""Red-flag triage of patient replies (DESIGN.md, "Triage contract").
+"""Red-flag triage of patient replies (contract: docs/adr/0005-triage-rules-and-data-files.md).
 
 ``assess(text, context=None) -> Assessment`` is pure, deterministic and does no I/O at call
 time: the vocabulary (``lexicon/en.yaml``, ``lexicon/es.yaml``) is loaded and validated once,

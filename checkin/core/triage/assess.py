@@ -62,7 +62,7 @@ _LEAF = _lexicon.LEAF
 FUZZY_CUTOFF = 85  # rapidfuzz ratio; 85 keeps "feaver"->fever but not "smelling"->swelling
 MIN_FUZZY_LEN = 5  # shorter words collide too easily ("red"/"bed", "numb"/"dumb")
 
-FEVER_F = 101.0  # DESIGN.md: >= 101.0 °F / 38.3 °C is fever (urgent)
+FEVER_F = 101.0  # the contract: >= 101.0 °F / 38.3 °C is fever (urgent)
 LOW_GRADE_F = 100.4  # 100.4-100.9 °F is watch
 SEVERE_PAIN = 8.0  # >= 8/10 severe_pain (urgent)
 MODERATE_PAIN = 5.0  # 5-7 watch
@@ -73,7 +73,7 @@ _SEVERITY_BY_RANK = {s.rank: s for s in Severity}
 
 EMERGENCY_FLAGS = frozenset(f.value for f, s in FLAG_SEVERITY.items() if s is Severity.EMERGENCY)
 
-# What a bare YES means under each <topic>_check (DESIGN.md).  wound_check asks about
+# What a bare YES means under each <topic>_check (the contract, docs/adr/0005).  wound_check asks about
 # "redness, swelling, drainage or opening", so YES is reported as both wound flags.
 YES_MEANS: dict[str, tuple[str, ...]] = {
     "fever_check": ("f:fever",),
@@ -109,7 +109,7 @@ _TOKENIZE = Tokenizer(
 
 
 def normalize_context(context: str | None) -> str:
-    """Known contexts pass through; None, unknown and ``*_reminder`` map as DESIGN.md says."""
+    """Known contexts pass through; None, unknown and ``*_reminder`` map as the contract says."""
     if not context:
         return "general"
     c = context.strip().lower()
@@ -206,7 +206,7 @@ class _Hit:
 
 
 def assess(text: str, context: str | None = None) -> Assessment:
-    """Triage one reply.  See the module docstring and DESIGN.md "Triage contract"."""
+    """Triage one reply.  See the module docstring and docs/adr/0005."""
     ctx = normalize_context(context)
     if not isinstance(text, str):
         raise TypeError("text must be a str")

@@ -1,6 +1,6 @@
 """Value types of the triage result: flags, severities, evidence and the assessment itself.
 
-Contract (DESIGN.md, "Triage contract"): flag codes and severity names are the wire format;
+Contract (docs/adr/0005-triage-rules-and-data-files.md): flag codes and severity names are the wire format;
 both enums are ``str`` enums so ``Flag.FEVER == "fever"`` and JSON output needs no mapping.
 """
 
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 
 class Flag(StrEnum):
-    """The 13 red-flag codes of DESIGN.md."""
+    """The 13 red-flag codes of the triage contract (docs/adr/0005)."""
 
     FEVER = "fever"
     WOUND_DRAINAGE = "wound_drainage"
@@ -70,7 +70,7 @@ class Severity(StrEnum):
 
 _RANK = {Severity.NONE: 0, Severity.WATCH: 1, Severity.URGENT: 2, Severity.EMERGENCY: 3}
 
-# Severity of each flag, straight from the DESIGN.md table: three emergencies, the rest urgent.
+# Severity of each flag, straight from the contract table (docs/adr/0005): three emergencies, the rest urgent.
 FLAG_SEVERITY: dict[Flag, Severity] = dict.fromkeys(Flag, Severity.URGENT) | {
     Flag.BOWEL_BLADDER: Severity.EMERGENCY,
     Flag.CHEST_BREATHING: Severity.EMERGENCY,
