@@ -101,6 +101,7 @@ def message_context(
         "day": day,
         "followup": followup,
         "checkin_link": checkin_link,
+        "email_replies": settings.email_reply_to is not None,
         "language": language,
     }
 

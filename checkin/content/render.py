@@ -22,6 +22,8 @@ Template context contract: every template gets exactly these variables, all alwa
     day            int   days since surgery for this message (negative: before surgery)
     followup       str   the next follow-up visit, as a phrase ("on Tuesday, March 4"), or ""
     checkin_link   str   a link where the patient can answer the check-in (email)
+    email_replies  bool  replies to emails are read (CHECKIN_EMAIL_REPLY_TO is set); when
+                         false an email must not invite a reply
     language       str   "en" or "es"
 
 The context never holds the diagnosis, the procedure or the schedule name: SMS are not a private
@@ -60,6 +62,7 @@ CONTEXT_VARIABLES: tuple[str, ...] = (
     "day",
     "followup",
     "checkin_link",
+    "email_replies",
     "language",
 )
 
@@ -192,6 +195,7 @@ def sample_context(language: str, *, day: int = 1) -> dict[str, Any]:
         "care_team": "Riverside Medical Group",
         "day": day,
         "checkin_link": "https://checkin.example.org/c/Xq7Lm2Pa9Rt",
+        "email_replies": True,
         "language": language,
         **_SAMPLES[language],
     }
