@@ -77,6 +77,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CHECKIN_SMTP_PASSWORD", None, "SMTP password", secret=True),
     Setting("CHECKIN_SMTP_TLS", "starttls", "`starttls`, `ssl` or `none`"),
     Setting("CHECKIN_EMAIL_FROM", "checkin@localhost", "From address of every email"),
+    Setting(
+        "CHECKIN_EMAIL_REPLY_TO",
+        None,
+        "address whose plus-addresses `checkin mail receive` is relayed; unset: emails say replies are not read",
+    ),
+    Setting("CHECKIN_MAIL_LISTEN", "127.0.0.1:2525", "host:port `checkin mail receive` listens on (SMTP)"),
     Setting("CHECKIN_ALERT_EMAILS", "", "comma-separated nurse addresses for the default care team"),
 )
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -171,6 +177,8 @@ class Settings:
     email_from: str = "checkin@localhost"
     sms_rate: float = 1.0
     alert_emails: tuple[str, ...] = ()
+    email_reply_to: str | None = None
+    mail_listen: tuple[str, int] = ("127.0.0.1", 2525)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -237,6 +245,8 @@ class Settings:
             email_from=_get(env, "CHECKIN_EMAIL_FROM"),
             sms_rate=_float(env, "CHECKIN_SMS_RATE", low=0.01, high=1000),
             alert_emails=emails,
+            email_reply_to=_reply_to(env),
+            mail_listen=_listen(env, "CHECKIN_MAIL_LISTEN"),
             warnings=tuple(warnings),
         )
 
@@ -292,6 +302,30 @@ def _smtp(env: Mapping[str, str], warnings: list[str]) -> SmtpSettings | None:
         tls=tls,
         sender=sender,
     )
+
+
+def _reply_to(env: Mapping[str, str]) -> str | None:
+    raw = _get(env, "CHECKIN_EMAIL_REPLY_TO")
+    if not raw:
+        return None
+    local, at, domain = raw.rpartition("@")
+    if not at or not local or "." not in domain or any(c in raw for c in " \r\n<>\"'"):
+        raise ConfigError(
+            "CHECKIN_EMAIL_REPLY_TO", f"{raw!r} is not a plain address like checkin@example.org"
+        )
+    if "+" in local:
+        raise ConfigError(
+            "CHECKIN_EMAIL_REPLY_TO", f"{raw!r} has a '+': give the base address; each email adds +<token>"
+        )
+    return raw
+
+
+def _listen(env: Mapping[str, str], name: str) -> tuple[str, int]:
+    raw = _get(env, name)
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(name, f"{raw!r} is not host:port like 127.0.0.1:2525")
+    return host.strip("[]"), int(port)
 
 
 def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env") -> Settings:

@@ -6,6 +6,10 @@ has its own salt, so a check-in token can never be replayed as an alert acknowle
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 from datetime import datetime
 from typing import Any
 
@@ -62,3 +66,38 @@ def checkin_link(public_url: str | None, secret: str, outbox_id: int, *, now: da
     """The one-question web form for an emailed check-in (``/c/<token>``)."""
     base = (public_url or "http://localhost:8000").rstrip("/")
     return f"{base}/c/{make_token(secret, CHECKIN_SALT, {'o': outbox_id}, now=now)}"
+
+
+# ---- reply tokens ----------------------------------------------------------------------------
+# An email reply is matched by the plus-address it was sent to: <local>+<outbox id>-<mac>@domain.
+# Not itsdangerous: mail systems may lower-case a local part and cap it at 64 characters, so the
+# token is short, lower-case base32 and read case-insensitively. It does not expire: the row it
+# names says how old the question is.
+REPLY_SALT = b"checkin.email-reply"
+_REPLY_MAC_CHARS = 16  # 80 bits
+_REPLY_TOKEN = re.compile(rf"([0-9]{{1,12}})-([a-z2-7]{{{_REPLY_MAC_CHARS}}})")
+
+
+def _reply_mac(secret: str, outbox_id: int) -> str:
+    digest = hmac.new(secret.encode(), REPLY_SALT + b":" + str(outbox_id).encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest).decode().lower()[:_REPLY_MAC_CHARS]
+
+
+def reply_token(secret: str, outbox_id: int) -> str:
+    """The token for replies to outbox row ``outbox_id``: ``<id>-<16 base32 characters>``."""
+    return f"{outbox_id}-{_reply_mac(secret, outbox_id)}"
+
+
+def reply_address(base: str, secret: str, outbox_id: int) -> str:
+    """``base`` (``checkin@example.org``) with the row's token as its plus-detail."""
+    local, _, domain = base.rpartition("@")
+    return f"{local}+{reply_token(secret, outbox_id)}@{domain}"
+
+
+def read_reply_token(secret: str, token: str) -> int | None:
+    """The outbox id a reply token names, or None when it is malformed or not ours."""
+    m = _REPLY_TOKEN.fullmatch(token.strip().lower())
+    if m is None:
+        return None
+    outbox_id = int(m.group(1))
+    return outbox_id if hmac.compare_digest(m.group(2), _reply_mac(secret, outbox_id)) else None

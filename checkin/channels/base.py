@@ -32,6 +32,8 @@ class OutgoingMessage:
     reference: str
     subject: str | None = field(default=None, repr=False)
     html: str | None = field(default=None, repr=False)
+    # Email only: where the patient's reply goes (a plus-address carrying the reply token).
+    reply_to: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.channel not in ("sms", "email"):

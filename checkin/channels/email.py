@@ -118,6 +118,8 @@ class SmtpEmailChannel:
             mail["From"] = self._config.sender
             mail["To"] = message.to
             mail["Subject"] = message.subject
+            if message.reply_to:
+                mail["Reply-To"] = message.reply_to
             mail["Date"] = formatdate(usegmt=True)
             mail["Message-ID"] = make_msgid(idstring=f"outbox-{message.outbox_id}", domain=self._domain)
             mail.set_content(message.text)

@@ -561,7 +561,7 @@ class _Ctx:
             patient_id=patient.id,
             step_id=replies.FOLLOWUP_STEP,
             occurrence=0,
-            channel="email" if self.msg.channel == "web" else "sms",
+            channel="sms" if self.msg.channel == "sms" else "email",  # web form and email replies
             message=template,
             ask=ask,
             urgent=True,

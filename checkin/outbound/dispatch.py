@@ -62,7 +62,7 @@ from checkin.store.models import (
     Patient,
 )
 from checkin.store.outbox import DEFAULT_POLICY, Policy
-from checkin.tokens import checkin_link
+from checkin.tokens import checkin_link, reply_address
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +238,11 @@ def build_message(
     reference = patient.reference if patient is not None else "staff"
     to = row.recipient or _patient_address(row.channel, patient) or ""
     channel: ChannelName = "sms" if row.channel == "sms" else "email"
+    settings = services.settings
+    reply_to = None
+    if channel == "email" and settings.email_reply_to and _to_patient(row, patient):
+        # Replies to this email come back to `checkin mail receive` carrying the row's token.
+        reply_to = reply_address(settings.email_reply_to, settings.secret_key, row.id)
     if row.body is not None:
         return OutgoingMessage(
             outbox_id=row.id,
@@ -247,10 +252,10 @@ def build_message(
             reference=reference,
             subject=row.subject,
             html=row.html,
+            reply_to=reply_to,
         )
     if patient is None:
         raise TemplateError(row.message, "a timeline row without a patient cannot be rendered")
-    settings = services.settings
     link = ""
     if channel == "email" and row.ask:
         link = checkin_link(settings.public_url, settings.secret_key, row.id, now=services.clock.now())
@@ -274,6 +279,7 @@ def build_message(
         reference=reference,
         subject=mail.subject,
         html=mail.html,
+        reply_to=reply_to,
     )
 
 

@@ -369,6 +369,49 @@ def plan_email_fallback(
     return new_id
 
 
+REPLY_STEP = "reply"  # outbox step_id of an answer to a patient's email
+
+
+def enqueue_email_reply(
+    session: Session,
+    *,
+    key: str,
+    patient_id: int | None,
+    recipient: str | None,
+    subject: str,
+    body: str,
+    template: str,
+    now: datetime,
+    lifetime: timedelta = timedelta(hours=24),
+) -> int | None:
+    """Queue our answer to an inbound email as a pre-rendered, urgent row (it goes out whatever
+    the hour, like a safety reply by SMS). ``key`` makes it once per inbound message; the new
+    row's id, or None when it was already queued. ``recipient`` None means the patient's
+    address, checked again at send time (consent, address change)."""
+    values = {
+        "key": key,
+        "enrollment_id": None,  # a withdrawn patient who writes "I can't breathe" is still answered
+        "patient_id": patient_id,
+        "step_id": REPLY_STEP,
+        "occurrence": 0,
+        "channel": "email",
+        "message": template[:64],
+        "recipient": recipient,
+        "subject": subject[:300],
+        "body": body,
+        "urgent": True,
+        "due_at": now,
+        "expires_at": now + lifetime,
+        "status": OUTBOX_PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if not insert_ignore(session, OutboxMessage, values, ["key"]):
+        return None
+    return session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key))
+
+
 def in_doubt_reconcilable(now: datetime) -> ColumnElement[bool]:
     """``in_doubt`` rows whose next look is due and that no reconciler holds."""
     return and_(
@@ -390,6 +433,7 @@ __all__ = [
     "backoff",
     "claim",
     "due",
+    "enqueue_email_reply",
     "expire_stale",
     "fit_provider_id",
     "in_doubt_reconcilable",

@@ -45,5 +45,11 @@ for _module in COMMAND_MODULES:
         cli.add_command(_command)
 
 
+from checkin.app.cli.mail import COMMANDS as _MAIL_COMMANDS  # noqa: E402 - needs App above
+
+for _command in _MAIL_COMMANDS:
+    cli.add_command(_command)
+
+
 def main() -> None:
     cli(prog_name="checkin")
