@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from checkin.core.zones import zone_problem
 from checkin.errors import ConfigError
 
 # A well-known development key: fine on a laptop, refused when CHECKIN_ENV=production.
@@ -200,10 +200,9 @@ class Settings:
             )
 
         tz = _get(env, "CHECKIN_DEFAULT_TIMEZONE")
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError("CHECKIN_DEFAULT_TIMEZONE", f"{tz!r} is not an IANA time zone") from None
+        zone = zone_problem(tz)
+        if zone:
+            raise ConfigError("CHECKIN_DEFAULT_TIMEZONE", zone)
 
         region = _get(env, "CHECKIN_DEFAULT_REGION").upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:

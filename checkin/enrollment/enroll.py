@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from checkin.core.schedule import CHANNEL_PREFERENCES, KNOWN_ATTRIBUTES, LANGUAG
 from checkin.core.schedule import Enrollment as PlanInput
 from checkin.core.schedule.model import PlannedMessage
 from checkin.core.timeline import plan
+from checkin.core.zones import zone_problem
 from checkin.enrollment.phones import normalize_phone
 from checkin.errors import EnrollmentError
 from checkin.store import audit
@@ -85,89 +85,16 @@ def parse_request(
 ) -> EnrollRequest:
     """Turn user-typed fields (CLI options or a CSV row) into a valid request.
 
-    Raises EnrollmentError naming the first bad field.
+    Raises EnrollmentError naming the first bad field, in the order of ``FIELDS``.
     """
-
-    def text(name: str) -> str:
-        value = raw.get(name)
-        return "" if value is None else str(value).strip()
-
-    mrn = text("mrn")
-    if not mrn:
-        raise EnrollmentError("mrn", "is required")
-    if len(mrn) > 64:
-        raise EnrollmentError("mrn", "is longer than 64 characters")
-    first_name = text("first_name")
-    if not first_name:
-        raise EnrollmentError("first_name", "is required")
-    if len(first_name) > 100:
-        raise EnrollmentError("first_name", "is longer than 100 characters")
-
-    procedure = text("procedure")
-    if procedure not in schedules:
-        known = ", ".join(sorted(schedules)) or "none loaded"
-        raise EnrollmentError("procedure", f"{procedure!r} is not a schedule (known: {known})")
-
-    raw_date = text("surgery_date")
-    try:
-        surgery = date.fromisoformat(raw_date)
-    except ValueError:
-        raise EnrollmentError("surgery_date", f"{raw_date!r} is not a date like 2026-03-14") from None
-
-    tz = text("timezone") or default_timezone
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise EnrollmentError("timezone", f"{tz!r} is not an IANA time zone like America/Chicago") from None
-
-    language = (text("language") or "en").lower()
-    if language not in LANGUAGES:
-        raise EnrollmentError("language", f"{language!r} is not one of {', '.join(LANGUAGES)}")
-
-    channel = (text("channel") or "sms").lower()
-    if channel not in CHANNEL_PREFERENCES:
-        raise EnrollmentError("channel", f"{channel!r} is not one of {', '.join(CHANNEL_PREFERENCES)}")
-
-    phone: str | None = None
-    if text("phone"):
-        try:
-            phone = normalize_phone(text("phone"), default_region)
-        except ValueError as e:
-            raise EnrollmentError("phone", str(e)) from None
-    email = text("email") or None
-    if email is not None and ("@" not in email or " " in email or len(email) > 254):
-        raise EnrollmentError("email", f"{email!r} is not an email address")
-    if channel in ("sms", "both") and phone is None:
-        raise EnrollmentError("phone", f"is required for channel {channel}")
-    if channel in ("email", "both") and email is None:
-        raise EnrollmentError("email", f"is required for channel {channel}")
-
-    attributes = set()
-    smoker = raw.get("smoker")
-    if isinstance(smoker, bool):
-        if smoker:
-            attributes.add("smoker")
-    elif smoker is not None:
-        flag = str(smoker).strip().lower()
-        if flag in _TRUE:
-            attributes.add("smoker")
-        elif flag not in _FALSE:
-            raise EnrollmentError("smoker", f"{smoker!r} is not yes or no")
-    extra = raw.get("attributes")
-    names = (
-        extra
-        if isinstance(extra, (list, tuple, set, frozenset))
-        else str(extra or "").replace(";", ",").split(",")
-    )
-    for name in names:
-        name = str(name).strip()
-        if not name:
-            continue
-        if name not in KNOWN_ATTRIBUTES or name == "has_email":
-            allowed = ", ".join(sorted(KNOWN_ATTRIBUTES - {"has_email"}))
-            raise EnrollmentError("attributes", f"{name!r} is not a known attribute ({allowed})")
-        attributes.add(name)
-
+    mrn = _required(raw, "mrn", 64)
+    first_name = _required(raw, "first_name", 100)
+    procedure = _procedure(_text(raw, "procedure"), schedules)
+    surgery = _surgery_date(_text(raw, "surgery_date"))
+    tz = _timezone(_text(raw, "timezone") or default_timezone)
+    language = _one_of(raw, "language", "en", LANGUAGES)
+    channel = _one_of(raw, "channel", "sms", CHANNEL_PREFERENCES)
+    phone, email = _contact(raw, channel, default_region)
     return EnrollRequest(
         mrn=mrn,
         first_name=first_name,
@@ -178,9 +105,98 @@ def parse_request(
         timezone=tz,
         language=language,
         channel=channel,
-        attributes=frozenset(attributes),
+        attributes=frozenset(_smoker(raw.get("smoker")) | _attributes(raw.get("attributes"))),
         care_team=schedules[procedure].care_team,
     )
+
+
+def _text(raw: Mapping[str, Any], name: str) -> str:
+    value = raw.get(name)
+    return "" if value is None else str(value).strip()
+
+
+def _required(raw: Mapping[str, Any], name: str, limit: int) -> str:
+    value = _text(raw, name)
+    if not value:
+        raise EnrollmentError(name, "is required")
+    if len(value) > limit:
+        raise EnrollmentError(name, f"is longer than {limit} characters")
+    return value
+
+
+def _procedure(procedure: str, schedules: Mapping[str, Schedule]) -> str:
+    if procedure not in schedules:
+        known = ", ".join(sorted(schedules)) or "none loaded"
+        raise EnrollmentError("procedure", f"{procedure!r} is not a schedule (known: {known})")
+    return procedure
+
+
+def _surgery_date(raw_date: str) -> date:
+    try:
+        return date.fromisoformat(raw_date)
+    except ValueError:
+        raise EnrollmentError("surgery_date", f"{raw_date!r} is not a date like 2026-03-14") from None
+
+
+def _timezone(tz: str) -> str:
+    problem = zone_problem(tz)
+    if problem:
+        raise EnrollmentError("timezone", problem)
+    return tz
+
+
+def _one_of(raw: Mapping[str, Any], name: str, default: str, allowed: Iterable[str]) -> str:
+    value = (_text(raw, name) or default).lower()
+    if value not in allowed:
+        raise EnrollmentError(name, f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _contact(raw: Mapping[str, Any], channel: str, default_region: str) -> tuple[str | None, str | None]:
+    phone: str | None = None
+    if _text(raw, "phone"):
+        try:
+            phone = normalize_phone(_text(raw, "phone"), default_region)
+        except ValueError as e:
+            raise EnrollmentError("phone", str(e)) from None
+    email = _text(raw, "email") or None
+    if email is not None and ("@" not in email or " " in email or len(email) > 254):
+        raise EnrollmentError("email", f"{email!r} is not an email address")
+    if channel in ("sms", "both") and phone is None:
+        raise EnrollmentError("phone", f"is required for channel {channel}")
+    if channel in ("email", "both") and email is None:
+        raise EnrollmentError("email", f"is required for channel {channel}")
+    return phone, email
+
+
+def _smoker(smoker: Any) -> set[str]:
+    if smoker is None or isinstance(smoker, bool):
+        return {"smoker"} if smoker else set()
+    flag = str(smoker).strip().lower()
+    if flag in _TRUE:
+        return {"smoker"}
+    if flag not in _FALSE:
+        raise EnrollmentError("smoker", f"{smoker!r} is not yes or no")
+    return set()
+
+
+def _attributes(extra: Any) -> set[str]:
+    names = (
+        extra
+        if isinstance(extra, (list, tuple, set, frozenset))
+        else str(extra or "").replace(";", ",").split(",")
+    )
+    allowed = KNOWN_ATTRIBUTES - {"has_email"}
+    found = set()
+    for name in (str(n).strip() for n in names):
+        if not name:
+            continue
+        if name not in allowed:
+            raise EnrollmentError(
+                "attributes", f"{name!r} is not a known attribute ({', '.join(sorted(allowed))})"
+            )
+        found.add(name)
+    return found
 
 
 def plan_input(enrollment_id: int, req: EnrollRequest) -> PlanInput:
