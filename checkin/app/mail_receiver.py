@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from checkin.inbound.email_parse import is_reply_address
 from checkin.inbound.email_replies import EmailOutcome, handle_email
 

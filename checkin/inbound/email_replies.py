@@ -43,7 +43,7 @@ from checkin.store.models import OUTBOX_SENT, InboundMessage, OutboxMessage
 from checkin.tokens import read_reply_token
 
 if TYPE_CHECKING:
-    from checkin.app.bootstrap import Services
+    from checkin.deps import Services
 
 log = logging.getLogger(__name__)
 

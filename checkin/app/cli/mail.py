@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from checkin.app.cli.main import App, fail_cleanly, pass_app
+from checkin.app.cli.context import App, fail_cleanly, pass_app
 
 
 @click.group()

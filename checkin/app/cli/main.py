@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "checkin.app.cli.alerts",
     "checkin.app.cli.processes",
     "checkin.app.cli.triage",
+    "checkin.app.cli.mail",
 )
 
 
@@ -43,12 +44,6 @@ def cli(ctx: click.Context, env_file: str) -> None:
 for _module in COMMAND_MODULES:
     for _command in importlib.import_module(_module).COMMANDS:
         cli.add_command(_command)
-
-
-from checkin.app.cli.mail import COMMANDS as _MAIL_COMMANDS  # noqa: E402 - needs App above
-
-for _command in _MAIL_COMMANDS:
-    cli.add_command(_command)
 
 
 def main() -> None:
