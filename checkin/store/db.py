@@ -88,9 +88,40 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def sqlite_file(engine: Engine) -> Path | None:
+    """The file of a file-backed SQLite engine, else None (PostgreSQL, ``:memory:``)."""
+    name = engine.url.database
+    if engine.dialect.name != "sqlite" or not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
+
+
+def require_exists(engine: Engine) -> None:
+    """Raise DatabaseNotReady if ``engine`` is a SQLite file that does not exist: connecting
+    would create an empty one, so a typo in CHECKIN_DATABASE_URL would read as "no patients"."""
+    path = sqlite_file(engine)
+    if path is not None and not path.exists():
+        raise DatabaseNotReady(f"no database file at {path}. Run `checkin db upgrade` to create it.")
+
+
+def unreachable(engine: Engine, exc: BaseException) -> DatabaseNotReady:
+    """A one-line error for a database that refused or failed the connection."""
+    where = engine.url.render_as_string(hide_password=True)
+    orig = getattr(exc, "orig", None) or exc
+    reason = next((line.strip() for line in str(orig).splitlines() if line.strip()), type(orig).__name__)
+    return DatabaseNotReady(f"cannot reach the database at {where}: {reason[:200]}")
+
+
 def require_migrated(engine: Engine) -> None:
-    """Raise DatabaseNotReady (with the fix) unless the database is at the latest revision."""
-    current = current_revision(engine)
+    """Raise DatabaseNotReady (with the fix) unless the database exists, answers and is at the
+    latest revision. Never creates a SQLite file."""
+    from sqlalchemy.exc import OperationalError
+
+    require_exists(engine)
+    try:
+        current = current_revision(engine)
+    except OperationalError as exc:
+        raise unreachable(engine, exc) from None
     head = head_revision()
     if current == head:
         return

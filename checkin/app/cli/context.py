@@ -48,6 +48,18 @@ class App:
         with build_sessions(self.engine)() as session, session.begin():
             yield session
 
+    @contextmanager
+    def preview_session(self) -> Iterator[Session]:
+        """A session whose changes are always rolled back: shows what a command would do."""
+        from checkin.app.bootstrap import build_sessions
+
+        with build_sessions(self.engine)() as session:
+            transaction = session.begin()
+            try:
+                yield session
+            finally:
+                transaction.rollback()
+
     @cached_property
     def schedules(self) -> dict[str, Schedule]:
         from checkin.app.bootstrap import build_schedules
@@ -56,16 +68,27 @@ class App:
 
 
 def fail_cleanly(fn: F) -> F:
-    """Turn checkin's own errors into a one-line message and exit status 1."""
+    """Turn checkin's own errors, and a database that cannot be reached or opened, into a
+    one-line message (no class names, no traceback) and exit status 1."""
+    from sqlalchemy.exc import DBAPIError
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except CheckinError as e:
-            raise click.ClickException(f"{type(e).__name__}: {e}") from None
+            raise click.ClickException(str(e)) from None
+        except DBAPIError as e:
+            raise click.ClickException(database_problem(e)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def database_problem(exc: BaseException) -> str:
+    """The first line of what the database driver said, without the statement or parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    reason = next((line.strip() for line in str(orig).splitlines() if line.strip()), type(orig).__name__)
+    return f"database error: {reason[:200]}"
 
 
 pass_app = click.make_pass_decorator(App)

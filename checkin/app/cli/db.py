@@ -17,10 +17,15 @@ def db() -> None:
 @fail_cleanly
 def db_upgrade(app: App) -> None:
     """Create or migrate the database to the latest schema."""
-    from checkin.store.db import current_revision, head_revision, upgrade
+    from sqlalchemy.exc import OperationalError
 
-    before = current_revision(app.engine)
-    upgrade(app.settings.database_url)
+    from checkin.store.db import current_revision, head_revision, unreachable, upgrade
+
+    try:
+        before = current_revision(app.engine)
+        upgrade(app.settings.database_url)
+    except OperationalError as exc:
+        raise unreachable(app.engine, exc) from None
     click.echo(f"database at revision {head_revision()} (was {before or 'empty'})")
 
 
@@ -29,9 +34,16 @@ def db_upgrade(app: App) -> None:
 @fail_cleanly
 def db_current(app: App) -> None:
     """Show the database's schema revision and the one this version needs."""
-    from checkin.store.db import current_revision, head_revision
+    from sqlalchemy.exc import OperationalError
 
-    click.echo(f"current: {current_revision(app.engine) or 'none'}  needed: {head_revision()}")
+    from checkin.store.db import current_revision, head_revision, require_exists, unreachable
+
+    require_exists(app.engine)  # reading must not create an empty SQLite file
+    try:
+        current = current_revision(app.engine)
+    except OperationalError as exc:
+        raise unreachable(app.engine, exc) from None
+    click.echo(f"current: {current or 'none'}  needed: {head_revision()}")
 
 
 COMMANDS = [db]
