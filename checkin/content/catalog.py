@@ -11,16 +11,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from checkin.config import Settings
 from checkin.content.render import QUITLINES, Renderer, sample_context, validate_schedule_templates
 from checkin.core.care_teams import FILE_NAME as CARE_TEAMS_FILE
 from checkin.core.care_teams import parse_care_teams
-from checkin.core.schedule import Enrollment, Schedule
+from checkin.core.schedule import KNOWN_ATTRIBUTES, Enrollment, Schedule
 from checkin.core.schedule.load import load_schedule
 from checkin.core.schedule.load import load_schedules as _load_schedules
+from checkin.core.suggest import unknown
 from checkin.core.timeline import plan
+from checkin.core.zones import zone_problem
 from checkin.errors import ConfigError, EnrollmentError, ScheduleErrors
 
 
@@ -128,10 +129,13 @@ def preview(
         raise EnrollmentError(
             "procedure", f"{schedule_id!r} is not a schedule (known: {', '.join(sorted(schedules))})"
         )
-    try:
-        ZoneInfo(tz)
-    except Exception:  # noqa: BLE001 - zoneinfo raises several types for a bad key
-        raise EnrollmentError("timezone", f"{tz!r} is not an IANA time zone") from None
+    zone = zone_problem(tz)
+    if zone:
+        raise EnrollmentError("timezone", zone)
+    allowed = KNOWN_ATTRIBUTES - {"has_email"}
+    for name in attributes:
+        if name not in allowed:
+            raise EnrollmentError("attribute", unknown("attribute", name, allowed))
     attrs = set(attributes) | ({"smoker"} if smoker else set())
     enrollment = Enrollment(
         id="preview",

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from checkin.core.schedule import CHANNEL_PREFERENCES, KNOWN_ATTRIBUTES, LANGUAGES, Schedule
 from checkin.core.schedule import Enrollment as PlanInput
 from checkin.core.schedule.model import PlannedMessage
+from checkin.core.suggest import unknown
 from checkin.core.timeline import plan
 from checkin.core.zones import zone_problem
 from checkin.enrollment.phones import normalize_phone
@@ -192,9 +193,7 @@ def _attributes(extra: Any) -> set[str]:
         if not name:
             continue
         if name not in allowed:
-            raise EnrollmentError(
-                "attributes", f"{name!r} is not a known attribute ({', '.join(sorted(allowed))})"
-            )
+            raise EnrollmentError("attributes", unknown("attribute", name, allowed))
         found.add(name)
     return found
 
