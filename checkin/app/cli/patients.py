@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING
+
 import click
 from sqlalchemy import func, select
 
 from checkin.app.cli.context import App, fail_cleanly, pass_app
+from checkin.app.cli.display import clean
+
+if TYPE_CHECKING:
+    from checkin.store.patient_record import PatientRecord
 
 
 @click.group()
@@ -43,42 +50,69 @@ def patients_list(app: App, limit: int) -> None:
             .limit(limit)
         ).all()
     for ref, mrn, proc, day, status, n in rows:
-        click.echo(f"{ref:<10} {mrn:<16} {proc:<20} {day}  {status:<10} {n:>4} pending")
+        click.echo(f"{ref:<10} {clean(mrn):<16} {proc:<20} {day}  {status:<10} {n:>4} pending")
     click.echo(f"{len(rows)} enrollment(s)")
 
 
 @patients.command("show")
-@click.argument("mrn")
+@click.argument("key", metavar="MRN_OR_REFERENCE")
+@click.option("--by", "by", default=None, help="Who is looking (audited; default: the login name).")
 @pass_app
 @fail_cleanly
-def patients_show(app: App, mrn: str) -> None:
-    """A patient's details and timeline with the status of every message."""
-    from zoneinfo import ZoneInfo
+def patients_show(app: App, key: str, by: str | None) -> None:
+    """A patient found by MRN or reference (P-…): details, the conversation in and out, alerts,
+    and each timeline with the status of every message. The look is audited."""
+    import getpass
 
-    from checkin.store.models import Enrollment, OutboxMessage, Patient
+    from checkin.store.patient_record import find_patient, read_record
 
     with app.session() as session:
-        patient = session.scalar(select(Patient).where(Patient.mrn == mrn))
+        patient = find_patient(session, key)
         if patient is None:
-            raise click.ClickException(f"no patient with MRN {mrn!r}")
-        tz = ZoneInfo(patient.timezone)
-        click.echo(
-            f"{patient.reference}  {patient.first_name}  phone {patient.phone or '-'}  "
-            f"email {patient.email or '-'}  {patient.language}  {patient.timezone}"
-            + ("  SMS OPTED OUT" if patient.sms_opted_out else "")
+            raise click.ClickException(f"no patient with MRN or reference {clean(key)!r}")
+        who = (by or getpass.getuser()).strip()
+        record = read_record(session, patient, actor=f"cli:{who}", now=app.clock.now())
+        for line in record_lines(record):
+            click.echo(line)
+
+
+def record_lines(record: PatientRecord) -> list[str]:
+    """The printed record; every stored value passes through ``clean`` (one line, no escapes)."""
+    from zoneinfo import ZoneInfo
+
+    p = record.patient
+    tz = ZoneInfo(p.timezone)
+
+    def local(at: datetime) -> str:
+        return at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+    lines = [
+        f"{p.reference}  {clean(p.first_name)}  MRN {clean(p.mrn)}  phone {clean(p.phone or '-')}  "
+        f"email {clean(p.email or '-')}  {p.language}  {p.timezone}"
+        + ("  SMS OPTED OUT" if p.sms_opted_out else "")
+        + (f"  phone {p.phone_status}" if p.phone_status != "ok" else "")
+    ]
+    lines.append(f"\nConversation ({len(record.conversation)})")
+    for t in record.conversation:
+        arrow = "<-" if t.direction == "in" else "->"
+        body = f'"{clean(t.text)}"' if t.text is not None else t.message
+        lines.append(
+            f"  {local(t.at):<22} {arrow} {t.channel:<5} {body}" + (f"  [{clean(t.note)}]" if t.note else "")
         )
-        for e in session.scalars(select(Enrollment).where(Enrollment.patient_id == patient.id)):
-            click.echo(
-                f"\n{e.procedure} (surgery {e.surgery_date}, {e.status}, schedule {e.schedule_version})"
-            )
-            for m in session.scalars(
-                select(OutboxMessage)
-                .where(OutboxMessage.enrollment_id == e.id)
-                .order_by(OutboxMessage.due_at, OutboxMessage.step_id)
-            ):
-                local = m.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-                extra = f" ({m.status_reason})" if m.status_reason else ""
-                click.echo(f"  {local:<22} {m.channel:<5} {m.step_id:<24} {m.status}{extra}")
+    lines.append(f"\nAlerts ({len(record.alerts)})")
+    for a in record.alerts:
+        flags = ",".join(a.flags) or "-"
+        lines.append(
+            f"  #{a.id:<5} {a.severity.upper():<9} {a.kind:<16} {flags:<24} {a.status}"
+            f"  opened {local(a.opened_at)}"
+            + (f"  note: {clean(a.resolution_note)}" if a.resolution_note else "")
+        )
+    for e, rows in record.enrollments:
+        lines.append(f"\n{e.procedure} (surgery {e.surgery_date}, {e.status}, schedule {e.schedule_version})")
+        for m in rows:
+            extra = f" ({clean(m.status_reason)})" if m.status_reason else ""
+            lines.append(f"  {local(m.due_at):<22} {m.channel:<5} {m.step_id:<24} {m.status}{extra}")
+    return lines
 
 
 COMMANDS = [patients]
