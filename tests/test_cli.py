@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,8 @@ from click.testing import CliRunner, Result
 from checkin.app.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
+SOON = (date.today() + timedelta(days=60)).isoformat()  # a plausible surgery date, no --force
+LATER = (date.today() + timedelta(days=67)).isoformat()
 
 
 @pytest.fixture
@@ -101,7 +103,7 @@ def test_it_refuses_to_enroll_before_migration_and_says_how_to_fix_it(run) -> No
         "--procedure",
         "lumbar-fusion",
         "--surgery-date",
-        "2026-03-14",
+        SOON,
     )
     assert result.exit_code == 1
     assert "checkin db upgrade" in result.output
@@ -120,7 +122,7 @@ def test_it_enrolls_shows_reschedules_and_withdraws(run) -> None:  # type: ignor
         "--procedure",
         "lumbar-fusion",
         "--surgery-date",
-        "2030-03-14",
+        SOON,
         "--language",
         "es",
         "--smoker",
@@ -143,11 +145,11 @@ def test_it_enrolls_shows_reschedules_and_withdraws(run) -> None:  # type: ignor
         "--procedure",
         "lumbar-fusion",
         "--surgery-date",
-        "2030-03-14",
+        SOON,
     )
     assert again.exit_code == 1 and "already enrolled" in again.output
 
-    moved = run("reschedule", "100234", "--surgery-date", "2030-03-21")
+    moved = run("reschedule", "100234", "--surgery-date", LATER, "--yes")
     assert moved.exit_code == 0 and f"{planned} moved" in moved.output
 
     gone = run("withdraw", "100234")
@@ -170,7 +172,7 @@ def test_it_rejects_a_bad_phone_with_the_reason(run) -> None:  # type: ignore[no
         "--procedure",
         "lumbar-fusion",
         "--surgery-date",
-        "2030-03-14",
+        SOON,
     )
     assert result.exit_code == 1 and "phone:" in result.output
 

@@ -437,6 +437,9 @@ class RescheduleResult:
     added: int = 0
     cancelled: int = 0
     kept_history: int = 0
+    old_date: date | None = None
+    procedure: str = ""
+    cancelled_steps: list[str] = field(default_factory=list)  # step ids, first occurrence order
 
 
 def reschedule(
@@ -477,7 +480,7 @@ def reschedule(
         r.key: r
         for r in session.scalars(select(OutboxMessage).where(OutboxMessage.enrollment_id == enrollment.id))
     }
-    result = RescheduleResult()
+    result = RescheduleResult(old_date=old_date, procedure=enrollment.procedure)
     revivable = (*OUTBOX_UNSENT, OUTBOX_CANCELLED, OUTBOX_SKIPPED)
     for key, row in rows.items():
         msg = planned.get(key)
@@ -488,6 +491,8 @@ def reschedule(
             if row.status in OUTBOX_UNSENT:
                 row.status, row.status_reason, row.updated_at = OUTBOX_CANCELLED, "rescheduled", now
                 result.cancelled += 1
+                if row.step_id not in result.cancelled_steps:
+                    result.cancelled_steps.append(row.step_id)
             continue
         row.due_at, row.expires_at, row.updated_at = msg.due_at, msg.expires_at, now
         row.next_attempt_at = None

@@ -27,7 +27,7 @@ _SHOWN = 5  # step names listed before "…"
 
 def surgery_date_problem(schedule: Schedule, req: EnrollRequest, *, now: datetime) -> str | None:
     """None when the surgery date is today or within a year ahead (patient's zone); else a
-    sentence saying what is odd and what would and would not be sent."""
+    sentence (no final stop) saying what is odd and what would and would not be sent."""
     today = now.astimezone(ZoneInfo(req.timezone)).date()
     days = (req.surgery_date - today).days
     if 0 <= days <= MAX_DAYS_AHEAD:
@@ -40,10 +40,7 @@ def surgery_date_problem(schedule: Schedule, req: EnrollRequest, *, now: datetim
             if ahead
             else "nothing would be sent"
         )
-        return (
-            f"surgery date {req.surgery_date} is {days} days ahead, more than a year: {when}. "
-            "Check the year; add --force to enroll anyway."
-        )
+        return f"surgery date {req.surgery_date} is {days} days ahead, more than a year: {when}"
     start = datetime.combine(req.surgery_date - timedelta(days=3650), time(), UTC)
     whole = plan(schedule, pin, now=start)
     planned = {m.key for m in ahead}
@@ -55,10 +52,7 @@ def surgery_date_problem(schedule: Schedule, req: EnrollRequest, *, now: datetim
         else f"none of its {len(whole)} message(s) would be sent"
     )
     wont = f"; {len(missed)} already past would not ({_names(missed)})" if missed else ""
-    return (
-        f"surgery date {req.surgery_date} is {-days} day(s) in the past: {will}{wont}. "
-        "Check the date; add --force to enroll anyway."
-    )
+    return f"surgery date {req.surgery_date} is {-days} day(s) in the past: {will}{wont}"
 
 
 def shared_phone(session: Session, phone: str | None, mrn: str) -> list[str]:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from checkin.app.cli.context import App, fail_cleanly, pass_app
+from checkin.app.cli.display import clean
 from checkin.errors import CheckinError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from checkin.enrollment.enroll import RescheduleResult
 
 
 @click.command()
@@ -24,6 +31,9 @@ from checkin.errors import CheckinError
 @click.option("--smoker", is_flag=True)
 @click.option("--attribute", "attributes", multiple=True, help="brace, collar, diabetic, ...; repeatable.")
 @click.option("--channel", default="sms", show_default=True, help="sms, email or both")
+@click.option(
+    "--force", is_flag=True, help="Enroll even with a surgery date in the past or over a year ahead."
+)
 @pass_app
 @fail_cleanly
 def enroll(
@@ -39,10 +49,15 @@ def enroll(
     smoker: bool,
     attributes: tuple[str, ...],
     channel: str,
+    force: bool,
 ) -> None:
-    """Enroll one patient and plan their timeline."""
+    """Enroll one patient and plan their timeline.
+
+    A surgery date in the past or more than a year ahead is refused unless --force; either way
+    the message says what would and would not be sent."""
     from checkin.enrollment.enroll import enroll as do_enroll
     from checkin.enrollment.enroll import parse_request
+    from checkin.enrollment.sanity import shared_phone, surgery_date_problem
 
     req = parse_request(
         {
@@ -62,9 +77,22 @@ def enroll(
         default_region=app.settings.default_region,
         default_timezone=app.settings.default_timezone,
     )
+    now = app.clock.now()
+    odd_date = surgery_date_problem(app.schedules[req.procedure], req, now=now)
+    if odd_date and not force:
+        raise click.ClickException(f"{odd_date}. Check the date, or add --force to enroll anyway.")
     with app.session() as session:
-        result = do_enroll(session, req, schedules=app.schedules, now=app.clock.now(), actor="cli")
-    click.echo(f"enrolled on {procedure}: {result.planned} message(s) planned")
+        sharing = shared_phone(session, req.phone, req.mrn)
+        result = do_enroll(session, req, schedules=app.schedules, now=now, actor="cli")
+    if odd_date:
+        click.echo(f"warning: {odd_date}", err=True)
+    if sharing:
+        click.echo(
+            f"warning: {req.phone} is also the phone of enrolled patient(s) {', '.join(sharing)}; "
+            "texts from it cannot be matched to one patient and go to the care team to sort out",
+            err=True,
+        )
+    click.echo(f"enrolled on {req.procedure}: {result.planned} message(s) planned")
 
 
 @click.command("import")
@@ -120,14 +148,17 @@ def import_(app: App, file: Path, skip_bad_rows: bool) -> None:
 @click.argument("mrn")
 @click.option("--surgery-date", required=True, type=click.DateTime(["%Y-%m-%d"]), help="YYYY-MM-DD")
 @click.option("--procedure", default=None, help="Needed only if the patient is on several schedules.")
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking (scripts).")
 @pass_app
 @fail_cleanly
-def reschedule(app: App, mrn: str, surgery_date: datetime, procedure: str | None) -> None:
-    """Move the surgery date; every unsent message is recomputed, sent ones stay history."""
+def reschedule(app: App, mrn: str, surgery_date: datetime, procedure: str | None, yes: bool) -> None:
+    """Move the surgery date; every unsent message is recomputed, sent ones stay history.
+
+    Prints what would move, be added and be cancelled, and asks before applying unless --yes."""
     from checkin.enrollment.enroll import reschedule as do_reschedule
 
-    with app.session() as session:
-        r = do_reschedule(
+    def apply(session: Session) -> RescheduleResult:
+        return do_reschedule(
             session,
             mrn,
             surgery_date.date(),
@@ -136,10 +167,30 @@ def reschedule(app: App, mrn: str, surgery_date: datetime, procedure: str | None
             procedure=procedure,
             actor="cli",
         )
+
+    if not yes:
+        with app.preview_session() as session:
+            planned = apply(session)
+        click.echo(_reschedule_plan(mrn, surgery_date.date(), planned))
+        click.confirm("Apply?", abort=True, err=True)
+    with app.session() as session:
+        r = apply(session)
     click.echo(
         f"rescheduled: {r.updated} moved, {r.added} added, {r.cancelled} cancelled, "
         f"{r.kept_history} already sent"
     )
+
+
+def _reschedule_plan(mrn: str, new_date: date, r: RescheduleResult) -> str:
+    lines = [
+        f"MRN {clean(mrn)} on {r.procedure}: surgery {r.old_date} -> {new_date}",
+        f"  {r.updated} unsent message(s) move to new times, {r.added} added",
+        f"  {r.kept_history} already sent stay as history",
+    ]
+    if r.cancelled:
+        shown = ", ".join(r.cancelled_steps[:6]) + (", ..." if len(r.cancelled_steps) > 6 else "")
+        lines.append(f"  {r.cancelled} would be cancelled, their time now past ({shown})")
+    return "\n".join(lines)
 
 
 @click.command()
