@@ -222,3 +222,8 @@ def test_patients_show_takes_the_reference_and_shows_conversation_alerts_and_cle
     assert "lumbar-fusion (surgery" in shown.output and "pending" in shown.output
     missing = run("patients", "show", "P-NOSUCH1")
     assert one_line_error(missing) == "Error: no patient with MRN or reference 'P-NOSUCH1'"
+
+
+def test_mail_receive_says_what_is_missing(run: Run) -> None:
+    line = one_line_error(run("mail", "receive"))
+    assert line == "Error: CHECKIN_EMAIL_REPLY_TO: is not set: there is no reply address to receive for"

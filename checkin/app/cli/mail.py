@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from checkin.app.cli.context import App, fail_cleanly, pass_app
+from checkin.errors import ConfigError
 
 
 @click.group()
@@ -21,9 +22,11 @@ def mail_receive(app: App) -> None:
     from checkin.app.bootstrap import build_services
     from checkin.app.mail_receiver import run
 
+    if app.settings.email_reply_to is None:
+        raise ConfigError("CHECKIN_EMAIL_REPLY_TO", "is not set: there is no reply address to receive for")
     services = build_services(app.settings)
     host, port = app.settings.mail_listen
-    click.echo(f"receiving replies for {app.settings.email_reply_to or '(not set)'} on {host}:{port}")
+    click.echo(f"receiving replies for {app.settings.email_reply_to} on {host}:{port}")
     run(services)
 
 
