@@ -46,9 +46,18 @@ PATIENTS = 120
 
 
 def zone_in_window() -> str:
-    """An Etc/GMT zone where it is about noon now, so catch-up messages are due at once."""
-    offset = 12 - datetime.now(UTC).hour
-    return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
+    """A place zone where it is about noon now, so catch-up messages are due at once
+    (enrollment refuses fixed-offset zones such as Etc/GMT+2)."""
+    from zoneinfo import ZoneInfo, available_timezones
+
+    from checkin.core.zones import zone_problem
+
+    now = datetime.now(UTC)
+    return next(
+        z
+        for z in sorted(available_timezones())
+        if 11 <= now.astimezone(ZoneInfo(z)).hour <= 13 and zone_problem(z) is None
+    )
 
 
 @pytest.fixture
