@@ -1,6 +1,6 @@
 """`checkin mail receive`: an SMTP server the site's mail server relays patients' replies to.
 
-Why SMTP and not an IMAP mailbox: docs/adr/0001-inbound-email-over-smtp.md. In short, the
+Why SMTP and not an IMAP mailbox: docs/adr/0008-inbound-email-over-smtp.md. In short, the
 relay keeps an email until we answer 250, and we answer 250 only after the reply is committed;
 a database outage answers 451 and the relay retries, so nothing is lost and no mailbox password
 is stored here.
