@@ -59,6 +59,7 @@ class ParsedReply:
     tokens: tuple[str, ...]  # plus-address details sent to our reply address
     replied_to: tuple[str, ...]  # Message-IDs, In-Reply-To first, then References newest first
     automatic: str | None  # why it is automatic mail (then it is not processed), or None
+    attachments: int = 0  # files attached (a photo of the wound, say): counted, never stored
 
     def __repr__(self) -> str:  # no address, no text: this object may end up in a traceback
         return f"ParsedReply(dedupe_key={self.dedupe_key!r}, tokens={len(self.tokens)})"
@@ -84,6 +85,7 @@ def parse_reply(raw: bytes, *, envelope_to: tuple[str, ...] = (), reply_base: st
         tokens=tuple(dict.fromkeys(t for t in (plus_detail(r, reply_base) for r in recipients) if t)),
         replied_to=tuple(dict.fromkeys(replied)),
         automatic=_automatic(msg, senders),
+        attachments=sum(1 for _ in msg.iter_attachments()) if isinstance(msg, EmailMessage) else 0,
     )
 
 

@@ -77,7 +77,7 @@ def handle_email(
         msg = InboundSms(
             message_sid=parsed.dedupe_key,
             from_phone=None,
-            body=parsed.text,
+            body=parsed.text or _attachment_note(parsed),
             channel="email",
             outbox_id=question_id,
         )
@@ -96,6 +96,13 @@ def handle_email(
         },
     )
     return EmailOutcome("processed", matched=matched, result=result, reply_outbox_id=reply_id)
+
+
+def _attachment_note(parsed: ParsedReply) -> str:
+    """What the record shows for an email with no text: a photo alone must not look empty."""
+    if not parsed.attachments:
+        return ""
+    return f"[no text; {parsed.attachments} attachment(s) not kept: ask the patient to describe it]"
 
 
 def _our_message(session: Session, parsed: ParsedReply, secret: str) -> OutboxMessage | None:

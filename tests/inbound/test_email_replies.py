@@ -191,6 +191,18 @@ def test_an_unknown_sender_with_an_emergency_is_told_to_call_911_without_patient
     assert answer.body and "911" in answer.body and "Ana" not in answer.body
 
 
+def test_a_photo_without_text_is_recorded_as_such(services: Services, receiver: MailReceiver) -> None:
+    patient, question, _ = emailed_question(services)
+    mail = reply("", to=reply_address(REPLY_TO, SECRET, question.id))
+    mail.add_attachment(
+        b"\xff\xd8\xff\xe0 not really a jpeg", maintype="image", subtype="jpeg", filename="wound.jpg"
+    )
+    send(receiver, mail)
+    (inbound,) = rows(services, InboundMessage)
+    assert inbound.patient_id == patient.id
+    assert inbound.body.startswith("[no text; 1 attachment(s) not kept")
+
+
 def test_automatic_replies_are_ignored(services: Services, receiver: MailReceiver) -> None:
     _, question, _ = emailed_question(services)
     to = reply_address(REPLY_TO, SECRET, question.id)
@@ -232,3 +244,53 @@ def test_patient_emails_carry_the_reply_token_only_when_replies_are_read(service
     assert "You can reply to this email" in with_replies.text
     assert without.reply_to is None
     assert "reply to this email" not in without.text.lower() and "not read" in without.text
+
+
+def test_checkin_mail_receive_runs_as_a_process_and_stops_on_sigterm(tmp_path: Any) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from checkin.store.db import upgrade
+    from tests.conftest import ROOT
+
+    url = f"sqlite:///{tmp_path / 'mail.db'}"
+    upgrade(url)
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHECKIN_DATABASE_URL": url,
+        "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
+        "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
+        "CHECKIN_EMAIL_REPLY_TO": REPLY_TO,
+        "CHECKIN_MAIL_LISTEN": f"127.0.0.1:{port}",
+    }
+    code = "from checkin.app.cli.main import main; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "--env-file", str(tmp_path / "none.env"), "mail", "receive"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, "receiver did not start"
+            time.sleep(0.2)
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            refused = smtp.sendmail("a@example.net", ["other@example.org"], b"Subject: x\r\n\r\nhi\r\n")
+    except smtplib.SMTPRecipientsRefused as err:
+        refused = err.recipients  # type: ignore[assignment]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0]
+    assert refused and next(iter(refused.values()))[0] == 550  # type: ignore[union-attr]
+    assert proc.returncode == 0, out
+    assert f"receiving replies for {REPLY_TO} on 127.0.0.1:{port}" in out
