@@ -1,5 +1,5 @@
-"""Shared fixtures: settings from a dict, a migrated database on SQLite and PostgreSQL,
-the default schedules, and a small cast of patients.
+"""Shared fixtures: a migrated database on SQLite and PostgreSQL and the default schedules
+(the cast and the builders are in ``tests.support``).
 
 PostgreSQL tests use a throwaway database created for this run on CHECKIN_TEST_POSTGRES_URL
 (default: the local server at 127.0.0.1:5432). Where it is unreachable they are skipped,
@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,24 +18,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from checkin.config import Settings
+from tests.support import make_settings
 
-ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get(
     "CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
-NOW = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
-
-
-def make_settings(**env: str) -> Settings:
-    base = {
-        "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
-        "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
-        "CHECKIN_DEFAULT_TIMEZONE": "America/New_York",
-    }
-    base.update(env)
-    return Settings.from_env(base)
 
 
 @pytest.fixture(scope="session")

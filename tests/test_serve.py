@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, select
 
 from checkin.store.db import upgrade
 from checkin.store.models import Worker
-from tests.web.conftest import free_port
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,24 +4,18 @@ on-call phone), patients, inbound replies through the real inbound path and real
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from checkin.app.bootstrap import build_services
-from checkin.channels.memory import MemoryChannel
-from checkin.clock import ManualClock
 from checkin.deps import Services
 from checkin.inbound.process import InboundSms, handle_sms
 from checkin.store.db import make_engine
 from checkin.store.models import Alert, AuditEvent, Enrollment, OutboxMessage, Patient
-from tests.conftest import make_settings
+from tests.support import CLINIC_NAME, CLINIC_PHONE, NOW, PUBLIC_URL, SECRET, make_settings, memory_services
 
-NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)  # 10:00 in New York
-PUBLIC_URL = "https://checkin.example.org"
-SECRET = "alerts-test-secret-0123456789abcdef"
 NURSES = ("dana@example.org", "lee@example.org")
 ON_CALL_PHONE = "+15555550199"
 ON_CALL_EMAIL = "oncall@example.org"
@@ -75,21 +69,13 @@ def make_services(
         "CHECKIN_SCHEDULES_DIR": str(sched),
         "CHECKIN_PUBLIC_URL": PUBLIC_URL,
         "CHECKIN_SECRET_KEY": SECRET,
-        "CHECKIN_CLINIC_NAME": "Riverside Spine",
-        "CHECKIN_CLINIC_PHONE": "(555) 010-0199",
+        "CHECKIN_CLINIC_NAME": CLINIC_NAME,
+        "CHECKIN_CLINIC_PHONE": CLINIC_PHONE,
     }
     if templates:
         base["CHECKIN_TEMPLATES_DIR"] = str(templates)
     settings = make_settings(**{**base, **env})
-    clock = ManualClock(now)
-    return build_services(
-        settings,
-        clock=clock,
-        sms=sms or MemoryChannel(clock, id_prefix="SM"),
-        email=email or MemoryChannel(clock, id_prefix="EM"),
-        engine=make_engine(db_url),
-        schedules={},
-    )
+    return memory_services(settings, now=now, sms=sms, email=email, engine=make_engine(db_url), schedules={})
 
 
 def add_patient(

@@ -22,7 +22,7 @@ from tests.alerts.support import (
     reply,
     staff_rows,
 )
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 FEVER = "I have a fever of 102 since last night"
 LEAK = "there is some pus leaking from the incision"

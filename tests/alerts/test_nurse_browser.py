@@ -19,7 +19,7 @@ import uvicorn
 from checkin.app.web import create_app
 from checkin.deps import Services
 from tests.alerts.support import NURSES, add_patient, alerts, make_services, reply, staff_rows
-from tests.web.conftest import free_port
+from tests.support import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = os.environ.get("CI", "").lower() == "true"

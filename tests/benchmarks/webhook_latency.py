@@ -29,12 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks.support import database
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-PUBLIC_URL = "https://checkin.example.org"
 PATH = "/webhooks/twilio/sms"
 PATIENTS = 500
 CALM = [
@@ -237,7 +235,7 @@ def run_backend(backend: str, rate: float, seconds: float, connections: int) -> 
     from sqlalchemy import text
 
     from checkin.store.db import make_engine
-    from tests.web.conftest import free_port
+    from tests.support import free_port
 
     now = datetime.now(UTC)
     with database(backend, migrate=False) as url:

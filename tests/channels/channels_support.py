@@ -1,23 +1,14 @@
-"""Helpers shared by the channel tests (imported by name: pytest puts this folder on sys.path)."""
+"""Helpers shared by the channel tests: the Twilio adapter's configuration and an SMTP server."""
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from checkin.channels.sms import TwilioConfig
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, free_port
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "test-auth-token"
 FROM = "+15005550001"
 TO = "+15005550006"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def twilio_config(base_url: str, **overrides: object) -> TwilioConfig:

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from channels_support import free_port
-from fake_twilio_server import FakeTwilio
+
+from tests.channels.channels_support import free_port
+from tests.channels.fake_twilio_server import FakeTwilio
 
 REPO = Path(__file__).resolve().parents[2]
 

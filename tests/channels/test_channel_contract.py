@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import pytest
-from channels_support import TO, twilio_config
-from fake_twilio_server import Answer, FakeTwilio, closed_port_url
 
 from checkin.channels import OutgoingMessage, ReconcilableChannel
 from checkin.channels.memory import MemoryChannel
 from checkin.channels.sms import TwilioSmsChannel
 from checkin.errors import ChannelError
+from tests.channels.channels_support import TO, twilio_config
+from tests.channels.fake_twilio_server import Answer, FakeTwilio, closed_port_url
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from channels_support import SmtpServer
 
 from checkin.channels import OutgoingMessage
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 from checkin.errors import ChannelError, ConfigError
+from tests.channels.channels_support import SmtpServer
 
 SENDER = "Spine Care Team <care@hospital.example>"
 TO = "patient@example.org"

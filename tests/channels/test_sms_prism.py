@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from channels_support import TO, twilio_config
 
 from checkin.channels import OutgoingMessage
 from checkin.channels.sms import TwilioSmsChannel
 from checkin.errors import ChannelError
+from tests.channels.channels_support import TO, twilio_config
 
 pytestmark = pytest.mark.slow
 

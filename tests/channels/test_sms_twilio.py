@@ -9,8 +9,6 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
-from channels_support import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, twilio_config
-from fake_twilio_server import Answer, FakeTwilio, closed_port_url
 
 from checkin.channels import OutgoingMessage
 from checkin.channels.sms import (
@@ -21,6 +19,8 @@ from checkin.channels.sms import (
     parse_retry_after,
 )
 from checkin.errors import ChannelError, ConfigError
+from tests.channels.channels_support import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, twilio_config
+from tests.channels.fake_twilio_server import Answer, FakeTwilio, closed_port_url
 
 BODY = "Any drainage from your incision today? Reply YES or NO."
 

@@ -7,29 +7,31 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from twilio.request_validator import RequestValidator
 
-from checkin.app.bootstrap import build_services
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.core.triage.model import Assessment, Flag, Severity
 from checkin.deps import Services
 from checkin.store.db import make_engine
 from checkin.store.models import Enrollment, OutboxMessage, Patient
-from tests.conftest import make_settings
+from tests.support import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    CLINIC_NAME,
+    CLINIC_PHONE,
+    NOW,
+    PUBLIC_URL,
+    SECRET,
+    make_settings,
+    memory_services,
+)
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-PUBLIC_URL = "https://checkin.example.org"
 OUR_NUMBER = "+15005550006"
-CLINIC_NAME = "Riverside Spine"
-CLINIC_PHONE = "(555) 010-0199"
-SECRET = "test-secret-key-0123456789abcdef"
 ANA_PHONE = "+16175550123"
-NOW = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)  # 10:00 in New York
 
 _sids = itertools.count(1)
 _mrns = itertools.count(1000)
@@ -55,7 +57,7 @@ def services_for(db_url: str, *, now: datetime = NOW, twilio: bool = True, **eng
     if not twilio:
         settings = settings.replace(twilio=None)
     clock = ManualClock(now)
-    return build_services(
+    return memory_services(
         settings,
         clock=clock,
         sms=MemoryChannel(clock),

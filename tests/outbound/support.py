@@ -23,18 +23,16 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from checkin.app.bootstrap import build_services
-from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.config import Settings
 from checkin.deps import Services
 from checkin.store.models import Enrollment, OutboxMessage, Patient
 from tests.channels.fake_twilio_server import Answer, FakeTwilio
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, ROOT, SECRET, memory_services
 
-ROOT = Path(__file__).resolve().parents[2]
+# The outbound tests spell out dates and local times derived from this reading (capacity
+# minutes, DST days, backlog windows), so they keep it rather than the shared tests.support.NOW.
 NOW = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York: inside the send window
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "test-auth-token"
 FROM = "+15005550001"
 
 
@@ -44,8 +42,8 @@ def settings_env(db_url: str, **extra: str) -> dict[str, str]:
         "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
         "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
         "CHECKIN_DEFAULT_TIMEZONE": "America/New_York",
-        "CHECKIN_PUBLIC_URL": "https://checkin.example.org",
-        "CHECKIN_SECRET_KEY": "outbound-tests-secret-key",
+        "CHECKIN_PUBLIC_URL": PUBLIC_URL,
+        "CHECKIN_SECRET_KEY": SECRET,
     }
     env.update(extra)
     return env
@@ -69,15 +67,9 @@ def make_services(
     The SMS rate defaults to 1000/s: the default pacer sleeps in real time while a ManualClock
     stands still, so tests about pacing pass their own ``Pacer`` with a clock-advancing sleep.
     """
-    clock = clock or ManualClock(NOW)
     env.setdefault("CHECKIN_SMS_RATE", "1000")
     settings = Settings.from_env(settings_env(db_url, **env))
-    return build_services(
-        settings,
-        clock=clock,
-        sms=sms if sms is not None else MemoryChannel(clock, id_prefix="SM"),
-        email=email if email is not None else MemoryChannel(clock, id_prefix="EM"),
-    )
+    return memory_services(settings, clock=clock or ManualClock(NOW), sms=sms, email=email)
 
 
 # ---- data ----------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from tests.outbound.support import (
     twilio_env,
     wait_for,
 )
-from tests.web.conftest import free_port
+from tests.support import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 PUBLIC_URL = "https://checkin.example.org"

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from fastapi.testclient import TestClient
 from checkin.app.web import create_app
 from checkin.deps import Services
 from tests.inbound.support import services_for
+from tests.support import free_port
 
 
 @pytest.fixture
@@ -32,12 +32,6 @@ def client(app: Any) -> Iterator[TestClient]:
     # base_url: what the app sees is the proxy's internal address, never the public URL.
     with TestClient(app, base_url="http://10.0.0.5:8000") as c:
         yield c
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LiveServer:
