@@ -18,7 +18,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from tests.support import make_settings
+# ROOT and make_settings live in tests.support; importing them from here still works for
+# modules written before the move, but new code should import tests.support.
+from tests.support import ROOT, make_settings  # noqa: F401
 
 PG_ADMIN_URL = os.environ.get(
     "CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

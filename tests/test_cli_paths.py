@@ -197,7 +197,7 @@ def test_patients_show_takes_the_reference_and_shows_conversation_alerts_and_cle
     from checkin.clock import SystemClock
     from checkin.inbound.process import InboundSms, handle_sms
     from checkin.store.models import Patient
-    from tests.conftest import make_settings
+    from tests.support import make_settings
 
     run("db", "upgrade")
     assert enroll(run).exit_code == 0

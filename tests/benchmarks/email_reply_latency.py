@@ -41,7 +41,7 @@ def run(backend: str, replies: int) -> dict[str, object]:
     from checkin.demo.mailcatcher import free_port
     from checkin.store.models import OutboxMessage, Patient
     from checkin.tokens import reply_address
-    from tests.conftest import make_settings
+    from tests.support import make_settings
 
     now = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
     with database(backend) as url:

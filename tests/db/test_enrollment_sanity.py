@@ -12,8 +12,8 @@ from checkin.core.zones import zone_problem
 from checkin.enrollment.enroll import enroll, parse_request, withdraw
 from checkin.enrollment.sanity import shared_phone, surgery_date_problem
 from checkin.errors import ConfigError, EnrollmentError
-from tests.conftest import make_settings
 from tests.db.test_enroll import NOW, SURGERY, parse, request, schedules
+from tests.support import make_settings
 
 __all__ = ["schedules"]  # a fixture, used by name
 

@@ -15,12 +15,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from checkin.app.bootstrap import Services, build_services
+from checkin.app.bootstrap import build_services
 from checkin.app.mail_receiver import MailReceiver
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.demo.mailcatcher import free_port
+from checkin.deps import Services
 from checkin.outbound.dispatch import build_message
 from checkin.store.models import Alert, InboundMessage, OutboxMessage, Patient
 from checkin.store.outbox import fit_provider_id
@@ -255,7 +256,7 @@ def test_checkin_mail_receive_runs_as_a_process_and_stops_on_sigterm(tmp_path: A
     import time
 
     from checkin.store.db import upgrade
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     url = f"sqlite:///{tmp_path / 'mail.db'}"
     upgrade(url)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from checkin.app.bootstrap import Services
+from checkin.deps import Services
 from checkin.inbound.process import InboundSms, handle_sms
 from checkin.store.models import AuditEvent
 from checkin.store.patient_record import find_patient, read_record

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from checkin.content.render import Renderer, sample_context
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 INVITES = re.compile(
     r"reply to this email|just reply|responder a este correo|solo responda|\breply (yes|no|0-10)\b",

@@ -9,7 +9,7 @@ import pytest
 
 from checkin.enrollment.phones import normalize_phone
 from checkin.outbound.dispatch import BAD_NUMBER_CODES
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 def test_a_us_landline_cannot_be_told_from_a_mobile_and_the_readme_says_so() -> None:
