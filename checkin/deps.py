@@ -19,6 +19,7 @@ from checkin.config import Settings
 from checkin.content.care_teams import CareTeamsFile
 from checkin.content.render import Renderer
 from checkin.core.schedule import Schedule
+from checkin.states import ChannelName
 
 
 @dataclass
@@ -35,9 +36,9 @@ class Services:
     notes: list[str] = field(default_factory=list)  # what was chosen, announced at start-up
 
     def channel(self, name: str) -> Channel:
-        if name == "sms":
+        if name == ChannelName.SMS:
             return self.sms
-        if name == "email":
+        if name == ChannelName.EMAIL:
             return self.email
         raise ValueError(f"unknown channel {name!r}")
 

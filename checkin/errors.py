@@ -7,10 +7,13 @@ CheckinError
  ├── EnrollmentError      an enrollment request is invalid (field)
  │    └── ImportRowError  one CSV row is bad (line, column)
  ├── DatabaseNotReady     the database is not migrated to the current revision
- └── ChannelError         a send failed; ``permanent`` says whether retrying can help
+ └── ChannelError         a send failed; ``permanent`` says whether retrying can help,
+                          ``refusal`` (a ``Refusal``) why
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 
 class CheckinError(Exception):
@@ -74,8 +77,29 @@ class DatabaseNotReady(CheckinError):
     pass
 
 
+class Refusal(StrEnum):
+    """Why a provider refused a message, in no provider's terms.
+
+    Each channel translates its provider's codes (Twilio's 21610, an SMTP 550 …) into one of
+    these inside the channel; the dispatcher and the delivery-status recorder act on the
+    refusal alone, so a new provider needs no change outside its channel.
+    """
+
+    OPTED_OUT = "opted_out"  # the recipient told the provider to stop (SMS STOP)
+    BAD_ADDRESS = "bad_address"  # the number or address does not exist or is malformed
+    NOT_MOBILE = "not_mobile"  # the number cannot receive SMS (a landline)
+    UNREACHABLE = "unreachable"  # a real address the provider cannot deliver to
+    RATE_LIMITED = "rate_limited"  # the provider asks us to slow down; try later
+    ACCOUNT_PROBLEM = "account_problem"  # our credentials or account, not this message
+    REJECTED = "rejected"  # this message cannot be sent as it is (content, format)
+    TRANSIENT = "transient"  # a passing failure; the same message may go later
+    UNCERTAIN = "uncertain"  # the provider may have taken it: reconcile before any resend
+
+
 class ChannelError(CheckinError):
-    """A send failed. ``permanent`` means retrying the same message cannot succeed."""
+    """A send failed. ``permanent`` means retrying the same message cannot succeed;
+    ``refusal`` says why in provider-neutral terms (by default from ``permanent`` and
+    ``ambiguous``); ``code`` is the provider's own code, kept for the record only."""
 
     def __init__(
         self,
@@ -85,6 +109,7 @@ class ChannelError(CheckinError):
         code: str | None = None,
         retry_after: float | None = None,
         ambiguous: bool = False,
+        refusal: Refusal | None = None,
     ) -> None:
         self.reason = reason
         self.permanent = permanent
@@ -93,4 +118,7 @@ class ChannelError(CheckinError):
         # ambiguous: the request may have reached the provider (5xx, read timeout);
         # the message must be reconciled before any resend.
         self.ambiguous = ambiguous
+        if refusal is None:
+            refusal = Refusal.UNCERTAIN if ambiguous else Refusal.REJECTED if permanent else Refusal.TRANSIENT
+        self.refusal = refusal
         super().__init__(reason)

@@ -12,6 +12,12 @@ the safety net behind it:
 - ``JsonFormatter`` writes one JSON object per line: ``ts``, ``level``, ``logger``, ``msg`` and
   every ``extra=`` field.
 
+The convention in ``checkin/``: a constant message and the facts as ``extra=`` fields
+(``event`` such as ``outbox.dead``, ``outbox_id``, ``patient_ref``, ``code`` …), never values
+interpolated into the text. Whatever an operator must act on (a broken template, a message
+to staff refused, a possible duplicate) goes to the ``checkin.ops`` logger, so it can be
+routed to a pager by logger name.
+
 ``configure(level)`` installs both on the root logger; tests attach them to a handler of
 their own.
 """

@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from checkin.store import audit
+from checkin.states import AlertKind, AlertStatus
+from checkin.store import audit, outbox
 from checkin.store.models import (
-    OUTBOX_CANCELLED,
-    OUTBOX_PENDING,
     Alert,
     Enrollment,
     InboundMessage,
@@ -54,10 +54,7 @@ from checkin.store.models import (
 if TYPE_CHECKING:
     from checkin.core.triage import Assessment
 
-UNRESOLVED = ("open", "acknowledged")
-RED_FLAG = "red_flag"
-CONTACT_PROBLEM = "contact_problem"
-MISSED_CHECKIN = "missed_checkin"
+UNRESOLVED = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
 MAX_NOTE = 2000
 # Built once (statement construction is a measurable part of a webhook's time).
 _UNRESOLVED = (
@@ -131,7 +128,7 @@ def raise_or_join(
             kind=kind,
             severity=severity,
             flags=sorted(set(flags)),
-            status="open",
+            status=AlertStatus.OPEN,
             inbound_id=inbound.id if inbound else None,
             escalation_level=0,
             next_escalation_at=now,
@@ -161,7 +158,7 @@ def raise_or_join(
         alert.severity = severity
         # The ladder restarts for the new severity; an acknowledged alert is open again, since
         # whoever acknowledged it did so for the lesser problem.
-        alert.status, alert.escalation_level, alert.next_escalation_at = "open", 0, now
+        alert.status, alert.escalation_level, alert.next_escalation_at = AlertStatus.OPEN, 0, now
     # Assign a new list: SQLAlchemy does not see in-place changes to a JSON column.
     alert.flags = merged
     alert.updated_at = now
@@ -200,7 +197,7 @@ def raise_for_assessment(
         session,
         patient=patient,
         enrollment=enrollment,
-        kind=RED_FLAG,
+        kind=AlertKind.RED_FLAG,
         severity=severity,
         flags=alert_flags(assessment),
         inbound=inbound,
@@ -226,7 +223,7 @@ def open_contact_problem(
         session,
         patient=patient,
         enrollment=None,
-        kind=CONTACT_PROBLEM,
+        kind=AlertKind.CONTACT_PROBLEM,
         severity=severity,
         flags=[reason],
         inbound=inbound,
@@ -255,7 +252,7 @@ def open_contact_problem_for(
         session,
         patient=patient,
         enrollment=enrollment,
-        kind=CONTACT_PROBLEM,
+        kind=AlertKind.CONTACT_PROBLEM,
         severity="watch",
         flags=[reason],
         inbound=None,
@@ -279,12 +276,12 @@ def open_missed_checkin(
         session,
         patient=patient,
         enrollment=enrollment,
-        kind=MISSED_CHECKIN,
+        kind=AlertKind.MISSED_CHECKIN,
         severity="watch",
         flags=[f"missed:{question.ask or 'checkin'}"],
         inbound=None,
         now=now,
-        reason="missed_checkin",
+        reason=AlertKind.MISSED_CHECKIN,
         outbox_id=question.id,
     )
 
@@ -300,14 +297,7 @@ class StaffAction:
 
 def _cancel_pending_notifications(session: Session, alert_id: int, now: datetime, why: str) -> int:
     # Escalation messages queued but not yet claimed are pointless once someone has it in hand.
-    # Only ``pending`` rows: a row the dispatcher already claimed is sent (exactly once) anyway.
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.key.like(f"alert:{alert_id}:%"), OutboxMessage.status == OUTBOX_PENDING)
-        .values(status=OUTBOX_CANCELLED, status_reason=why, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return outbox.cancel_alert_notifications(session, alert_id, now=now, why=why)
 
 
 def _reference(session: Session, alert: Alert) -> str | None:
@@ -323,10 +313,10 @@ def acknowledge(session: Session, alert_id: int, *, by: str, now: datetime) -> S
     return _transition(
         session,
         alert_id,
-        from_statuses=("open",),
+        from_statuses=(AlertStatus.OPEN,),
         by=by,
         now=now,
-        values={"status": "acknowledged", "acknowledged_at": now, "acknowledged_by": by},
+        values={"status": AlertStatus.ACKNOWLEDGED, "acknowledged_at": now, "acknowledged_by": by},
         actions=("alert.acknowledged", "alert.ack_repeated"),
         why="alert acknowledged",
         detail=lambda a: {"status": a.status, "escalation_level": a.escalation_level},
@@ -348,11 +338,49 @@ def resolve(session: Session, alert_id: int, *, by: str, note: str, now: datetim
         from_statuses=tuple(UNRESOLVED),
         by=by,
         now=now,
-        values={"status": "resolved", "resolved_at": now, "resolved_by": by, "resolution_note": note},
+        values={
+            "status": AlertStatus.RESOLVED,
+            "resolved_at": now,
+            "resolved_by": by,
+            "resolution_note": note,
+        },
         actions=("alert.resolved", "alert.resolve_repeated"),
         why="alert resolved",
         detail=lambda a: {"note_chars": len(note)},
     )
+
+
+def take_step(session: Session, alert: Alert, level: int, *, next_at: datetime | None, now: datetime) -> bool:
+    """Escalate an open ``alert`` from ``level`` to the next, due again at ``next_at``: a
+    compare-and-set on status, level and severity, so of two workers (or a worker and a
+    nurse acknowledging) exactly one wins. False if this caller lost."""
+    won = session.execute(
+        update(Alert)
+        .where(
+            Alert.id == alert.id,
+            Alert.status == AlertStatus.OPEN,
+            Alert.escalation_level == level,
+            Alert.severity == alert.severity,
+        )
+        .values(escalation_level=level + 1, next_escalation_at=next_at, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if won:
+        set_committed_value(alert, "escalation_level", level + 1)
+        set_committed_value(alert, "next_escalation_at", next_at)
+    return bool(won)
+
+
+def end_ladder(session: Session, alert: Alert) -> None:
+    """The ladder has no further step (finished, or shortened by a care-team edit): nothing
+    more is scheduled for ``alert``."""
+    session.execute(
+        update(Alert)
+        .where(Alert.id == alert.id, Alert.escalation_level == alert.escalation_level)
+        .values(next_escalation_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(alert, "next_escalation_at", None)
 
 
 def _transition(

@@ -37,28 +37,34 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from checkin import tokens
+from checkin.alerts import lifecycle
 from checkin.alerts.lifecycle import AlertChange
 from checkin.config import Settings
 from checkin.content.render import Renderer
 from checkin.core.care_teams import CareTeam, CareTeams
-from checkin.store import audit
+from checkin.states import (
+    AlertKind,
+    AlertStatus,
+    ChannelName,
+    EnrollmentStatus,
+    OutboxStatus,
+    supported_language,
+)
+from checkin.store import audit, outbox
 from checkin.store.models import (
-    OUTBOX_PENDING,
-    OUTBOX_SENT,
     Alert,
     Enrollment,
     InboundMessage,
     OutboxMessage,
     Patient,
 )
-from checkin.store.outbox import insert_ignore
 
 log = logging.getLogger(__name__)
+ops = logging.getLogger("checkin.ops")
 
 TEAM_EMAIL, ON_CALL_SMS, ON_CALL_EMAIL = "team_email", "on_call_sms", "on_call_email"
 # A page that could not go out within this long is stale: the sweep's next step or the digest
@@ -83,10 +89,10 @@ FLAG_LABELS = {
     "fall": "fall",
     "self_harm": "self-harm / suicide risk",
 }
-KIND_LABELS = {
-    "red_flag": "red-flag reply",
-    "contact_problem": "cannot reach patient",
-    "missed_checkin": "missed check-in",
+KIND_LABELS: dict[str, str] = {
+    AlertKind.RED_FLAG: "red-flag reply",
+    AlertKind.CONTACT_PROBLEM: "cannot reach patient",
+    AlertKind.MISSED_CHECKIN: "missed check-in",
 }
 
 
@@ -100,7 +106,7 @@ def team_for(session: Session, alert: Alert, teams: CareTeams) -> CareTeam:
     if name is None:
         name = session.scalar(
             select(Enrollment.care_team)
-            .where(Enrollment.patient_id == alert.patient_id, Enrollment.status == "active")
+            .where(Enrollment.patient_id == alert.patient_id, Enrollment.status == EnrollmentStatus.ACTIVE)
             .order_by(Enrollment.created_at.desc())
             .limit(1)
         )
@@ -267,7 +273,7 @@ def conversation(
         select(OutboxMessage)
         .where(
             OutboxMessage.patient_id == patient.id,
-            OutboxMessage.status == OUTBOX_SENT,
+            OutboxMessage.status == OutboxStatus.SENT,
             OutboxMessage.sent_at.is_not(None),
         )
         .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
@@ -282,7 +288,7 @@ def conversation(
                 current.body,
             )
         )
-    lang = patient.language if patient.language in ("en", "es") else "en"
+    lang = supported_language(patient.language)
     for row in outs:
         if row.recipient not in (None, patient.phone, patient.email):
             continue  # a message to staff about this patient, not part of the conversation
@@ -324,10 +330,9 @@ def compose_email(renderer: Renderer, ctx: dict[str, Any]) -> Composed:
             raise ValueError("the subject must start with the severity and name the patient reference")
         return Composed(subject[:300], text, html, False)
     except Exception as exc:  # noqa: BLE001 - admin-written templates: any failure falls back
-        log.error(
-            "ops: staff alert template failed; sent the built-in text (alert=%s): %s",
-            ctx.get("alert_id"),
-            exc,
+        ops.error(
+            "staff alert template failed; sent the built-in text",
+            extra={"event": "alert.template_fallback", "alert_id": ctx.get("alert_id"), "error": str(exc)},
         )
         return Composed(fallback_subject(ctx), fallback_text(ctx), None, True)
 
@@ -353,10 +358,9 @@ def compose_sms(renderer: Renderer, ctx: dict[str, Any]) -> Composed:
             raise ValueError("renders to an empty message")
         return Composed(None, text[:320], None, False)
     except Exception as exc:  # noqa: BLE001
-        log.error(
-            "ops: on-call SMS template failed; sent the built-in text (alert=%s): %s",
-            ctx.get("alert_id"),
-            exc,
+        ops.error(
+            "on-call SMS template failed; sent the built-in text",
+            extra={"event": "alert.template_fallback", "alert_id": ctx.get("alert_id"), "error": str(exc)},
         )
         return Composed(
             None,
@@ -401,36 +405,17 @@ def escalate(
     session.flush()  # the CAS below must see the caller's pending changes to the alert
     team = team_for(session, alert, teams)
     inserted = 0
-    while alert.status == "open":
+    while alert.status == AlertStatus.OPEN:
         due = _step_due(alert, team)
         if due is None:
             if alert.next_escalation_at is not None:  # ladder finished (or shortened by an edit)
-                session.execute(
-                    update(Alert)
-                    .where(Alert.id == alert.id, Alert.escalation_level == alert.escalation_level)
-                    .values(next_escalation_at=None)
-                    .execution_options(synchronize_session=False)
-                )
-                set_committed_value(alert, "next_escalation_at", None)
+                lifecycle.end_ladder(session, alert)
             break
         level, due_at, nxt = due
         if due_at > now:
             break
-        won = session.execute(
-            update(Alert)
-            .where(
-                Alert.id == alert.id,
-                Alert.status == "open",
-                Alert.escalation_level == level,
-                Alert.severity == alert.severity,
-            )
-            .values(escalation_level=level + 1, next_escalation_at=nxt, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if not won:
+        if not lifecycle.take_step(session, alert, level, next_at=nxt, now=now):
             break  # another worker took this step, or a nurse acknowledged meanwhile
-        set_committed_value(alert, "escalation_level", level + 1)
-        set_committed_value(alert, "next_escalation_at", nxt)
         inserted += issue_step(
             session,
             alert,
@@ -462,16 +447,14 @@ def issue_step(
     step = steps[level]
     people = recipients(team, step.notify)
     if not people:
-        log.error(
-            "ops: alert=%s step %d reaches nobody: team %r has no emails and no on-call contact",
-            alert.id,
-            level,
-            team.id,
+        ops.error(
+            "alert step reaches nobody: the team has no emails and no on-call contact",
+            extra={"event": "alert.no_recipient", "alert_id": alert.id, "level": level, "team": team.id},
         )
     base_ctx: dict[str, Any] | None = None
     inserted, fallbacks = 0, 0
     for r in people:
-        link = ack_link(settings, alert.id, r.address, now) if r.channel == "email" else ""
+        link = ack_link(settings, alert.id, r.address, now) if r.channel == ChannelName.EMAIL else ""
         if base_ctx is None:
             base_ctx = alert_context(
                 session,
@@ -484,11 +467,12 @@ def issue_step(
                 current=current,
             )
         ctx = {**base_ctx, "ack_link": link, "recipient": r.address, "team_name": team.name}
-        composed = compose_email(renderer, ctx) if r.channel == "email" else compose_sms(renderer, ctx)
+        composed = (
+            compose_email(renderer, ctx) if r.channel == ChannelName.EMAIL else compose_sms(renderer, ctx)
+        )
         fallbacks += composed.fallback
-        inserted += insert_ignore(
+        inserted += outbox.enqueue(
             session,
-            OutboxMessage,
             {
                 "key": outbox_key(alert, level, r),
                 "enrollment_id": None,
@@ -505,12 +489,11 @@ def issue_step(
                 "urgent": True,
                 "due_at": now,
                 "expires_at": now + MESSAGE_LIFETIME,
-                "status": OUTBOX_PENDING,
+                "status": OutboxStatus.PENDING,
                 "attempts": 0,
                 "created_at": now,
                 "updated_at": now,
             },
-            ["key"],
         )
     audit.record(
         session,

@@ -23,27 +23,25 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from checkin.alerts import lifecycle as alerts
 from checkin.alerts import notify
 from checkin.core.care_teams import CareTeam, CareTeams
 from checkin.deps import Services
-from checkin.store import audit
+from checkin.states import AlertKind, AlertStatus, ChannelName, EnrollmentStatus, OutboxStatus
+from checkin.store import audit, outbox
 from checkin.store.models import (
-    OUTBOX_PENDING,
-    OUTBOX_SENT,
-    OUTBOX_SKIPPED,
     Alert,
     Enrollment,
     InboundMessage,
     OutboxMessage,
     Patient,
 )
-from checkin.store.outbox import insert_ignore
 
 log = logging.getLogger(__name__)
+ops = logging.getLogger("checkin.ops")
 
 # Questions sent longer ago than this are history, not a missed check-in to report today (this
 # also keeps a first deployment from alerting about every unanswered question of the past).
@@ -65,7 +63,7 @@ def escalate_once(services: Services, now: datetime, *, limit: int = 200) -> int
         ids = list(
             session.scalars(
                 select(Alert.id)
-                .where(Alert.status == "open", Alert.next_escalation_at <= now)
+                .where(Alert.status == AlertStatus.OPEN, Alert.next_escalation_at <= now)
                 .order_by(Alert.next_escalation_at, Alert.id)
                 .limit(limit)
             )
@@ -75,7 +73,7 @@ def escalate_once(services: Services, now: datetime, *, limit: int = 200) -> int
     for alert_id in ids:
         with services.sessions() as session, session.begin():
             alert = session.get(Alert, alert_id)
-            if alert is None or alert.status != "open":
+            if alert is None or alert.status != AlertStatus.OPEN:
                 continue
             inserted += notify.escalate(
                 session, alert, settings=services.settings, renderer=services.renderer, now=now, teams=teams
@@ -102,7 +100,7 @@ def missed_once(services: Services, now: datetime, *, limit: int = 500) -> int:
             select(OutboxMessage.id, OutboxMessage.key, OutboxMessage.sent_at, OutboxMessage.missed_after_s)
             .where(
                 OutboxMessage.ask.is_not(None),
-                OutboxMessage.status == OUTBOX_SENT,
+                OutboxMessage.status == OutboxStatus.SENT,
                 OutboxMessage.answered_at.is_(None),
                 OutboxMessage.missed_at.is_(None),
                 OutboxMessage.missed_after_s.is_not(None),
@@ -131,28 +129,15 @@ def _missed(session: Session, services: Services, row_id: int, key: str, now: da
     )
     if reminder_answered is not None:
         # The patient answered the nudge (replies match the latest question): so the question.
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row_id, OutboxMessage.answered_at.is_(None))
-            .values(answered_at=reminder_answered, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        outbox.adopt_answer(session, row_id, reminder_answered, now)
         return 0
-    won = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == row_id, OutboxMessage.missed_at.is_(None), OutboxMessage.answered_at.is_(None)
-        )
-        .values(missed_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    if not won:
+    if not outbox.mark_missed(session, row_id, now):
         return 0  # another worker had it
     row = session.get(OutboxMessage, row_id)
     assert row is not None and row.patient_id is not None
     patient = session.get(Patient, row.patient_id)
     enrollment = session.get(Enrollment, row.enrollment_id) if row.enrollment_id is not None else None
-    if patient is None or (enrollment is not None and enrollment.status != "active"):
+    if patient is None or (enrollment is not None and enrollment.status != EnrollmentStatus.ACTIVE):
         return 0
     change = alerts.open_missed_checkin(
         session, patient=patient, enrollment=enrollment, question=row, now=now
@@ -171,10 +156,10 @@ def _missed(session: Session, services: Services, row_id: int, key: str, now: da
 def _opted_out(services: Services, now: datetime) -> int:
     told = exists().where(
         Alert.patient_id == Patient.id,
-        Alert.kind == alerts.CONTACT_PROBLEM,
+        Alert.kind == AlertKind.CONTACT_PROBLEM,
         Alert.updated_at >= Patient.sms_opted_out_at,
     )
-    active = exists().where(Enrollment.patient_id == Patient.id, Enrollment.status == "active")
+    active = exists().where(Enrollment.patient_id == Patient.id, Enrollment.status == EnrollmentStatus.ACTIVE)
     with services.sessions() as session:
         ids = list(
             session.scalars(
@@ -199,7 +184,7 @@ def _opted_out(services: Services, now: datetime) -> int:
                 select(Alert.id)
                 .where(
                     Alert.patient_id == pid,
-                    Alert.kind == alerts.CONTACT_PROBLEM,
+                    Alert.kind == AlertKind.CONTACT_PROBLEM,
                     Alert.updated_at >= patient.sms_opted_out_at,
                 )
                 .limit(1)
@@ -232,7 +217,7 @@ def remind_once(services: Services, now: datetime, *, limit: int = 500) -> int:
             select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.remind_after_s)
             .where(
                 OutboxMessage.ask.is_not(None),
-                OutboxMessage.status == OUTBOX_SENT,
+                OutboxMessage.status == OutboxStatus.SENT,
                 OutboxMessage.answered_at.is_(None),
                 OutboxMessage.reminded_at.is_(None),
                 OutboxMessage.remind_after_s.is_not(None),
@@ -254,26 +239,15 @@ def remind_once(services: Services, now: datetime, *, limit: int = 500) -> int:
 
 
 def _remind(session: Session, row_id: int, now: datetime) -> int:
-    won = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == row_id,
-            OutboxMessage.reminded_at.is_(None),
-            OutboxMessage.answered_at.is_(None),
-        )
-        .values(reminded_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    if not won:
+    if not outbox.mark_reminded(session, row_id, now):
         return 0
     row = session.get(OutboxMessage, row_id)
     assert row is not None and row.sent_at is not None
     expires = _deadline(row.sent_at, row.missed_after_s) or now + REMINDER_LIFETIME
     if expires <= now:
         return 0
-    inserted = insert_ignore(
+    inserted = outbox.enqueue(
         session,
-        OutboxMessage,
         {
             "key": f"{row.key}:remind"[:200],
             "enrollment_id": row.enrollment_id,
@@ -290,12 +264,11 @@ def _remind(session: Session, row_id: int, now: datetime) -> int:
             # The nudge itself is never nudged nor reported missed: the original carries both.
             "remind_after_s": None,
             "missed_after_s": None,
-            "status": OUTBOX_PENDING,
+            "status": OutboxStatus.PENDING,
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
         },
-        ["key"],
     )
     if inserted:
         ref = session.scalar(select(Patient.reference).where(Patient.id == row.patient_id))
@@ -359,24 +332,24 @@ def _digest_for(
     reason = "nothing to report" if digest.empty() else f"digest for {len(recipients)} recipient(s)"
     if not recipients and not digest.empty():
         reason = "no team email to send the digest to"
-        log.error("ops: team %r has no email for its daily digest", team.id)
-    claimed = insert_ignore(
+        ops.error(
+            "team has no email for its daily digest", extra={"event": "digest.no_recipient", "team": team.id}
+        )
+    claimed = outbox.enqueue(
         session,
-        OutboxMessage,
         _staff_row(
             key,
             team,
             day,
             now,
-            channel="email",
+            channel=ChannelName.EMAIL,
             recipient=None,
             body="",
             subject=None,
             html=None,
-            status=OUTBOX_SKIPPED,
+            status=OutboxStatus.SKIPPED,
             status_reason=reason,
         ),
-        ["key"],
     )
     if not claimed or digest.empty():
         return 0
@@ -384,23 +357,21 @@ def _digest_for(
     subject, text, html = compose_digest(services, ctx)
     queued = 0
     for email in recipients:
-        queued += insert_ignore(
+        queued += outbox.enqueue(
             session,
-            OutboxMessage,
             _staff_row(
                 f"{key}:{email}"[:200],
                 team,
                 day,
                 now,
-                channel="email",
+                channel=ChannelName.EMAIL,
                 recipient=email,
                 body=text,
                 subject=subject,
                 html=html,
-                status=OUTBOX_PENDING,
+                status=OutboxStatus.PENDING,
                 status_reason=None,
             ),
-            ["key"],
         )
     audit.record(
         session,
@@ -448,7 +419,7 @@ def collect_digest(
     team_name = (
         select(Enrollment.care_team)
         .where(Enrollment.patient_id == Patient.id)
-        .order_by((Enrollment.status == "active").desc(), Enrollment.created_at.desc())
+        .order_by((Enrollment.status == EnrollmentStatus.ACTIVE).desc(), Enrollment.created_at.desc())
         .limit(1)
         .scalar_subquery()
     )
@@ -499,7 +470,8 @@ def collect_digest(
     for r in mine(
         session.execute(
             alerts_q.where(
-                Alert.kind == alerts.CONTACT_PROBLEM, or_(Alert.opened_at >= since, Alert.updated_at >= since)
+                Alert.kind == AlertKind.CONTACT_PROBLEM,
+                or_(Alert.opened_at >= since, Alert.updated_at >= since),
             ).order_by(Alert.opened_at)
         )
     ):
@@ -540,7 +512,9 @@ def collect_digest(
             .where(
                 Patient.sms_opted_out.is_(True),
                 Patient.sms_opted_out_at >= since,
-                exists().where(and_(Enrollment.patient_id == Patient.id, Enrollment.status == "active")),
+                exists().where(
+                    and_(Enrollment.patient_id == Patient.id, Enrollment.status == EnrollmentStatus.ACTIVE)
+                ),
             )
             .order_by(Patient.sms_opted_out_at)
         )
@@ -583,7 +557,10 @@ def compose_digest(services: Services, ctx: dict[str, Any]) -> tuple[str, str, s
             raise ValueError("empty subject")
         return subject[:300], text, html
     except Exception as exc:  # noqa: BLE001 - admin-written templates: any failure falls back
-        log.error("ops: digest template failed; sent the built-in text (team=%s): %s", ctx["team_id"], exc)
+        ops.error(
+            "digest template failed; sent the built-in text",
+            extra={"event": "digest.template_fallback", "team": ctx["team_id"], "error": str(exc)},
+        )
         c = ctx["counts"]
         lines = [
             f"Daily digest {ctx['date']} - {ctx['team_name']}",

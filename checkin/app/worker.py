@@ -47,7 +47,7 @@ from types import FrameType
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from checkin.alerts import sweeps
@@ -55,8 +55,8 @@ from checkin.deps import Services
 from checkin.errors import CheckinError
 from checkin.inbound import reprocess
 from checkin.outbound import dispatch, reconcile
-from checkin.store import outbox
-from checkin.store.models import OUTBOX_IN_DOUBT, OutboxMessage, Patient, Worker
+from checkin.store import outbox, workers
+from checkin.store.models import Worker
 from checkin.store.outbox import DEFAULT_POLICY, Policy
 
 log = logging.getLogger(__name__)
@@ -92,13 +92,13 @@ class StartupReport:
 def startup_report(services: Services, now: datetime) -> StartupReport:
     """Skip what expired while no worker ran, and count what is overdue but still valid."""
     with services.sessions() as session, session.begin():
-        skipped = outbox.expire_stale(session, now)
+        skipped = outbox.skip_expired(session, now)
         overdue = outbox.overdue_count(session, now)
     return StartupReport(overdue=overdue, expired_skipped=skipped)
 
 
 def default_worker_id() -> str:
-    return f"{outbox.this_host()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{workers.this_host()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def register(services: Services, worker_id: str, now: datetime, policy: Policy = DEFAULT_POLICY) -> None:
@@ -107,7 +107,9 @@ def register(services: Services, worker_id: str, now: datetime, policy: Policy =
     with services.sessions() as session, session.begin():
         if services.is_sqlite:
             others = [
-                w for w in outbox.live_workers(session, now, policy.stale_after).values() if w.id != worker_id
+                w
+                for w in workers.live_workers(session, now, policy.stale_after).values()
+                if w.id != worker_id
             ]
             if others:
                 w = others[0]
@@ -120,7 +122,7 @@ def register(services: Services, worker_id: str, now: datetime, policy: Policy =
         session.merge(
             Worker(
                 id=worker_id,
-                host=outbox.this_host(),
+                host=workers.this_host(),
                 pid=os.getpid(),
                 started_at=now,
                 heartbeat_at=now,
@@ -137,44 +139,13 @@ def unregister(services: Services, worker_id: str, now: datetime) -> None:
     """Mark the worker stopped. Rows it still holds as ``sending`` (a send whose outcome could
     not be recorded) go to ``in_doubt``, never back to ``pending``: they may have gone out."""
     with services.sessions() as session, session.begin():
-        stranded = session.execute(
-            update(OutboxMessage)
-            .where(outbox.owned(worker_id))
-            .values(
-                status=OUTBOX_IN_DOUBT,
-                claimed_by=None,
-                lease_until=None,
-                status_reason="worker stopped before recording the outcome",
-                updated_at=now,
-            )
-            .returning(OutboxMessage.id, OutboxMessage.patient_id)
-            .execution_options(synchronize_session=False)
-        ).all()
-        left = len(stranded)
-        if stranded:
-            refs = dict(
-                session.execute(
-                    select(Patient.id, Patient.reference).where(
-                        Patient.id.in_([pid for _, pid in stranded if pid is not None])
-                    )
-                ).all()
-            )
-            outbox.audit_many(
-                session.connection(),
-                now,
-                "outbox.in_doubt",
-                [(refs.get(pid) if pid is not None else None, oid) for oid, pid in stranded],
-                reason="worker stopped before recording the outcome",
-            )
-        session.execute(  # reconciliation holds
-            update(OutboxMessage)
-            .where(OutboxMessage.status == OUTBOX_IN_DOUBT, OutboxMessage.claimed_by == worker_id)
-            .values(claimed_by=None, lease_until=None)
-            .execution_options(synchronize_session=False)
-        )
+        left = outbox.strand(session, worker_id, now)
         session.execute(update(Worker).where(Worker.id == worker_id).values(stopped_at=now, heartbeat_at=now))
     if left:
-        log.warning("%d row(s) left in doubt at shutdown; reconciliation will settle them", left)
+        log.warning(
+            "rows left in doubt at shutdown; reconciliation will settle them",
+            extra={"event": "worker.stranded", "rows": left, "worker_id": worker_id},
+        )
 
 
 def run(
@@ -192,17 +163,23 @@ def run(
     stop = stop or threading.Event()
     worker_id = worker_id or default_worker_id()
     for note in services.notes:
-        log.info("%s", note)
+        log.info(note, extra={"event": "worker.note"})
     register(services, worker_id, services.clock.now(), tuning.policy)
-    log.info("worker %s started (%s)", worker_id, services.engine.dialect.name)
+    log.info(
+        "worker started",
+        extra={"event": "worker.started", "worker_id": worker_id, "database": services.engine.dialect.name},
+    )
     signalled: list[int] = []
     restore = _install_handlers(signalled) if install_signal_handlers else None
     scheduler = make_scheduler(services, worker_id=worker_id, stop=stop, tuning=tuning)
     try:
-        log.info("%s", startup_report(services, services.clock.now()))
+        log.info(startup_report(services, services.clock.now()), extra={"event": "worker.startup_report"})
         scheduler.start()
         _wait(stop, signalled if restore is not None else None)
-        log.info("worker %s stopping: finishing sends in flight, claiming nothing new", worker_id)
+        log.info(
+            "worker stopping: finishing sends in flight, claiming nothing new",
+            extra={"event": "worker.stopping", "worker_id": worker_id},
+        )
     finally:
         stop.set()
         if scheduler.running:
@@ -210,7 +187,7 @@ def run(
         unregister(services, worker_id, services.clock.now())
         if restore is not None:
             restore()
-        log.info("worker %s stopped", worker_id)
+        log.info("worker stopped", extra={"event": "worker.stopped", "worker_id": worker_id})
 
 
 def make_scheduler(
@@ -255,7 +232,7 @@ def make_scheduler(
 
     def expire_tick() -> None:
         with services.sessions() as session, session.begin():
-            outbox.expire_stale(session, services.clock.now())
+            outbox.skip_expired(session, services.clock.now())
 
     scheduler = BackgroundScheduler(timezone=UTC)
     started = datetime.now(UTC)  # APScheduler's own clock, not the service clock
@@ -293,8 +270,11 @@ def _guarded(name: str, fn: Callable[[], None]) -> Callable[[], None]:
         except Exception as exc:
             # Only the type at ERROR: database errors quote statement parameters (phone
             # numbers, names). The full text goes to DEBUG for a developer's machine.
-            log.error("job %s failed: %s; will retry on the next tick", name, type(exc).__name__)
-            log.debug("job %s failure detail", name, exc_info=True)
+            log.error(
+                "job failed; will retry on the next tick",
+                extra={"event": "worker.job_failed", "job": name, "error": type(exc).__name__},
+            )
+            log.debug("job failure detail", extra={"event": "worker.job_failed", "job": name}, exc_info=True)
 
     job.__name__ = f"{name}_job"
     return job
@@ -327,7 +307,10 @@ def _wait(stop: threading.Event, signalled: list[int] | None) -> None:
         return
     while not stop.is_set():
         if signalled:
-            log.info("received %s", signal.Signals(signalled[0]).name)
+            log.info(
+                "signal received",
+                extra={"event": "worker.signal", "signal": signal.Signals(signalled[0]).name},
+            )
             stop.set()
             return
         time.sleep(0.1)  # a signal interrupts the sleep; the loop then sees it

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from checkin.channels.base import (
     Channel,
-    ChannelName,
     OutgoingMessage,
     ProviderMessage,
     Receipt,
     ReconcilableChannel,
 )
+from checkin.states import ChannelName
 
 __all__ = [
     "Channel",

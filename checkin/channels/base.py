@@ -1,18 +1,21 @@
 """What every channel takes, returns and promises.
 
-A channel is one method and one error (STYLE.md habit 2): ``send(message) -> Receipt`` or
-``ChannelError``. Channels never touch the database, never read environment variables and
+A channel is one method and one error: ``send(message) -> Receipt`` or ``ChannelError``, so
+every provider fits the same dispatcher and the same contract tests. Channels never touch the database, never read environment variables and
 never retry on their own: the dispatcher owns retries, backoff, dead-lettering and
-reconciliation, and decides from ``ChannelError.permanent`` / ``.ambiguous`` / ``.retry_after``.
+reconciliation, and decides from ``ChannelError.permanent`` / ``.ambiguous`` / ``.retry_after``
+and the provider-neutral ``ChannelError.refusal`` (a ``Refusal``); provider codes are
+translated inside each channel and nowhere else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-ChannelName = Literal["sms", "email"]
+from checkin.errors import ChannelError, Refusal
+from checkin.states import ChannelName
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class OutgoingMessage:
     reply_to: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.channel not in ("sms", "email"):
+        if self.channel not in tuple(ChannelName):
             raise ValueError(f"channel must be 'sms' or 'email', not {self.channel!r}")
 
 
@@ -83,3 +86,15 @@ class ReconcilableChannel(Channel, Protocol):
         ``ChannelError`` (never ambiguous: listing is a read) when the provider cannot answer.
         """
         ...
+
+
+__all__ = [
+    "Channel",
+    "ChannelError",
+    "ChannelName",
+    "OutgoingMessage",
+    "ProviderMessage",
+    "Receipt",
+    "ReconcilableChannel",
+    "Refusal",
+]

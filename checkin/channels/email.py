@@ -41,7 +41,8 @@ from email.utils import formatdate, make_msgid
 from typing import Literal
 
 from checkin.channels.base import OutgoingMessage, Receipt
-from checkin.errors import ChannelError, ConfigError
+from checkin.errors import ChannelError, ConfigError, Refusal
+from checkin.states import ChannelName
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class SmtpEmailChannel:
         Raises ``ChannelError`` (permanent) when the message cannot be expressed as email:
         wrong channel, no subject, or a header value with a line break (header injection).
         """
-        if message.channel != "email":
+        if message.channel != ChannelName.EMAIL:
             raise ChannelError(
                 f"SmtpEmailChannel cannot send a {message.channel!r} message",
                 permanent=True,
@@ -203,7 +204,13 @@ class SmtpEmailChannel:
             # The relay already answered 250 to DATA: the message is its responsibility.
             smtp.close()
         log.info(
-            "email accepted outbox=%s ref=%s message_id=%s", message.outbox_id, message.reference, message_id
+            "email accepted",
+            extra={
+                "event": "channel.accepted",
+                "outbox_id": message.outbox_id,
+                "patient_ref": message.reference,
+                "provider_id": message_id,
+            },
         )
         return Receipt(provider_id=message_id, status="accepted")
 
@@ -236,13 +243,17 @@ class SmtpEmailChannel:
     @staticmethod
     def _log_failure(message: OutgoingMessage, phase: str, error: ChannelError) -> None:
         log.warning(
-            "email failed outbox=%s ref=%s phase=%s code=%s permanent=%s ambiguous=%s",
-            message.outbox_id,
-            message.reference,
-            phase,
-            error.code,
-            error.permanent,
-            error.ambiguous,
+            "email failed",
+            extra={
+                "event": "channel.failed",
+                "outbox_id": message.outbox_id,
+                "patient_ref": message.reference,
+                "phase": phase,
+                "code": error.code,
+                "refusal": error.refusal,
+                "permanent": error.permanent,
+                "ambiguous": error.ambiguous,
+            },
         )
 
 
@@ -256,7 +267,14 @@ def _reply_error(code: int, phase: str) -> ChannelError:
     speak about the relay or our configuration, so they stay transient."""
     about_message = phase in ("rcpt", "data")
     permanent = about_message and 500 <= code < 600
-    return ChannelError(f"SMTP {phase} refused with {code}", permanent=permanent, code=str(code))
+    # A 5xx to RCPT or DATA: this relay will not deliver to this recipient (unknown mailbox,
+    # mailbox full or disabled, policy), which a nurse should hear of.
+    refusal = Refusal.UNREACHABLE if permanent else Refusal.TRANSIENT
+    if phase == "auth":
+        refusal = Refusal.ACCOUNT_PROBLEM  # our login was refused: fix the settings, then it goes
+    return ChannelError(
+        f"SMTP {phase} refused with {code}", permanent=permanent, code=str(code), refusal=refusal
+    )
 
 
 __all__ = ["SmtpConfig", "SmtpEmailChannel", "TlsMode"]

@@ -122,6 +122,7 @@ def _copy(error: ChannelError) -> ChannelError:
         code=error.code,
         retry_after=error.retry_after,
         ambiguous=error.ambiguous,
+        refusal=error.refusal,
     )
 
 

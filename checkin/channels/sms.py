@@ -1,13 +1,14 @@
 """SMS through Twilio's REST API with the official ``twilio`` library.
 
-Error mapping (RELIABILITY.md "Twilio semantics"); every failure is a ``ChannelError``:
+Error mapping; every failure is a ``ChannelError`` whose ``refusal`` is the provider-neutral
+reason (``checkin.errors.Refusal``), so no Twilio code is read outside this module:
 
 =====================================  =========  =========  ======================
 outcome                                permanent  ambiguous  notes
 =====================================  =========  =========  ======================
 HTTP 429 / Twilio code 20429           no         no         "never processed"; ``retry_after`` from ``Retry-After``
-21610 unsubscribed, 21211 invalid To,  yes        no         ``code`` = Twilio code
-21614 not SMS-capable, 21408, 21612,
+21610 unsubscribed, 21211 invalid To,  yes        no         ``code`` = Twilio code; refusal opted_out,
+21614 not SMS-capable, 21408, 21612,                         bad_address, not_mobile, else rejected
 any other 4xx
 HTTP 401 (20003: bad credentials)      no         no         account problem, not this message's:
                                                              retrying after the operator fixes it can work
@@ -50,7 +51,8 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from checkin.channels.base import OutgoingMessage, ProviderMessage, Receipt
-from checkin.errors import ChannelError, ConfigError
+from checkin.errors import ChannelError, ConfigError, Refusal
+from checkin.states import ChannelName
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,29 @@ _KNOWN_CODES = {
     21612: "cannot route to this number",
     21614: "To number cannot receive SMS",
 }
+
+# What a refusal code says, in provider-neutral terms (``checkin.errors.Refusal``). Codes not
+# listed here are refusals of this message only (``REJECTED``). Twilio's error dictionary:
+# https://www.twilio.com/docs/api/errors
+_SEND_REFUSALS = {
+    21610: Refusal.OPTED_OUT,
+    21211: Refusal.BAD_ADDRESS,
+    21614: Refusal.NOT_MOBILE,
+}
+# Delivery status callbacks (``ErrorCode`` of ``failed``/``undelivered``) that mean the number
+# itself does not work: unreachable handset, unknown destination, landline or unreachable
+# carrier. A nurse should confirm the patient's number.
+_DELIVERY_REFUSALS = {
+    "30003": Refusal.UNREACHABLE,
+    "30005": Refusal.UNREACHABLE,
+    "30006": Refusal.UNREACHABLE,
+}
+
+
+def delivery_refusal(error_code: str | None) -> Refusal | None:
+    """What the ``ErrorCode`` of a failed delivery callback says about the recipient, or
+    None when it says nothing about them (a carrier hiccup, a content filter)."""
+    return _DELIVERY_REFUSALS.get((error_code or "").strip())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,7 +202,7 @@ class TwilioSmsChannel:
 
     def send(self, message: OutgoingMessage) -> Receipt:
         """POST one Messages.json create. Raises ``ChannelError`` as in the module table."""
-        if message.channel != "sms":
+        if message.channel != ChannelName.SMS:
             raise ChannelError(
                 f"TwilioSmsChannel cannot send a {message.channel!r} message",
                 permanent=True,
@@ -212,23 +237,30 @@ class TwilioSmsChannel:
             else:
                 status = _status_text(created.status)
                 log.info(
-                    "sms accepted outbox=%s ref=%s sid=%s status=%s",
-                    message.outbox_id,
-                    message.reference,
-                    sid,
-                    status,
+                    "sms accepted",
+                    extra={
+                        "event": "channel.accepted",
+                        "outbox_id": message.outbox_id,
+                        "patient_ref": message.reference,
+                        "provider_id": sid,
+                        "status": status,
+                    },
                 )
                 return Receipt(provider_id=sid, status=status)
 
         log.warning(
-            "sms failed outbox=%s ref=%s code=%s permanent=%s ambiguous=%s retry_after=%s: %s",
-            message.outbox_id,
-            message.reference,
-            error.code,
-            error.permanent,
-            error.ambiguous,
-            error.retry_after,
-            error.reason,
+            "sms failed",
+            extra={
+                "event": "channel.failed",
+                "outbox_id": message.outbox_id,
+                "patient_ref": message.reference,
+                "code": error.code,
+                "refusal": error.refusal,
+                "permanent": error.permanent,
+                "ambiguous": error.ambiguous,
+                "retry_after": error.retry_after,
+                "reason": error.reason,
+            },
         )
         raise error from None
 
@@ -291,12 +323,23 @@ def classify_twilio_error(status: int, code: int | None, retry_after: float | No
     what = f"Twilio HTTP {status}, code {code_text}" + (f" ({name})" if name else "")
     if status == 429 or code == 20429:
         return ChannelError(
-            f"{what}: rate limited, not processed", permanent=False, code=code_text, retry_after=retry_after
+            f"{what}: rate limited, not processed",
+            permanent=False,
+            code=code_text,
+            retry_after=retry_after,
+            refusal=Refusal.RATE_LIMITED,
         )
     if status == 401:
-        return ChannelError(f"{what}: check the account SID and auth token", permanent=False, code=code_text)
+        return ChannelError(
+            f"{what}: check the account SID and auth token",
+            permanent=False,
+            code=code_text,
+            refusal=Refusal.ACCOUNT_PROBLEM,
+        )
     if 400 <= status < 500:
-        return ChannelError(what, permanent=True, code=code_text)
+        return ChannelError(
+            what, permanent=True, code=code_text, refusal=_SEND_REFUSALS.get(code or 0, Refusal.REJECTED)
+        )
     # 5xx (and anything unexpected): the create may have happened.
     return ChannelError(
         f"{what}: the message may have been accepted", permanent=False, code=code_text, ambiguous=True
@@ -383,5 +426,6 @@ __all__ = [
     "TwilioSmsChannel",
     "classify_transport_error",
     "classify_twilio_error",
+    "delivery_refusal",
     "parse_retry_after",
 ]

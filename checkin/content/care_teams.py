@@ -14,7 +14,7 @@ from pathlib import Path
 
 from checkin.core.care_teams import FILE_NAME, CareTeams, default_care_teams, load_care_teams
 
-log = logging.getLogger(__name__)
+ops = logging.getLogger("checkin.ops")
 
 
 class CareTeamsFile:
@@ -41,8 +41,8 @@ class CareTeamsFile:
             try:
                 teams = load_care_teams(self.directory, self.alert_emails)
             except Exception as exc:  # noqa: BLE001 - any failure: keep alerting with what we had
-                log.error(
-                    "ops: care-team file unusable, keeping the previous teams",
+                ops.error(
+                    "care-team file unusable, keeping the previous teams",
                     extra={"event": "care_teams.unusable", "error": str(exc)},
                 )
                 teams = cached[1] if cached is not None else default_care_teams(self.alert_emails)

@@ -16,13 +16,14 @@ from checkin.config import Settings
 from checkin.content.render import QUITLINES, Renderer, sample_context, validate_schedule_templates
 from checkin.core.care_teams import FILE_NAME as CARE_TEAMS_FILE
 from checkin.core.care_teams import parse_care_teams
-from checkin.core.schedule import KNOWN_ATTRIBUTES, Enrollment, Schedule
+from checkin.core.schedule import KNOWN_ATTRIBUTES, PlanInput, Schedule
 from checkin.core.schedule.load import load_schedule
 from checkin.core.schedule.load import load_schedules as _load_schedules
 from checkin.core.suggest import unknown
 from checkin.core.timeline import plan
 from checkin.core.zones import zone_problem
 from checkin.errors import ConfigError, EnrollmentError, ScheduleErrors
+from checkin.states import ChannelName
 
 
 def schedule_files(directory: Path) -> list[Path]:
@@ -75,7 +76,7 @@ def validate_paths(
         report.warnings.extend(f"{path}: {w}" for w in warnings)
         report.info.append(f"{path}: {schedule.id} v{schedule.version}, {len(schedule.steps)} steps")
         for r in rows:
-            if r["channel"] == "sms":
+            if r["channel"] == ChannelName.SMS:
                 report.info.append(
                     f"  sms {r['language']} {r['message']:<28} {r['encoding']:<5} {r['segments']} segment(s)"
                 )
@@ -137,15 +138,15 @@ def preview(
         if name not in allowed:
             raise EnrollmentError("attribute", unknown("attribute", name, allowed))
     attrs = set(attributes) | ({"smoker"} if smoker else set())
-    enrollment = Enrollment(
+    enrollment = PlanInput(
         id="preview",
         surgery_date=surgery_date,
         timezone=tz,
         language=language,  # type: ignore[arg-type]
         channel=channel,  # type: ignore[arg-type]
         attributes=frozenset(attrs),
-        has_email=channel != "sms",
-        has_phone=channel != "email",
+        has_email=channel != ChannelName.SMS,
+        has_phone=channel != ChannelName.EMAIL,
     )
     start = now or datetime.combine(surgery_date - timedelta(days=400), time(0), UTC)
     rows = []

@@ -49,7 +49,8 @@ from jinja2 import (
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from checkin.core.schedule.model import LANGUAGES, Schedule
+from checkin.core.languages import LANGUAGES
+from checkin.core.schedule.model import Schedule
 from checkin.core.sms_encoding import SmsInfo, non_gsm_positions, normalize_sms, segments
 from checkin.errors import TemplateError
 

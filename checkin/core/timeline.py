@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from checkin.core.schedule.model import Channel, Enrollment, PlannedMessage, Schedule, Step
+from checkin.core.schedule.model import ChannelName, PlanInput, PlannedMessage, Schedule, Step
 from checkin.core.window import Window, local_instant, next_allowed, window_end
 
 # Why not APScheduler's CalendarIntervalTrigger for recurrence: it does keep 10:00 local across
@@ -34,7 +34,7 @@ from checkin.core.window import Window, local_instant, next_allowed, window_end
 # where the two rules agree.
 
 
-def plan(schedule: Schedule, enrollment: Enrollment, *, now: datetime) -> list[PlannedMessage]:
+def plan(schedule: Schedule, enrollment: PlanInput, *, now: datetime) -> list[PlannedMessage]:
     """Every message still to send, sorted by (due_at, step_id, channel).
 
     ``now`` must be aware. Each key appears once. Raises ValueError on a naive ``now``, a
@@ -79,7 +79,7 @@ def plan(schedule: Schedule, enrollment: Enrollment, *, now: datetime) -> list[P
 
 
 def replan(
-    schedule: Schedule, enrollment: Enrollment, *, now: datetime, sent_keys: set[str]
+    schedule: Schedule, enrollment: PlanInput, *, now: datetime, sent_keys: set[str]
 ) -> list[PlannedMessage]:
     """``plan()`` minus the keys already sent: what to upsert after the surgery date moves.
 
@@ -109,8 +109,8 @@ def _iso_z(instant: datetime) -> str:
     return instant.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
-def _channels(step: Step, enrollment: Enrollment) -> list[Channel]:
-    available: list[Channel] = []
+def _channels(step: Step, enrollment: PlanInput) -> list[ChannelName]:
+    available: list[ChannelName] = []
     if enrollment.has_phone:
         available.append("sms")
     if enrollment.has_email:
@@ -131,7 +131,7 @@ def _timing(due: datetime, step: Step, window: Window, tz: ZoneInfo) -> tuple[da
 
 
 def _occurrences(
-    step: Step, enrollment: Enrollment, window: Window, tz: ZoneInfo, now: datetime
+    step: Step, enrollment: PlanInput, window: Window, tz: ZoneInfo, now: datetime
 ) -> list[tuple[int, datetime, datetime]]:
     wall_time = step.time.replace(tzinfo=None)
     timed: list[tuple[int, datetime, datetime]] = []

@@ -39,6 +39,7 @@ from checkin.clock import ManualClock
 from checkin.config import Settings
 from checkin.demo.mailcatcher import MailCatcher, free_port
 from checkin.demo.patients import PERSONAS, Persona, reply_for
+from checkin.states import AlertStatus, ChannelName
 
 TZ = "America/New_York"
 AUTH_TOKEN = "demo-auth-token-not-a-secret"  # noqa: S105 - the demo signs its own webhooks
@@ -249,7 +250,7 @@ class Simulation:
             )
             if due:
                 candidates.append(due)
-            esc = s.scalar(select(func.min(Alert.next_escalation_at)).where(Alert.status == "open"))
+            esc = s.scalar(select(func.min(Alert.next_escalation_at)).where(Alert.status == AlertStatus.OPEN))
             if esc:
                 candidates.append(esc)
             for sent_at, remind, missed, reminded, missed_at in s.execute(
@@ -354,7 +355,7 @@ class Simulation:
             text = transcript.texts.get(oid, f"(email: {step})")
             self.conversations[mrn].append(Exchange(sent_at, "out", text, note=f"{channel} {step}"))
             persona = by_phone.get(phone or "")
-            if persona is None or ask is None or channel != "sms":
+            if persona is None or ask is None or channel != ChannelName.SMS:
                 continue
             day = (sent_at.astimezone(ZoneInfo(TZ)).date() - surgery).days
             answer = reply_for(persona, ask, day, self.rng, self.scripted_used[mrn])

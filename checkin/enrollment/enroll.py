@@ -15,23 +15,17 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from checkin.core.schedule import CHANNEL_PREFERENCES, KNOWN_ATTRIBUTES, LANGUAGES, Schedule
-from checkin.core.schedule import Enrollment as PlanInput
+from checkin.core.schedule import CHANNEL_PREFERENCES, KNOWN_ATTRIBUTES, LANGUAGES, PlanInput, Schedule
 from checkin.core.schedule.model import PlannedMessage
 from checkin.core.suggest import unknown
 from checkin.core.timeline import plan
 from checkin.core.zones import zone_problem
 from checkin.enrollment.phones import normalize_phone
 from checkin.errors import EnrollmentError
-from checkin.store import audit
+from checkin.states import OUTBOX_UNSENT, ChannelName, EnrollmentStatus, OutboxStatus, PhoneStatus
+from checkin.store import audit, outbox
 from checkin.store.bulk import insert_outbox_rows
-from checkin.store.db import rowcount
 from checkin.store.models import (
-    OUTBOX_CANCELLED,
-    OUTBOX_HELD,
-    OUTBOX_PENDING,
-    OUTBOX_SKIPPED,
-    OUTBOX_UNSENT,
     Enrollment,
     OutboxMessage,
     Patient,
@@ -223,7 +217,7 @@ def _planned_values(msg: PlannedMessage, now: datetime) -> dict[str, Any]:
         "expires_at": msg.expires_at,
         "remind_after_s": int(msg.remind_after.total_seconds()) if msg.remind_after else None,
         "missed_after_s": int(msg.missed_after.total_seconds()) if msg.missed_after else None,
-        "status": OUTBOX_PENDING,
+        "status": OutboxStatus.PENDING,
         "attempts": 0,
         "urgent": False,
         "created_at": now,
@@ -285,7 +279,7 @@ def enroll_many(
         for mrn, proc in session.execute(
             select(Patient.mrn, Enrollment.procedure)
             .join(Enrollment, Enrollment.patient_id == Patient.id)
-            .where(Patient.mrn.in_(chunk), Enrollment.status == "active")
+            .where(Patient.mrn.in_(chunk), Enrollment.status == EnrollmentStatus.ACTIVE)
         ):
             active.add((mrn, proc))
     for req in requests:
@@ -316,7 +310,7 @@ def enroll_many(
                     "mrn": mrn,
                     "reference": new_reference(),
                     "sms_opted_out": False,
-                    "phone_status": "ok",
+                    "phone_status": PhoneStatus.OK,
                     "created_at": now,
                     **values,
                 }
@@ -341,7 +335,7 @@ def enroll_many(
             "attributes": sorted(r.attributes),
             "channel": r.channel,
             "care_team": r.care_team,
-            "status": "active",
+            "status": EnrollmentStatus.ACTIVE,
             "created_at": now,
         }
         for r in requests
@@ -415,7 +409,9 @@ def _active_enrollments(session: Session, mrn: str, procedure: str | None) -> li
     patient = session.scalar(select(Patient).where(Patient.mrn == mrn))
     if patient is None:
         raise EnrollmentError("mrn", f"no patient with MRN {mrn!r}")
-    query = select(Enrollment).where(Enrollment.patient_id == patient.id, Enrollment.status == "active")
+    query = select(Enrollment).where(
+        Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
+    )
     if procedure:
         query = query.where(Enrollment.procedure == procedure)
     found = list(session.scalars(query))
@@ -481,7 +477,7 @@ def reschedule(
         for r in session.scalars(select(OutboxMessage).where(OutboxMessage.enrollment_id == enrollment.id))
     }
     result = RescheduleResult(old_date=old_date, procedure=enrollment.procedure)
-    revivable = (*OUTBOX_UNSENT, OUTBOX_CANCELLED, OUTBOX_SKIPPED)
+    revivable = (*OUTBOX_UNSENT, OutboxStatus.CANCELLED, OutboxStatus.SKIPPED)
     for key, row in rows.items():
         msg = planned.get(key)
         if row.status not in revivable:
@@ -489,23 +485,20 @@ def reschedule(
             continue
         if msg is None:
             if row.status in OUTBOX_UNSENT:
-                row.status, row.status_reason, row.updated_at = OUTBOX_CANCELLED, "rescheduled", now
+                outbox.cancel_rescheduled(row, now)
                 result.cancelled += 1
                 if row.step_id not in result.cancelled_steps:
                     result.cancelled_steps.append(row.step_id)
             continue
-        row.due_at, row.expires_at, row.updated_at = msg.due_at, msg.expires_at, now
-        row.next_attempt_at = None
-        if row.status not in OUTBOX_UNSENT:
-            row.status, row.status_reason = OUTBOX_PENDING, None
-        if row.status == OUTBOX_PENDING and row.channel == "sms" and patient.sms_opted_out:
-            row.status = OUTBOX_HELD
+        outbox.move(
+            row, due_at=msg.due_at, expires_at=msg.expires_at, now=now, sms_opted_out=patient.sms_opted_out
+        )
         result.updated += 1
     new = [_outbox_row(m, enrollment.id, patient.id, now) for k, m in planned.items() if k not in rows]
     if patient.sms_opted_out:
         for r in new:
-            if r["channel"] == "sms":
-                r["status"] = OUTBOX_HELD
+            if r["channel"] == ChannelName.SMS:
+                r["status"] = OutboxStatus.HELD
     if new:
         insert_outbox_rows(session, new)
     result.added = len(new)
@@ -536,14 +529,8 @@ def withdraw(
 ) -> int:
     """End the enrollment and cancel its unsent messages; returns how many were cancelled."""
     (enrollment,) = _active_enrollments(session, mrn, procedure)
-    enrollment.status, enrollment.withdrawn_at = "withdrawn", now
-    cancelled = rowcount(
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.enrollment_id == enrollment.id, OutboxMessage.status.in_(OUTBOX_UNSENT))
-            .values(status=OUTBOX_CANCELLED, status_reason=reason[:200], updated_at=now)
-        )
-    )
+    enrollment.status, enrollment.withdrawn_at = EnrollmentStatus.WITHDRAWN, now
+    cancelled = outbox.cancel_unsent(session, enrollment.id, reason=reason, now=now)
     audit.record(
         session,
         at=now,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from checkin.core.schedule import Schedule
 from checkin.enrollment.enroll import EnrollRequest, EnrollResult, enroll_many, parse_request
 from checkin.errors import EnrollmentError, ImportRowError
+from checkin.states import EnrollmentStatus
 from checkin.store.models import Enrollment, Patient
 
 COLUMNS = (
@@ -143,7 +144,7 @@ def _already_enrolled(session: Session, requests: list[EnrollRequest]) -> set[tu
             for m, p in session.execute(
                 select(Patient.mrn, Enrollment.procedure)
                 .join(Enrollment, Enrollment.patient_id == Patient.id)
-                .where(Patient.mrn.in_(mrns[i : i + 500]), Enrollment.status == "active")
+                .where(Patient.mrn.in_(mrns[i : i + 500]), Enrollment.status == EnrollmentStatus.ACTIVE)
             )
         )
     return found

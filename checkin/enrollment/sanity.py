@@ -19,6 +19,7 @@ from checkin.core.schedule import Schedule
 from checkin.core.schedule.model import PlannedMessage
 from checkin.core.timeline import plan
 from checkin.enrollment.enroll import EnrollRequest, plan_input
+from checkin.states import EnrollmentStatus
 from checkin.store.models import Enrollment, Patient
 
 MAX_DAYS_AHEAD = 365
@@ -64,7 +65,9 @@ def shared_phone(session: Session, phone: str | None, mrn: str) -> list[str]:
             session.scalars(
                 select(Patient.reference)
                 .join(Enrollment, Enrollment.patient_id == Patient.id)
-                .where(Patient.phone == phone, Patient.mrn != mrn, Enrollment.status == "active")
+                .where(
+                    Patient.phone == phone, Patient.mrn != mrn, Enrollment.status == EnrollmentStatus.ACTIVE
+                )
             )
         )
     )

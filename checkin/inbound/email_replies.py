@@ -38,8 +38,9 @@ from sqlalchemy.orm import Session
 from checkin.core import replies
 from checkin.inbound.email_parse import ParsedReply, parse_reply
 from checkin.inbound.process import Assess, InboundResult, InboundSms, process
+from checkin.states import ChannelName, OutboxStatus
 from checkin.store import outbox
-from checkin.store.models import OUTBOX_SENT, InboundMessage, OutboxMessage
+from checkin.store.models import InboundMessage, OutboxMessage
 from checkin.tokens import read_reply_token
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def handle_email(
             message_sid=parsed.dedupe_key,
             from_phone=None,
             body=parsed.text or _attachment_note(parsed),
-            channel="email",
+            channel=ChannelName.EMAIL,
             outbox_id=question_id,
         )
         result = process(session, msg, now=now, settings=settings, renderer=services.renderer, assess=assess)
@@ -110,13 +111,13 @@ def _our_message(session: Session, parsed: ParsedReply, secret: str) -> OutboxMe
     for token in parsed.tokens:
         outbox_id = read_reply_token(secret, token)
         row = session.get(OutboxMessage, outbox_id) if outbox_id is not None else None
-        if row is not None and row.patient_id is not None and row.channel == "email":
+        if row is not None and row.patient_id is not None and row.channel == ChannelName.EMAIL:
             return row
     for message_id in parsed.replied_to:
         row = session.scalar(
             select(OutboxMessage).where(
                 OutboxMessage.provider_id == outbox.fit_provider_id(message_id),
-                OutboxMessage.channel == "email",
+                OutboxMessage.channel == ChannelName.EMAIL,
                 OutboxMessage.patient_id.is_not(None),
                 OutboxMessage.recipient.is_(None),  # sent to the patient, not to a nurse
             )
@@ -136,7 +137,7 @@ def _question_for(session: Session, row: OutboxMessage, now: datetime) -> int:
         select(OutboxMessage.id, OutboxMessage.ask, OutboxMessage.sent_at, OutboxMessage.step_id).where(
             OutboxMessage.patient_id == row.patient_id,
             OutboxMessage.ask.is_not(None),
-            OutboxMessage.status == OUTBOX_SENT,
+            OutboxMessage.status == OutboxStatus.SENT,
             OutboxMessage.answered_at.is_(None),
             OutboxMessage.sent_at >= since,
         )

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from checkin.alerts import lifecycle as alerts
@@ -48,11 +47,9 @@ from checkin.config import Settings
 from checkin.content.render import Renderer
 from checkin.core import keywords, replies
 from checkin.errors import TemplateError
+from checkin.states import ChannelName, EnrollmentStatus, OutboxStatus, supported_language
+from checkin.store import outbox
 from checkin.store.models import (
-    OUTBOX_HELD,
-    OUTBOX_PENDING,
-    OUTBOX_SENT,
-    OUTBOX_SKIPPED,
     AuditEvent,
     Enrollment,
     InboundMessage,
@@ -150,7 +147,9 @@ _INSERT_ONCE = {
 }
 _PATIENTS = (
     select(Patient, Enrollment)
-    .outerjoin(Enrollment, (Enrollment.patient_id == Patient.id) & (Enrollment.status == "active"))
+    .outerjoin(
+        Enrollment, (Enrollment.patient_id == Patient.id) & (Enrollment.status == EnrollmentStatus.ACTIVE)
+    )
     .order_by(Patient.id, Enrollment.created_at.desc(), Enrollment.id.desc())
 )
 _BY_PHONE = _PATIENTS.where(Patient.phone == bindparam("phone"))
@@ -168,35 +167,10 @@ _OPEN_QUESTIONS = select(
 ).where(
     OutboxMessage.patient_id == bindparam("patient_id"),
     OutboxMessage.ask.is_not(None),
-    OutboxMessage.status == OUTBOX_SENT,
+    OutboxMessage.status == OutboxStatus.SENT,
     OutboxMessage.answered_at.is_(None),
     OutboxMessage.sent_at.is_not(None),
     OutboxMessage.sent_at >= bindparam("since"),
-)
-_OUTBOX = cast(Table, OutboxMessage.__table__)
-_ANSWER = (
-    update(_OUTBOX)
-    .where(_OUTBOX.c.id == bindparam("question_id"), _OUTBOX.c.answered_at.is_(None))
-    .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
-)
-# The same question sent on both channels (a patient who chose "both"): an answer on one
-# answers the other, or the email copy would later count as a missed check-in.
-_SIBLING = _OUTBOX.alias("sibling")
-_ANSWER_SIBLINGS = (
-    update(_OUTBOX)
-    .where(
-        _OUTBOX.c.answered_at.is_(None),
-        _OUTBOX.c.ask.is_not(None),
-        _OUTBOX.c.enrollment_id
-        == select(_SIBLING.c.enrollment_id)
-        .where(_SIBLING.c.id == bindparam("question_id"))
-        .scalar_subquery(),
-        _OUTBOX.c.step_id
-        == select(_SIBLING.c.step_id).where(_SIBLING.c.id == bindparam("question_id")).scalar_subquery(),
-        _OUTBOX.c.occurrence
-        == select(_SIBLING.c.occurrence).where(_SIBLING.c.id == bindparam("question_id")).scalar_subquery(),
-    )
-    .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
 )
 _AUDIT = cast(Table, AuditEvent.__table__)
 _RESULT_FIELDS = (
@@ -413,60 +387,21 @@ class _Ctx:
             template, language, ref, first_name=None, keyword=kw.value, matched=_match_kind(patients)
         )
 
-    def _rowcount(self, stmt: Any) -> int:
-        result = cast("CursorResult[Any]", self.session.execute(stmt))
-        return int(result.rowcount)
-
     def _opt_out(self, patient: Patient, *, reason: str) -> int:
         """SMS off now; pending SMS rows held (kept, so START can release them)."""
-        if not patient.sms_opted_out:
-            patient.sms_opted_out = True
-            patient.sms_opted_out_at = self.now
-        held = self._rowcount(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.patient_id == patient.id,
-                OutboxMessage.channel == "sms",
-                OutboxMessage.status == OUTBOX_PENDING,
-            )
-            .values(status=OUTBOX_HELD, status_reason=f"opted out ({reason})"[:200], updated_at=self.now)
+        return outbox.hold_sms_for_opt_out(
+            self.session, patient, now=self.now, actor="patient", source=reason, subject=self._subject
         )
-        self.audit(
-            actor="patient",
-            action="sms.opted_out",
-            patient_ref=patient.reference,
-            reason=reason,
-            held=int(held),
-        )
-        return int(held)
 
     def _opt_in(self, patient: Patient) -> int:
         """SMS back on; held rows that can still go out become pending, expired ones skipped."""
-        patient.sms_opted_out = False
-        patient.sms_opted_out_at = None
-        base = (
-            OutboxMessage.patient_id == patient.id,
-            OutboxMessage.channel == "sms",
-            OutboxMessage.status == OUTBOX_HELD,
+        return outbox.release_sms_hold(
+            self.session, patient, now=self.now, actor="patient", subject=self._subject
         )
-        released = self._rowcount(
-            update(OutboxMessage)
-            .where(*base, OutboxMessage.expires_at > self.now)
-            .values(status=OUTBOX_PENDING, status_reason=None, updated_at=self.now)
-        )
-        expired = self._rowcount(
-            update(OutboxMessage)
-            .where(*base, OutboxMessage.expires_at <= self.now)
-            .values(status=OUTBOX_SKIPPED, status_reason="expired while opted out", updated_at=self.now)
-        )
-        self.audit(
-            actor="patient",
-            action="sms.opted_in",
-            patient_ref=patient.reference,
-            released=int(released),
-            skipped=int(expired),
-        )
-        return int(released)
+
+    @property
+    def _subject(self) -> str:
+        return f"inbound:{self.inbound.id}"
 
     # ---- content -------------------------------------------------------------------------
     def _content(
@@ -496,8 +431,7 @@ class _Ctx:
         inbound.assessment = assessment.to_dict()
         inbound.processed_at = self.now
         if question is not None:
-            self.session.execute(_ANSWER, {"question_id": question.id, "at": self.now})
-            self.session.execute(_ANSWER_SIBLINGS, {"question_id": question.id, "at": self.now})
+            outbox.mark_answered(self.session, question.id, self.now)
         # An alert opened (or raised) here is saved with ladder step 0 due now; the worker's next
         # dispatch tick composes and sends the care team's messages (``checkin.app.worker``), so the
         # patient's webhook never renders an email and a broken staff template cannot fail it.
@@ -519,9 +453,7 @@ class _Ctx:
             assessment,
             known=True,
             may_follow_up=not (question is not None and question.step_id == replies.FOLLOWUP_STEP),
-            template_exists=lambda name: self.renderer.exists(
-                name, patient.language if patient.language in ("en", "es") else "en"
-            ),
+            template_exists=lambda name: self.renderer.exists(name, supported_language(patient.language)),
         )
         template = choice.template
         if optout_candidate and pause_sms and (template == replies.REPLY_THANKS or choice.follow_up):
@@ -555,28 +487,30 @@ class _Ctx:
     def _record_followup(
         self, patient: Patient, enrollment: Enrollment | None, template: str, ask: str
     ) -> int:
-        row = OutboxMessage(
-            key=f"followup:{self.inbound.id}",
-            enrollment_id=enrollment.id if enrollment else None,
-            patient_id=patient.id,
-            step_id=replies.FOLLOWUP_STEP,
-            occurrence=0,
-            channel="sms" if self.msg.channel == "sms" else "email",  # web form and email replies
-            message=template,
-            ask=ask,
-            urgent=True,
-            due_at=self.now,
-            expires_at=self.now,
-            status=OUTBOX_SENT,
-            status_reason="sent as the webhook reply",
-            attempts=1,
-            sent_at=self.now,
-            created_at=self.now,
-            updated_at=self.now,
+        return outbox.record_reply(
+            self.session,
+            {
+                "key": f"followup:{self.inbound.id}",
+                "enrollment_id": enrollment.id if enrollment else None,
+                "patient_id": patient.id,
+                "step_id": replies.FOLLOWUP_STEP,
+                "occurrence": 0,
+                "channel": ChannelName.SMS
+                if self.msg.channel == ChannelName.SMS
+                else ChannelName.EMAIL,  # web form and email replies
+                "message": template,
+                "ask": ask,
+                "urgent": True,
+                "due_at": self.now,
+                "expires_at": self.now,
+                "status": OutboxStatus.SENT,
+                "status_reason": "sent as the webhook reply",
+                "attempts": 1,
+                "sent_at": self.now,
+                "created_at": self.now,
+                "updated_at": self.now,
+            },
         )
-        self.session.add(row)
-        self.session.flush()
-        return row.id
 
     def _unmatched(self, enrolled: list[Patient], *, optout_candidate: bool) -> InboundResult:
         """No single enrolled patient: triage anyway (an emergency still gets 911), store, and
@@ -603,7 +537,7 @@ class _Ctx:
                 self._opt_out(p, reason="opt-out candidate")
         choice = replies.choose_reply(assessment, known=False, may_follow_up=False)
         # Language: the text's own, so "no puedo respirar" from an unknown number gets Spanish.
-        language = assessment.language if assessment.language in ("en", "es") else "en"
+        language = supported_language(assessment.language)
         self._audit_in(
             None, matched=matched, severity=inbound.severity, flags=inbound.flags, candidates=len(enrolled)
         )
@@ -623,7 +557,7 @@ class _Ctx:
         langs = {p.language for p in patients}
         if len(langs) == 1:
             (lang,) = langs
-            return lang if lang in ("en", "es") else "en"
+            return supported_language(lang)
         return fallback
 
     def _render(self, template: str, language: str, first_name: str | None) -> str:

@@ -71,6 +71,11 @@ def reprocess_once(services: Services, now: datetime, *, limit: int = 50) -> int
             done += 1
         except Exception as exc:  # noqa: BLE001 - keep it for the next pass, keep going
             log.error(
-                "reprocessing a stored reply failed: %s", type(exc).__name__, extra={"inbound_id": row_id}
+                "reprocessing a stored reply failed",
+                extra={
+                    "event": "inbound.reprocess_failed",
+                    "inbound_id": row_id,
+                    "error": type(exc).__name__,
+                },
             )
     return done

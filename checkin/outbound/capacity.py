@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from checkin.config import Settings
 from checkin.outbound.dispatch import sender_key
-from checkin.store.models import OUTBOX_PENDING, OutboxMessage
+from checkin.states import ChannelName, OutboxStatus
+from checkin.store.models import OutboxMessage
 
 TOP = 10  # busiest minutes listed
 
@@ -57,7 +58,7 @@ def minutes(session: Session, *, channel: str, start: datetime, end: datetime) -
     rows = session.execute(
         select(bucket.label("m"), func.count(), func.min(OutboxMessage.expires_at))
         .where(
-            OutboxMessage.status == OUTBOX_PENDING,
+            OutboxMessage.status == OutboxStatus.PENDING,
             OutboxMessage.channel == channel,
             due < end,
             OutboxMessage.expires_at > start,
@@ -106,8 +107,8 @@ def capacity_report(session: Session, settings: Settings, *, now: datetime, days
     ``Verdict: TOO SLOW``."""
     end = now + timedelta(days=days)
     rate = settings.sms_rate
-    sms = minutes(session, channel="sms", start=now, end=end)
-    email = minutes(session, channel="email", start=now, end=end)
+    sms = minutes(session, channel=ChannelName.SMS, start=now, end=end)
+    email = minutes(session, channel=ChannelName.EMAIL, start=now, end=end)
     total_sms = sum(m.count for m in sms)
     lines = [
         (

@@ -21,54 +21,23 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, case, or_, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from checkin.alerts import lifecycle as alerts
-from checkin.store import audit
+from checkin.errors import Refusal
+from checkin.states import OutboxStatus
+from checkin.store import outbox
+from checkin.store.db import insert_ignore
 from checkin.store.models import (
-    OUTBOX_IN_DOUBT,
-    OUTBOX_PENDING,
-    OUTBOX_SENDING,
-    OUTBOX_SENT,
     DeliveryEvent,
     OutboxMessage,
     Patient,
 )
-from checkin.store.outbox import insert_ignore
 
 log = logging.getLogger(__name__)
 
-RANK: dict[str, int] = {
-    "accepted": 0,
-    "scheduled": 0,
-    "queued": 0,
-    "printed": 0,
-    "sending": 1,
-    "sent": 2,
-    "delivered": 3,
-    "read": 3,
-    "partially_delivered": 3,
-    "undelivered": 4,
-    "canceled": 4,
-    "failed": 5,
-}
 FAILED = frozenset({"failed", "undelivered"})
-# Delivery errors that mean the number itself does not work: unreachable handset, unknown
-# destination, landline or unreachable carrier. A nurse should confirm the patient's number.
-CONTACT_PROBLEM_CODES = frozenset({"30003", "30005", "30006"})
-
-
-def rank_of(status: ColumnElement[str | None] | InstrumentedAttribute[str | None]) -> ColumnElement[int]:
-    """SQL for the rank of a status column (-1 for statuses not in ``RANK``)."""
-    return case(RANK, value=status, else_=-1)
-
-
-def rank_below(new_status: str) -> ColumnElement[bool]:
-    """True for rows whose ``delivery_status`` ranks below ``new_status`` (or is unset)."""
-    return or_(
-        OutboxMessage.delivery_status.is_(None), rank_of(OutboxMessage.delivery_status) < RANK[new_status]
-    )
 
 
 @dataclass(frozen=True)
@@ -94,7 +63,7 @@ def record_status(
     ``provider_id``. A callback for a row still ``sending``/``in_doubt`` without a provider id
     proves the provider took the message (a worker died before recording the receipt): the row
     becomes ``sent`` with that id, so reconciliation will not resend it.
-    ``failed``/``undelivered`` with a code in ``CONTACT_PROBLEM_CODES`` opens a
+    ``failed``/``undelivered`` with a code the SMS channel reads as ``Refusal.UNREACHABLE`` opens a
     ``contact_problem`` alert for the patient unless one is open.
     """
     status = status.strip().lower()
@@ -113,52 +82,23 @@ def record_status(
         ["provider_id", "status"],
     )
     if row is None:
-        log.info("status callback for an unknown message provider_id=%s status=%s", provider_id, status)
+        log.info(
+            "status callback for an unknown message",
+            extra={"event": "delivery.unknown_message", "provider_id": provider_id, "status": status},
+        )
         return StatusRecorded(new=new, outbox_id=None, delivery_status=None)
 
-    if row.provider_id is None and row.status in (OUTBOX_SENDING, OUTBOX_IN_DOUBT, OUTBOX_PENDING):
-        resolved = session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == row.id,
-                OutboxMessage.provider_id.is_(None),
-                OutboxMessage.status.in_((OUTBOX_SENDING, OUTBOX_IN_DOUBT, OUTBOX_PENDING)),
-            )
-            .values(
-                status=OUTBOX_SENT,
-                provider_id=provider_id,
-                sent_at=now,
-                claimed_by=None,
-                lease_until=None,
-                next_attempt_at=None,
-                status_reason=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if resolved:
-            audit.record(
-                session,
-                at=now,
-                actor="system",
-                action="outbox.sent",
-                patient_ref=_ref(session, row.patient_id),
-                subject=f"outbox:{row.id}",
-                provider_id=provider_id,
-                via="status callback",
-            )
-
-    if status in RANK:
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row.id, rank_below(status))
-            .values(delivery_status=status, updated_at=now)
-            .execution_options(synchronize_session=False)
+    unresolved = (OutboxStatus.SENDING, OutboxStatus.IN_DOUBT, OutboxStatus.PENDING)
+    if row.provider_id is None and row.status in unresolved:
+        outbox.sent_via_callback(
+            session, row.id, provider_id=provider_id, now=now, patient_ref=_ref(session, row.patient_id)
         )
+    if status in outbox.RANK:
+        outbox.raise_delivery_status(session, row.id, status, now)
     current = session.scalar(select(OutboxMessage.delivery_status).where(OutboxMessage.id == row.id))
 
     alert_id = None
-    if new and status in FAILED and code in CONTACT_PROBLEM_CODES and row.patient_id is not None:
+    if new and status in FAILED and _unreachable(code) and row.patient_id is not None:
         alert_id = open_contact_problem(
             session, row.patient_id, row.enrollment_id, now=now, reason=f"SMS {status} with error {code}"
         )
@@ -177,8 +117,24 @@ def open_contact_problem(
     )
     if change is None or not change.opened:
         return None
-    log.warning("contact problem alert=%s ref=%s: %s", change.alert.id, _ref(session, patient_id), reason)
+    log.warning(
+        "contact problem alert opened",
+        extra={
+            "event": "alert.contact_problem",
+            "alert_id": change.alert.id,
+            "patient_ref": _ref(session, patient_id),
+            "reason": reason,
+        },
+    )
     return change.alert.id
+
+
+def _unreachable(error_code: str | None) -> bool:
+    # Only the SMS channel knows what its provider's codes mean (and only SMS gets status
+    # callbacks); imported here so that importing this module does not load the Twilio library.
+    from checkin.channels.sms import delivery_refusal
+
+    return delivery_refusal(error_code) is Refusal.UNREACHABLE
 
 
 def _find_row(session: Session, provider_id: str, outbox_id: int | None) -> OutboxMessage | None:
@@ -196,11 +152,7 @@ def _ref(session: Session, patient_id: int | None) -> str | None:
 
 
 __all__ = [
-    "CONTACT_PROBLEM_CODES",
-    "RANK",
     "StatusRecorded",
     "open_contact_problem",
-    "rank_below",
-    "rank_of",
     "record_status",
 ]

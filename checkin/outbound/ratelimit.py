@@ -22,8 +22,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from checkin.clock import Clock
+from checkin.store.db import insert_ignore
 from checkin.store.models import RateLimit
-from checkin.store.outbox import insert_ignore
 
 
 def reserve(session: Session, key: str, now: datetime, interval: timedelta) -> datetime:
@@ -94,4 +94,14 @@ class Pacer:
         return True
 
 
-__all__ = ["Pacer", "reserve"]
+def hold_sender(session: Session, key: str, until: datetime) -> None:
+    """Push the sender's next slot to ``until``: a 429 speaks for the whole sender, so the
+    other workers stop hitting the limit too instead of each finding out on its own."""
+    session.execute(
+        update(RateLimit)
+        .where(RateLimit.key == key, RateLimit.next_free_at < until)
+        .values(next_free_at=until)
+    )
+
+
+__all__ = ["Pacer", "hold_sender", "reserve"]

@@ -24,7 +24,7 @@ what it queued. We resend, once per ambiguous attempt. A patient or nurse may th
 same email twice; the alternative, dead-lettering, silently drops a reminder or an alert, which
 is worse here. The duplicate would be recognisable downstream if the channel used the same
 ``Message-ID`` for every attempt of a row; today ``SmtpEmailChannel`` makes a fresh one per send
-(see the hand-off notes). Channels without ``list_recent`` (console) are treated like email.
+(a known gap: a stable id per row would let mail clients drop the copy). Channels without ``list_recent`` (console) are treated like email.
 """
 
 from __future__ import annotations
@@ -34,27 +34,23 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from checkin.channels import OutgoingMessage, ProviderMessage
 from checkin.deps import Services
 from checkin.errors import ChannelError, TemplateError
-from checkin.outbound.delivery import RANK
-from checkin.outbound.dispatch import build_message, load
-from checkin.store import audit, outbox
+from checkin.outbound.recheck import build_message, load
+from checkin.states import ChannelName, OutboxStatus
+from checkin.store import outbox, workers
 from checkin.store.models import (
-    OUTBOX_DEAD,
-    OUTBOX_IN_DOUBT,
-    OUTBOX_PENDING,
-    OUTBOX_SENDING,
-    OUTBOX_SENT,
     OutboxMessage,
     Patient,
 )
 from checkin.store.outbox import DEFAULT_POLICY, Policy
 
 log = logging.getLogger(__name__)
+ops = logging.getLogger("checkin.ops")
 
 
 @dataclass(frozen=True)
@@ -98,41 +94,26 @@ def take_stalled(session: Session, now: datetime, policy: Policy) -> int:
     rows = session.execute(
         select(OutboxMessage.id, OutboxMessage.claimed_by, OutboxMessage.lease_until, Patient.reference)
         .outerjoin(Patient, Patient.id == OutboxMessage.patient_id)
-        .where(OutboxMessage.status == OUTBOX_SENDING, OutboxMessage.lease_until < now)
+        .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.lease_until < now)
     ).all()
     if not rows:
         return 0
-    live = outbox.live_workers(session, now, policy.stale_after)
+    live = workers.live_workers(session, now, policy.stale_after)
     moved = 0
     for row_id, worker, lease_until, ref in rows:
         if worker in live and lease_until is not None and lease_until > now - policy.orphan_after:
             continue  # alive, probably waiting for a send slot: its lease renews before sending
-        changed = session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row_id, outbox.owned(worker or ""), OutboxMessage.lease_until < now)
-            .values(
-                status=OUTBOX_IN_DOUBT,
-                claimed_by=None,
-                lease_until=None,
-                next_attempt_at=None,
-                status_reason=f"worker {worker} lost during the send"[:200],
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if changed:
+        if outbox.mark_lost(session, row_id, worker=worker, now=now, patient_ref=ref):
             moved += 1
-            audit.record(
-                session,
-                at=now,
-                actor="system",
-                action="outbox.in_doubt",
-                patient_ref=ref,
-                subject=f"outbox:{row_id}",
-                worker=worker,
-                reason="lease expired",
+            log.warning(
+                "worker lost the row mid-send; reconciling",
+                extra={
+                    "event": "outbox.in_doubt",
+                    "outbox_id": row_id,
+                    "patient_ref": ref,
+                    "worker_id": worker,
+                },
             )
-            log.warning("outbox=%s ref=%s: worker %s lost it mid-send; reconciling", row_id, ref, worker)
     return moved
 
 
@@ -144,20 +125,18 @@ def _triage(
     for row, patient, enrollment in load(session, ids):
         attempted = row.last_attempt_at or row.updated_at
         if now - attempted >= policy.give_up:
-            _resolve(
+            outbox.abandon(
                 session,
                 row.id,
-                worker_id,
-                now,
-                "outbox.dead",
-                patient,
-                status=OUTBOX_DEAD,
-                status_reason=f"could not reconcile within {policy.give_up.total_seconds() / 3600:g} h",
+                reconciler=worker_id,
+                now=now,
+                reason=f"could not reconcile within {policy.give_up.total_seconds() / 3600:g} h",
+                patient_ref=_ref(patient),
             )
-            log.error("ops: outbox=%s could not be reconciled; dead", row.id)
+            ops.error("could not be reconciled; dead", extra={"event": "outbox.dead", "outbox_id": row.id})
             continue
         channel = services.channel(row.channel)
-        if row.channel != "sms" or not hasattr(channel, "list_recent"):
+        if row.channel != ChannelName.SMS or not hasattr(channel, "list_recent"):
             _resend(
                 session,
                 row,
@@ -169,22 +148,18 @@ def _triage(
             )
             continue
         if now < attempted + policy.settle:
-            _resolve(
-                session, row.id, worker_id, now, None, patient, next_attempt_at=attempted + policy.settle
-            )
+            outbox.look_again(session, row.id, reconciler=worker_id, now=now, at=attempted + policy.settle)
             continue
         try:
             message = build_message(services, row, patient, enrollment)
         except TemplateError as exc:
-            _resolve(
+            outbox.abandon(
                 session,
                 row.id,
-                worker_id,
-                now,
-                "outbox.dead",
-                patient,
-                status=OUTBOX_DEAD,
-                status_reason=f"cannot reconcile: template error: {exc}"[:200],
+                reconciler=worker_id,
+                now=now,
+                reason=f"cannot reconcile: template error: {exc}",
+                patient_ref=_ref(patient),
             )
             continue
         lookups.append(_Lookup(row.id, message, attempted - policy.lookback))
@@ -205,13 +180,16 @@ def _look_up(
     with services.sessions() as session, session.begin():
         if error is not None:
             retry = outbox.backoff(1, policy, rng, error.retry_after)
-            _resolve(session, lookup.row_id, worker_id, now, None, None, next_attempt_at=now + retry)
+            outbox.look_again(session, lookup.row_id, reconciler=worker_id, now=now, at=now + retry)
             log.warning(
-                "outbox=%s ref=%s: provider list failed (%s); looking again in %.0fs",
-                lookup.row_id,
-                message.reference,
-                error.reason,
-                retry.total_seconds(),
+                "provider list failed; looking again later",
+                extra={
+                    "event": "reconcile.list_failed",
+                    "outbox_id": lookup.row_id,
+                    "patient_ref": message.reference,
+                    "reason": error.reason,
+                    "delay_s": round(retry.total_seconds()),
+                },
             )
             return
         found = match(session, listed, message.text)
@@ -220,27 +198,22 @@ def _look_up(
             if row is not None:
                 _resend(session, row, None, worker_id, now, policy, "not found at the provider; resending")
             return
-        status = found.status if found.status in RANK else "queued"
-        _resolve(
+        outbox.confirm_sent(
             session,
             lookup.row_id,
-            worker_id,
-            now,
-            "outbox.sent",
-            None,
-            status=OUTBOX_SENT,
+            reconciler=worker_id,
+            now=now,
             provider_id=found.provider_id,
-            sent_at=now,
-            delivery_status=status,
-            status_reason=None,
-            next_attempt_at=None,
-            detail={"provider_id": found.provider_id, "via": "reconciliation"},
+            provider_status=found.status,
         )
         log.info(
-            "outbox=%s ref=%s: found at the provider (provider_id=%s); not resending",
-            lookup.row_id,
-            message.reference,
-            found.provider_id,
+            "found at the provider; not resending",
+            extra={
+                "event": "outbox.sent",
+                "outbox_id": lookup.row_id,
+                "patient_ref": message.reference,
+                "provider_id": found.provider_id,
+            },
         )
 
 
@@ -271,76 +244,25 @@ def _resend(
     reason: str,
 ) -> None:
     if row.attempts >= policy.max_attempts:
-        _resolve(
+        outbox.abandon(
             session,
             row.id,
-            worker_id,
-            now,
-            "outbox.dead",
-            patient,
-            status=OUTBOX_DEAD,
-            status_reason=f"not confirmed after {row.attempts} attempts",
+            reconciler=worker_id,
+            now=now,
+            reason=f"not confirmed after {row.attempts} attempts",
+            patient_ref=_ref(patient),
         )
-        log.error("ops: outbox=%s unconfirmed after %d attempts; dead", row.id, row.attempts)
+        ops.error(
+            "unconfirmed after the last attempt; dead",
+            extra={"event": "outbox.dead", "outbox_id": row.id, "attempt": row.attempts},
+        )
         return
-    _resolve(
-        session,
-        row.id,
-        worker_id,
-        now,
-        "outbox.resend",
-        patient,
-        status=OUTBOX_PENDING,
-        status_reason=reason,
-        next_attempt_at=None,
-    )
-    log.info("outbox=%s: %s", row.id, reason)
+    outbox.resend(session, row.id, reconciler=worker_id, now=now, reason=reason, patient_ref=_ref(patient))
+    log.info("resending", extra={"event": "outbox.resend", "outbox_id": row.id, "reason": reason})
 
 
-def _resolve(
-    session: Session,
-    row_id: int,
-    worker_id: str,
-    now: datetime,
-    action: str | None,
-    patient: Patient | None,
-    *,
-    detail: dict[str, object] | None = None,
-    **values: object,
-) -> bool:
-    """Compare-and-set an ``in_doubt`` row this reconciler holds, drop the hold, audit."""
-    changed = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == row_id,
-            OutboxMessage.status == OUTBOX_IN_DOUBT,
-            OutboxMessage.claimed_by == worker_id,
-        )
-        .values(claimed_by=None, lease_until=None, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    if changed and action is not None:
-        ref = (
-            patient.reference
-            if patient is not None
-            else session.scalar(
-                select(Patient.reference)
-                .join(OutboxMessage, OutboxMessage.patient_id == Patient.id)
-                .where(OutboxMessage.id == row_id)
-            )
-        )
-        reason = values.get("status_reason")
-        audit.record(
-            session,
-            at=now,
-            actor="system",
-            action=action,
-            patient_ref=ref,
-            subject=f"outbox:{row_id}",
-            **({"reason": reason} if reason else {}),
-            **(detail or {}),
-        )
-    return bool(changed)
+def _ref(patient: Patient | None) -> str | None:
+    return patient.reference if patient is not None else None
 
 
 __all__ = ["match", "reconcile_once", "take_stalled"]

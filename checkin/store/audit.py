@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Connection, Table, insert
 from sqlalchemy.orm import Session
 
 from checkin.store.models import AuditEvent
@@ -28,3 +30,23 @@ def record(
     session.add(
         AuditEvent(at=at, actor=actor, action=action, patient_ref=patient_ref, subject=subject, detail=detail)
     )
+
+
+def record_outbox_many(
+    conn: Connection, now: datetime, action: str, subjects: Iterable[tuple[str | None, int]], **detail: Any
+) -> None:
+    """One ``system`` audit row per (patient reference, outbox id), inserted in one Core
+    statement: the rows ``record`` writes, without an ORM flush (the dispatcher's hot path)."""
+    values = [
+        {
+            "at": now,
+            "actor": "system",
+            "action": action,
+            "patient_ref": ref,
+            "subject": f"outbox:{oid}",
+            "detail": detail,
+        }
+        for ref, oid in subjects
+    ]
+    if values:
+        conn.execute(insert(cast(Table, AuditEvent.__table__)), values)

@@ -1,7 +1,8 @@
-"""Engine and sessions from Settings, and the migration gate. Nothing else."""
+"""Engine and sessions from Settings, the migration gate, and insert-or-ignore."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -134,3 +135,18 @@ def require_migrated(engine: Engine) -> None:
     else:
         problem = f"the database at {where} is at revision {current}, this version needs {head}"
     raise DatabaseNotReady(f"{problem}. Run `checkin db upgrade` first.")
+
+
+def insert_ignore(session: Session, model: Any, values: Mapping[str, Any], conflict: Sequence[str]) -> bool:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING`` on SQLite and PostgreSQL; True if a row
+    was inserted. Never check-then-insert: two workers (or two webhook deliveries) racing on
+    the same key would both pass the check."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    stmt = dialect_insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
+    # RETURNING, not rowcount: SQLAlchemy 2.1 adds RETURNING <pk> to this insert on PostgreSQL
+    # by itself, and then rowcount is -1 whether or not a row went in.
+    returning = stmt.returning(*model.__table__.primary_key.columns)
+    return session.execute(returning).first() is not None

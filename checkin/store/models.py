@@ -30,6 +30,16 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from checkin.core.languages import DEFAULT_LANGUAGE
+from checkin.states import (
+    AlertStatus,
+    ChannelName,
+    EnrollmentStatus,
+    OutboxStatus,
+    PhoneStatus,
+    StaffRole,
+)
+
 # Named constraints make Alembic migrations reproducible on both SQLite and PostgreSQL.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -104,11 +114,11 @@ class Patient(Base):
     phone: Mapped[str | None] = mapped_column(String(20), index=True)
     email: Mapped[str | None] = mapped_column(String(254))
     email_consent: Mapped[bool] = mapped_column(Boolean, default=False)
-    language: Mapped[str] = mapped_column(String(5), default="en")
+    language: Mapped[str] = mapped_column(String(5), default=DEFAULT_LANGUAGE)
     timezone: Mapped[str] = mapped_column(String(64))
     sms_opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     sms_opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    phone_status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | invalid | landline
+    phone_status: Mapped[str] = mapped_column(String(16), default=PhoneStatus.OK)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="patient")
@@ -134,26 +144,13 @@ class Enrollment(Base):
     schedule_version: Mapped[str] = mapped_column(String(32))
     surgery_date: Mapped[date] = mapped_column(Date)
     attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
-    channel: Mapped[str] = mapped_column(String(8), default="sms")
+    channel: Mapped[str] = mapped_column(String(8), default=ChannelName.SMS)
     care_team: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | withdrawn
+    status: Mapped[str] = mapped_column(String(16), default=EnrollmentStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     patient: Mapped[Patient] = relationship(back_populates="enrollments")
-
-
-# Outbox statuses. Only ``pending`` rows are claimed; ``held`` rows wait for the patient to
-# text START again; the others are final or being worked on.
-OUTBOX_PENDING = "pending"
-OUTBOX_HELD = "held"
-OUTBOX_SENDING = "sending"
-OUTBOX_IN_DOUBT = "in_doubt"
-OUTBOX_SENT = "sent"
-OUTBOX_SKIPPED = "skipped"
-OUTBOX_CANCELLED = "cancelled"
-OUTBOX_DEAD = "dead"
-OUTBOX_UNSENT = (OUTBOX_PENDING, OUTBOX_HELD)
 
 
 class OutboxMessage(Base):
@@ -189,7 +186,7 @@ class OutboxMessage(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     remind_after_s: Mapped[int | None] = mapped_column(Integer)
     missed_after_s: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default=OUTBOX_PENDING)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)  # OutboxStatus
     status_reason: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -254,7 +251,7 @@ class InboundMessage(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # Twilio's MessageSid (or a web-form token id): the same reply is processed once.
     message_sid: Mapped[str] = mapped_column(String(64), unique=True)
-    channel: Mapped[str] = mapped_column(String(8), default="sms")
+    channel: Mapped[str] = mapped_column(String(8), default=ChannelName.SMS)
     from_phone: Mapped[str | None] = mapped_column(String(20), index=True)
     body: Mapped[str] = mapped_column(Text)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -275,10 +272,10 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"))
-    kind: Mapped[str] = mapped_column(String(24))  # red_flag | missed_checkin | contact_problem
+    kind: Mapped[str] = mapped_column(String(24))  # checkin.states.AlertKind
     severity: Mapped[str] = mapped_column(String(16))
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | acknowledged | resolved
+    status: Mapped[str] = mapped_column(String(16), default=AlertStatus.OPEN)
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     next_escalation_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -299,7 +296,7 @@ class Staff(Base):
     name: Mapped[str] = mapped_column(String(100))
     email: Mapped[str] = mapped_column(String(254), unique=True)
     phone: Mapped[str | None] = mapped_column(String(20))
-    role: Mapped[str] = mapped_column(String(16), default="nurse")  # nurse | admin | on_call
+    role: Mapped[str] = mapped_column(String(16), default=StaffRole.NURSE)
     team: Mapped[str] = mapped_column(String(64), default="default")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 

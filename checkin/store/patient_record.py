@@ -13,9 +13,9 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from checkin.states import OutboxStatus
 from checkin.store import audit
 from checkin.store.models import (
-    OUTBOX_SENT,
     Alert,
     AuditEvent,
     Enrollment,
@@ -101,7 +101,7 @@ def _conversation(session: Session, patient: Patient) -> list[Turn]:
     for row in session.scalars(
         select(OutboxMessage).where(
             OutboxMessage.patient_id == patient.id,
-            OutboxMessage.status == OUTBOX_SENT,
+            OutboxMessage.status == OutboxStatus.SENT,
             or_(OutboxMessage.recipient.is_(None), OutboxMessage.recipient.in_(_addresses(patient))),
         )
     ):

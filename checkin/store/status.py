@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from checkin.store.models import OUTBOX_PENDING, OUTBOX_SENT, Alert, InboundMessage, OutboxMessage, Worker
+from checkin.states import AlertStatus, OutboxStatus
+from checkin.store.models import Alert, InboundMessage, OutboxMessage, Worker
 
 STATUSES = ("pending", "held", "sending", "in_doubt", "sent", "skipped", "cancelled", "dead")
 SEVERITIES = ("emergency", "urgent", "watch", "none")
@@ -49,13 +50,13 @@ def collect(session: Session, now: datetime) -> Figures:
     f.messages = {s: int(counts.get(s, 0)) for s in STATUSES}
     oldest = session.scalar(
         select(func.min(OutboxMessage.due_at)).where(
-            OutboxMessage.status == OUTBOX_PENDING, OutboxMessage.due_at <= now
+            OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.due_at <= now
         )
     )
     f.oldest_due_seconds = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
     recent = session.execute(
         select(OutboxMessage.last_attempt_at, OutboxMessage.sent_at, OutboxMessage.due_at)
-        .where(OutboxMessage.status == OUTBOX_SENT, OutboxMessage.sent_at >= now - timedelta(hours=1))
+        .where(OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.sent_at >= now - timedelta(hours=1))
         .limit(20_000)
     ).all()
     f.sent_last_hour = len(recent)
@@ -69,7 +70,9 @@ def collect(session: Session, now: datetime) -> Figures:
     f.inbound = {s: int(sev.get(s, 0)) for s in SEVERITIES}
     open_ = dict(
         session.execute(
-            select(Alert.severity, func.count()).where(Alert.status == "open").group_by(Alert.severity)
+            select(Alert.severity, func.count())
+            .where(Alert.status == AlertStatus.OPEN)
+            .group_by(Alert.severity)
         ).all()
     )
     f.alerts_open = {s: int(open_.get(s, 0)) for s in SEVERITIES[:3]}

@@ -247,7 +247,7 @@ def test_it_logs_no_address_subject_or_body(server: Server, caplog: pytest.LogCa
     channel.send(message())
 
     # aiosmtpd's own "mail.log" echoes the DATA it receives; that is the server's log.
-    text = "\n".join(r.getMessage() for r in caplog.records if r.name != "mail.log")
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records if r.name != "mail.log")
     assert "P-0042" in text
     for secret in (TO, "follow-up", "Tuesday"):
         assert secret not in text

@@ -207,11 +207,12 @@ def test_it_dead_letters_a_row_whose_template_is_missing(
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
         row_id = add_row(s, p, e, message="no_such_template").id
-    with caplog.at_level(logging.ERROR, logger="checkin.outbound.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="checkin.ops"):
         run_once(services, NOW, worker_id=W)
     row = get_row(services, row_id)
     assert row.status == "dead" and row.status_reason.startswith("template error")
-    assert "ops:" in caplog.text
+    (told,) = [r for r in caplog.records if r.name == "checkin.ops"]
+    assert (told.event, told.outbox_id) == ("outbox.template_error", row_id)  # type: ignore[attr-defined]
 
 
 def test_it_rechecks_a_row_after_waiting_for_its_send_slot(services: Services) -> None:
@@ -294,7 +295,7 @@ def test_it_marks_sent_a_send_whose_receipt_cannot_be_stored(
 ) -> None:
     from sqlalchemy.exc import DataError
 
-    import checkin.outbound.dispatch
+    import checkin.outbound.receipts
 
     with services.sessions() as s, s.begin():
         row_id = add_row(s, *add_patient(s)).id
@@ -302,7 +303,7 @@ def test_it_marks_sent_a_send_whose_receipt_cannot_be_stored(
     def refuse(*args: object, **kwargs: object) -> None:
         raise DataError("UPDATE outbox", {}, ValueError("value too long"))
 
-    monkeypatch.setattr(checkin.outbound.dispatch, "_sent", refuse)
+    monkeypatch.setattr(checkin.outbound.receipts, "record_sent", refuse)
     run_once(services, NOW, worker_id=W)
     row = get_row(services, row_id)
     assert (row.status, row.status_reason, row.claimed_by) == (
@@ -318,11 +319,12 @@ def test_it_records_a_receipt_after_a_brief_database_outage(
 ) -> None:
     from sqlalchemy.exc import OperationalError
 
-    import checkin.outbound.dispatch
+    import checkin.outbound.receipts
+    import checkin.outbound.retry
 
     with services.sessions() as s, s.begin():
         row_id = add_row(s, *add_patient(s)).id
-    real = checkin.outbound.dispatch._Receipts.record
+    real = checkin.outbound.receipts.Receipts.record
     failures = [OperationalError("UPDATE outbox", {}, ConnectionError("server closed"))]
 
     def flaky(self: object, *args: object) -> None:
@@ -330,8 +332,8 @@ def test_it_records_a_receipt_after_a_brief_database_outage(
             raise failures.pop()
         real(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(checkin.outbound.dispatch._Receipts, "record", flaky)
-    monkeypatch.setattr(checkin.outbound.dispatch._time, "sleep", lambda s: None)
+    monkeypatch.setattr(checkin.outbound.receipts.Receipts, "record", flaky)
+    monkeypatch.setattr(checkin.outbound.retry.time, "sleep", lambda s: None)
     run_once(services, NOW, worker_id=W)
     row = get_row(services, row_id)
     assert (row.status, row.provider_id) == ("sent", "SM000001")

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from checkin.content.render import Renderer, sample_context, validate_schedule_templates
+from checkin.core.languages import LANGUAGES
 from checkin.core.schedule.load import load_schedules
-from checkin.core.schedule.model import LANGUAGES, QUESTIONS, Schedule
+from checkin.core.schedule.model import QUESTIONS, Schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDERER = Renderer(ROOT / "templates")

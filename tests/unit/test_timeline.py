@@ -9,7 +9,7 @@ from apscheduler.triggers.calendarinterval import (  # type: ignore[import-untyp
     CalendarIntervalTrigger,
 )
 
-from checkin.core.schedule.model import Condition, Enrollment, PlannedMessage, Schedule, Step
+from checkin.core.schedule.model import Condition, PlanInput, PlannedMessage, Schedule, Step
 from checkin.core.timeline import plan, preview_rows, replan
 
 NY = ZoneInfo("America/New_York")
@@ -28,14 +28,14 @@ def make_schedule(*steps: Step, window: tuple[time, time] = (time(9), time(20)))
     return Schedule(id="lumbar-fusion", name="Lumbar fusion", version="test", send_window=window, steps=steps)
 
 
-def make_enrollment(**kw: Any) -> Enrollment:
+def make_enrollment(**kw: Any) -> PlanInput:
     fields: dict[str, Any] = {
         "id": 7,
         "surgery_date": SURGERY,
         "timezone": "America/New_York",
     }
     fields.update(kw)
-    return Enrollment(**fields)
+    return PlanInput(**fields)
 
 
 def ny(y: int, m: int, d: int, hh: int, mm: int = 0) -> datetime:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkin.core.schedule.model import Enrollment, Schedule, Step
+from checkin.core.schedule.model import PlanInput, Schedule, Step
 from checkin.core.timeline import plan
 from checkin.core.window import in_window, local_instant, next_allowed, window_end
 
@@ -97,7 +97,7 @@ def steps(draw: st.DrawFn, index: int) -> Step:
 
 
 @st.composite
-def cases(draw: st.DrawFn) -> tuple[Schedule, Enrollment, datetime]:
+def cases(draw: st.DrawFn) -> tuple[Schedule, PlanInput, datetime]:
     count = draw(st.integers(min_value=1, max_value=4))
     schedule = Schedule(
         id="p",
@@ -108,7 +108,7 @@ def cases(draw: st.DrawFn) -> tuple[Schedule, Enrollment, datetime]:
     )
     zone, day = draw(zone_and_day())
     # Put the first step's day 0 on the drawn day, so its first occurrence meets the change.
-    enrollment = Enrollment(
+    enrollment = PlanInput(
         id=1,
         surgery_date=day - timedelta(days=schedule.steps[0].day),
         timezone=zone,
@@ -124,7 +124,7 @@ def cases(draw: st.DrawFn) -> tuple[Schedule, Enrollment, datetime]:
 @SETTINGS
 @given(cases())
 def test_it_plans_only_inside_the_window_and_never_in_the_past(
-    case: tuple[Schedule, Enrollment, datetime],
+    case: tuple[Schedule, PlanInput, datetime],
 ) -> None:
     schedule, enrollment, now = case
     tz = ZoneInfo(enrollment.timezone)
@@ -147,7 +147,7 @@ def test_it_plans_only_inside_the_window_and_never_in_the_past(
 @SETTINGS
 @given(cases())
 def test_it_catches_up_at_most_one_occurrence_per_step(
-    case: tuple[Schedule, Enrollment, datetime],
+    case: tuple[Schedule, PlanInput, datetime],
 ) -> None:
     schedule, enrollment, now = case
     tz = ZoneInfo(enrollment.timezone)

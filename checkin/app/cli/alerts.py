@@ -6,6 +6,7 @@ import click
 from sqlalchemy import select
 
 from checkin.app.cli.context import App, fail_cleanly, pass_app
+from checkin.states import AlertStatus
 
 
 @click.group()
@@ -30,7 +31,7 @@ def alerts_list(app: App, only_open: bool, limit: int) -> None:
             .limit(limit)
         )
         if only_open:
-            query = query.where(Alert.status != "resolved")
+            query = query.where(Alert.status != AlertStatus.RESOLVED)
         rows = session.execute(query).all()
     for alert, ref in rows:
         who = f" by {alert.acknowledged_by}" if alert.acknowledged_by else ""

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from checkin.app.cli.context import App, fail_cleanly, pass_app
 from checkin.app.cli.display import clean
+from checkin.states import OutboxStatus
 
 if TYPE_CHECKING:
     from checkin.store.patient_record import PatientRecord
@@ -26,12 +27,12 @@ def patients() -> None:
 @fail_cleanly
 def patients_list(app: App, limit: int) -> None:
     """One line per enrollment: reference, MRN, procedure, surgery date, status, pending count."""
-    from checkin.store.models import OUTBOX_PENDING, Enrollment, OutboxMessage, Patient
+    from checkin.store.models import Enrollment, OutboxMessage, Patient
 
     with app.session() as session:
         pending = (
             select(OutboxMessage.enrollment_id, func.count().label("n"))
-            .where(OutboxMessage.status == OUTBOX_PENDING)
+            .where(OutboxMessage.status == OutboxStatus.PENDING)
             .group_by(OutboxMessage.enrollment_id)
             .subquery()
         )

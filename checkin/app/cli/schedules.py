@@ -11,6 +11,7 @@ import click
 
 from checkin.app.cli.context import App, fail_cleanly, pass_app
 from checkin.errors import CheckinError
+from checkin.states import DEFAULT_LANGUAGE, LANGUAGES
 
 
 @click.group()
@@ -60,7 +61,7 @@ def schedules_validate(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
 @click.option(
     "--attribute", "attributes", multiple=True, help="Other attribute (brace, collar, ...); repeatable."
 )
-@click.option("--language", type=click.Choice(["en", "es"]), default="en", show_default=True)
+@click.option("--language", type=click.Choice(LANGUAGES), default=DEFAULT_LANGUAGE, show_default=True)
 @click.option("--channel", type=click.Choice(["sms", "email", "both"]), default="sms", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_app

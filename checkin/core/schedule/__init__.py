@@ -1,12 +1,13 @@
 """Schedule files: typed models (``model``) and the validating loader (``load``)."""
 
+from checkin.core.languages import LANGUAGES
 from checkin.core.schedule.model import (
     CHANNEL_PREFERENCES,
     KNOWN_ATTRIBUTES,
-    LANGUAGES,
     QUESTIONS,
+    ChannelName,
     Condition,
-    Enrollment,
+    PlanInput,
     PlannedMessage,
     Schedule,
     Step,
@@ -17,8 +18,9 @@ __all__ = [
     "KNOWN_ATTRIBUTES",
     "LANGUAGES",
     "QUESTIONS",
+    "ChannelName",
     "Condition",
-    "Enrollment",
+    "PlanInput",
     "PlannedMessage",
     "Schedule",
     "Step",

@@ -1,7 +1,7 @@
 """Typed, frozen models of a schedule file. Pure: no I/O.
 
 A ``Schedule`` is what ``checkin.core.schedule.load`` builds from ``schedules/<id>.yaml`` after
-validation; ``checkin.core.timeline.plan`` turns one plus an ``Enrollment`` into planned messages.
+validation; ``checkin.core.timeline.plan`` turns one plus a ``PlanInput`` into planned messages.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-Channel = Literal["sms", "email"]
-ChannelPreference = Literal["sms", "email", "both"]
-Language = Literal["en", "es"]
+from checkin.core.languages import Language
 
-LANGUAGES: tuple[str, ...] = ("en", "es")
+# The values of ``checkin.states.ChannelName``, which the pure core cannot import.
+ChannelName = Literal["sms", "email"]
+ChannelPreference = Literal["sms", "email", "both"]
+
 CHANNEL_PREFERENCES: tuple[str, ...] = ("sms", "email", "both")
 
 # Attributes a step's ``when`` may test. An enrollment carries a subset of these; a
@@ -94,7 +95,7 @@ class Schedule:
 
 
 @dataclass(frozen=True)
-class Enrollment:
+class PlanInput:
     """What the timeline needs to know about one patient on one schedule."""
 
     id: int | str
@@ -116,7 +117,7 @@ class PlannedMessage:
     enrollment_id: int | str
     step_id: str
     occurrence: int  # the step's day offset for this occurrence (stable when dates move)
-    channel: Channel
+    channel: ChannelName
     message: str  # template name
     ask: str | None
     due_at: datetime  # UTC, aware

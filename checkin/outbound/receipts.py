@@ -1,0 +1,105 @@
+"""Recording a provider's receipt: the dispatcher's hot path, one UPDATE and one audit row
+per message on a connection kept per sending thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
+
+from checkin.channels import Receipt
+from checkin.deps import Services
+from checkin.outbound.recheck import Prepared
+from checkin.store import outbox
+
+log = logging.getLogger(__name__)
+ops = logging.getLogger("checkin.ops")
+
+
+class Receipts:
+    """Records receipts on one Core connection per sending thread, kept for one ``run_once``.
+
+    Checking a connection out of the pool per message costs a pre-ping round trip on
+    PostgreSQL, and an ORM session per message costs more Python than the write itself.
+    A connection that failed is dropped, so the retry gets a fresh (pre-pinged) one.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._local = threading.local()
+        self._opened: list[Connection] = []
+        self._lock = threading.Lock()
+
+    def record(self, p: Prepared, receipt: Receipt, worker_id: str) -> None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._services.engine.connect()
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        try:
+            with conn.begin():
+                record_sent(conn, p, receipt, worker_id, self._services)
+        except OperationalError:
+            self._local.conn = None
+            conn.invalidate()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
+
+
+def record_sent(conn: Connection, p: Prepared, receipt: Receipt, worker_id: str, services: Services) -> None:
+    fields = {
+        "outbox_id": p.row_id,
+        "patient_ref": p.message.reference,
+        "channel": p.message.channel,
+        "provider_id": receipt.provider_id,
+        "attempt": p.attempts,
+    }
+    recorded = outbox.mark_sent(
+        conn,
+        p.row_id,
+        worker_id=worker_id,
+        provider_id=receipt.provider_id,
+        provider_status=receipt.status,
+        now=services.clock.now(),
+        patient_ref=p.patient_ref,
+        channel=p.message.channel,
+        attempt=p.attempts,
+    )
+    if recorded is outbox.SentRecord.ALREADY:
+        return  # its status callback beat this receipt and already recorded the send
+    if recorded is outbox.SentRecord.CONFLICT:
+        ops.error(
+            "sent, but another worker holds the row; a duplicate is possible",
+            extra={"event": "outbox.sent_conflict", **fields},
+        )
+    log.info("outbox row sent", extra={"event": "outbox.sent", **fields})
+
+
+def record_sent_unrecorded(
+    services: Services, p: Prepared, receipt: Receipt, worker_id: str, why: str
+) -> None:
+    """The message went out but its receipt cannot be stored: record the bare fact (left
+    ``sending``, the row would be reconciled and an email resent), and tell ops."""
+    ops.error(
+        "sent, but the receipt could not be stored; marking it sent without it",
+        extra={
+            "event": "outbox.receipt_lost",
+            "outbox_id": p.row_id,
+            "patient_ref": p.message.reference,
+            "provider_id": receipt.provider_id,
+            "error": why,
+        },
+    )
+    with services.sessions() as session, session.begin():
+        outbox.mark_sent_unrecorded(session, p.row_id, worker_id=worker_id, now=services.clock.now(), why=why)
+
+
+__all__ = ["Receipts", "record_sent", "record_sent_unrecorded"]
