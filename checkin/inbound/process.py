@@ -416,20 +416,10 @@ class _Ctx:
     ) -> InboundResult:
         if not question_fixed:
             question = self._open_question(patient)
-        if question is not None and question.enrollment_id not in (
-            None,
-            enrollment.id if enrollment else None,
-        ):
-            enrollment = self.session.get(Enrollment, question.enrollment_id)
+        enrollment = self._enrollment_of(question, enrollment)
         context = question.ask if question else None
         assessment = self.assess(self.msg.body, context)
-        inbound = self.inbound
-        inbound.patient_id, inbound.enrollment_id = patient.id, enrollment.id if enrollment else None
-        inbound.outbox_id = question.id if question else inbound.outbox_id
-        inbound.severity = str(assessment.severity)
-        inbound.flags = sorted(str(f) for f in assessment.flags)
-        inbound.assessment = assessment.to_dict()
-        inbound.processed_at = self.now
+        inbound = self._store_assessment(patient, enrollment, question, assessment)
         if question is not None:
             outbox.mark_answered(self.session, question.id, self.now)
         # An alert opened (or raised) here is saved with ladder step 0 due now; the worker's next
@@ -449,16 +439,8 @@ class _Ctx:
             alerts.open_contact_problem(
                 self.session, patient=patient, reason="optout_candidate", now=self.now, inbound=inbound
             )
-        choice = replies.choose_reply(
-            assessment,
-            known=True,
-            may_follow_up=not (question is not None and question.step_id == replies.FOLLOWUP_STEP),
-            template_exists=lambda name: self.renderer.exists(name, supported_language(patient.language)),
-        )
+        choice = self._choose_reply(patient, assessment, question, paused=optout_candidate and pause_sms)
         template = choice.template
-        if optout_candidate and pause_sms and (template == replies.REPLY_THANKS or choice.follow_up):
-            # Not an alarming text: confirm the pause (the one confirmation the FCC allows).
-            template, choice = replies.REPLY_PAUSED, replies.ReplyChoice(replies.REPLY_PAUSED)
         followup_id = None
         if choice.follow_up:
             followup_id = self._record_followup(patient, enrollment, template, context or "general")
@@ -483,6 +465,46 @@ class _Ctx:
             followup_outbox_id=followup_id,
             matched="patient",
         )
+
+    def _enrollment_of(self, question: _Question | None, enrollment: Enrollment | None) -> Enrollment | None:
+        """The enrollment the answered question belongs to (it may be another of the patient's)."""
+        if question is not None and question.enrollment_id not in (
+            None,
+            enrollment.id if enrollment else None,
+        ):
+            return self.session.get(Enrollment, question.enrollment_id)
+        return enrollment
+
+    def _store_assessment(
+        self,
+        patient: Patient,
+        enrollment: Enrollment | None,
+        question: _Question | None,
+        assessment: Assessment,
+    ) -> InboundMessage:
+        """Record on the inbound row whose reply this is and what triage made of it."""
+        inbound = self.inbound
+        inbound.patient_id, inbound.enrollment_id = patient.id, enrollment.id if enrollment else None
+        inbound.outbox_id = question.id if question else inbound.outbox_id
+        inbound.severity = str(assessment.severity)
+        inbound.flags = sorted(str(f) for f in assessment.flags)
+        inbound.assessment = assessment.to_dict()
+        inbound.processed_at = self.now
+        return inbound
+
+    def _choose_reply(
+        self, patient: Patient, assessment: Assessment, question: _Question | None, *, paused: bool
+    ) -> replies.ReplyChoice:
+        choice = replies.choose_reply(
+            assessment,
+            known=True,
+            may_follow_up=not (question is not None and question.step_id == replies.FOLLOWUP_STEP),
+            template_exists=lambda name: self.renderer.exists(name, supported_language(patient.language)),
+        )
+        if paused and (choice.template == replies.REPLY_THANKS or choice.follow_up):
+            # Not an alarming text: confirm the pause (the one confirmation the FCC allows).
+            return replies.ReplyChoice(replies.REPLY_PAUSED)
+        return choice
 
     def _record_followup(
         self, patient: Patient, enrollment: Enrollment | None, template: str, ask: str
