@@ -97,6 +97,28 @@ def pick_question(
     return max(live, key=lambda q: (q.sent_at, q.outbox_id))
 
 
+# A reply that is nothing but yes or no (English and Spanish, texting spellings, emoji aside).
+_BARE_YES_NO = re.compile(
+    r"^[\W_]*(?:yes|yeah|yep|yup|ya|y|yes+|si|sí|no|nope|nah|n|nop)[\W_]*$", re.IGNORECASE
+)
+
+
+def is_bare_yes_no(text: str) -> bool:
+    """The reply says only yes or no."""
+    return bool(_BARE_YES_NO.match(text.strip()))
+
+
+def answer_context(question: OpenQuestion | None, text: str, last_reminder_at: datetime | None) -> str:
+    """The triage context of a reply: the open question's ``ask``; but ``reminder`` for a bare
+    YES/NO when a message that asked nothing went out after that question (the patient is
+    answering the reminder), and ``general`` when no question is open."""
+    if question is None:
+        return "reminder" if last_reminder_at is not None and is_bare_yes_no(text) else "general"
+    if last_reminder_at is not None and last_reminder_at > question.sent_at and is_bare_yes_no(text):
+        return "reminder"
+    return question.ask
+
+
 def severity_name(assessment: Assessment) -> str:
     return str(assessment.severity)
 

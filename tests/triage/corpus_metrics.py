@@ -12,7 +12,9 @@ from pathlib import Path
 
 RANK = {"none": 0, "watch": 1, "urgent": 2, "emergency": 3}
 HERE = Path(__file__).resolve()
-DEV_CORPUS = HERE.parents[2].parent / "shared" / "triage-dev.jsonl"
+# ../shared beside the checkout; $CHECKIN_SHARED points elsewhere (a worktree, a CI layout)
+SHARED = Path(os.environ.get("CHECKIN_SHARED") or HERE.parents[2].parent / "shared")
+DEV_CORPUS = SHARED / "triage-dev.jsonl"
 EXTRA_CORPUS = HERE.parent / "cases_extra.jsonl"
 # written without reading the lexicons, to measure generalization (see its ids h###)
 HELDOUT_CORPUS = HERE.parent / "cases_heldout.jsonl"
@@ -97,3 +99,21 @@ def score(rows: list[dict]) -> Metrics:
                 f"want {true} {sorted(req)} got {sev} {sorted(got)}"
             )
     return m
+
+
+AUTHOR_FILES = {
+    "dev": SHARED / "triage-dev.jsonl",
+    "older-and-caregivers": SHARED / "triage-corpora" / "older-and-caregivers.jsonl",
+    "texting": SHARED / "triage-corpora" / "texting.jsonl",
+    "spanish": SHARED / "triage-corpora" / "spanish.jsonl",
+}
+
+
+def author_corpora() -> tuple[dict[str, list[dict]], dict[str, list[dict]]] | None:
+    """(scored rows per author, train-only rows per author), or None without ../shared.
+    The team wrote both cases_heldout (scored) and cases_extra (training only)."""
+    if not all(p.is_file() for p in AUTHOR_FILES.values()):
+        return None
+    authors = {name: load_corpus(p) for name, p in AUTHOR_FILES.items()}
+    authors["team-heldout"] = load_corpus(HELDOUT_CORPUS)
+    return authors, {"team-heldout": load_corpus(EXTRA_CORPUS)}

@@ -25,3 +25,11 @@ def test_it_keeps_non_ascii_text_readable() -> None:
 
 def test_it_defaults_to_the_general_context() -> None:
     assert json.loads(assessment_json("yes"))["severity"] == "none"
+
+
+def test_it_says_which_layer_and_which_words_fired() -> None:
+    d = json.loads(assessment_json("I can't pee and my incision is leaking", "general"))
+    by_topic = {e["topic"]: e for e in d["evidence"]}
+    assert by_topic["bowel_bladder"]["layer"] == "rules"
+    assert "pee" in by_topic["bowel_bladder"]["words"]
+    assert {"needs_review", "review_reason"} <= d.keys()

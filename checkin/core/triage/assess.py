@@ -23,6 +23,10 @@ from typing import Any
 from rapidfuzz import fuzz, process
 
 from . import lexicon as _lexicon
+from .escalate import escalations
+from .layered import LEARNED, MAX_CHARS, in_scope, learned_candidates
+from .layered import review_reason as _review_reason
+from .learned import LearnedModel
 from .model import FLAG_SEVERITY, Assessment, Evidence, EvidenceKind, Flag, Severity
 from .negation import (
     _CLAUSE_CUES,
@@ -206,10 +210,20 @@ class _Hit:
 
 
 def assess(text: str, context: str | None = None) -> Assessment:
-    """Triage one reply.  See the module docstring and docs/adr/0005."""
+    """Triage one reply with the rules and the packaged learned layer.  See the module
+    docstring and docs/adr/0005."""
+    return assess_with(text, context, LEARNED)
+
+
+def assess_with(text: str, context: str | None, model: LearnedModel | None) -> Assessment:
+    """``assess`` with an explicit learned layer (None: rules only); the folds and the
+    training command use it to score models that are not the packaged one.  Only the first
+    ``MAX_CHARS`` characters are read, so the cost is bounded whatever arrives."""
     ctx = normalize_context(context)
     if not isinstance(text, str):
         raise TypeError("text must be a str")
+    if len(text) > MAX_CHARS:
+        text = text[:MAX_CHARS]
     folded = fold(text)
     toks = _TOKENIZE(folded)
     language = "es" if toks.es > toks.en else "en"
@@ -224,6 +238,83 @@ def assess(text: str, context: str | None = None) -> Assessment:
         i0, i1, _ = items[k]
         return starts[i0], ends[i1 - 1]
 
+    hits, sets_in_clause, phrases = _mentions(labeled, clause, mods, span_of)
+
+    absorbed: set[tuple[int, str]] = set()
+    if sets_in_clause:
+        _combos(ctx, sets_in_clause, mods, span_of, hits, absorbed, phrases, items)
+    if LEX.patterns is not None:
+        _patterns(folded, toks.starts, items, clause, mods, hits)
+
+    # ---- numbers, then a bare YES answers the question that was asked
+    readings = NUMBERS.read(folded, ctx) if _has_number(toks.words, text) else []
+    flags: dict[str, list[Evidence]] = {}
+    watch: dict[str, list[Evidence]] = {}
+    ambiguous: dict[str, list[Evidence]] = {}
+    if readings:
+        temperature_f, pain_score, current_temp = _numbers(
+            text, readings, toks.starts, items, clause, mods, flags, watch, ambiguous
+        )
+    else:
+        temperature_f = pain_score = current_temp = None
+    if ctx in YES_MEANS:
+        _yes_hits(ctx, items, clause, mods, span_of, current_temp is not None, hits)
+    _decide_all(hits, absorbed, current_temp is not None, text, flags, watch, ambiguous)
+    review = ""
+    if model is not None:
+        seen = _topics_seen(hits)
+        if pain_score is not None:
+            seen.add("severe_pain")  # a pain score was read: the number decides
+        if temperature_f is not None:
+            seen.add("fever")
+        review = learned_candidates(model, folded, text, toks, items, clause, mods, seen, flags)
+    added, emergency = escalations(folded, ctx, flags, lambda pos: in_scope(pos, toks.starts, items, clause))
+    for name, sp in added.items():
+        flags.setdefault(name, []).append(Evidence(name, text[sp[0] : sp[1]], sp, "flag"))
+    if not flags and not review:
+        review = _review_reason(text, toks.words, items)
+    rank = 3 if emergency else 1 if (watch or ambiguous) else 0
+    for f in flags:
+        rank = max(rank, _FLAG_RANK[f])
+    return Assessment(
+        frozenset([_FLAG_BY_VALUE[f] for f in flags]) if flags else _NO_FLAGS,
+        _SEVERITY_BY_RANK[rank],
+        _evidence(flags, watch, ambiguous),
+        temperature_f,
+        pain_score,
+        language,  # type: ignore[arg-type]
+        frozenset(watch),
+        frozenset(ambiguous),
+        ctx,
+        bool(review),
+        review,
+    )
+
+
+def _yes_hits(
+    ctx: str,
+    items: list[Item],
+    clause: list[int],
+    mods: list[int],
+    span_of: Any,
+    measured: bool,
+    hits: list[_Hit],
+) -> None:
+    """A leading bare YES under a ``<topic>_check`` is a mention of what was asked."""
+    k = _bare_yes(items, clause)
+    if k is None:
+        return
+    for lab in YES_MEANS[ctx]:
+        if lab == "f:fever" and measured:
+            continue  # the reading decides, not the YES
+        hits.append(_Hit(lab, k, mods[k] | _clause_mods_for_yes(k, mods, items, clause), span_of(k)))
+
+
+def _mentions(
+    labeled: list[tuple[int, _Leaf]], clause: list[int], mods: list[int], span_of: Any
+) -> tuple[list[_Hit], dict[int, dict[str, list[int]]], dict[int, str]]:
+    """(one hit per flag/watch/ambiguous label of each matched phrase, per clause the items of
+    each combo set, the phrase of each set item)."""
     hits: list[_Hit] = []
     sets_in_clause: dict[int, dict[str, list[int]]] = {}
     phrases: dict[int, str] = {}
@@ -239,46 +330,26 @@ def assess(text: str, context: str | None = None) -> Assessment:
                 hits.append(_Hit(lab, k, mk, sp, governed, phrase))
         if set_names:
             phrases[k] = phrase
-            per = sets_in_clause.get(ck)
-            if per is None:
-                per = sets_in_clause[ck] = {}
+            per = sets_in_clause.setdefault(ck, {})
             for name in set_names:
-                lst = per.get(name)
-                if lst is None:
-                    per[name] = [k]
-                else:
-                    lst.append(k)
+                per.setdefault(name, []).append(k)
+    return hits, sets_in_clause, phrases
 
-    absorbed: set[tuple[int, str]] = set()
-    if sets_in_clause:
-        _combos(ctx, sets_in_clause, mods, span_of, hits, absorbed, phrases, items)
-    if LEX.patterns is not None:
-        _patterns(folded, toks.starts, items, clause, mods, hits)
 
-    # ---- context: a bare YES answers the question that was asked
-    readings = NUMBERS.read(folded, ctx) if _has_number(toks.words, text) else []
-    yes = _bare_yes(items, clause) if ctx in YES_MEANS else None
-    # ---- numbers
-    flags: dict[str, list[Evidence]] = {}
-    watch: dict[str, list[Evidence]] = {}
-    ambiguous: dict[str, list[Evidence]] = {}
-    if readings:
-        temperature_f, pain_score, current_temp = _numbers(
-            text, readings, toks.starts, items, clause, mods, flags, watch, ambiguous
-        )
-    else:
-        temperature_f = pain_score = current_temp = None
-    if yes is not None:
-        k = yes
-        for lab in YES_MEANS[ctx]:
-            if lab == "f:fever" and current_temp is not None:
-                continue  # the reading decides, not the YES
-            hits.append(_Hit(lab, k, mods[k] | _clause_mods_for_yes(k, mods, items, clause), span_of(k)))
-    # ---- decide every mention
+def _decide_all(
+    hits: list[_Hit],
+    absorbed: set[tuple[int, str]],
+    measured: bool,
+    text: str,
+    flags: dict[str, list[Evidence]],
+    watch: dict[str, list[Evidence]],
+    ambiguous: dict[str, list[Evidence]],
+) -> None:
+    """Decide every mention; drop ambiguities a decided flag covers."""
     for h in hits:
         if h.item >= 0 and (h.item, h.label) in absorbed:
             continue
-        if h.governed and current_temp is not None:
+        if h.governed and measured:
             continue  # "fever 99.1": the thermometer wins over the word
         _decide(h, text, flags, watch, ambiguous)
     for topic in list(ambiguous) if ambiguous else ():
@@ -286,34 +357,30 @@ def assess(text: str, context: str | None = None) -> Assessment:
         if covered & flags.keys():
             del ambiguous[topic]
 
-    rank = 1 if (watch or ambiguous) else 0
-    for f in flags:
-        rank = max(rank, _FLAG_RANK[f])
-    evidence: list[Evidence] = []
-    for group in (flags, watch, ambiguous):
-        for evs in group.values():
-            evidence.extend(evs)
-    if len(evidence) > 1:
-        evidence.sort(key=_EVIDENCE_ORDER)
-        # Equal evidence (its words are text[span]) sorts adjacent: keep the first of a run.
-        deduped = [evidence[0]]
-        prev = evidence[0]
-        for e in evidence[1:]:
-            if e.span != prev.span or e.kind != prev.kind or e.topic != prev.topic:
-                deduped.append(e)
-                prev = e
-        evidence = deduped
-    return Assessment(
-        frozenset([_FLAG_BY_VALUE[f] for f in flags]) if flags else _NO_FLAGS,
-        _SEVERITY_BY_RANK[rank],
-        tuple(evidence),
-        temperature_f,
-        pain_score,
-        language,  # type: ignore[arg-type]
-        frozenset(watch),
-        frozenset(ambiguous),
-        ctx,
-    )
+
+def _topics_seen(hits: list[_Hit]) -> set[str]:
+    """Flag codes the rules mentioned (decided or not): the learned layer leaves them alone."""
+    seen = {h.label[2:] for h in hits if h.label[0] == "f"}
+    for h in hits:
+        if h.label[0] == "a":
+            seen |= AMBIGUITY_COVERED_BY.get(h.label[2:], {h.label[2:]})
+    return seen
+
+
+def _evidence(*groups: dict[str, list[Evidence]]) -> tuple[Evidence, ...]:
+    """All evidence in span order; equal evidence (its words are text[span]) sorts adjacent,
+    and only the first of a run is kept."""
+    evidence = [e for group in groups for evs in group.values() for e in evs]
+    if len(evidence) < 2:
+        return tuple(evidence)
+    evidence.sort(key=_EVIDENCE_ORDER)
+    deduped = [evidence[0]]
+    prev = evidence[0]
+    for e in evidence[1:]:
+        if e.span != prev.span or e.kind != prev.kind or e.topic != prev.topic:
+            deduped.append(e)
+            prev = e
+    return tuple(deduped)
 
 
 _EVIDENCE_ORDER = attrgetter("span", "kind", "topic")

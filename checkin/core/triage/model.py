@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 
 class Flag(StrEnum):
-    """The 13 red-flag codes of the triage contract (docs/adr/0005)."""
+    """The red-flag codes of the triage contract (docs/adr/0005); ``fusion_concern`` is watch."""
 
     FEVER = "fever"
     WOUND_DRAINAGE = "wound_drainage"
@@ -27,6 +27,7 @@ class Flag(StrEnum):
     SWALLOWING = "swallowing"
     FALL = "fall"
     SELF_HARM = "self_harm"
+    FUSION_CONCERN = "fusion_concern"
 
     def __str__(self) -> str:
         return self.value
@@ -70,31 +71,37 @@ class Severity(StrEnum):
 
 _RANK = {Severity.NONE: 0, Severity.WATCH: 1, Severity.URGENT: 2, Severity.EMERGENCY: 3}
 
-# Severity of each flag, straight from the contract table (docs/adr/0005): three emergencies, the rest urgent.
+# Severity of each flag, straight from the contract table (docs/adr/0005): three emergencies,
+# fusion signs are watch (the care team sees them at the next review), the rest urgent.
 FLAG_SEVERITY: dict[Flag, Severity] = dict.fromkeys(Flag, Severity.URGENT) | {
     Flag.BOWEL_BLADDER: Severity.EMERGENCY,
     Flag.CHEST_BREATHING: Severity.EMERGENCY,
     Flag.SELF_HARM: Severity.EMERGENCY,
+    Flag.FUSION_CONCERN: Severity.WATCH,
 }
 
 EvidenceKind = Literal["flag", "watch", "ambiguous"]
+Layer = Literal["rules", "learned"]
 
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """Why something was concluded: ``topic`` is a flag code (kind ``flag``), a watch topic
     (kind ``watch``) or an ambiguous topic (kind ``ambiguous``); ``words`` is the exact slice
-    ``text[span[0]:span[1]]`` of the reply that triggered it."""
+    ``text[span[0]:span[1]]`` of the reply that triggered it; ``layer`` says whether the
+    lexicon rules or the learned layer concluded it."""
 
     topic: str
     words: str
     span: tuple[int, int]
     kind: EvidenceKind = "flag"
+    layer: Layer = "rules"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "topic": self.topic,
             "kind": self.kind,
+            "layer": self.layer,
             "words": self.words,
             "span": [self.span[0], self.span[1]],
         }
@@ -104,10 +111,16 @@ class Evidence:
 class Assessment:
     """The triage of one reply.
 
-    ``severity`` is the maximum over ``flags`` (per FLAG_SEVERITY) and ``watch`` items (watch);
-    ``ambiguous`` holds red-flag topics that were mentioned but could not be decided (the caller
-    asks one follow-up question). ``temperature_f`` is the highest reading found (°C converted),
-    ``pain_score`` the highest pain score (0-10, fractions floored).
+        ``severity`` is the maximum over ``flags`` (per FLAG_SEVERITY) and ``watch`` items (watch);
+        ``ambiguous`` holds red-flag topics that were mentioned but could not be decided (the caller
+        asks one follow-up question). ``temperature_f`` is the highest reading found (°C converted),
+        ``pain_score`` the highest pain score (0-10, fractions floored).
+
+        ``needs_review`` is the "never silently none" signal: the reply is neither confidently
+        benign nor flagged (a question to staff, unreadable text, or the learned layer in its
+        uncertainty band), so a person should read it; ``review_reason`` says why as a short code
+    (``learned_unsure:<flag>[,<flag>]``, ``question``, ``unreadable``; "" if not).
+        It never lowers or raises ``severity``.
     """
 
     flags: frozenset[Flag] = frozenset()
@@ -119,6 +132,8 @@ class Assessment:
     watch: frozenset[str] = frozenset()
     ambiguous: frozenset[str] = frozenset()
     context: str = field(default="general")
+    needs_review: bool = False
+    review_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; sets are sorted so the output is deterministic."""
@@ -132,4 +147,6 @@ class Assessment:
             "watch": sorted(self.watch),
             "ambiguous": sorted(self.ambiguous),
             "context": self.context,
+            "needs_review": self.needs_review,
+            "review_reason": self.review_reason,
         }

@@ -1,0 +1,177 @@
+"""How the learned layer's candidates join the rules' conclusions, and the review signal.
+
+Contract: ``learned_candidates`` adds a flag the rules did not find when the learned model is
+confident (probability >= the label's ``flag_at``) AND the words that made it fire are in
+scope: not negated or resolved ("no X", "X is gone"), not hypothetical or a question about
+the future, not about someone else.  A topic the rules mentioned is the rules' to decide (they
+read negation, chronic and numbers more precisely), so the learned layer never overrides them.
+A candidate between ``review_at`` and ``flag_at`` (or out of scope only by a hedge) is not a
+flag but a reason for a person to read the reply, returned as a short code
+(``learned_unsure:<flag>,...``; ``question``; ``unreadable``).
+``review_reason`` covers the other "neither benign nor flagged" replies: questions to staff
+and text with nothing readable in it.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+
+from .features import words_of
+from .learned import LearnedModel, load_packaged
+from .model import FLAG_SEVERITY, Evidence, Flag, Severity
+from .negation import HARD, SOFT, Item
+from .normalize import Tokens
+
+MAX_CHARS = 1600  # the stored body is cut here; triage never reads more
+LEARNED: LearnedModel | None = load_packaged()
+
+_EMERGENCY = frozenset(f.value for f, s in FLAG_SEVERITY.items() if s is Severity.EMERGENCY)
+# cue labels (see lexicon "cues") that put a learned candidate out of scope
+_NEG_BEFORE = frozenset({"c:neg", "c:negl", "c:resb"})
+_RES_AFTER = frozenset({"c:resa", "c:norm"})
+_HYPO = "c:hypo"
+_LOOK = 4  # items between a negation cue and the words it governs (as the rules' "tight")
+
+
+def learned_candidates(
+    model: LearnedModel,
+    folded: str,
+    text: str,
+    toks: Tokens,
+    items: Sequence[Item],
+    clause: Sequence[int],
+    mods: Sequence[int],
+    rules_topics: set[str],
+    flags: dict[str, list[Evidence]],
+) -> str:
+    """Add in-scope confident candidates to ``flags``; return a review reason ("" if none)."""
+    words = words_of(folded)
+    if not any(w.isalpha() for w in words.words):
+        return ""  # numbers and bare symbols are the rules' to read
+    probs = model.scores(words)
+    review: list[str] = []
+    for j, p in enumerate(probs):
+        if p < model.review_at[j]:
+            continue
+        name = model.labels[j]
+        if name in flags or name in rules_topics or name not in _FLAG_CODES:
+            continue
+        i = model.strongest_word(words, j)
+        if i < 0 or words.words[i] == "#":
+            continue  # a number drove it: readings are the rules' (units, ranges, context)
+        a, b = words.spans[i]
+        k = _item_at(a, toks.starts, items)
+        if k >= 0 and (_read_by_rules(items[k][2]) or _out_of_scope(k, items, clause, name in _EMERGENCY)):
+            continue
+        if p >= model.flag_at[j] and (name in _EMERGENCY or not _in_question(folded, a)):
+            ev = Evidence(name, text[a:b], (a, b), "flag", "learned")
+            flags.setdefault(name, []).append(ev)
+        else:
+            review.append(name)
+    # unsure of something no worse than what is already flagged: the flag brings a person anyway
+    top = max((_RANK[f] for f in flags), default=0)
+    review = [r for r in review if _RANK[r] > top]
+    return f"learned_unsure:{','.join(review)}" if review else ""
+
+
+_RANK = {f.value: s.rank for f, s in FLAG_SEVERITY.items()}
+
+
+_RULES_WORDS = frozenset({"c:yes", "c:no", "c:neutral"})
+
+
+def _read_by_rules(labels: frozenset[str] | None) -> bool:
+    """The words are part of a phrase the rules matched and concluded on: a symptom (flag,
+    watch or ambiguous topic), an idiom the lexicon marks neutral ("dying to get back to golf"),
+    or a bare yes/no, whose meaning is the question's (the learned layer has no context)."""
+    if not labels or labels is HARD or labels is SOFT:
+        return False
+    return not _RULES_WORDS.isdisjoint(labels) or any(lab[1] == ":" and lab[0] in "fwa" for lab in labels)
+
+
+_FLAG_CODES = frozenset(f.value for f in Flag)
+_SENTENCE_END = re.compile(r"[.!?\n]")
+_QUESTION_START = re.compile(
+    r"\s*(?:how|what|when|why|should|shall|can|could|would|will|is|are|do|does|did|am|may|"
+    r"como|que|cuando|debo|puedo|es|hay)\b"
+)
+
+
+def _in_question(folded: str, pos: int) -> bool:
+    """The sentence holding ``pos`` asks something ("how do I prevent a clot"): an urgent
+    candidate there goes to a person, not to a flag."""
+    start = max(folded.rfind(c, 0, pos) for c in ".!?\n") + 1
+    m = _SENTENCE_END.search(folded, pos)
+    if m is not None and m.group() == "?":
+        return True
+    return bool(_QUESTION_START.match(folded, start))
+
+
+def in_scope(pos: int, starts: Sequence[int], items: Sequence[Item], clause: Sequence[int]) -> bool:
+    """The words at ``pos`` are the patient's and not negated (hypotheticals stay in scope:
+    the caller uses it for emergencies)."""
+    k = _item_at(pos, starts, items)
+    return k < 0 or not _out_of_scope(k, items, clause, True)
+
+
+def _item_at(pos: int, starts: Sequence[int], items: Sequence[Item]) -> int:
+    """Index of the rules item holding the token that starts at or before ``pos``."""
+    t = bisect_right(starts, pos) - 1
+    if t < 0:
+        return -1
+    for k, (i0, i1, _labels) in enumerate(items):
+        if i0 <= t < i1:
+            return k
+    return -1
+
+
+def _out_of_scope(k: int, items: Sequence[Item], clause: Sequence[int], emergency: bool) -> bool:
+    """Negated/resolved right around item ``k``, about someone else, or (for all but the
+    emergencies: "if this doesn't stop I'll hurt myself" is still self-harm) hypothetical."""
+    ci = clause[k]
+    if _someone_else(k, items):
+        return True
+    for j in range(max(0, k - _LOOK), k):
+        labels = items[j][2]
+        if clause[j] == ci and labels and labels is not HARD and not _NEG_BEFORE.isdisjoint(labels):
+            return True
+    for j in range(k + 1, min(len(items), k + 1 + _LOOK)):
+        labels = items[j][2]
+        if labels is HARD or labels is SOFT or clause[j] != ci:
+            break
+        if labels and not _RES_AFTER.isdisjoint(labels):
+            return True
+    if emergency:
+        return False
+    return any(clause[j] == ci and labels and _HYPO in labels for j, (_a, _b, labels) in enumerate(items))
+
+
+def _someone_else(k: int, items: Sequence[Item]) -> bool:
+    """The rules' third-party scope at item ``k``: opened by "my friend" (or, in a
+    caregiver's message, by "she"/"mom"), closed by a first-person word or a clause break...
+    except that a caregiver's "she" IS the patient, so it only opens on "not the patient"
+    cues there; see negation.scopes."""
+    caregiver = any(labels and "c:care" in labels for _a, _b, labels in items)
+    on = False
+    for j in range(k):
+        labels = items[j][2]
+        if labels is None:
+            continue
+        if labels is HARD or labels is SOFT:
+            on = False
+        elif "c:third" in labels or (caregiver and "c:notpt" in labels):
+            on = True
+        elif "c:me" in labels:
+            on = False
+    return on
+
+
+def review_reason(text: str, words: Sequence[str], items: Sequence[Item]) -> str:
+    """Why a reply with no flag still needs a person ("" when it does not)."""
+    if not any(w.isalpha() or w == "#" for w in words):
+        return "unreadable" if text.strip() else ""
+    if "?" in text:
+        return "question"
+    return ""
