@@ -15,9 +15,9 @@ from checkin.core.triage.training import fingerprint
 
 from .corpus_metrics import author_corpora
 
-# reached 2026-12-01 (worst left-out author): 0.7719, 0.7135, 0.1848
-WORST_EMERGENCY_RECALL = 0.77
-WORST_FLAG_RECALL = 0.71
+# reached 2026-12-01 (worst left-out author): 0.8413, 0.776, 0.1848
+WORST_EMERGENCY_RECALL = 0.84
+WORST_FLAG_RECALL = 0.77
 WORST_FALSE_ALARMS = 0.185
 
 
