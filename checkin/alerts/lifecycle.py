@@ -11,7 +11,8 @@ patient may be processed at once; ``checkin.inbound.process`` locks the patient 
 find-or-open below is not racy (on SQLite the write transaction already serializes).
 
 Alert kinds: ``red_flag`` (from an assessment; severity emergency/urgent, or ``watch`` when a
-red-flag topic was mentioned but triage could not decide), ``contact_problem`` (the care team
+red-flag topic was mentioned but triage could not decide, a watch-level flag fired, or triage
+asked for a person to read the reply), ``contact_problem`` (the care team
 must sort out how to reach the patient: shared phone, opt-out request to review, a number or
 address the provider refused; low priority, severity ``watch`` unless the text itself was
 alarming), ``missed_checkin`` (a check-in question went unanswered past its ``missed_after``;
@@ -86,17 +87,25 @@ def rank(severity: str) -> int:
 
 def alert_severity(assessment: Assessment) -> str | None:
     """The alert severity an assessment calls for, or None for no alert: urgent/emergency as
-    assessed; ``watch`` when a red-flag topic is ambiguous; nothing for plain watch items."""
+    assessed; ``watch`` (low priority, listed in the digest) when a red-flag topic is ambiguous,
+    a watch-level flag fired (``fusion_concern``: the care team must see it), or triage says a
+    person should read the reply (``needs_review``: never silently "none"); nothing for plain
+    watch items such as pain 6."""
     severity = str(assessment.severity)
     if rank(severity) >= rank("urgent"):
         return severity
-    if assessment.ambiguous:
+    if assessment.ambiguous or assessment.flags or assessment.needs_review:
         return "watch"
     return None
 
 
 def alert_flags(assessment: Assessment) -> list[str]:
-    return sorted({str(f) for f in assessment.flags} | {f"ambiguous:{t}" for t in assessment.ambiguous})
+    """Flag codes, ``ambiguous:<topic>`` for undecided topics, ``review:<reason>`` when triage
+    asks for a person."""
+    out = {str(f) for f in assessment.flags} | {f"ambiguous:{t}" for t in assessment.ambiguous}
+    if assessment.needs_review:
+        out.add(f"review:{assessment.review_reason}")
+    return sorted(out)
 
 
 def unresolved(session: Session, patient_id: int, kind: str) -> Alert | None:
