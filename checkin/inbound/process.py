@@ -35,10 +35,10 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -172,6 +172,13 @@ _OPEN_QUESTIONS = select(
     OutboxMessage.sent_at.is_not(None),
     OutboxMessage.sent_at >= bindparam("since"),
 )
+# The latest message that asked nothing (a reminder): a bare YES/NO sent after it answers it.
+_LAST_REMINDER = select(func.max(OutboxMessage.sent_at)).where(
+    OutboxMessage.patient_id == bindparam("patient_id"),
+    OutboxMessage.ask.is_(None),
+    OutboxMessage.status == OutboxStatus.SENT,
+    OutboxMessage.sent_at >= bindparam("since"),
+)
 _AUDIT = cast(Table, AuditEvent.__table__)
 _RESULT_FIELDS = (
     "patient_id",
@@ -198,6 +205,13 @@ class _Question:
     ask: str | None
     step_id: str
     enrollment_id: int | None
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes for timezone-aware columns; they are stored as UTC."""
+    if at is not None and at.tzinfo is None:
+        return at.replace(tzinfo=UTC)
+    return at
 
 
 def insert_once(session: Session, msg: InboundSms, now: datetime) -> int | None:
@@ -351,6 +365,10 @@ class _Ctx:
             ),
             now=self.now,
         )
+        if picked is not None and replies.is_bare_yes_no(self.msg.body):
+            last = self.session.execute(_LAST_REMINDER, {"patient_id": patient.id, "since": since}).scalar()
+            if replies.answer_context(picked, self.msg.body, _aware(last)) == "reminder":
+                return None  # "yes" to the reminder sent since: the question stays open
         return next(
             (
                 _Question(r.id, r.ask, r.step_id, r.enrollment_id)

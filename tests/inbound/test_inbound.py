@@ -191,6 +191,38 @@ def test_it_matches_the_latest_open_question_and_passes_its_context(services: Se
     assert one(services, OutboxMessage, OutboxMessage.id == old).answered_at is None
 
 
+@pytest.mark.parametrize(
+    ("reminder_hours_ago", "context", "answered"), [(1, None, False), (5, "fever_check", True)]
+)
+def test_a_bare_yes_after_a_reminder_answers_the_reminder_not_the_open_question(
+    services: Services, reminder_hours_ago: int, context: str | None, answered: bool
+) -> None:
+    def arrange(s: Any) -> int:
+        p = add_patient(s)
+        q = add_outbox(s, p, ask="fever_check", sent_at=NOW - timedelta(hours=3)).id
+        add_outbox(
+            s, p, message="calcium_vitamin_d", ask=None, sent_at=NOW - timedelta(hours=reminder_hours_ago)
+        )
+        return q
+
+    q = setup(services, arrange)
+    fake = ScriptedAssess()
+    handle_sms(services, sms("YES"), NOW, assess=fake)
+    assert fake.calls == [("YES", context)]
+    assert (one(services, OutboxMessage, OutboxMessage.id == q).answered_at is not None) is answered
+
+
+def test_a_reading_after_a_reminder_still_answers_the_open_question(services: Services) -> None:
+    def arrange(s: Any) -> None:
+        p = add_patient(s)
+        add_outbox(s, p, ask="fever_check", sent_at=NOW - timedelta(hours=3))
+        add_outbox(s, p, message="calcium_vitamin_d", ask=None, sent_at=NOW - timedelta(hours=1))
+
+    setup(services, arrange)
+    result = handle_sms(services, sms("101.8"), NOW)
+    assert result.severity == "urgent" and "fever" in result.flags
+
+
 def test_it_does_not_match_a_question_older_than_48_hours(services: Services) -> None:
     setup(services, lambda s: add_outbox(s, add_patient(s), sent_at=NOW - timedelta(hours=49)))
     fake = ScriptedAssess()
