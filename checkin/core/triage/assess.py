@@ -262,11 +262,7 @@ def assess_with(text: str, context: str | None, model: LearnedModel | None) -> A
     _decide_all(hits, absorbed, current_temp is not None, text, flags, watch, ambiguous)
     review = ""
     if model is not None:
-        seen = _topics_seen(hits)
-        if pain_score is not None:
-            seen.add("severe_pain")  # a pain score was read: the number decides
-        if temperature_f is not None:
-            seen.add("fever")
+        seen = _topics_seen(hits, pain_score is not None, temperature_f is not None)
         review = learned_candidates(model, folded, text, toks, items, clause, mods, seen, flags)
     added, emergency = escalations(folded, ctx, flags, lambda pos: in_scope(pos, toks.starts, items, clause))
     for name, sp in added.items():
@@ -358,9 +354,14 @@ def _decide_all(
             del ambiguous[topic]
 
 
-def _topics_seen(hits: list[_Hit]) -> set[str]:
-    """Flag codes the rules mentioned (decided or not): the learned layer leaves them alone."""
+def _topics_seen(hits: list[_Hit], pain_read: bool, temperature_read: bool) -> set[str]:
+    """Flag codes the rules mentioned (decided or not), and those a number read decides (a
+    pain score, a temperature): the learned layer leaves them alone."""
     seen = {h.label[2:] for h in hits if h.label[0] == "f"}
+    if pain_read:
+        seen.add("severe_pain")
+    if temperature_read:
+        seen.add("fever")
     for h in hits:
         if h.label[0] == "a":
             seen |= AMBIGUITY_COVERED_BY.get(h.label[2:], {h.label[2:]})
@@ -686,37 +687,16 @@ def _decide(
     if kind == "f":
         if name in EMERGENCY_FLAGS:
             # emergencies: only a tight, explicit negation or resolution suppresses them
-            if m & (M_NEG_TIGHT | M_RES_TIGHT):
-                return
-            _add(flags, name, text, h.span, "flag")
+            if not m & (M_NEG_TIGHT | M_RES_TIGHT):
+                _add(flags, name, text, h.span, "flag")
             return
         if m & (M_NEG | M_RES | M_NORMAL):
             return
-        opt = LEX.options[name]
-        worse = bool(m & M_WORSE)
-        if opt.new_only and not worse:
-            if m & M_CHRONIC:
-                return
-            if m & M_PERSIST:
-                _add(watch, f"{name}_persistent", text, h.span, "watch")
-                return
-        if not worse:
-            if m & M_IMPROVE:
-                _add(watch, f"{name}_improving", text, h.span, "watch")
-                return
-            if m & M_HEDGE:
-                _add(ambiguous, opt.ambiguous_topic, text, h.span, "ambiguous")
-                return
-            if opt.mild_watch and m & M_MILD and (not opt.mild_words or h.words in opt.mild_words):
-                _add(watch, f"{name}_mild", text, h.span, "watch")
-                return
-        if opt.unilateral and m & M_BILATERAL:
-            _add(watch, f"{name}_bilateral", text, h.span, "watch")
-            return
-        if opt.transient and m & M_PAST:
-            _add(watch, f"{name}_past", text, h.span, "watch")
-            return
-        _add(flags, name, text, h.span, "flag")
+        group, topic, ev_kind = _downgrade(h, name, m)
+        if group == "flag":
+            _add(flags, name, text, h.span, "flag")
+        elif group:
+            _add(watch if group == "watch" else ambiguous, topic, text, h.span, ev_kind)
         return
     if m & (M_NEG | M_RES | M_NORMAL):
         return
@@ -726,6 +706,30 @@ def _decide(
         _add(watch, name, text, h.span, "watch")
     else:
         _add(ambiguous, name, text, h.span, "ambiguous")
+
+
+def _downgrade(h: _Hit, name: str, m: int) -> tuple[str, str, EvidenceKind]:
+    """How an urgent flag mention's modifiers soften it: ("flag", name, "flag"), a watch or
+    ambiguous (group, topic, kind), or ("", "", "flag") for nothing (chronic, not new)."""
+    opt = LEX.options[name]
+    worse = bool(m & M_WORSE)
+    if opt.new_only and not worse:
+        if m & M_CHRONIC:
+            return "", "", "flag"
+        if m & M_PERSIST:
+            return "watch", f"{name}_persistent", "watch"
+    if not worse:
+        if m & M_IMPROVE:
+            return "watch", f"{name}_improving", "watch"
+        if m & M_HEDGE:
+            return "ambiguous", opt.ambiguous_topic, "ambiguous"
+        if opt.mild_watch and m & M_MILD and (not opt.mild_words or h.words in opt.mild_words):
+            return "watch", f"{name}_mild", "watch"
+    if opt.unilateral and m & M_BILATERAL:
+        return "watch", f"{name}_bilateral", "watch"
+    if opt.transient and m & M_PAST:
+        return "watch", f"{name}_past", "watch"
+    return "flag", name, "flag"
 
 
 assert STOP not in LEX.trie and COMMA not in LEX.trie
