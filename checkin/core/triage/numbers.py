@@ -195,27 +195,7 @@ class NumberReader:
         pain_before = self.pain_before.search if self.pain_hint.search(s) else _no_match
         for m in NUM_RE.finditer(s):
             self._classify(s, m, context, out, bare_pain, temp_before, pain_before)
-        if "hundred" in s or " oh " in s or " o " in s:
-            for m in SPELLED_F_RE.finditer(s):
-                units = m.group(1) or m.group(3)
-                tenth = m.group(2) or m.group(4)
-                v = 100 + _WORD_NUM[units] + (_tenth(tenth) / 10 if tenth else 0.0)
-                out.append(Reading("temp", v, m.span(), True, v, v))
-        if "treinta" in s or "cuarenta" in s:
-            for m in SPELLED_C_RE.finditer(s):
-                c = 40.0 if m.group(1) == "cuarenta" else float(_ES_UNITS[m.group(2)])
-                if m.group(3):
-                    c += _TENTHS[m.group(3)] / 10
-                before = s[max(0, m.start() - 40) : m.start()]
-                if context == "fever_check" or temp_before(before):
-                    f = round(c * 9 / 5 + 32, 1)
-                    out.append(Reading("temp", f, m.span(), True, f, f))
-        for m in WORD_NUM_RE.finditer(s):
-            after = s[m.end() : m.end() + 16]
-            before = s[max(0, m.start() - 40) : m.start()]
-            v = float(_WORD_NUM[m.group(1)])
-            if _FRAC_AFTER.match(after) or (pain_before(before) and not _EXCLUDE_AFTER.match(after)):
-                out.append(Reading("pain", v, m.span(), True, v, v))
+        _spelled(s, context, out, temp_before, pain_before)
         if context == "pain_scale" and not bare_pain:
             bare = _BARE_WORD_RE.match(s)  # "ten", "a nine", "like a 7ish" is digits anyway
             if bare:
@@ -241,38 +221,94 @@ class NumberReader:
         a, b = m.span()
         after = s[b : b + 16]
         before = s[max(0, a - 40) : a]
-        decimal = "." in m.group(1) or "," in m.group(1)
         if _FRAC_AFTER.match(after):
             if hi <= 10:
                 out.append(Reading("pain", v, (a, b), True, lo, hi))
             return
         if _EXCLUDE_AFTER.match(after):
             return
-        unit: str | None = None
-        if _F_AFTER.match(after):
-            unit = "f"
-        elif _C_AFTER.match(after):
-            unit = "c"
-        if unit or _DEG_AFTER.match(after) or temp_before(before):
-            f = _f_from(v, unit)
-            if f is not None:
-                out.append(Reading("temp", f, (a, b), True, lo, hi))
-                return
-        if pain_before(before) and hi <= 10:
-            out.append(Reading("pain", v, (a, b), True, lo, hi))
+        r = _anchored(v, lo, hi, (a, b), after, before, temp_before, pain_before)
+        if r is not None:
+            out.append(r)
             return
         if _excluded_before(before):
             return
-        if context == "fever_check":
-            f = _f_from(v, None)
-            if f is not None:
-                out.append(Reading("temp", f, (a, b), False, lo, hi))
-                return
-        if context == "pain_scale" and hi <= 10:
-            bare_pain.append(Reading("pain", v, (a, b), False, lo, hi))
-            return
-        if decimal and 99.0 <= v <= 107.0:
-            out.append(Reading("temp", v, (a, b), False, lo, hi))
+        decimal = "." in m.group(1) or "," in m.group(1)
+        r = _bare(v, lo, hi, (a, b), context, decimal)
+        if r is not None:
+            (bare_pain if r.kind == "pain" and context == "pain_scale" else out).append(r)
+
+
+def _anchored(
+    v: float,
+    lo: float,
+    hi: float,
+    span: tuple[int, int],
+    after: str,
+    before: str,
+    temp_before: Callable[[str], object],
+    pain_before: Callable[[str], object],
+) -> Reading | None:
+    """A number with a unit after it, or a temperature/pain word before it."""
+    unit: str | None = None
+    if _F_AFTER.match(after):
+        unit = "f"
+    elif _C_AFTER.match(after):
+        unit = "c"
+    if unit or _DEG_AFTER.match(after) or temp_before(before):
+        f = _f_from(v, unit)
+        if f is not None:
+            return Reading("temp", f, span, True, lo, hi)
+    if pain_before(before) and hi <= 10:
+        return Reading("pain", v, span, True, lo, hi)
+    return None
+
+
+def _bare(
+    v: float, lo: float, hi: float, span: tuple[int, int], context: str, decimal: bool
+) -> Reading | None:
+    """A number with nothing around it: the question decides (fever check: a temperature;
+    pain scale: a score); elsewhere only a decimal in 99-107 reads as °F."""
+    if context == "fever_check":
+        f = _f_from(v, None)
+        if f is not None:
+            return Reading("temp", f, span, False, lo, hi)
+    if context == "pain_scale" and hi <= 10:
+        return Reading("pain", v, span, False, lo, hi)
+    if decimal and 99.0 <= v <= 107.0:
+        return Reading("temp", v, span, False, lo, hi)
+    return None
+
+
+def _spelled(
+    s: str,
+    context: str,
+    out: list[Reading],
+    temp_before: Callable[[str], object],
+    pain_before: Callable[[str], object],
+) -> None:
+    """Spelled-out readings: "a hundred and one", "treinta y ocho", "pain is a nine"."""
+    if "hundred" in s or " oh " in s or " o " in s:
+        for m in SPELLED_F_RE.finditer(s):
+            units = m.group(1) or m.group(3)
+            tenth = m.group(2) or m.group(4)
+            v = 100 + _WORD_NUM[units] + (_tenth(tenth) / 10 if tenth else 0.0)
+            out.append(Reading("temp", v, m.span(), True, v, v))
+    if "treinta" in s or "cuarenta" in s:
+        for m in SPELLED_C_RE.finditer(s):
+            c = 40.0 if m.group(1) == "cuarenta" else float(_ES_UNITS[m.group(2)])
+            if m.group(3):
+                c += _TENTHS[m.group(3)] / 10
+            before = s[max(0, m.start() - 40) : m.start()]
+            if context == "fever_check" or temp_before(before):
+                f = round(c * 9 / 5 + 32, 1)
+                out.append(Reading("temp", f, m.span(), True, f, f))
+    for m in WORD_NUM_RE.finditer(s):
+        after = s[m.end() : m.end() + 16]
+        before = s[max(0, m.start() - 40) : m.start()]
+        v = float(_WORD_NUM[m.group(1)])
+        if _FRAC_AFTER.match(after) or (pain_before(before) and not _EXCLUDE_AFTER.match(after)):
+            out.append(Reading("pain", v, m.span(), True, v, v))
 
 
 def _tenth(word: str) -> int:
