@@ -200,6 +200,78 @@ class _Raw:
     doc: dict[str, Any]
 
 
+def _validate_entry(file: str, section: str, name: Any, entry: Any) -> None:
+    """One flag/watch/ambiguous entry: its keys, lists, switches, patterns and combos."""
+    key = f"{section}.{name}"
+    if section == "flags" and name not in FLAG_CODES:
+        raise LexiconError(file, key, f"unknown flag code (known: {sorted(FLAG_CODES)})")
+    if not isinstance(name, str) or not TOPIC_RE.match(name):
+        raise LexiconError(file, key, "topic names are lowercase words, _ and /")
+    entry = _mapping(file, key, entry)
+    bad = set(entry) - ENTRY_KEYS
+    if bad:
+        raise LexiconError(file, f"{key}.{min(bad)}", f"unknown key (allowed: {sorted(ENTRY_KEYS)})")
+    _validate_options(file, key, name, entry)
+    for i, pat in enumerate(entry.get("patterns", [])):
+        try:
+            re.compile(pat)
+        except re.error as exc:
+            raise LexiconError(file, f"{key}.patterns[{i}]", f"bad regex: {exc}") from None
+    combos = entry.get("combos", [])
+    if not isinstance(combos, list):
+        raise LexiconError(file, f"{key}.combos", "must be a list")
+    for i, combo in enumerate(combos):
+        _validate_combo(file, f"{key}.combos[{i}]", combo)
+
+
+def _validate_options(file: str, key: str, name: str, entry: dict[str, Any]) -> None:
+    """An entry's phrase lists and switches."""
+    for lk in ("phrases", "fuzzy", "patterns", "reading_governed"):
+        if lk in entry:
+            _str_list(file, f"{key}.{lk}", entry[lk])
+    if "reading_governed" in entry and name != "fever":
+        raise LexiconError(file, f"{key}.reading_governed", "only valid for fever")
+    for bk in ("new_only", "transient", "mild_ignored", "unilateral"):
+        if bk in entry and not isinstance(entry[bk], bool):
+            raise LexiconError(file, f"{key}.{bk}", "must be true or false")
+    if "mild_watch" in entry and not isinstance(entry["mild_watch"], bool):
+        _str_list(file, f"{key}.mild_watch", entry["mild_watch"])
+    if "ambiguous_topic" in entry and not (
+        isinstance(entry["ambiguous_topic"], str) and TOPIC_RE.match(entry["ambiguous_topic"])
+    ):
+        raise LexiconError(file, f"{key}.ambiguous_topic", "must be a topic name")
+
+
+def _validate_combo(file: str, ck: str, combo: Any) -> None:
+    """One combo: known keys, parts (phrase lists or "@set"), contexts, absorbed flags."""
+    combo = _mapping(file, ck, combo)
+    if set(combo) - COMBO_KEYS:
+        raise LexiconError(
+            file,
+            f"{ck}.{min(set(combo) - COMBO_KEYS)}",
+            f"unknown key (allowed: {sorted(COMBO_KEYS)})",
+        )
+    parts = combo.get("all")
+    if not isinstance(parts, list) or not parts:
+        raise LexiconError(file, f"{ck}.all", "must be a non-empty list of parts")
+    for j, part in enumerate(parts):
+        if isinstance(part, str):
+            if not part.startswith("@"):
+                raise LexiconError(file, f"{ck}.all[{j}]", "a string part must name a set as '@name'")
+        else:
+            _str_list(file, f"{ck}.all[{j}]", part)
+    for ctx in combo.get("context", []) or []:
+        if ctx not in CONTEXTS:
+            raise LexiconError(file, f"{ck}.context", f"unknown context {ctx!r}")
+    if "context" in combo:
+        _str_list(file, f"{ck}.context", combo["context"])
+    if combo.get("require_context") and not combo.get("context"):
+        raise LexiconError(file, f"{ck}.require_context", "needs a context list")
+    for fl in combo.get("absorbs", []) or []:
+        if fl not in FLAG_CODES:
+            raise LexiconError(file, f"{ck}.absorbs", f"unknown flag code {fl!r}")
+
+
 def validate(file: str, doc: Any) -> _Raw:
     """Check the shape of one parsed lexicon file; raise LexiconError on the first problem."""
     doc = _mapping(file, "(top level)", doc)
@@ -212,67 +284,7 @@ def validate(file: str, doc: Any) -> _Raw:
     for section in ("flags", "watch", "ambiguous"):
         entries = _mapping(file, section, doc.get(section, {}))
         for name, entry in entries.items():
-            key = f"{section}.{name}"
-            if section == "flags" and name not in FLAG_CODES:
-                raise LexiconError(file, key, f"unknown flag code (known: {sorted(FLAG_CODES)})")
-            if not isinstance(name, str) or not TOPIC_RE.match(name):
-                raise LexiconError(file, key, "topic names are lowercase words, _ and /")
-            entry = _mapping(file, key, entry)
-            bad = set(entry) - ENTRY_KEYS
-            if bad:
-                raise LexiconError(file, f"{key}.{min(bad)}", f"unknown key (allowed: {sorted(ENTRY_KEYS)})")
-            for lk in ("phrases", "fuzzy", "patterns", "reading_governed"):
-                if lk in entry:
-                    _str_list(file, f"{key}.{lk}", entry[lk])
-            if "reading_governed" in entry and name != "fever":
-                raise LexiconError(file, f"{key}.reading_governed", "only valid for fever")
-            for bk in ("new_only", "transient", "mild_ignored", "unilateral"):
-                if bk in entry and not isinstance(entry[bk], bool):
-                    raise LexiconError(file, f"{key}.{bk}", "must be true or false")
-            if "mild_watch" in entry and not isinstance(entry["mild_watch"], bool):
-                _str_list(file, f"{key}.mild_watch", entry["mild_watch"])
-            if "ambiguous_topic" in entry and not (
-                isinstance(entry["ambiguous_topic"], str) and TOPIC_RE.match(entry["ambiguous_topic"])
-            ):
-                raise LexiconError(file, f"{key}.ambiguous_topic", "must be a topic name")
-            for i, pat in enumerate(entry.get("patterns", [])):
-                try:
-                    re.compile(pat)
-                except re.error as exc:
-                    raise LexiconError(file, f"{key}.patterns[{i}]", f"bad regex: {exc}") from None
-            combos = entry.get("combos", [])
-            if not isinstance(combos, list):
-                raise LexiconError(file, f"{key}.combos", "must be a list")
-            for i, combo in enumerate(combos):
-                ck = f"{key}.combos[{i}]"
-                combo = _mapping(file, ck, combo)
-                if set(combo) - COMBO_KEYS:
-                    raise LexiconError(
-                        file,
-                        f"{ck}.{min(set(combo) - COMBO_KEYS)}",
-                        f"unknown key (allowed: {sorted(COMBO_KEYS)})",
-                    )
-                parts = combo.get("all")
-                if not isinstance(parts, list) or not parts:
-                    raise LexiconError(file, f"{ck}.all", "must be a non-empty list of parts")
-                for j, part in enumerate(parts):
-                    if isinstance(part, str):
-                        if not part.startswith("@"):
-                            raise LexiconError(
-                                file, f"{ck}.all[{j}]", "a string part must name a set as '@name'"
-                            )
-                    else:
-                        _str_list(file, f"{ck}.all[{j}]", part)
-                for ctx in combo.get("context", []) or []:
-                    if ctx not in CONTEXTS:
-                        raise LexiconError(file, f"{ck}.context", f"unknown context {ctx!r}")
-                if "context" in combo:
-                    _str_list(file, f"{ck}.context", combo["context"])
-                if combo.get("require_context") and not combo.get("context"):
-                    raise LexiconError(file, f"{ck}.require_context", "needs a context list")
-                for fl in combo.get("absorbs", []) or []:
-                    if fl not in FLAG_CODES:
-                        raise LexiconError(file, f"{ck}.absorbs", f"unknown flag code {fl!r}")
+            _validate_entry(file, section, name, entry)
     for name, words in _mapping(file, "sets", doc.get("sets", {})).items():
         if not isinstance(name, str) or not TOPIC_RE.match(name):
             raise LexiconError(file, f"sets.{name}", "set names are lowercase words and _")
