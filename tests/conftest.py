@@ -18,6 +18,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from tests.shared_data import unavailable
+
 # ROOT and make_settings live in tests.support; importing them from here still works for
 # modules written before the move, but new code should import tests.support.
 from tests.support import ROOT, make_settings  # noqa: F401
@@ -25,7 +27,6 @@ from tests.support import ROOT, make_settings  # noqa: F401
 PG_ADMIN_URL = os.environ.get(
     "CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +38,7 @@ def pg_server_url() -> Iterator[str]:
             conn.execute(text("select 1"))
     except Exception as e:
         admin.dispose()
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {e}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}")
+        unavailable("PostgreSQL", f"unreachable at {PG_ADMIN_URL}: {e}")
     name = f"checkin_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

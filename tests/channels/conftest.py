@@ -9,13 +9,13 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from tests.channels.channels_support import free_port
 from tests.channels.fake_twilio_server import FakeTwilio
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.shared_data import shared_file, unavailable
 
 
 @pytest.fixture
@@ -24,20 +24,19 @@ def fake_twilio() -> Iterator[FakeTwilio]:
         yield fake
 
 
-def _unavailable(why: str) -> None:
+def _unavailable(why: str) -> NoReturn:
     # Locally a missing node/npm or shared folder skips; in CI the spec check must run.
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the Twilio OpenAPI mock is unavailable: {why}")
-    pytest.skip(f"Twilio OpenAPI mock unavailable: {why}")
+    unavailable("the Twilio OpenAPI mock", why)
 
 
 @pytest.fixture(scope="session")
 def prism_url() -> Iterator[str]:
-    """Base URL of a Prism mock of Twilio's own OpenAPI spec (see shared/twilio/README.md).
-    The first run installs Prism with npm into the script's cache folder (~10-20 s)."""
-    script = Path(os.environ.get("MOCK_TWILIO_SCRIPT", REPO.parent / "shared" / "twilio" / "mock-twilio.sh"))
-    if not script.is_file():
-        _unavailable(f"{script} not found")
+    """Base URL of a Prism mock of Twilio's own OpenAPI spec, started by the launcher in the
+    shared folder beside the checkout ($MOCK_TWILIO_SCRIPT overrides). The first run installs
+    Prism with npm into the launcher's cache folder (~10-20 s)."""
+    script = shared_file(
+        "twilio/mock-twilio.sh", what="the Twilio OpenAPI mock", override_env="MOCK_TWILIO_SCRIPT"
+    )
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             _unavailable(f"{tool} not on PATH")

@@ -1,4 +1,4 @@
-"""Corpus metrics computed exactly as ../shared/tools/triage_eval.py computes them.
+"""Corpus metrics computed exactly as the project's triage scorer computes them.
 
 Kept in one place so test_corpus.py and the throughput benchmark read corpora the same way.
 """
@@ -10,10 +10,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.shared_data import shared_dir
+
 RANK = {"none": 0, "watch": 1, "urgent": 2, "emergency": 3}
 HERE = Path(__file__).resolve()
-# ../shared beside the checkout; $CHECKIN_SHARED points elsewhere (a worktree, a CI layout)
-SHARED = Path(os.environ.get("CHECKIN_SHARED") or HERE.parents[2].parent / "shared")
+# The shared folder beside the checkout ($CHECKIN_SHARED elsewhere): see tests/shared_data.py.
+SHARED = shared_dir()
 DEV_CORPUS = SHARED / "triage-dev.jsonl"
 EXTRA_CORPUS = HERE.parent / "cases_extra.jsonl"
 # written without reading the lexicons, to measure generalization (see its ids h###)
