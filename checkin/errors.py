@@ -49,10 +49,15 @@ class ScheduleErrors(CheckinError):
 
 
 class TemplateError(CheckinError):
-    def __init__(self, template: str, problem: str) -> None:
+    """A template that cannot render: ``template`` is its name under the templates directory,
+    ``line`` the line of that file at fault when known. Reads ``template:line: problem``."""
+
+    def __init__(self, template: str, problem: str, line: int | None = None) -> None:
         self.template = template
         self.problem = problem
-        super().__init__(f"{template}: {problem}")
+        self.line = line
+        where = f"{template}:{line}" if line is not None else template
+        super().__init__(f"{where}: {problem}")
 
 
 class EnrollmentError(CheckinError):

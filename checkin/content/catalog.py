@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from checkin.config import Settings
-from checkin.content.render import QUITLINES, Renderer, sample_context, validate_schedule_templates
+from checkin.content.render import (
+    QUITLINES,
+    Renderer,
+    sample_context,
+    template_problems,
+    validate_schedule_templates,
+)
 from checkin.core.care_teams import FILE_NAME as CARE_TEAMS_FILE
 from checkin.core.care_teams import parse_care_teams
 from checkin.core.schedule import KNOWN_ATTRIBUTES, PlanInput, Schedule
@@ -34,10 +40,16 @@ def schedule_files(directory: Path) -> list[Path]:
 def load_schedules(directory: Path, renderer: Renderer) -> dict[str, Schedule]:
     """Every schedule in ``directory`` (CHECKIN_SCHEDULES_DIR), each step's templates checked
     against ``renderer``; raises ConfigError if it is not a folder, ScheduleErrors if any file
-    is invalid."""
+    is invalid or any template a schedule uses is missing in a language or does not render."""
     if not directory.is_dir():
         raise ConfigError("CHECKIN_SCHEDULES_DIR", f"{directory} is not a directory")
-    return _load_schedules(schedule_files(directory), template_exists=renderer.has_message)
+    schedules = _load_schedules(schedule_files(directory), template_exists=renderer.has_message)
+    # A template that cannot render would turn every message using it `dead` at send time
+    # while enrollment went on succeeding: refuse to start instead, naming each problem.
+    problems = [p for s in schedules.values() for p in template_problems(s, renderer)[0]]
+    if problems:
+        raise ScheduleErrors(problems)
+    return schedules
 
 
 @dataclass
@@ -72,13 +84,14 @@ def validate_paths(
             continue
         seen[schedule.id] = path
         errors, warnings, rows = validate_schedule_templates(schedule, renderer)
-        report.errors.extend(f"{path}: {e}" for e in errors)
+        report.errors.extend(errors)  # each names its own file and line
         report.warnings.extend(f"{path}: {w}" for w in warnings)
         report.info.append(f"{path}: {schedule.id} v{schedule.version}, {len(schedule.steps)} steps")
         for r in rows:
             if r["channel"] == ChannelName.SMS:
                 report.info.append(
-                    f"  sms {r['language']} {r['message']:<28} {r['encoding']:<5} {r['segments']} segment(s)"
+                    f"  sms {r['language']} {r['message']:<28} {r['encoding'] or '-':<5} "
+                    f"{r['segments'] if r['segments'] is not None else '-'} segment(s)"
                 )
     return report
 

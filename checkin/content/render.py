@@ -47,12 +47,17 @@ from jinja2 import (
     select_autoescape,
 )
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from checkin.content.sandbox import (
+    DEFAULT_MAX_OUTPUT,
+    DEFAULT_TIME_LIMIT_S,
+    LimitedSandbox,
+    RenderLimitExceeded,
+)
 from checkin.core.languages import LANGUAGES
 from checkin.core.schedule.model import Schedule
 from checkin.core.sms_encoding import SmsInfo, non_gsm_positions, normalize_sms, segments
-from checkin.errors import TemplateError
+from checkin.errors import ScheduleError, TemplateError
 
 CONTEXT_VARIABLES: tuple[str, ...] = (
     "first_name",
@@ -93,11 +98,21 @@ def email_templates(message: str, language: str) -> tuple[str, str, str]:
 
 
 class Renderer:
-    """Renders the templates under ``templates_dir``; every failure is a ``TemplateError``."""
+    """Renders the templates under ``templates_dir``; every failure is a ``TemplateError``
+    naming the template and, when known, the line at fault. A render is bounded in time and
+    output size (``checkin.content.sandbox``)."""
 
-    def __init__(self, templates_dir: Path) -> None:
+    def __init__(
+        self,
+        templates_dir: Path,
+        *,
+        time_limit: float = DEFAULT_TIME_LIMIT_S,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+    ) -> None:
         self.templates_dir = Path(templates_dir)
-        self.env = ImmutableSandboxedEnvironment(
+        self.env = LimitedSandbox(
+            time_limit=time_limit,
+            max_output=max_output,
             loader=FileSystemLoader(str(self.templates_dir)),
             undefined=StrictUndefined,
             autoescape=select_autoescape(
@@ -128,20 +143,49 @@ class Renderer:
         language and channel is ``validate_schedule_templates``'s job."""
         return any(self.exists(message, lang, channel) for lang in LANGUAGES for channel in ("sms", "email"))
 
+    def _fault(self, exc: BaseException, name: str) -> tuple[str, int | None]:
+        """The template and line a render error came from: the innermost frame of template code
+        in the traceback, which Jinja rewrites to point at template source lines (an
+        {% include %}d or {% extends %}d file can be the one at fault)."""
+        where, line = name, None
+        tb = exc.__traceback__
+        while tb is not None:
+            filename = Path(tb.tb_frame.f_code.co_filename)
+            if filename.suffix == ".j2" and filename.is_relative_to(self.templates_dir):
+                where, line = filename.relative_to(self.templates_dir).as_posix(), tb.tb_lineno
+            tb = tb.tb_next
+        return where, line
+
+    def path_of(self, name: str) -> Path:
+        """The file of template ``name`` (for messages an admin acts on)."""
+        return self.templates_dir / name
+
     def _render(self, name: str, context: Mapping[str, Any]) -> str:
         try:
-            return self.env.get_template(name).render(dict(context))
+            template = self.env.get_template(name)
         except TemplateNotFound as exc:
             raise TemplateError(name, f"template not found: {exc.name}") from exc
         except TemplateSyntaxError as exc:
-            where = exc.name or name
-            raise TemplateError(where, f"syntax error at line {exc.lineno}: {exc.message}") from exc
+            # An {% include %}d or {% extends %}d file can be the one at fault.
+            raise TemplateError(exc.name or name, f"syntax error: {exc.message}", exc.lineno) from exc
+        try:
+            return self.env.render(template, context)
+        except TemplateNotFound as exc:
+            raise TemplateError(name, f"template not found: {exc.name}") from exc
+        except TemplateSyntaxError as exc:
+            raise TemplateError(exc.name or name, f"syntax error: {exc.message}", exc.lineno) from exc
         except SecurityError as exc:
-            raise TemplateError(name, f"not allowed in the sandbox: {exc}") from exc
+            where, line = self._fault(exc, name)
+            raise TemplateError(where, f"not allowed in the sandbox: {exc}", line) from exc
         except UndefinedError as exc:
-            raise TemplateError(name, f"undefined variable: {exc.message}") from exc
+            where, line = self._fault(exc, name)
+            raise TemplateError(where, f"undefined variable: {exc.message}", line) from exc
+        except RenderLimitExceeded as exc:
+            where, line = self._fault(exc, name)
+            raise TemplateError(where, str(exc), line) from exc
         except Exception as exc:  # admin-written code: any failure is the template's fault
-            raise TemplateError(name, f"{type(exc).__name__}: {exc}") from exc
+            where, line = self._fault(exc, name)
+            raise TemplateError(where, f"{type(exc).__name__}: {exc}", line) from exc
 
     def render_sms(self, message: str, language: str, context: Mapping[str, Any]) -> RenderedSms:
         """The normalized SMS body and its encoding and segment count."""
@@ -150,7 +194,7 @@ class Renderer:
             raise TemplateError(name, "not a valid message name")
         text = normalize_sms(self._render(name, context))
         if not text:
-            raise TemplateError(name, "renders to an empty message")
+            raise TemplateError(name, "renders to an empty message", 1)
         return RenderedSms(text, segments(text))
 
     def render_email(self, message: str, language: str, context: Mapping[str, Any]) -> RenderedEmail:
@@ -160,7 +204,7 @@ class Renderer:
         # A newline in a subject would start a new mail header; keep it on one line.
         subject = " ".join(self._render(subject_name, context).split())
         if not subject:
-            raise TemplateError(subject_name, "renders to an empty subject")
+            raise TemplateError(subject_name, "renders to an empty subject", 1)
         text = self._render(text_name, context).strip() + "\n"
         html = self._render(html_name, context).strip() + "\n"
         return RenderedEmail(subject, text, html)
@@ -291,48 +335,68 @@ def _check_sms(
     return errors, warnings
 
 
-def validate_schedule_templates(
+@dataclass
+class _Use:
+    """How a schedule uses one message: which steps, on which days and channels."""
+
+    steps: list[str]
+    line: int  # the first step's line in the schedule file
+    days: set[int]
+    channels: set[str]
+    asks: bool = False
+
+
+def _uses(schedule: Schedule) -> dict[str, _Use]:
+    uses: dict[str, _Use] = {}
+    for step in schedule.steps:
+        use = uses.setdefault(step.message, _Use([], step.line, set(), set()))
+        use.steps.append(step.id)
+        use.days.update(step.days())
+        use.channels.update(_channels(step.channel))
+        use.asks = use.asks or step.ask is not None
+    return uses
+
+
+def template_problems(
     schedule: Schedule,
     renderer: Renderer,
     *,
     contexts: Mapping[str, Mapping[str, Any]] | None = None,
-) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """Render every template every step of ``schedule`` can use, in every language and on every
-    channel the step can go out on, with the sample patient (or ``contexts[language]``).
+) -> tuple[list[ScheduleError], list[tuple[_Use, str, str, RenderedSms]]]:
+    """Render every template ``schedule`` uses; return the failures and, per SMS that rendered,
+    its longest rendering (use, message, language, sms).
 
-    Returns ``(errors, warnings, report)``. Errors: a template missing or failing to render, an
-    SMS naming the diagnosis. Warnings: an SMS over its segment budget (``MAX_SEGMENTS``), UCS-2
-    caused by a character other than the Spanish accents GSM-7 lacks (named, with its
-    position), a check-in SMS that does not say how to reply. ``report`` has one row per
-    (message, language, channel): message, language, channel, encoding, segments, steps
-    (encoding and segments are None for email). Each template is rendered for the first and
-    last day its steps fall on, and the longer result is reported.
+    Each failure reads ``file:line: what is wrong (step ...)``: the template's file and line
+    for a template that does not render, or the schedule file and the step's line for a
+    template that is missing in a language (every language a patient can have needs one).
     """
-    uses: dict[str, dict[str, Any]] = {}
-    for step in schedule.steps:
-        use = uses.setdefault(step.message, {"steps": [], "days": set(), "channels": set(), "asks": False})
-        use["steps"].append(step.id)
-        use["days"].update(step.days())
-        use["channels"].update(_channels(step.channel))
-        use["asks"] = use["asks"] or step.ask is not None
-    errors: list[str] = []
-    warnings: list[str] = []
-    report: list[dict[str, Any]] = []
-    for message, use in uses.items():
-        days = sorted(use["days"])
+    problems: list[ScheduleError] = []
+    rendered: list[tuple[_Use, str, str, RenderedSms]] = []
+    for message, use in _uses(schedule).items():
+        days = sorted(use.days)
+        steps = f"(step {', '.join(use.steps)})"
         for language in LANGUAGES:
             for channel in ("sms", "email"):
-                if channel not in use["channels"]:
+                if channel not in use.channels:
                     continue
-                row: dict[str, Any] = {
-                    "message": message,
-                    "language": language,
-                    "channel": channel,
-                    "encoding": None,
-                    "segments": None,
-                    "steps": tuple(use["steps"]),
-                }
-                report.append(row)
+                if not renderer.exists(message, language, channel):
+                    names = (
+                        [sms_template(message, language)]
+                        if channel == "sms"
+                        else email_templates(message, language)
+                    )
+                    missing = [str(renderer.path_of(n)) for n in names if not renderer.path_of(n).is_file()]
+                    problems.append(
+                        ScheduleError(
+                            schedule.source or schedule.id,
+                            use.line or None,
+                            None,
+                            f"message {message!r} has no {language} {channel} template "
+                            f"({', '.join(missing)} missing; patients can have any of "
+                            f"{', '.join(LANGUAGES)}) {steps}",
+                        )
+                    )
+                    continue
                 worst: RenderedSms | None = None
                 for day in dict.fromkeys((days[0], days[-1])):
                     context = dict(contexts[language]) if contexts else sample_context(language)
@@ -343,22 +407,66 @@ def validate_schedule_templates(
                             continue
                         sms = renderer.render_sms(message, language, context)
                     except TemplateError as exc:
-                        errors.append(f"{exc} (step {', '.join(use['steps'])})")
+                        problems.append(
+                            ScheduleError(
+                                str(renderer.path_of(exc.template)),
+                                exc.line or 1,
+                                None,
+                                f"{exc.problem} {steps}",
+                            )
+                        )
                         break
                     if worst is None or sms.info.segments > worst.info.segments:
                         worst = sms
                 if worst is not None:
-                    row.update(encoding=worst.info.encoding, segments=worst.info.segments)
-                    e, w = _check_sms(
-                        sms_template(message, language),
-                        language,
-                        worst.text,
-                        worst.info,
-                        schedule,
-                        use["asks"],
-                    )
-                    errors += e
-                    warnings += w
+                    rendered.append((use, message, language, worst))
+    return problems, rendered
+
+
+def validate_schedule_templates(
+    schedule: Schedule,
+    renderer: Renderer,
+    *,
+    contexts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Render every template every step of ``schedule`` can use, in every language and on every
+    channel the step can go out on, with the sample patient (or ``contexts[language]``).
+
+    Returns ``(errors, warnings, report)``. Errors: a template missing or failing to render
+    (see ``template_problems``), an SMS naming the diagnosis. Warnings: an SMS over its segment
+    budget (``MAX_SEGMENTS``), UCS-2 caused by a character other than the Spanish accents GSM-7
+    lacks (named, with its position), a check-in SMS that does not say how to reply. ``report``
+    has one row per (message, language, channel): message, language, channel, encoding,
+    segments, steps (encoding and segments are None for email, or when the SMS did not
+    render). Each template is rendered for the first and last day its steps fall on, and the
+    longer result is reported.
+    """
+    problems, rendered = template_problems(schedule, renderer, contexts=contexts)
+    errors = [str(p) for p in problems]
+    warnings: list[str] = []
+    report: list[dict[str, Any]] = [
+        {
+            "message": message,
+            "language": language,
+            "channel": channel,
+            "encoding": None,
+            "segments": None,
+            "steps": tuple(use.steps),
+        }
+        for message, use in _uses(schedule).items()
+        for language in LANGUAGES
+        for channel in ("sms", "email")
+        if channel in use.channels
+    ]
+    rows = {(r["message"], r["language"], r["channel"]): r for r in report}
+    where = f"{schedule.source}: " if schedule.source else ""
+    for use, message, language, worst in rendered:
+        rows[(message, language, "sms")].update(encoding=worst.info.encoding, segments=worst.info.segments)
+        e, w = _check_sms(
+            sms_template(message, language), language, worst.text, worst.info, schedule, use.asks
+        )
+        errors += [where + x for x in e]
+        warnings += w
     return errors, warnings, report
 
 
@@ -371,5 +479,6 @@ __all__ = [
     "email_templates",
     "sample_context",
     "sms_template",
+    "template_problems",
     "validate_schedule_templates",
 ]

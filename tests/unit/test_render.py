@@ -74,7 +74,7 @@ def test_it_reports_a_syntax_error_with_its_line(tmp_path: Path) -> None:
     with pytest.raises(TemplateError) as info:
         r.render_sms("hi", "en", sample_context("en"))
     assert info.value.template == "sms/en/hi.txt.j2"
-    assert "line 2" in info.value.problem
+    assert info.value.line == 2 and str(info.value).startswith("sms/en/hi.txt.j2:2: syntax error")
 
 
 def test_it_reports_a_missing_template(tmp_path: Path) -> None:
