@@ -72,10 +72,11 @@ class ImportRowError(EnrollmentError):
         self.line = line
         self.column = column
         super().__init__(column, problem)
-        self.args = (f"line {line}, column {column}: {problem}",)
+        self.args = (f"{line}:{column}: {problem}",)
 
     def __str__(self) -> str:
-        return f"line {self.line}, column {self.column}: {self.problem}"
+        """``row:column: problem`` (the column by its header name, ``-`` for the whole row)."""
+        return f"{self.line}:{self.column}: {self.problem}"
 
 
 class DatabaseNotReady(CheckinError):

@@ -188,7 +188,7 @@ def test_it_imports_a_csv_and_reports_bad_rows_by_line_and_column(run, tmp_path:
     bad = run("import", str(csv_file))
     assert (
         bad.exit_code == 1
-        and "line 3, column procedure" in bad.output
+        and f"{csv_file}:3:procedure: " in bad.output
         and "nothing was written" in bad.output
     )
     ok = run("import", str(csv_file), "--skip-bad-rows")

@@ -1,18 +1,25 @@
-"""CSV enrollment import: all rows valid, or nothing written (unless told to skip bad rows)."""
+"""CSV enrollment import: all rows valid, or nothing written (unless told to skip bad rows).
+
+The file is streamed twice, never held: the first pass validates every row (and remembers only
+each row's (MRN, procedure) key, to catch repeats); the second enrolls the good rows in chunks
+inside the caller's transaction. Memory stays flat in the size of the file.
+"""
 
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from checkin.core.schedule import Schedule
+from checkin.enrollment.csvfile import CsvFormat, check_header, detect_format, iter_rows, read_header
 from checkin.enrollment.enroll import EnrollRequest, EnrollResult, enroll_many, parse_request
 from checkin.errors import EnrollmentError, ImportRowError
 from checkin.states import EnrollmentStatus
@@ -32,6 +39,7 @@ COLUMNS = (
     "attributes",
 )
 REQUIRED = ("mrn", "first_name", "procedure", "surgery_date")
+CHUNK = 1000  # rows validated against the database, or enrolled, at a time
 
 
 @dataclass
@@ -40,38 +48,73 @@ class ImportReport:
     errors: list[ImportRowError] = field(default_factory=list)
     enrolled: EnrollResult | None = None
     written: bool = False
+    # The file itself is wrong (encoding, header, a line the csv reader cannot get past):
+    # skipping bad rows cannot help, and nothing is written.
+    file_errors: bool = False
+    format: CsvFormat | None = None
+    rejects: int = 0  # rows written to the rejects file
 
 
-def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Return the header and (line number, row) pairs; raises ImportRowError for a bad file."""
-    try:
-        data = path.read_bytes().decode("utf-8-sig")  # Excel writes a BOM
-    except UnicodeDecodeError as e:
-        raise ImportRowError(1, "-", f"the file is not UTF-8 (byte {e.start})") from None
-    reader = csv.reader(io.StringIO(data, newline=""))
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise ImportRowError(1, "-", "the file is empty") from None
-    unknown = [h for h in header if h not in COLUMNS]
-    if unknown:
-        raise ImportRowError(1, unknown[0], f"unknown column (expected some of: {', '.join(COLUMNS)})")
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise ImportRowError(1, missing[0], "required column is missing")
-    dupes = {h for h in header if header.count(h) > 1}
-    if dupes:
-        raise ImportRowError(1, min(dupes), "column appears twice")
-    rows: list[tuple[int, dict[str, str]]] = []
-    for values in reader:
-        line = reader.line_num
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(header):
-            rows.append((line, {"__width__": f"has {len(values)} fields, the header has {len(header)}"}))
-            continue
-        rows.append((line, dict(zip(header, values, strict=True))))
-    return header, rows
+def _procedure_ids(schedules: Mapping[str, Schedule]) -> dict[str, str]:
+    return {key.lower(): key for key in schedules}
+
+
+class _Rows:
+    """The file's rows parsed into requests, each pass from the top of the file."""
+
+    def __init__(
+        self,
+        path: Path,
+        fmt: CsvFormat,
+        header: list[str],
+        *,
+        schedules: Mapping[str, Schedule],
+        default_region: str,
+        default_timezone: str,
+    ) -> None:
+        self.path, self.fmt, self.header = path, fmt, header
+        self.schedules = schedules
+        self.ids = _procedure_ids(schedules)
+        self.default_region = default_region
+        self.default_timezone = default_timezone
+
+    def parse(self) -> Iterator[tuple[int, dict[str, str], EnrollRequest | ImportRowError]]:
+        for line, row in iter_rows(self.path, self.fmt, self.header):
+            if isinstance(row, ImportRowError):
+                yield line, {}, row
+                continue
+            # Procedure ids are matched ignoring case: "Lumbar-Fusion" is lumbar-fusion.
+            typed = row.get("procedure", "").strip()
+            fields = dict(row, procedure=self.ids.get(typed.lower(), typed))
+            try:
+                req = parse_request(
+                    fields,
+                    schedules=self.schedules,
+                    default_region=self.default_region,
+                    default_timezone=self.default_timezone,
+                )
+            except EnrollmentError as e:
+                yield line, row, ImportRowError(line, e.field, e.problem)
+                continue
+            yield line, row, req
+
+
+class _Rejects:
+    """The rejects file: each bad row as it was, plus the line and the problem."""
+
+    def __init__(self, fh: IO[str] | None, header: list[str], delimiter: str) -> None:
+        self.writer = csv.writer(fh, delimiter=delimiter) if fh is not None else None
+        if self.writer is not None:
+            self.writer.writerow([*header, "line", "problem"])
+        self.header = header
+        self.count = 0
+
+    def add(self, row: dict[str, str], error: ImportRowError) -> None:
+        if self.writer is not None:
+            self.writer.writerow(
+                [*(row.get(h, "") for h in self.header), error.line, f"{error.column}: {error.problem}"]
+            )
+            self.count += 1
 
 
 def import_csv(
@@ -85,54 +128,130 @@ def import_csv(
     skip_bad_rows: bool = False,
     actor: str = "system",
     progress: Callable[[int], None] | None = None,
+    rejects: Path | None = None,
+    encoding: str | None = None,
 ) -> ImportReport:
-    """Validate every row, then enroll; with any bad row nothing is written unless skip_bad_rows."""
+    """Validate every row, then enroll; with any bad row nothing is written unless
+    ``skip_bad_rows``. A problem of the file itself (encoding, header, an unreadable line) is
+    reported as such (``file_errors``) and nothing is written. ``rejects``: a CSV file that receives every bad row with its line and
+    problem. ``encoding``: the file's codec, instead of detecting it."""
     report = ImportReport()
     try:
-        _, rows = read_rows(path)
+        report.format = fmt = detect_format(path, encoding)
+        header = read_header(path, fmt)
     except ImportRowError as e:
         report.errors.append(e)
+        report.file_errors = True
         return report
-    report.rows = len(rows)
-    good: list[tuple[int, EnrollRequest]] = []
-    first_line: dict[tuple[str, str], int] = {}
-    for line, row in rows:
-        if "__width__" in row:
-            report.errors.append(ImportRowError(line, "-", row["__width__"]))
-            continue
-        try:
-            req = parse_request(
-                row, schedules=schedules, default_region=default_region, default_timezone=default_timezone
-            )
-        except EnrollmentError as e:
-            report.errors.append(ImportRowError(line, e.field, e.problem))
-            continue
-        key = (req.mrn, req.procedure)
-        if key in first_line:
-            report.errors.append(
-                ImportRowError(line, "mrn", f"{req.mrn!r} is already on line {first_line[key]}")
-            )
-            continue
-        first_line[key] = line
-        good.append((line, req))
-        if progress:
-            progress(1)
-
-    enrolled = _already_enrolled(session, [r for _, r in good])
-    kept = []
-    for line, req in good:
-        if (req.mrn, req.procedure) in enrolled:
-            report.errors.append(
-                ImportRowError(line, "mrn", f"{req.mrn!r} is already enrolled on {req.procedure}")
-            )
-        else:
-            kept.append(req)
+    report.errors = check_header(header, COLUMNS, REQUIRED)
+    if report.errors:
+        report.file_errors = True
+        return report
+    rows = _Rows(
+        path,
+        fmt,
+        header,
+        schedules=schedules,
+        default_region=default_region,
+        default_timezone=default_timezone,
+    )
+    with ExitStack() as stack:
+        fh = stack.enter_context(rejects.open("w", encoding="utf-8", newline="")) if rejects else None
+        bad_lines = _validate(session, rows, report, _Rejects(fh, header, fmt.delimiter), progress)
     report.errors.sort(key=lambda e: e.line)
-    if report.errors and not skip_bad_rows:
+    if report.file_errors or (report.errors and not skip_bad_rows):
         return report
-    report.enrolled = enroll_many(session, kept, schedules=schedules, now=now, actor=actor)
+    report.enrolled = _enroll(session, rows, bad_lines, schedules=schedules, now=now, actor=actor)
     report.written = True
     return report
+
+
+def _validate(
+    session: Session,
+    rows: _Rows,
+    report: ImportReport,
+    rejects: _Rejects,
+    progress: Callable[[int], None] | None,
+) -> set[int]:
+    """First pass: every row's problems into ``report``; returns the lines not to enroll."""
+    first_line: dict[tuple[str, str], int] = {}
+    bad: set[int] = set()
+    pending: list[tuple[int, dict[str, str], EnrollRequest]] = []
+
+    def reject(line: int, row: dict[str, str], error: ImportRowError) -> None:
+        report.errors.append(error)
+        rejects.add(row, error)
+        bad.add(line)
+
+    def check_enrolled() -> None:
+        enrolled = _already_enrolled(session, [r for _, _, r in pending])
+        for line, row, req in pending:
+            if (req.mrn, req.procedure) in enrolled:
+                reject(
+                    line,
+                    row,
+                    ImportRowError(line, "mrn", f"{req.mrn!r} is already enrolled on {req.procedure}"),
+                )
+        pending.clear()
+
+    try:
+        for line, row, parsed in rows.parse():
+            report.rows += 1
+            if progress:
+                progress(1)
+            if isinstance(parsed, ImportRowError):
+                reject(line, row, parsed)
+                continue
+            key = (parsed.mrn, parsed.procedure)
+            if key in first_line:
+                reject(
+                    line,
+                    row,
+                    ImportRowError(line, "mrn", f"{parsed.mrn!r} is already on line {first_line[key]}"),
+                )
+                continue
+            first_line[key] = line
+            pending.append((line, row, parsed))
+            if len(pending) >= CHUNK:
+                check_enrolled()
+        check_enrolled()
+    except ImportRowError as e:  # the file cannot be read past this line
+        report.errors.append(e)
+        report.file_errors = True
+    report.rejects = rejects.count
+    return bad
+
+
+def _enroll(
+    session: Session,
+    rows: _Rows,
+    bad_lines: set[int],
+    *,
+    schedules: Mapping[str, Schedule],
+    now: datetime,
+    actor: str,
+) -> EnrollResult:
+    """Second pass: enroll the good rows in chunks, flushing each so the session holds none."""
+    total = EnrollResult()
+    chunk: list[EnrollRequest] = []
+
+    def flush() -> None:
+        done = enroll_many(session, chunk, schedules=schedules, now=now, actor=actor)
+        total.patients += done.patients
+        total.enrollments += done.enrollments
+        total.planned += done.planned
+        session.flush()  # the audit rows leave the session; its identity map keeps no rows
+        chunk.clear()
+
+    for line, _, parsed in rows.parse():
+        if line in bad_lines or isinstance(parsed, ImportRowError):
+            continue
+        chunk.append(parsed)
+        if len(chunk) >= CHUNK:
+            flush()
+    if chunk:
+        flush()
+    return total
 
 
 def _already_enrolled(session: Session, requests: list[EnrollRequest]) -> set[tuple[str, str]]:

@@ -36,7 +36,7 @@ def test_a_template_that_runs_too_long_is_stopped(tmp_path: Path, source: str) -
         render(r)
     assert info.value.template == "sms/en/t.txt.j2"
     assert info.value.line == 2
-    assert "longer than the 0.2 s limit" in info.value.problem
+    assert "more than the 0.2 s CPU limit" in info.value.problem
 
 
 @pytest.mark.parametrize(

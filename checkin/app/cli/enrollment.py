@@ -98,25 +98,29 @@ def enroll(
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--skip-bad-rows", is_flag=True, help="Enroll the good rows even if some are bad.")
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write every bad row, with its line and problem, to this CSV file.",
+)
+@click.option("--encoding", default=None, help="The file's encoding (default: detected; e.g. cp1252).")
 @pass_app
 @fail_cleanly
-def import_(app: App, file: Path, skip_bad_rows: bool) -> None:
+def import_(app: App, file: Path, skip_bad_rows: bool, rejects: Path | None, encoding: str | None) -> None:
     """Enroll every patient in a CSV file (header: mrn, first_name, phone, email, procedure,
     surgery_date, timezone, language, smoker, channel, attributes).
 
-    With any bad row nothing is written, unless --skip-bad-rows.
+    With any bad row nothing is written, unless --skip-bad-rows. Problems print as
+    file:row:column: what is wrong.
     """
-    from checkin.enrollment.importer import import_csv, read_rows
+    from checkin.enrollment.csvfile import count_lines
+    from checkin.enrollment.importer import import_csv
 
     schedules_ = app.schedules
-    try:
-        _, rows = read_rows(file)
-        total = len(rows)
-    except CheckinError:
-        total = 0
     with (
         app.session() as session,
-        click.progressbar(length=total, label="validating", file=sys.stderr) as bar,
+        click.progressbar(length=max(count_lines(file) - 1, 0), label="validating", file=sys.stderr) as bar,
     ):
         report = import_csv(
             session,
@@ -128,9 +132,18 @@ def import_(app: App, file: Path, skip_bad_rows: bool) -> None:
             skip_bad_rows=skip_bad_rows,
             actor="cli",
             progress=bar.update,
+            rejects=rejects,
+            encoding=encoding,
         )
+    if report.format is not None and report.format.note:
+        click.echo(f"{file}: {report.format.note}", err=True)
     for err in report.errors:
-        click.echo(f"{file}: {err}", err=True)
+        click.echo(f"{file}:{err}", err=True)
+    if rejects is not None:
+        click.echo(f"{report.rejects} bad row(s) written to {rejects}", err=True)
+    if report.file_errors:
+        click.echo("the file cannot be imported as it is; nothing was written", err=True)
+        sys.exit(1)
     if not report.written:
         click.echo(
             f"{len(report.errors)} bad row(s); nothing was written (fix them, or use --skip-bad-rows)",
