@@ -11,8 +11,9 @@ from checkin.demo.run import run_demo
 
 
 def test_it_runs_the_recovery_and_reports_what_happened(tmp_path: Path) -> None:
-    out = io.StringIO()
-    result = run_demo(days=20, seed=7, workdir=tmp_path, out=out, progress=False)
+    out, progress = io.StringIO(), io.StringIO()
+    # --fast (the highest SMS rate the settings accept) and progress to a pipe, not a terminal.
+    result = run_demo(days=20, seed=7, fast=True, workdir=tmp_path, out=out, progress_to=progress)
     s = result.summary
     text = out.getvalue()
     # Every planned message is accounted for: sent, or still ahead (nothing lost, nothing doubled).
@@ -27,3 +28,12 @@ def test_it_runs_the_recovery_and_reports_what_happened(tmp_path: Path) -> None:
     assert s["nurse_acknowledgements"] == 1 and s["alert_emails"] >= 3 and s["ladder_steps"] > 3
     assert "call 911" in text.lower() and "tengo fiebre" in text
     assert json.loads((tmp_path / "summary.json").read_text())["messages_planned"] == s["messages_planned"]
+    # Piped progress is line-based: a start line, then about one line per simulated week.
+    lines = progress.getvalue().splitlines()
+    assert lines[0].startswith("simulating recovery: Feb 16") and "\r" not in progress.getvalue()
+    assert 4 <= len(lines) <= 8 and lines[-1].strip().startswith("100%")
+    # Every captured email is kept as an .eml file beside the SMS log.
+    emls = sorted((tmp_path / "email").glob("*.eml"))
+    assert (tmp_path / "sms-console.log").is_file() and len(emls) == s["emails_captured"] > 0
+    first = emls[0].read_bytes()
+    assert b"Subject: " in first and b"From: checkin@riverside.example.org" in first

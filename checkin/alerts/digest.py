@@ -79,6 +79,11 @@ def _digest_for(
     session: Session, services: Services, teams: CareTeams, team: CareTeam, day: date, now: datetime
 ) -> int:
     key = f"digest:{team.id}:{day.isoformat()}"
+    # Every tick after the digest hour lands here; once today's claim row exists the day is
+    # decided, so skip composing a digest only to have the claim refuse it (the insert below
+    # still settles a race between workers).
+    if session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is not None:
+        return 0
     digest = collect_digest(session, services, teams, team, now)
     recipients = list(team.emails)
     reason = "nothing to report" if digest.empty() else f"digest for {len(recipients)} recipient(s)"

@@ -14,7 +14,6 @@ a time, so 90 days take seconds, not months.
 from __future__ import annotations
 
 import heapq
-import json
 import random
 import sys
 import tempfile
@@ -45,6 +44,11 @@ TZ = "America/New_York"
 AUTH_TOKEN = "demo-auth-token-not-a-secret"  # noqa: S105 - the demo signs its own webhooks
 ACCOUNT_SID = "AC" + "d" * 32
 MAX_STEP = timedelta(hours=3)
+# The pacer waits in real time; at a long code's 1/s the simulated 09:00 wave would cost real
+# seconds, so the demo's sender is a fast one (--fast: the highest rate CHECKIN_SMS_RATE takes).
+SMS_RATE = 500.0
+FAST_SMS_RATE = 1000.0
+PROGRESS_EVERY = timedelta(days=7)  # a line of progress per simulated week when piped
 
 
 def content_dir(name: str) -> Path:
@@ -202,6 +206,7 @@ class Simulation:
         self.scripted_used: dict[str, set[int]] = {p.mrn: set() for p in PERSONAS}
         self.webhook_statuses: Counter[int] = Counter()
         self.seen_sent: set[int] = set()
+        self.last_collect = datetime.min.replace(tzinfo=UTC)
         # A nurse acknowledges each EMERGENCY alert from its email a few minutes after it
         # arrives (through the real page: GET, then POST with the CSRF value); the URGENT ones
         # are left alone, so the demo shows the ladder climbing.
@@ -294,11 +299,14 @@ class Simulation:
             if answer:
                 self.conversations[r.persona.mrn].append(Exchange(now, "reply", answer))
 
-    def watch_mail(self, mail: MailCatcher, now: datetime) -> None:
+    def watch_mail(self, mail: MailCatcher, now: datetime, email_dir: Path) -> None:
+        """Queue the nurse's acknowledgement of each new emergency alert email, and keep every
+        new email as an .eml file (openable in any mail program)."""
         import re
 
         received = mail.received
-        for m in received[self.seen_mail :]:
+        for n, m in enumerate(received[self.seen_mail :], start=self.seen_mail + 1):
+            (email_dir / f"{n:04d}.eml").write_bytes(m.message.as_bytes())
             if m.subject.upper().startswith("EMERGENCY") and "ESCALATED" not in m.text():
                 link = re.search(r"(https?://\S+/a/[\w.\-]+)", m.text())
                 if link:
@@ -328,7 +336,7 @@ class Simulation:
                 status = e.code
             self.acks.append((now, alert.group(1), status))
 
-    def collect_sent(self, services: Any, transcript: Transcript, surgery: date) -> None:
+    def collect_sent(self, services: Any, transcript: Transcript, surgery: date, now: datetime) -> None:
         """Record what went out; schedule the personas' answers to check-in questions."""
         from checkin.store.models import OutboxMessage, Patient
 
@@ -346,9 +354,14 @@ class Simulation:
                     Patient.mrn,
                 )
                 .outerjoin(Patient, Patient.id == OutboxMessage.patient_id)
-                .where(OutboxMessage.status == "sent", OutboxMessage.id.not_in(self.seen_sent or {0}))
+                # Sends are stamped with the simulated clock, so every row not yet seen was sent
+                # at or after the previous look; the id check drops the ones on its boundary.
+                .where(OutboxMessage.status == "sent", OutboxMessage.sent_at >= self.last_collect)
             ).all()
+        self.last_collect = now
         for oid, sent_at, step, ask, channel, recipient, phone, mrn in rows:
+            if oid in self.seen_sent:
+                continue
             self.seen_sent.add(oid)
             if mrn is None or mrn not in self.conversations or recipient:
                 continue  # staff notifications are reported with the alerts
@@ -366,6 +379,49 @@ class Simulation:
             heapq.heappush(self.replies, PendingReply(sent_at + delay, self.seq, persona, answer))
 
 
+class Progress:
+    """Where the simulation is: a bar on a terminal; when piped (a log, CI), one line per
+    simulated week, so a reader is never left without output for long."""
+
+    def __init__(self, stream: TextIO | None, clock: ManualClock, start: datetime, end: datetime) -> None:
+        self.stream, self.clock, self.start, self.end = stream, clock, start, end
+        self.tty = bool(stream is not None and stream.isatty())
+        self.next_line = start + PROGRESS_EVERY
+        self.began = time.monotonic()
+        self.bar: Any = None
+
+    def __enter__(self) -> Self:
+        if self.tty:
+            self.bar = click.progressbar(
+                length=int((self.end - self.start).total_seconds()),
+                label="simulating recovery",
+                file=self.stream,
+                show_eta=False,
+                item_show_func=lambda _: self.clock.now().astimezone(ZoneInfo(TZ)).strftime("%b %d"),
+            ).__enter__()
+        elif self.stream is not None:
+            self.stream.write(f"simulating recovery: {self._where(self.start)}\n")
+            self.stream.flush()
+        return self
+
+    def _where(self, at: datetime) -> str:
+        return f"{at.astimezone(ZoneInfo(TZ)):%b %d}, {time.monotonic() - self.began:.1f} s"
+
+    def advance(self, now: datetime, nxt: datetime, sent: int) -> None:
+        if self.bar is not None:
+            self.bar.update(int((nxt - now).total_seconds()))
+        elif self.stream is not None and (nxt >= self.next_line or nxt >= self.end):
+            done = (nxt - self.start) / (self.end - self.start)
+            self.stream.write(f"  {done:4.0%} {self._where(nxt)}: {sent} messages sent\n")
+            self.stream.flush()
+            while self.next_line <= nxt:
+                self.next_line += PROGRESS_EVERY
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
 def run_demo(
     *,
     days: int = 90,
@@ -374,14 +430,21 @@ def run_demo(
     out: TextIO = sys.stdout,
     workdir: Path | None = None,
     progress: bool = True,
+    progress_to: TextIO | None = None,
 ) -> DemoResult:
-    """Run the whole demo and print its report to ``out``; returns the summary figures."""
+    """Run the whole demo and print its report to ``out``; returns the summary figures.
+    Progress goes to ``progress_to`` (default stderr) unless ``progress`` is false. The SMS
+    log, every captured email (``email/NNNN.eml``), the database and ``summary.json`` are
+    left in ``workdir``."""
     from checkin.app.bootstrap import build_services
     from checkin.app.worker import Tuning, make_scheduler, register, startup_report, unregister
+    from checkin.demo.report import write_report
     from checkin.store.db import upgrade
 
     started = time.monotonic()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="checkin-demo-"))
+    email_dir = workdir / "email"
+    email_dir.mkdir(parents=True, exist_ok=True)
     sim = Simulation(days=days, seed=seed)
     # Enrolled two weeks before surgery, so the pre-operative messages go out too.
     start = datetime(2026, 2, 16, 13, 0, tzinfo=UTC)
@@ -391,9 +454,7 @@ def run_demo(
     log_path = workdir / "sms-console.log"
     with MailCatcher() as mail, log_path.open("w") as sms_log:
         port = free_port()
-        # The pacer waits in real time; at a long code's 1/s the simulated 09:00 wave would
-        # cost real seconds, so the demo's sender is a fast one.
-        settings = demo_settings(workdir, mail.port, port, sms_rate=2000 if fast else 500)
+        settings = demo_settings(workdir, mail.port, port, sms_rate=FAST_SMS_RATE if fast else SMS_RATE)
         upgrade(settings.database_url)
         transcript = Transcript(sms_log)
         services = build_services(settings, clock=clock, sms=transcript)
@@ -404,227 +465,27 @@ def run_demo(
         report = startup_report(services, clock.now())
         scheduler = make_scheduler(services, worker_id=worker_id, stop=stop, tuning=Tuning(concurrency=1))
         jobs = [job.func for job in scheduler.get_jobs()]
-        total = (end - start).total_seconds()
-        bar_file = sys.stderr if progress else None
-        bar: Any
-        with (
-            WebApp(services, port) as web,
-            click.progressbar(
-                length=int(total),
-                label="simulating recovery",
-                file=bar_file,
-                show_eta=False,
-                item_show_func=lambda _: clock.now().astimezone(ZoneInfo(TZ)).strftime("%b %d"),
-            ) as bar,
-        ):
+        stream = (progress_to or sys.stderr) if progress else None
+        with WebApp(services, port) as web, Progress(stream, clock, start, end) as bar:
             now = clock.now()
             while now < end:
                 sim.deliver_replies(services, web, now)
                 sim.acknowledge_due(now)
                 for job in jobs:
                     job()
-                sim.collect_sent(services, transcript, surgery)
-                sim.watch_mail(mail, now)
+                sim.collect_sent(services, transcript, surgery, now)
+                sim.watch_mail(mail, now, email_dir)
                 nxt = min(sim.next_instant(services, now), end)
-                bar.update(int((nxt - now).total_seconds()), nxt)
+                bar.advance(now, nxt, len(sim.seen_sent))
                 clock.set(nxt)
                 now = nxt
         stop.set()
         unregister(services, worker_id, clock.now())
-        summary = _report(sim, services, mail, planned, report, surgery, out, workdir, log_path)
+        summary = write_report(sim, services, mail, planned, report, surgery, out, workdir, log_path)
         services.engine.dispose()
     seconds = time.monotonic() - started
     summary["run_seconds"] = round(seconds, 1)
-    out.write(f"\nran {days} simulated days in {seconds:.1f} s; files in {workdir}\n")
+    out.write(
+        f"\nran {days} simulated days in {seconds:.1f} s; files in {workdir} (emails in {email_dir.name}/)\n"
+    )
     return DemoResult(summary=summary, seconds=seconds)
-
-
-def _report(
-    sim: Simulation,
-    services: Any,
-    mail: MailCatcher,
-    planned: int,
-    startup: Any,
-    surgery: date,
-    out: TextIO,
-    workdir: Path,
-    log_path: Path,
-) -> dict[str, Any]:
-    from checkin.store.models import Alert, InboundMessage, OutboxMessage, Patient
-
-    tz = ZoneInfo(TZ)
-    w = out.write
-    w(
-        f"\ncheckin demo: {len(PERSONAS)} patients, surgery on {surgery:%a %b %d %Y}, "
-        f"{sim.days} days of recovery\n"
-    )
-    w(f"{startup}\n")
-    with services.sessions() as s:
-        refs = {mrn: ref for mrn, ref in s.execute(select(Patient.mrn, Patient.reference))}  # noqa: C416 - a Result has keys(): dict() would read it as a mapping
-        # The timeline's own rows: not staff messages, digest claims, nudges or follow-ups.
-        timeline = (
-            OutboxMessage.recipient.is_(None),
-            OutboxMessage.key.not_like("digest:%"),
-            OutboxMessage.key.not_like("%:remind"),
-            OutboxMessage.step_id != "followup",
-        )
-        statuses = Counter(
-            dict(
-                s.execute(
-                    select(OutboxMessage.status, func.count()).where(*timeline).group_by(OutboxMessage.status)
-                ).all()
-            )
-        )
-        reminders = (
-            s.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.key.like("%:remind"), OutboxMessage.status == "sent")
-            )
-            or 0
-        )
-        followups = (
-            s.scalar(
-                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.step_id == "followup")
-            )
-            or 0
-        )
-        staff_sent = (
-            s.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.recipient.is_not(None), OutboxMessage.status == "sent")
-            )
-            or 0
-        )
-        inbound = Counter(
-            dict(
-                s.execute(
-                    select(InboundMessage.severity, func.count()).group_by(InboundMessage.severity)
-                ).all()
-            )
-        )
-        alerts = s.scalars(select(Alert).order_by(Alert.opened_at)).all()
-        alert_rows = [
-            (
-                a.id,
-                a.kind,
-                a.severity,
-                list(a.flags),
-                a.status,
-                a.escalation_level,
-                a.opened_at,
-                a.acknowledged_at,
-                a.patient_id,
-            )
-            for a in alerts
-        ]
-        patient_ref = dict(s.execute(select(Patient.id, Patient.reference)).all())
-        severity = {
-            sid: sev or "none"
-            for sid, sev in s.execute(select(InboundMessage.message_sid, InboundMessage.severity))
-        }
-
-    for persona in PERSONAS:
-        convo = sorted(sim.conversations[persona.mrn], key=lambda e: e.at)
-        outs = sum(1 for e in convo if e.direction == "out")
-        ins = sum(1 for e in convo if e.direction == "in")
-        w(
-            f"\n== {persona.first_name} ({refs.get(persona.mrn)}), {persona.procedure}, "
-            f"{persona.language}, {persona.channel}: {outs} messages out, {ins} replies ==\n"
-        )
-        shown = _notable(convo, severity)
-        for e in shown:
-            when = e.at.astimezone(tz).strftime("%b %d %H:%M")
-            arrow = {"out": "->", "in": "<-", "reply": "->"}[e.direction]
-            text = " ".join(e.text.split())
-            if len(text) > 110:
-                text = text[:107] + "..."
-            label = f" [{e.note}]" if e.note else ""
-            if e.direction == "in":
-                label = f" [{severity.get(e.sid or '', 'none')}]"
-            elif e.direction == "reply":
-                label = " [reply]"
-            w(f"  {when} {arrow} {text}{label}\n")
-        if len(shown) < len(convo):
-            w(f"  ... {len(convo) - len(shown)} more routine messages (all in {log_path.name})\n")
-
-    w("\n== Alerts ==\n")
-    by_severity: Counter[str] = Counter()
-    for aid, kind, severity, flags, status, level, opened, acked, pid in alert_rows:
-        by_severity[severity] += 1
-        w(
-            f"  #{aid} {severity.upper():<9} {kind:<16} {patient_ref.get(pid)} flags={','.join(flags) or '-'} "
-            f"opened {opened.astimezone(tz):%b %d %H:%M}, {status}"
-            f"{f' at {acked.astimezone(tz):%H:%M}' if acked else ''}, escalation level {level}\n"
-        )
-    for at, alert_id, status in sim.acks:
-        w(
-            f"  nurse acknowledged #{alert_id} from the emailed page at {at.astimezone(tz):%b %d %H:%M} "
-            f"(HTTP {status}); its escalation stopped\n"
-        )
-    emails = mail.received
-    patients = {p.email for p in PERSONAS if p.email}
-    nurse_mail = [m for m in emails if not set(m.to) & patients]
-    patient_mail = [m for m in emails if m not in nurse_mail]
-    w(
-        f"\n== Email captured by the local SMTP server: {len(emails)} "
-        f"({len(patient_mail)} to patients, {len(nurse_mail)} to the care team) ==\n"
-    )
-    digests = [m for m in nurse_mail if m.subject.startswith("Daily digest")]
-    for m in nurse_mail:
-        if m not in digests:
-            w(f"  to {', '.join(m.to)}: {m.subject}\n")
-    if digests:
-        w(f"  ... and {len(digests)} daily digests, the last: {digests[-1].subject}\n")
-    alert_mail = [
-        m
-        for m in nurse_mail
-        if m.subject.upper().startswith(("EMERGENCY", "URGENT", "[EMERGENCY", "[URGENT"))
-    ]
-    if alert_mail:
-        w("\n-- the first emergency/urgent alert email, as the nurse reads it --\n")
-        w(alert_mail[0].text()[:2500] + "\n")
-
-    replies = sum(inbound.values())
-    summary = {
-        "patients": len(PERSONAS),
-        "messages_planned": planned,
-        "messages_sent": int(statuses.get("sent", 0)),
-        "messages_skipped": int(statuses.get("skipped", 0)),
-        "messages_cancelled": int(statuses.get("cancelled", 0)),
-        "messages_pending": int(statuses.get("pending", 0)),
-        "messages_other": {
-            k: int(v) for k, v in statuses.items() if k not in ("sent", "skipped", "cancelled", "pending")
-        },
-        "reminders_sent": int(reminders),
-        "follow_up_questions": int(followups),
-        "staff_notifications_sent": int(staff_sent),
-        "replies": replies,
-        "replies_by_severity": {k or "unassessed": int(v) for k, v in inbound.items()},
-        "alerts_by_severity": dict(by_severity),
-        "alert_emails": len(nurse_mail) - len(digests),
-        "daily_digests": len(digests),
-        "nurse_acknowledgements": len(sim.acks),
-        "ladder_steps": sum(r[5] for r in alert_rows),  # first notifications and escalations
-        "emails_captured": len(emails),
-        "webhook_responses": {str(k): v for k, v in sim.webhook_statuses.items()},
-    }
-    w("\n== Summary ==\n" + json.dumps(summary, indent=2) + "\n")
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def _notable(convo: list[Exchange], severity: dict[str, str]) -> list[Exchange]:
-    """The first three messages, then every reply that was not 'none' with the question it
-    answered and the safety reply it got; routine traffic is only counted."""
-    keep: list[Exchange] = []
-    for i, e in enumerate(convo):
-        if i < 3:
-            keep.append(e)
-            continue
-        if e.direction == "in" and severity.get(e.sid or "", "none") != "none":
-            before = convo[i - 1] if convo[i - 1].direction == "out" else None
-            after = convo[i + 1] if i + 1 < len(convo) and convo[i + 1].direction == "reply" else None
-            keep.extend(x for x in (before, e, after) if x is not None and x not in keep)
-    return keep
