@@ -9,6 +9,7 @@ Secrets may be given as ``NAME_FILE`` (a path, e.g. a Docker secret) instead of 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("CHECKIN_CLINIC_NAME", "Spine Center", "signs patient messages"),
     Setting("CHECKIN_CLINIC_PHONE", "+1 555 010 0100", "the number HELP replies and messages give"),
+    # -- emergency numbers (one block: what patients are told to call) --
+    Setting(
+        "CHECKIN_EMERGENCY_NUMBER",
+        "911",
+        "the emergency number messages give; until both it and the crisis line are set, only "
+        "US and Canadian phones can be enrolled",
+    ),
+    Setting("CHECKIN_CRISIS_LINE", "988", "the suicide and crisis line messages give (call or text)"),
     Setting("CHECKIN_LOG_LEVEL", "INFO", "`DEBUG`, `INFO`, `WARNING` or `ERROR`"),
     Setting("TWILIO_ACCOUNT_SID", None, "Twilio account; without it SMS go to the console"),
     Setting("TWILIO_AUTH_TOKEN", None, "Twilio auth token (also verifies webhook signatures)", secret=True),
@@ -171,6 +180,12 @@ class Settings:
     public_url: str | None = None
     clinic_name: str = "Spine Center"
     clinic_phone: str = "+1 555 010 0100"
+    # -- emergency numbers --
+    emergency_number: str = "911"
+    crisis_line: str = "988"
+    # Phone regions a patient may be enrolled from; None when the numbers were set explicitly
+    # (the site vouches for them). The defaults are right only where 911 and 988 both work.
+    emergency_regions: frozenset[str] | None = field(default_factory=lambda: DEFAULT_EMERGENCY_REGIONS)
     log_level: str = "INFO"
     twilio: TwilioSettings | None = None
     smtp: SmtpSettings | None = None
@@ -238,6 +253,7 @@ class Settings:
             public_url=public_url,
             clinic_name=_get(env, "CHECKIN_CLINIC_NAME"),
             clinic_phone=_get(env, "CHECKIN_CLINIC_PHONE"),
+            **_emergency_numbers(env),
             log_level=log_level,
             twilio=twilio,
             smtp=smtp,
@@ -253,6 +269,30 @@ class Settings:
         from dataclasses import replace
 
         return replace(self, **changes)
+
+
+# -- emergency numbers --
+# Where 911 and 988 both reach emergency services and a crisis line: the US and its territories
+# on the North American plan, and Canada. A patient elsewhere would be told to call a number
+# that does not work, so enrollment refuses them until the site sets its own numbers.
+DEFAULT_EMERGENCY_REGIONS: frozenset[str] = frozenset({"US", "CA", "PR", "VI", "GU", "AS", "MP"})
+_SHORT_NUMBER = re.compile(r"\+?[0-9][0-9 ()-]{1,24}")
+
+
+def _emergency_numbers(env: Mapping[str, str]) -> dict[str, Any]:
+    values = {}
+    for name in ("CHECKIN_EMERGENCY_NUMBER", "CHECKIN_CRISIS_LINE"):
+        value = _get(env, name).strip()
+        if not _SHORT_NUMBER.fullmatch(value):
+            raise ConfigError(name, f"{value!r} is not a phone number (digits, spaces, + - ( ))")
+        values[name] = value
+    # Both, or the default of the other would still be given to patients it does not serve.
+    configured = all(env.get(n, "").strip() for n in ("CHECKIN_EMERGENCY_NUMBER", "CHECKIN_CRISIS_LINE"))
+    return {
+        "emergency_number": values["CHECKIN_EMERGENCY_NUMBER"],
+        "crisis_line": values["CHECKIN_CRISIS_LINE"],
+        "emergency_regions": None if configured else DEFAULT_EMERGENCY_REGIONS,
+    }
 
 
 def _twilio(env: Mapping[str, str], mode: str, warnings: list[str]) -> TwilioSettings | None:

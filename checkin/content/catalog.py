@@ -118,6 +118,8 @@ def message_context(
         "checkin_link": checkin_link,
         "email_replies": settings.email_reply_to is not None,
         "language": language,
+        "emergency_number": settings.emergency_number,
+        "crisis_line": settings.crisis_line,
     }
 
 

@@ -25,6 +25,8 @@ Template context contract: every template gets exactly these variables, all alwa
     email_replies  bool  replies to emails are read (CHECKIN_EMAIL_REPLY_TO is set); when
                          false an email must not invite a reply
     language       str   "en" or "es"
+    emergency_number str the emergency number (CHECKIN_EMERGENCY_NUMBER, 911 by default)
+    crisis_line    str   the suicide and crisis line (CHECKIN_CRISIS_LINE, 988 by default)
 
 The context never holds the diagnosis, the procedure or the schedule name: SMS are not a private
 channel (lock screens, shared phones), so texts carry only the minimum necessary.
@@ -70,6 +72,8 @@ CONTEXT_VARIABLES: tuple[str, ...] = (
     "checkin_link",
     "email_replies",
     "language",
+    "emergency_number",
+    "crisis_line",
 )
 
 _NAME = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
@@ -242,6 +246,8 @@ def sample_context(language: str, *, day: int = 1) -> dict[str, Any]:
         "checkin_link": "https://checkin.example.org/c/Xq7Lm2Pa9Rt",
         "email_replies": True,
         "language": language,
+        "emergency_number": "911",
+        "crisis_line": "988",
         **_SAMPLES[language],
     }
 

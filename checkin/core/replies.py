@@ -59,21 +59,22 @@ REPLY_TEMPLATES = (
 
 # If a reply template is missing or broken (admins edit them), these still go out: a patient
 # who wrote "I can't breathe" must never get nothing back.
+# {emergency} and {crisis} are the site's numbers (CHECKIN_EMERGENCY_NUMBER, CHECKIN_CRISIS_LINE).
 FALLBACK = {
     "en": {
-        REPLY_EMERGENCY: "This may be an emergency. Call 911 now. Do not wait for a call back.",
-        REPLY_SELF_HARM: "Please call or text 988 (Suicide & Crisis Lifeline) now. If you are in danger, call 911.",
-        REPLY_URGENT: "Thank you. A nurse will call you soon. If it gets worse, call 911.",
+        REPLY_EMERGENCY: "This may be an emergency. Call {emergency} now. Do not wait for a call back.",
+        REPLY_SELF_HARM: "Please call or text {crisis} (crisis line) now. If you are in danger, call {emergency}.",
+        REPLY_URGENT: "Thank you. A nurse will call you soon. If it gets worse, call {emergency}.",
     },
     "es": {
-        REPLY_EMERGENCY: "Esto puede ser una emergencia. Llame al 911 ahora. No espere una llamada.",
-        REPLY_SELF_HARM: "Por favor llame o envie un texto al 988 (Linea de Crisis) ahora. Si esta en peligro, llame al 911.",
-        REPLY_URGENT: "Gracias. Una enfermera le llamara pronto. Si empeora, llame al 911.",
+        REPLY_EMERGENCY: "Esto puede ser una emergencia. Llame al {emergency} ahora. No espere una llamada.",
+        REPLY_SELF_HARM: "Por favor llame o envie un texto al {crisis} (Linea de Crisis) ahora. Si esta en peligro, llame al {emergency}.",
+        REPLY_URGENT: "Gracias. Una enfermera le llamara pronto. Si empeora, llame al {emergency}.",
     },
 }
 GENERIC_FALLBACK = {
-    "en": "Thank you. For questions call the clinic. For an emergency call 911.",
-    "es": "Gracias. Si tiene preguntas llame a la clinica. En una emergencia llame al 911.",
+    "en": "Thank you. For questions call the clinic. For an emergency call {emergency}.",
+    "es": "Gracias. Si tiene preguntas llame a la clinica. En una emergencia llame al {emergency}.",
 }
 
 
@@ -164,7 +165,13 @@ def choose_reply(
     return ReplyChoice(REPLY_THANKS)
 
 
-def fallback_text(template: str, language: str) -> str:
-    """Hard-coded text for ``template`` when its file cannot be rendered."""
+def fallback_text(template: str, language: str, *, emergency: str, crisis: str) -> str:
+    """Hard-coded text for ``template`` when its file cannot be rendered, with the site's
+    emergency number and crisis line."""
     lang = language if language in FALLBACK else "en"
-    return FALLBACK[lang].get(template, GENERIC_FALLBACK[lang])
+    return FALLBACK[lang].get(template, GENERIC_FALLBACK[lang]).format(emergency=emergency, crisis=crisis)
+
+
+def generic_fallback(language: str, *, emergency: str) -> str:
+    """The reply when nothing else can be said: call the clinic, or the emergency number."""
+    return GENERIC_FALLBACK[language if language in GENERIC_FALLBACK else "en"].format(emergency=emergency)

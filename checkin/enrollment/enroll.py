@@ -156,7 +156,9 @@ def _contact(raw: Mapping[str, Any], channel: str, default_region: str) -> tuple
             raise EnrollmentError("phone", str(e)) from None
     email = _text(raw, "email") or None
     # Any space or control character (CR/LF above all: header injection) makes it no address.
-    if email is not None and ("@" not in email or not email.isprintable() or " " in email or len(email) > 254):
+    if email is not None and (
+        "@" not in email or not email.isprintable() or " " in email or len(email) > 254
+    ):
         raise EnrollmentError("email", f"{email!r} is not an email address")
     if channel in ("sms", "both") and phone is None:
         raise EnrollmentError("phone", f"is required for channel {channel}")

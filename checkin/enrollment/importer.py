@@ -18,9 +18,11 @@ from typing import IO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from checkin.config import DEFAULT_EMERGENCY_REGIONS, Settings
 from checkin.core.schedule import Schedule
 from checkin.enrollment.csvfile import CsvFormat, check_header, detect_format, iter_rows, read_header
 from checkin.enrollment.enroll import EnrollRequest, EnrollResult, enroll_many, parse_request
+from checkin.enrollment.phones import region_problem, region_refused
 from checkin.errors import EnrollmentError, ImportRowError
 from checkin.states import EnrollmentStatus
 from checkin.store.models import Enrollment, Patient
@@ -40,6 +42,20 @@ COLUMNS = (
 )
 REQUIRED = ("mrn", "first_name", "procedure", "surgery_date")
 CHUNK = 1000  # rows validated against the database, or enrolled, at a time
+
+
+@dataclass(frozen=True)
+class EmergencyNumbers:
+    """What messages tell patients to call, and the phone regions those numbers serve (None:
+    any; see ``Settings.emergency_regions``)."""
+
+    emergency: str = "911"
+    crisis: str = "988"
+    regions: frozenset[str] | None = DEFAULT_EMERGENCY_REGIONS
+
+    @classmethod
+    def of(cls, settings: Settings) -> EmergencyNumbers:
+        return cls(settings.emergency_number, settings.crisis_line, settings.emergency_regions)
 
 
 @dataclass
@@ -71,8 +87,10 @@ class _Rows:
         schedules: Mapping[str, Schedule],
         default_region: str,
         default_timezone: str,
+        numbers: EmergencyNumbers,
     ) -> None:
         self.path, self.fmt, self.header = path, fmt, header
+        self.numbers = numbers
         self.schedules = schedules
         self.ids = _procedure_ids(schedules)
         self.default_region = default_region
@@ -95,6 +113,11 @@ class _Rows:
                 )
             except EnrollmentError as e:
                 yield line, row, ImportRowError(line, e.field, e.problem)
+                continue
+            refused = region_refused(req.phone, self.numbers.regions) if req.phone else None
+            if refused is not None:
+                problem = region_problem(refused, self.numbers.emergency, self.numbers.crisis)
+                yield line, row, ImportRowError(line, "phone", f"{req.phone} {problem}")
                 continue
             yield line, row, req
 
@@ -130,11 +153,13 @@ def import_csv(
     progress: Callable[[int], None] | None = None,
     rejects: Path | None = None,
     encoding: str | None = None,
+    numbers: EmergencyNumbers | None = None,
 ) -> ImportReport:
     """Validate every row, then enroll; with any bad row nothing is written unless
     ``skip_bad_rows``. A problem of the file itself (encoding, header, an unreadable line) is
     reported as such (``file_errors``) and nothing is written. ``rejects``: a CSV file that receives every bad row with its line and
-    problem. ``encoding``: the file's codec, instead of detecting it."""
+    problem. ``encoding``: the file's codec, instead of detecting it. ``numbers``: the site's
+    emergency numbers; a phone outside the regions they serve is a bad row."""
     report = ImportReport()
     try:
         report.format = fmt = detect_format(path, encoding)
@@ -154,6 +179,7 @@ def import_csv(
         schedules=schedules,
         default_region=default_region,
         default_timezone=default_timezone,
+        numbers=numbers or EmergencyNumbers(),
     )
     with ExitStack() as stack:
         fh = stack.enter_context(rejects.open("w", encoding="utf-8", newline="")) if rejects else None

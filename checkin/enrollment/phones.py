@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
@@ -39,3 +41,24 @@ def _parse_reason(e: NumberParseException) -> str:
         NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
         NumberParseException.TOO_LONG: "too long",
     }.get(e.error_type, "unreadable")
+
+
+def region_refused(phone_e164: str, allowed: Collection[str] | None) -> str | None:
+    """The phone's region when patients there cannot be enrolled yet, else None.
+
+    ``allowed`` is ``Settings.emergency_regions``: the regions the emergency number and crisis
+    line that messages give actually serve (None: the site set its own numbers, any region).
+    """
+    if allowed is None:
+        return None
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(phone_e164)) or "unknown"
+    return None if region in allowed else region
+
+
+def region_problem(region: str, emergency: str, crisis: str) -> str:
+    """What to tell the clerk about a refused region (the EnrollmentError text, field phone)."""
+    return (
+        f"is a {region} number, but messages tell patients to call {emergency} (emergency) and "
+        f"{crisis} (crisis line), which serve only the US and Canada; set CHECKIN_EMERGENCY_NUMBER "
+        "and CHECKIN_CRISIS_LINE to this site's numbers first"
+    )

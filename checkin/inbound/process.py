@@ -611,7 +611,9 @@ class _Ctx:
                 "reply template failed; sent the built-in text",
                 extra={"template": template, "problem": exc.problem},
             )
-            return replies.fallback_text(template, language)
+            return replies.fallback_text(
+                template, language, emergency=self.settings.emergency_number, crisis=self.settings.crisis_line
+            )
 
     def _reply(
         self,

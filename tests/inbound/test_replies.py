@@ -78,6 +78,10 @@ def test_it_thanks_for_a_calm_answer() -> None:
 
 
 def test_it_has_a_built_in_text_naming_911_and_988_if_templates_break() -> None:
-    assert "911" in replies.fallback_text(replies.REPLY_EMERGENCY, "es")
-    assert "988" in replies.fallback_text(replies.REPLY_SELF_HARM, "en")
-    assert "911" in replies.fallback_text("reply_thanks", "xx")
+    numbers = {"emergency": "911", "crisis": "988"}
+    assert "911" in replies.fallback_text(replies.REPLY_EMERGENCY, "es", **numbers)
+    assert "988" in replies.fallback_text(replies.REPLY_SELF_HARM, "en", **numbers)
+    assert "911" in replies.fallback_text("reply_thanks", "xx", **numbers)
+    assert "Call 112 now" in replies.fallback_text(
+        replies.REPLY_EMERGENCY, "en", emergency="112", crisis="116 123"
+    )

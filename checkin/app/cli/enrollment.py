@@ -11,7 +11,6 @@ import click
 
 from checkin.app.cli.context import App, fail_cleanly, pass_app
 from checkin.app.cli.display import clean
-from checkin.errors import CheckinError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -57,7 +56,9 @@ def enroll(
     the message says what would and would not be sent."""
     from checkin.enrollment.enroll import enroll as do_enroll
     from checkin.enrollment.enroll import parse_request
+    from checkin.enrollment.phones import region_problem, region_refused
     from checkin.enrollment.sanity import shared_phone, surgery_date_problem
+    from checkin.errors import EnrollmentError
 
     req = parse_request(
         {
@@ -77,6 +78,12 @@ def enroll(
         default_region=app.settings.default_region,
         default_timezone=app.settings.default_timezone,
     )
+    settings = app.settings
+    refused = region_refused(req.phone, settings.emergency_regions) if req.phone else None
+    if refused is not None:
+        raise EnrollmentError(
+            "phone", f"{req.phone} {region_problem(refused, settings.emergency_number, settings.crisis_line)}"
+        )
     now = app.clock.now()
     odd_date = surgery_date_problem(app.schedules[req.procedure], req, now=now)
     if odd_date and not force:
@@ -115,7 +122,7 @@ def import_(app: App, file: Path, skip_bad_rows: bool, rejects: Path | None, enc
     file:row:column: what is wrong.
     """
     from checkin.enrollment.csvfile import count_lines
-    from checkin.enrollment.importer import import_csv
+    from checkin.enrollment.importer import EmergencyNumbers, import_csv
 
     schedules_ = app.schedules
     with (
@@ -134,6 +141,7 @@ def import_(app: App, file: Path, skip_bad_rows: bool, rejects: Path | None, enc
             progress=bar.update,
             rejects=rejects,
             encoding=encoding,
+            numbers=EmergencyNumbers.of(app.settings),
         )
     if report.format is not None and report.format.note:
         click.echo(f"{file}: {report.format.note}", err=True)

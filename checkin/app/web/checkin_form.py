@@ -2,7 +2,7 @@
 
 - **No login; the signed token is the capability.** It carries only the outbox id
   (``checkin.tokens``, salt ``checkin.email-checkin``) and expires after CHECKIN_MAX_AGE.
-  Forged → 403, expired → 410; both pages tell the patient to call the clinic (and 911).
+  Forged → 403, expired → 410; both pages tell the patient to call the clinic (and the emergency number).
 - **GET has no side effects**: mail scanners fetch links, so only the POST records anything.
 - **CSRF**: the POST must carry the token (in the URL) *and* a per-form ``nonce``, a value signed
   for this outbox id with its own salt and a one-day life, which only a page we served holds.
@@ -54,7 +54,7 @@ TEXT: dict[str, dict[str, str]] = {
         "forged": "This link is not valid.",
         "expired": "This link has expired.",
         "gone": "This question is no longer available.",
-        "call": "Questions? Call {clinic} at {phone}. If this is an emergency, call 911.",
+        "call": "Questions? Call {clinic} at {phone}. If this is an emergency, call {emergency}.",
         "empty": "Please write an answer before sending.",
         "unavailable": "We could not save your answer just now. Please try again in a minute.",
     },
@@ -67,7 +67,7 @@ TEXT: dict[str, dict[str, str]] = {
         "forged": "Este enlace no es válido.",
         "expired": "Este enlace ha vencido.",
         "gone": "Esta pregunta ya no está disponible.",
-        "call": "¿Dudas? Llame a {clinic} al {phone}. Si es una emergencia, llame al 911.",
+        "call": "¿Dudas? Llame a {clinic} al {phone}. Si es una emergencia, llame al {emergency}.",
         "empty": "Escriba una respuesta antes de enviar.",
         "unavailable": "No pudimos guardar su respuesta. Intente de nuevo en un minuto.",
     },
@@ -80,7 +80,9 @@ def _page(request: Request, status: int, language: str, **ctx: Any) -> HTMLRespo
     html = PAGES.get_template("checkin.html").render(
         t=t,
         lang=language,
-        call=t["call"].format(clinic=settings.clinic_name, phone=settings.clinic_phone),
+        call=t["call"].format(
+            clinic=settings.clinic_name, phone=settings.clinic_phone, emergency=settings.emergency_number
+        ),
         clinic=settings.clinic_name,
         **ctx,
     )

@@ -22,7 +22,7 @@ Signature policy:
 After verification: a request without ``MessageSid`` is answered 200 with empty TwiML (Twilio
 would only retry it); a database failure is 503 (Twilio may retry; the insert is idempotent);
 any other processing failure stores the raw message for a later look, logs it, and still sends
-the patient a safe generic reply naming 911 — never a 500 and silence.
+the patient a safe generic reply naming the emergency number — never a 500 and silence.
 """
 
 from __future__ import annotations
@@ -176,7 +176,12 @@ def _store_unprocessed(services: Services, msg: inbound.InboundSms, now: datetim
             )
     except Exception:
         log.exception("could not store the unprocessed inbound SMS", extra={"message_sid": msg.message_sid})
-    return replies.GENERIC_FALLBACK["en"] + " / " + replies.GENERIC_FALLBACK["es"]
+    number = services.settings.emergency_number
+    return (
+        replies.generic_fallback("en", emergency=number)
+        + " / "
+        + replies.generic_fallback("es", emergency=number)
+    )
 
 
 @router.post("/webhooks/twilio/status")
