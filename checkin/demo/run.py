@@ -7,8 +7,8 @@ nurse acknowledgement page. Only three things are stand-ins: SMS go to a console
 Twilio, email lands in a local capture server instead of the hospital relay, and the clock.
 
 The clock jumps from one moment that matters to the next (a message falls due, a patient
-answers, a reminder or escalation deadline passes, the morning digest), at most a few hours at
-a time, so 90 days take seconds, not months.
+answers, a reminder or escalation deadline passes, the morning digest), at most 12 hours at a
+time, so 90 days take seconds, not months.
 """
 
 from __future__ import annotations
@@ -43,7 +43,11 @@ from checkin.states import AlertStatus, ChannelName
 TZ = "America/New_York"
 AUTH_TOKEN = "demo-auth-token-not-a-secret"  # noqa: S105 - the demo signs its own webhooks
 ACCOUNT_SID = "AC" + "d" * 32
-MAX_STEP = timedelta(hours=3)
+# Every moment that matters is a candidate in next_instant (a message due or deferred to its
+# send window, a reply, a reminder or missed deadline, an escalation, an acknowledgement, the
+# digest hour); this cap only bounds a jump if one were forgotten. At 3 h it caused over half
+# of all stops (quiet nights, each running every worker job), for nothing.
+MAX_STEP = timedelta(hours=12)
 # The pacer waits in real time; at a long code's 1/s the simulated 09:00 wave would cost real
 # seconds, so the demo's sender is a fast one (--fast: the highest rate CHECKIN_SMS_RATE takes).
 SMS_RATE = 500.0
@@ -248,11 +252,15 @@ class Simulation:
 
         candidates = [now + MAX_STEP]
         with services.sessions() as s:
-            due = s.scalar(
-                select(func.min(func.coalesce(OutboxMessage.next_attempt_at, OutboxMessage.due_at))).where(
-                    OutboxMessage.status == "pending"
-                )
-            )
+            # Rows a later job queued at this instant (a reminder, a nurse's email, the digest)
+            # are due now: dispatch runs first, so come back in a minute for them. The next
+            # row still ahead is a candidate of its own, never hidden behind a minimum that is
+            # already past.
+            when = func.coalesce(OutboxMessage.next_attempt_at, OutboxMessage.due_at)
+            pending = OutboxMessage.status == "pending"
+            if s.scalar(select(OutboxMessage.id).where(pending, when <= now).limit(1)) is not None:
+                candidates.append(now + timedelta(minutes=1))
+            due = s.scalar(select(func.min(when)).where(pending, when > now))
             if due:
                 candidates.append(due)
             esc = s.scalar(select(func.min(Alert.next_escalation_at)).where(Alert.status == AlertStatus.OPEN))
@@ -357,6 +365,7 @@ class Simulation:
                 # Sends are stamped with the simulated clock, so every row not yet seen was sent
                 # at or after the previous look; the id check drops the ones on its boundary.
                 .where(OutboxMessage.status == "sent", OutboxMessage.sent_at >= self.last_collect)
+                .order_by(OutboxMessage.id)  # the seeded answers are drawn in this order
             ).all()
         self.last_collect = now
         for oid, sent_at, step, ask, channel, recipient, phone, mrn in rows:
