@@ -14,7 +14,7 @@ from checkin.content.catalog import message_context
 from checkin.content.render import Renderer
 from checkin.core import replies
 from checkin.errors import ConfigError
-from tests.conftest import make_settings
+from tests.support import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 UK = {"CHECKIN_EMERGENCY_NUMBER": "999", "CHECKIN_CRISIS_LINE": "116 123"}
