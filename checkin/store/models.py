@@ -119,6 +119,8 @@ class Patient(Base):
     sms_opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     sms_opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     phone_status: Mapped[str] = mapped_column(String(16), default=PhoneStatus.OK)
+    # Set while a nurse has paused the patient's messages (checkin.enrollment.pause).
+    paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="patient")
@@ -245,8 +247,25 @@ class RateLimit(Base):
     next_free_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+# Replies waiting for a person in the console's inbox (checkin.app.web.console.worklist): a
+# partial index, so the inbox reads a few rows whatever the size of the message history.
+NEEDS_PERSON = (
+    "handled_at IS NULL AND patient_id IS NOT NULL AND (keyword IS NULL OR keyword = 'stop') "
+    "AND (severity IS NULL OR severity IN ('none', 'watch')) "
+    "AND (severity = 'watch' OR outbox_id IS NULL OR body LIKE '%?%' OR keyword = 'stop')"
+)
+
+
 class InboundMessage(Base):
     __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index(
+            "ix_inbound_needs_person",
+            "received_at",
+            sqlite_where=text(NEEDS_PERSON),
+            postgresql_where=text(NEEDS_PERSON),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # Twilio's MessageSid (or a web-form token id): the same reply is processed once.
@@ -263,6 +282,9 @@ class InboundMessage(Base):
     assessment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When a person dealt with it from the console inbox (None: still waiting, if it needs one).
+    handled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    handled_by: Mapped[str | None] = mapped_column(String(254))
 
 
 class Alert(Base):
@@ -287,6 +309,8 @@ class Alert(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(254))
     resolution_note: Mapped[str | None] = mapped_column(Text)
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))  # the missed check-in
+    # The nurse who took it ("assign to me"); the team is told when this is None.
+    assigned_to: Mapped[str | None] = mapped_column(String(254))
 
 
 class Staff(Base):
@@ -299,6 +323,60 @@ class Staff(Base):
     role: Mapped[str] = mapped_column(String(16), default=StaffRole.NURSE)
     team: Mapped[str] = mapped_column(String(64), default="default")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # argon2id hash; None until the one-time set-password link is used.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    # sha256 of the outstanding set-password token's nonce: the link works once.
+    setup_nonce: Mapped[str | None] = mapped_column(String(64))
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class StaffSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its sha256 is stored, so a
+    copy of the database cannot be used to sign in. Revoked by setting ``revoked_at``."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)  # absolute limit, whatever the activity
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SignInAttempt(Base):
+    """Every sign-in attempt: failures in the last window throttle per account and per address."""
+
+    __tablename__ = "sign_in_attempts"
+    __table_args__ = (
+        Index("ix_sign_in_attempts_email_at", "email", "at"),
+        Index("ix_sign_in_attempts_address_at", "address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    email: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(String(32))
+
+
+class StaffNote(Base):
+    """A note about a patient by a member of staff (clinical text: shown on the patient page,
+    never copied into the audit log)."""
+
+    __tablename__ = "staff_notes"
+    __table_args__ = (Index("ix_staff_notes_patient_at", "patient_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    author: Mapped[str] = mapped_column(String(254))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    text: Mapped[str] = mapped_column(Text)
 
 
 class AuditEvent(Base):
