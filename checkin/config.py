@@ -93,6 +93,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("CHECKIN_MAIL_LISTEN", "127.0.0.1:2525", "host:port `checkin mail receive` listens on (SMTP)"),
     Setting("CHECKIN_ALERT_EMAILS", "", "comma-separated nurse addresses for the default care team"),
+    Setting("CHECKIN_SESSION_IDLE_MINUTES", "15", "console sessions end after this long without activity"),
+    Setting("CHECKIN_NURSE_TOTP", "off", "`on` requires a TOTP code from nurses too (always for admins)"),
 )
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
 N = TypeVar("N", int, float)
@@ -194,6 +196,8 @@ class Settings:
     alert_emails: tuple[str, ...] = ()
     email_reply_to: str | None = None
     mail_listen: tuple[str, int] = ("127.0.0.1", 2525)
+    session_idle_minutes: int = 15
+    nurse_totp: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -262,6 +266,8 @@ class Settings:
             alert_emails=emails,
             email_reply_to=_reply_to(env),
             mail_listen=_listen(env, "CHECKIN_MAIL_LISTEN"),
+            session_idle_minutes=_int(env, "CHECKIN_SESSION_IDLE_MINUTES", low=1, high=24 * 60),
+            nurse_totp=_choice(env, "CHECKIN_NURSE_TOTP", ("on", "off")) == "on",
             warnings=tuple(warnings),
         )
 

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "checkin.app.cli.processes",
     "checkin.app.cli.triage",
     "checkin.app.cli.mail",
+    "checkin.app.cli.staff",
 )
 
 
