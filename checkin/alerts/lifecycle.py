@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -426,5 +426,33 @@ def _transition(
         subject=f"alert:{alert_id}",
         cancelled=cancelled,
         **detail(alert),
+    )
+    return StaffAction(alert, bool(changed))
+
+
+def assign(session: Session, alert_id: int, *, to: str, now: datetime) -> StaffAction | None:
+    """Make ``to`` (a nurse's email) the alert's assignee, who is told first about what happens
+    next. Assigning an unresolved alert does not stop its escalation (only acknowledging does);
+    a resolved alert is not reassigned. Audited. None if no such alert."""
+    changed = session.execute(
+        update(Alert)
+        .where(
+            Alert.id == alert_id,
+            Alert.status.in_(UNRESOLVED),
+            or_(Alert.assigned_to.is_(None), Alert.assigned_to != to),
+        )
+        .values(assigned_to=to, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    alert = session.get(Alert, alert_id, populate_existing=True)
+    if alert is None:
+        return None
+    audit.record(
+        session,
+        at=now,
+        actor=to,
+        action="alert.assigned" if changed else "alert.assign_repeated",
+        patient_ref=_reference(session, alert),
+        subject=f"alert:{alert_id}",
     )
     return StaffAction(alert, bool(changed))

@@ -28,6 +28,7 @@ from checkin.demo.run import WebApp, demo_settings
 from checkin.deps import Services
 from checkin.enrollment.enroll import enroll, parse_request
 from checkin.store.models import Alert, OutboxMessage
+from tests.console.support import PASSWORD, add_staff, hidden
 
 START = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York
 PATIENT = Persona("E2E-1", "Ana", "+16175550142", "lumbar-fusion")
@@ -125,12 +126,26 @@ def test_it_emails_escalates_on_time_and_stops_when_acknowledged(world: dict[str
     tick(world, START + timedelta(minutes=30))
     assert len(on_call_texts(world)) == 1  # step 3: the on-call nurse's phone
 
-    with httpx.Client(follow_redirects=False, timeout=10) as browser:
-        page = browser.get(link.group(1))
-        assert page.status_code == 200 and "Acknowledge" in page.text
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-        assert csrf is not None
-        done = browser.post(link.group(1) + "/ack", data={"csrf": csrf.group(1), "alert": str(alert.id)})
+    add_staff(services, "spine-nurses@example.org")
+    with httpx.Client(follow_redirects=True, timeout=10) as browser:
+        login = browser.get(link.group(1))  # the link leads to sign-in, then to the patient
+        assert login.url.path == "/login" and "Ana" not in login.text
+        page = browser.post(
+            str(login.url.copy_with(query=None)),
+            data={
+                "csrf": hidden(login.text),
+                "next": hidden(login.text, "next"),
+                "email": "spine-nurses@example.org",
+                "password": PASSWORD,
+                "code": "",
+            },
+        )
+        assert page.url.path.startswith("/console/patients/") and "Acknowledge" in page.text
+        done = browser.post(
+            str(page.url.copy_with(query=None, fragment=None)) + "/ack",
+            data={"csrf": hidden(page.text), "alert": str(alert.id)},
+            follow_redirects=False,
+        )
         assert done.status_code == 303
 
     tick(world, START + timedelta(minutes=90))
@@ -151,7 +166,15 @@ def test_it_refuses_an_acknowledgement_without_the_page_s_csrf_value(world: dict
     with services.sessions() as s:
         alert_id = s.scalars(select(Alert.id)).one()
     forged = httpx.post(link.group(1) + "/ack", data={"csrf": "x", "alert": str(alert_id)}, timeout=10)
-    assert forged.status_code == 403
+    assert forged.status_code == 404  # the link itself can no longer act
+    with httpx.Client(timeout=10) as browser:
+        base = link.group(1).split("/a/")[0]
+        ref = browser.get(link.group(1), follow_redirects=False)
+        assert ref.status_code == 303
+        no_session = browser.post(
+            f"{base}/console/patients/X/ack", data={"csrf": "x", "alert": str(alert_id)}
+        )
+        assert no_session.status_code == 303 and no_session.headers["location"].startswith("/login")
     with services.sessions() as s:
         assert s.get(Alert, alert_id).status == "open"  # type: ignore[union-attr]
 

@@ -1,5 +1,5 @@
-"""The nurse page in headless Chromium (Debian ``chromium`` + Playwright): open the emailed
-link, click Acknowledge, see it recorded; a phone-sized viewport. Skipped on a developer's
+"""The emailed alert link in headless Chromium (Debian ``chromium`` + Playwright): open it,
+sign in, land on the patient's page, click Acknowledge, see it recorded; a phone-sized viewport. Skipped on a developer's
 machine without Chromium or Playwright; under CI=true (.ci/run installs both) it must run.
 CHECKIN_SCREENSHOT_DIR keeps the screenshots for a human look."""
 
@@ -20,6 +20,7 @@ from checkin.app.web import create_app
 from checkin.deps import Services
 from tests.alerts.support import NURSES, add_patient, alerts, make_services, reply, staff_rows
 from tests.support import free_port
+from tests.console.support import PASSWORD, add_staff
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -67,6 +68,7 @@ def test_it_acknowledges_from_the_emailed_link_in_a_phone_browser(
         sync_api = pytest.importorskip("playwright.sync_api")
     services, base = served
     _, ref, phone = add_patient(services, first_name="Zelda")
+    add_staff(services, NURSES[0])
     reply(services, phone, "fever 103 and <script>alert(1)</script> pus from the incision")
     row = next(r for r in staff_rows(services) if r.recipient == NURSES[0])
     match = re.search(re.escape(base) + r"/a/[\w.\-]+", row.body or "")
@@ -80,11 +82,16 @@ def test_it_acknowledges_from_the_emailed_link_in_a_phone_browser(
             dialogs: list[str] = []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.goto(match.group(0))
-            assert page.title() == f"URGENT alert {ref}"
-            assert "Zelda" not in page.content()
-            assert alerts(services)[0].status == "open"  # opening the page changed nothing
+            assert page.title().startswith("Sign in")
+            assert "Zelda" not in page.content()  # the link alone shows nothing
+            assert alerts(services)[0].status == "open"  # opening the link changed nothing
+            page.get_by_label("Email").fill(NURSES[0])
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(re.compile(r".*/console/patients/" + re.escape(ref) + r".*"))
+            assert "Zelda" in page.content()
             page.screenshot(path=str(shots / "nurse-before.png"), full_page=True)
-            page.click("#ack")
+            page.click(f"#ack-{alerts(services)[0].id}")
             page.wait_for_selector("text=Acknowledged. Escalation stopped.")
             page.screenshot(path=str(shots / "nurse-after.png"), full_page=True)
             assert dialogs == []  # the patient's <script> never ran

@@ -45,11 +45,13 @@ def staff() -> None:
 @click.pass_obj
 def add(app: App, email: str, name: str, role: str, team: str | None, password_stdin: bool) -> None:
     """Add an account and print its one-time set-password link."""
-    from checkin.alerts.notify import care_teams
+    from pathlib import Path
+
+    from checkin.core.care_teams import load_care_teams
 
     settings = app.settings
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    teams = care_teams(settings)
+    teams = load_care_teams(Path(settings.schedules_dir), settings.alert_emails)
     team = team or teams.default
     if team not in teams.teams:
         raise click.ClickException(f"team: {team!r} is not one of {', '.join(teams.teams)}")
