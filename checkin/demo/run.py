@@ -322,27 +322,13 @@ class Simulation:
         self.seen_mail = len(received)
 
     def acknowledge_due(self, now: datetime) -> None:
-        import http.cookiejar
-        import re
+        from checkin.demo import nurse
 
         for due, link in [a for a in self.acks_due if a[0] <= now]:
             self.acks_due.remove((due, link))
-            opener = urllib.request.build_opener(
-                urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-            )
-            with opener.open(link, timeout=30) as page:
-                html = page.read().decode()
-            csrf = re.search(r'name="csrf" value="([^"]+)"', html)
-            alert = re.search(r'name="alert" value="(\d+)"', html)
-            if not (csrf and alert):
-                continue
-            data = urllib.parse.urlencode({"csrf": csrf.group(1), "alert": alert.group(1)}).encode()
-            try:
-                with opener.open(urllib.request.Request(link + "/ack", data=data), timeout=30) as r:  # noqa: S310
-                    status = r.status
-            except urllib.error.HTTPError as e:
-                status = e.code
-            self.acks.append((now, alert.group(1), status))
+            done = nurse.acknowledge(link)  # signs in as the demo nurse, as a person would
+            if done is not None:
+                self.acks.append((now, *done))
 
     def collect_sent(self, services: Any, transcript: Transcript, surgery: date, now: datetime) -> None:
         """Record what went out; schedule the personas' answers to check-in questions."""
@@ -447,6 +433,7 @@ def run_demo(
     left in ``workdir``."""
     from checkin.app.bootstrap import build_services
     from checkin.app.worker import Tuning, make_scheduler, register, startup_report, unregister
+    from checkin.demo import nurse
     from checkin.demo.report import write_report
     from checkin.store.db import upgrade
 
@@ -467,6 +454,7 @@ def run_demo(
         upgrade(settings.database_url)
         transcript = Transcript(sms_log)
         services = build_services(settings, clock=clock, sms=transcript)
+        nurse.add_account(services)
         planned = sim.enroll(services, surgery, clock.now())
         worker_id = "demo-worker"
         stop = threading.Event()
