@@ -17,7 +17,6 @@ PASSWORD = "demo-nurse-password"  # noqa: S105 - a demo account on a throwaway d
 
 def add_account(services: Any) -> None:
     """Create the demo nurse on the care-team file's default team (idempotent)."""
-    from checkin.alerts.notify import care_teams
     from checkin.staff import accounts
 
     with services.sessions.begin() as s:
@@ -31,7 +30,7 @@ def add_account(services: Any) -> None:
             email=EMAIL,
             name="Demo Nurse",
             role="nurse",
-            team=care_teams(services.settings).default,
+            team=services.care_teams.current().default,
             now=services.clock.now(),
             secret_key=services.settings.secret_key,
             actor="demo",
