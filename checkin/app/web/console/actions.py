@@ -4,7 +4,9 @@ signed-in person. Every function returns the key of the message the page then sh
 
 A reply to the patient is an outbox row like any other message to them: the dispatcher sends
 it through the patient's channel, inside their send window, held while they have texted STOP.
-Its key carries a nonce from the form, so a double click or a resubmitted form queues it once.
+Its key carries a nonce from the form, so a double click or a resubmitted form queues it once;
+and the same words to the same patient within ``REPEAT_WINDOW`` are taken as the same reply
+(the back button re-renders the form with a fresh nonce but the browser refills the text).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from checkin.store.outbox import insert_ignore
 MAX_REPLY = 640  # four SMS segments; longer belongs in a phone call
 MAX_NOTE = lifecycle.MAX_NOTE
 REPLY_LIFETIME = timedelta(days=2)
+REPEAT_WINDOW = timedelta(minutes=10)
 
 DONE = {
     "acknowledged": "Acknowledged. Escalation stopped.",
@@ -133,6 +136,16 @@ def reply(
         .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
         .limit(1)
     )
+    recent = session.scalar(
+        select(OutboxMessage.id).where(
+            OutboxMessage.patient_id == patient.id,
+            OutboxMessage.key.startswith(STAFF_REPLY_PREFIX),
+            OutboxMessage.body == text,
+            OutboxMessage.created_at > now - REPEAT_WINDOW,
+        )
+    )
+    if recent is not None:
+        return "reply_repeat"  # the same words again within minutes: a resubmitted form, not news
     channel = "sms" if patient.phone and (enrollment is None or enrollment.channel != "email") else "email"
     key = f"{STAFF_REPLY_PREFIX}{patient.id}:{once}"
     inserted = insert_ignore(
