@@ -1,15 +1,20 @@
-"""The demo's nurse: an account on the console, and a browser-like client that signs in,
-follows an emailed alert link to the patient's page and acknowledges the alert there, as a
-nurse would (cookies, the sign-in form's token, the page's CSRF value)."""
+"""The demo's nurse: an account on the console, a browser-like client that signs in, follows
+an emailed alert link to the patient's page and acknowledges the alert there, as a nurse would
+(cookies, the sign-in form's token, the page's CSRF value), and ``checkin demo --serve``: the
+app left running on the demo's data for a newcomer to click through.
+
+The served app keeps the simulation's clock, stopped at its last instant: ages on the worklist
+are as of then, and a session does not time out while the demo runs."""
 
 from __future__ import annotations
 
 import http.cookiejar
 import re
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, TextIO
 
 EMAIL = "nurse@riverside.example.org"
 PASSWORD = "demo-nurse-password"  # noqa: S105 - a demo account on a throwaway database
@@ -68,3 +73,24 @@ def acknowledge(link: str) -> tuple[str, int] | None:
             return alert.group(2), r.status
     except urllib.error.HTTPError as e:
         return alert.group(2), e.code
+
+
+def serve(services: Any, port: int, out: TextIO, stop: threading.Event | None = None) -> None:
+    """Run the web app on 127.0.0.1:``port`` until Ctrl-C (or ``stop`` is set), after saying
+    where it is and how to sign in."""
+    from checkin.demo.run import WebApp
+
+    base = f"http://127.0.0.1:{port}"
+    stop = stop or threading.Event()
+    with WebApp(services, port):
+        out.write(
+            f"\nThe nurse console is running at {base}/console\n"
+            f"  sign in as {EMAIL} with the password {PASSWORD}\n"
+            "  (Ctrl-C stops it)\n"
+        )
+        out.flush()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            out.write("stopped\n")

@@ -426,6 +426,7 @@ def run_demo(
     workdir: Path | None = None,
     progress: bool = True,
     progress_to: TextIO | None = None,
+    serve: bool = False,
 ) -> DemoResult:
     """Run the whole demo and print its report to ``out``; returns the summary figures.
     Progress goes to ``progress_to`` (default stderr) unless ``progress`` is false. The SMS
@@ -479,6 +480,8 @@ def run_demo(
         stop.set()
         unregister(services, worker_id, clock.now())
         summary = write_report(sim, services, mail, planned, report, surgery, out, workdir, log_path)
+        if serve:
+            nurse.serve(services, port, out)  # until Ctrl-C
         services.engine.dispose()
     seconds = time.monotonic() - started
     summary["run_seconds"] = round(seconds, 1)

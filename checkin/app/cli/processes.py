@@ -19,14 +19,15 @@ from checkin.app.cli.context import App, fail_cleanly, pass_app
     default=None,
     help="Where to keep the demo database and logs (default: a new temporary folder).",
 )
-def demo(days: int, seed: int, fast: bool, workdir: Path | None) -> None:
+@click.option("--serve", is_flag=True, help="Keep the web app running afterwards, with a demo nurse account.")
+def demo(days: int, seed: int, fast: bool, workdir: Path | None, serve: bool) -> None:
     """Walk synthetic patients through recovery on a simulated clock, through the real worker,
     web app, webhooks and SMTP, then show the conversations, alerts and a summary."""
     from checkin.demo.run import run_demo
 
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
-    run_demo(days=days, seed=seed, fast=fast, workdir=workdir)
+    run_demo(days=days, seed=seed, fast=fast, workdir=workdir, serve=serve)
 
 
 # ---- processes --------------------------------------------------------------------------
