@@ -155,19 +155,20 @@ def current(session: Session, token: str | None, *, now: datetime, idle: timedel
     if row is None:
         return "none"
     sess, staff = row
-    if sess.revoked_at is not None:
-        return "revoked"
-    if not staff.active:
-        sess.revoked_at = now
+    if sess.revoked_at is not None or not staff.active:
+        # A cookie that outlived its session (signed out, account disabled): someone is using
+        # a browser that should no longer get in, which the security officer wants to see.
+        reason = "disabled" if not staff.active else "revoked"
+        sess.revoked_at = sess.revoked_at or now
         audit.record(
             session,
             at=now,
             actor=staff.email,
             action="staff.session_refused",
             subject=f"staff:{staff.id}",
-            reason="disabled",
+            reason=reason,
         )
-        return "disabled"
+        return reason
     if now >= sess.expires_at or now - sess.last_seen_at > idle:
         sess.revoked_at = now
         return "expired"

@@ -126,6 +126,9 @@ def test_a_disabled_accounts_live_session_is_refused_at_once(services: Services,
     with services.sessions.begin() as s:
         assert accounts.disable(s, NURSE, now=services.clock.now(), actor="cli:root") == 1
     assert client.get("/console", follow_redirects=False).status_code == 303
+    assert [(e.actor, e.detail["reason"]) for e in audit_rows(services, "staff.session_refused")] == [
+        (NURSE, "disabled")
+    ]
     assert sign_in(client, NURSE).status_code == 401
     assert [e.detail["reason"] for e in audit_rows(services, "staff.sign_in_refused")] == ["disabled"]
 

@@ -15,13 +15,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from checkin.alerts.notify import FLAG_LABELS, KIND_LABELS
 from checkin.app.web.console import charts
 from checkin.app.web.console.access import Refusal
 from checkin.app.web.console.render import age, local
-from checkin.app.web.console.teams import may_see, team_of
+from checkin.app.web.console.teams import may_see
 from checkin.app.web.console.worklist import post_op_day
 from checkin.config import Settings
 from checkin.content.render import Renderer
@@ -65,18 +65,41 @@ class PatientView:
     temp_svg: str = ""
 
 
-def find(session: Session, reference: str) -> Patient | None:
-    return session.scalar(select(Patient).where(Patient.reference == reference[:16]))
+def find(session: Session, reference: str) -> tuple[Patient, Enrollment | None] | None:
+    """The patient and their latest enrollment, in one query."""
+    other = aliased(Enrollment)
+    latest = (
+        select(other.id)
+        .where(other.patient_id == Patient.id)
+        .order_by(other.created_at.desc(), other.id.desc())
+        .limit(1)
+        .correlate(Patient)
+        .scalar_subquery()
+    )
+    row = session.execute(
+        select(Patient, Enrollment)
+        .outerjoin(Enrollment, Enrollment.id == latest)
+        .where(Patient.reference == reference[:16])
+    ).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def check_access(
     session: Session, who: Current, reference: str, *, now: datetime, default_team: str, action: str
 ) -> tuple[Patient, str] | Refusal:
     """The patient and their team if ``who`` may act on them; else an audited Refusal."""
-    patient = find(session, reference)
-    if patient is None:
+    found = _access(session, who, reference, now=now, default_team=default_team, action=action)
+    return found if isinstance(found, Refusal) else (found[0], found[2])
+
+
+def _access(
+    session: Session, who: Current, reference: str, *, now: datetime, default_team: str, action: str
+) -> tuple[Patient, Enrollment | None, str] | Refusal:
+    found = find(session, reference)
+    if found is None:
         return Refusal(404, "No patient with that reference.")
-    team = team_of(session, patient.id, default_team)
+    patient, enrollment = found
+    team = (enrollment.care_team if enrollment else None) or default_team
     if not may_see(who, team):
         audit.record(
             session,
@@ -87,7 +110,7 @@ def check_access(
             attempted=action,
         )
         return Refusal(403, "This patient is not on your team.")
-    return patient, team
+    return patient, enrollment, team
 
 
 def load(
@@ -100,17 +123,11 @@ def load(
     renderer: Renderer,
     default_team: str,
 ) -> PatientView | Refusal:
-    found = check_access(session, who, reference, now=now, default_team=default_team, action="view")
+    found = _access(session, who, reference, now=now, default_team=default_team, action="view")
     if isinstance(found, Refusal):
         return found
-    patient, team = found
+    patient, enrollment, team = found
     tz = ZoneInfo(settings.default_timezone)
-    enrollment = session.scalar(
-        select(Enrollment)
-        .where(Enrollment.patient_id == patient.id)
-        .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
-        .limit(1)
-    )
     surgery = enrollment.surgery_date if enrollment else None
     audit.record(session, at=now, actor=who.email, action="patient.viewed", patient_ref=patient.reference)
     outbox = list(
@@ -143,13 +160,18 @@ def load(
             .limit(THREAD)
         )
     )
-    authors = dict(
-        session.execute(
-            select(AuditEvent.subject, AuditEvent.actor).where(
-                AuditEvent.patient_ref == patient.reference, AuditEvent.action == "patient.replied"
+    # One read of the patient's audit trail serves both the reply authors and alert histories.
+    trail = list(
+        session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.patient_ref == patient.reference,
+                or_(AuditEvent.action == "patient.replied", AuditEvent.action.startswith("alert.")),
             )
-        ).all()
+            .order_by(AuditEvent.at, AuditEvent.id)
+        )
     )
+    authors = {e.subject: e.actor for e in trail if e.action == "patient.replied"}
     view.thread = _thread(patient, inbound, outbox, settings, renderer, tz, authors)
     view.timeline = [
         {
@@ -163,7 +185,7 @@ def load(
         for r in sorted(outbox, key=lambda r: (r.due_at, r.id))
         if not r.key.startswith(STAFF_REPLY_PREFIX)
     ]
-    view.alerts = _alerts(session, patient, tz, now)
+    view.alerts = _alerts(session, patient, tz, now, trail)
     view.notes = [
         {"author": n.author, "at": local(n.at, tz), "text": n.text}
         for n in session.scalars(
@@ -265,20 +287,17 @@ def _thread(
     return [i[2] for i in items[-THREAD:]]
 
 
-def _alerts(session: Session, patient: Patient, tz: ZoneInfo, now: datetime) -> list[dict[str, Any]]:
+def _alerts(
+    session: Session, patient: Patient, tz: ZoneInfo, now: datetime, trail: list[AuditEvent]
+) -> list[dict[str, Any]]:
     alerts = list(
         session.scalars(
             select(Alert).where(Alert.patient_id == patient.id).order_by(Alert.opened_at.desc()).limit(50)
         )
     )
     history: dict[str, list[dict[str, str]]] = {}
-    if alerts:
-        subjects = [f"alert:{a.id}" for a in alerts]
-        for e in session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.patient_ref == patient.reference, or_(AuditEvent.subject.in_(subjects)))
-            .order_by(AuditEvent.at, AuditEvent.id)
-        ):
+    for e in trail:
+        if e.action.startswith("alert."):
             history.setdefault(e.subject or "", []).append(
                 {"at": local(e.at, tz), "actor": e.actor, "action": e.action.removeprefix("alert.")}
             )

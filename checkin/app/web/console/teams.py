@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
 
 from checkin.staff.signin import Current
 from checkin.store.models import Enrollment, Patient
@@ -36,16 +35,6 @@ def visible(who: Current, default_team: str, team_filter: str | None = None) -> 
         return None
     clause: ColumnElement[bool] = team_column(default_team).in_(sorted(teams))
     return clause
-
-
-def team_of(session: Session, patient_id: int, default_team: str) -> str:
-    name = session.scalar(
-        select(Enrollment.care_team)
-        .where(Enrollment.patient_id == patient_id)
-        .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
-        .limit(1)
-    )
-    return name or default_team
 
 
 def may_see(who: Current, team: str) -> bool:

@@ -25,7 +25,7 @@ from checkin.app.web.console.teams import team_column, visible
 from checkin.staff.signin import Current
 from checkin.store.models import Alert, Enrollment, InboundMessage, Patient
 
-LIMIT = 200
+LIMIT = 100  # rows per list: more than a nurse can work from one screen; the heading says '+'
 SEVERITIES = ("emergency", "urgent", "watch")
 _ORDER = case({"emergency": 0, "urgent": 1, "watch": 2}, value=Alert.severity, else_=3)
 
