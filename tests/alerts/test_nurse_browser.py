@@ -19,8 +19,8 @@ import uvicorn
 from checkin.app.web import create_app
 from checkin.deps import Services
 from tests.alerts.support import NURSES, add_patient, alerts, make_services, reply, staff_rows
-from tests.support import free_port
 from tests.console.support import PASSWORD, add_staff
+from tests.support import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -130,7 +130,9 @@ def run(patients: int, messages: int, requests: int) -> dict[str, object]:
                     timings[name].append((time.perf_counter() - t0) * 1000)
                     assert r.status_code == 200, (path, r.status_code)
                     if i == 0 and name == "worklist":
-                        assert "EMERGENCY" in r.text and "question" in r.text, r.text.split("id=\"inbox-h\"")[1][:700]
+                        assert "EMERGENCY" in r.text and "question" in r.text, r.text.split('id="inbox-h"')[
+                            1
+                        ][:700]
         services.engine.dispose()
     return {
         "backend": "postgres",

@@ -30,7 +30,7 @@ from tests.alerts.support import add_patient, make_services, reply
 from tests.channels.fake_twilio_server import FakeTwilio
 from tests.console.support import PASSWORD, add_staff
 from tests.outbound.support import twilio_channel
-from tests.web.conftest import free_port
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
