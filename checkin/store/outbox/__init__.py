@@ -33,6 +33,7 @@ from checkin.store.outbox.claims import (
     release,
     renew,
 )
+from checkin.store.outbox.pausing import PAUSED, hold_for_pause, release_pause
 from checkin.store.outbox.policy import DEFAULT_POLICY, Policy, backoff
 from checkin.store.outbox.recovery import (
     abandon,
@@ -85,6 +86,7 @@ from checkin.store.outbox.unsent import (
 __all__ = [
     "DEFAULT_POLICY",
     "OPTED_OUT",
+    "PAUSED",
     "RANK",
     "REPLY_STEP",
     "Policy",
@@ -106,6 +108,7 @@ __all__ = [
     "first_status",
     "fit_provider_id",
     "hold",
+    "hold_for_pause",
     "hold_refused",
     "hold_sms_for_opt_out",
     "in_doubt_reconcilable",
@@ -127,6 +130,7 @@ __all__ = [
     "record_reply",
     "reject",
     "release",
+    "release_pause",
     "release_sms_hold",
     "renew",
     "resend",

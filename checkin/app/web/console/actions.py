@@ -23,9 +23,9 @@ from checkin.app.web.console.patient import STAFF_REPLY_PREFIX
 from checkin.enrollment import pause as pausing
 from checkin.errors import CheckinError
 from checkin.staff.signin import Current
-from checkin.store import audit
+from checkin.states import ChannelName, OutboxStatus
+from checkin.store import audit, outbox
 from checkin.store.models import (
-    OUTBOX_PENDING,
     Alert,
     Enrollment,
     InboundMessage,
@@ -33,7 +33,6 @@ from checkin.store.models import (
     Patient,
     StaffNote,
 )
-from checkin.store.outbox import insert_ignore
 
 MAX_REPLY = 640  # four SMS segments; longer belongs in a phone call
 MAX_NOTE = lifecycle.MAX_NOTE
@@ -148,9 +147,9 @@ def reply(
         return "reply_repeat"  # the same words again within minutes: a resubmitted form, not news
     channel = "sms" if patient.phone and (enrollment is None or enrollment.channel != "email") else "email"
     key = f"{STAFF_REPLY_PREFIX}{patient.id}:{once}"
-    inserted = insert_ignore(
+    held = channel == ChannelName.SMS and patient.sms_opted_out
+    inserted = outbox.enqueue(
         session,
-        OutboxMessage,
         {
             "key": key,
             "enrollment_id": enrollment.id if enrollment else None,
@@ -164,15 +163,12 @@ def reply(
             "urgent": False,  # a nurse's reply waits for the patient's send window like any message
             "due_at": now,
             "expires_at": now + REPLY_LIFETIME,
-            "status": "held" if channel == "sms" and patient.sms_opted_out else OUTBOX_PENDING,
-            "status_reason": "patient opted out of SMS"
-            if channel == "sms" and patient.sms_opted_out
-            else None,
+            "status": OutboxStatus.HELD if held else OutboxStatus.PENDING,
+            "status_reason": outbox.OPTED_OUT if held else None,
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
         },
-        ["key"],
     )
     if not inserted:
         return "reply_repeat"

@@ -26,9 +26,9 @@ from checkin.app.web.console.worklist import post_op_day
 from checkin.config import Settings
 from checkin.content.render import Renderer
 from checkin.staff.signin import Current
+from checkin.states import OutboxStatus
 from checkin.store import audit
 from checkin.store.models import (
-    OUTBOX_SENT,
     Alert,
     AuditEvent,
     Enrollment,
@@ -255,7 +255,7 @@ def _thread(
         staff_reply = r.key.startswith(STAFF_REPLY_PREFIX)
         if r.recipient not in (None, patient.phone, patient.email):
             continue  # a page to a nurse about this patient
-        if not staff_reply and (r.status != OUTBOX_SENT or r.sent_at is None):
+        if not staff_reply and (r.status != OutboxStatus.SENT or r.sent_at is None):
             continue  # planned messages are in the timeline
         text = r.body
         if text is None:

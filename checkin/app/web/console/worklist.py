@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from checkin.alerts.lifecycle import RED_FLAG, UNRESOLVED
+from checkin.alerts.lifecycle import UNRESOLVED
 from checkin.alerts.notify import FLAG_LABELS, KIND_LABELS
 from checkin.app.web.console.render import age
 from checkin.app.web.console.teams import team_column, visible
 from checkin.staff.signin import Current
+from checkin.states import AlertKind
 from checkin.store.models import Alert, Enrollment, InboundMessage, Patient
 
 LIMIT = 100  # rows per list: more than a nurse can work from one screen; the heading says '+'
@@ -115,7 +116,7 @@ def load(
         select(Alert, Patient.reference, Patient.first_name, team, _surgery().label("surgery"))
         .join(Patient, Patient.id == Alert.patient_id)
         .where(Alert.status.in_(UNRESOLVED))
-        .order_by(Alert.kind != RED_FLAG, _ORDER, Alert.opened_at, Alert.id)
+        .order_by(Alert.kind != AlertKind.RED_FLAG, _ORDER, Alert.opened_at, Alert.id)
         .limit(2 * LIMIT + 2)
     )
     if scope is not None:
@@ -141,10 +142,10 @@ def load(
             assigned_to=alert.assigned_to,
             alert_id=alert.id,
         )
-        target = out.alerts if alert.kind == RED_FLAG else out.inbox
+        target = out.alerts if alert.kind == AlertKind.RED_FLAG else out.inbox
         if len(target) < LIMIT:
             target.append(row)
-        elif alert.kind == RED_FLAG:
+        elif alert.kind == AlertKind.RED_FLAG:
             out.more_alerts = True
         else:
             out.more_inbox = True
@@ -197,7 +198,7 @@ def counts(session: Session, who: Current, default_team: str) -> dict[str, int]:
     q = (
         select(Alert.severity, func.count())
         .join(Patient, Patient.id == Alert.patient_id)
-        .where(Alert.status == "open", Alert.kind == RED_FLAG)
+        .where(Alert.status == "open", Alert.kind == AlertKind.RED_FLAG)
         .group_by(Alert.severity)
     )
     scope = visible(who, default_team)
