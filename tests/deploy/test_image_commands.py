@@ -194,16 +194,18 @@ def test_it_installs_migrates_serves_and_works_as_the_image_would(
 
 
 def test_it_packages_everything_the_service_reads(image: dict[str, object]) -> None:
-    # A non-editable install must carry the migrations, lexicons and page templates.
+    # A non-editable install must carry the migrations, lexicons, triage model and page templates.
     python = str(Path(str(image["bin"])) / "python")
     code = (
         "import checkin, pathlib; p = pathlib.Path(checkin.__file__).parent; "
         "print(len(list((p / 'store' / 'migrations' / 'versions').glob('*.py'))), "
         "len(list((p / 'core' / 'triage' / 'lexicon').glob('*.yaml'))), "
-        "len(list((p / 'app' / 'web' / 'templates').glob('*.html'))))"
+        "len(list((p / 'app' / 'web' / 'templates').glob('*.html'))), "
+        "len(list((p / 'core' / 'triage' / 'model').glob('*.json'))))"
     )
     out = subprocess.run(
         [python, "-c", code], cwd="/", capture_output=True, text=True, check=True, timeout=60
     ).stdout.split()
-    versions, lexicons, pages = (int(x) for x in out)
-    assert versions >= 5 and lexicons == 2 and pages >= 2
+    versions, lexicons, pages, models = (int(x) for x in out)
+    # en.yaml, es.yaml, escalations.yaml; the learned triage layer's artefact
+    assert versions >= 5 and lexicons == 3 and pages >= 2 and models == 1
