@@ -1,6 +1,6 @@
-"""Escalations the patient messages promise: what a template says "call 911" for, a reply
-stating it must be assessed emergency (cervical swelling with airway trouble, cannot move or
-feel the limbs)."""
+"""Escalations the patient messages promise: whatever a template says to call 911 (the
+emergency number) for, a reply stating it must be assessed emergency (cervical swelling with
+airway trouble, cannot move or feel the limbs)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ from checkin.core.triage.lexicon import LexiconError
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 # "If X, call 911" / "Si X, llame al 911" (one sentence; X is the promised condition)
-PROMISE = re.compile(r"(?:^|[.!?:]\s*)(?:If|Si) ([^.!?]+?), (?:call|llame al) 911", re.IGNORECASE)
+# (911 is the emergency number setting's US default, written {{ emergency_number }} in templates)
+PROMISE = re.compile(
+    r"(?:^|[.!?:]\s*)(?:If|Si) ([^.!?]+?), (?:call|llame al) (?:911|\{\{\s*emergency_number\s*\}\})",
+    re.IGNORECASE,
+)
 # Conditions that are not symptoms the patient could report ("if this is an emergency").
 GENERIC = re.compile(r"emergenc|peligro|danger|gets worse|empeora", re.IGNORECASE)
 # The condition in the patient's words: second person -> first person.  Whole words only.
