@@ -187,7 +187,8 @@ def test_it_installs_migrates_serves_and_works_as_the_image_would(
         web_out = web.communicate(timeout=30)[0]
         worker_out = worker.communicate(timeout=60)[0]
     assert worker.returncode == 0, worker_out[-2000:]
-    assert "worker worker-1 stopped" in worker_out
+    stopped = [e for e in _json_lines(worker_out) if e.get("event") == "worker.stopped"]
+    assert [e.get("worker_id") for e in stopped] == ["worker-1"], worker_out[-2000:]
     # A graceful stop on SIGTERM exits 0 (checkin.app.web.serve keeps uvicorn from re-raising it).
     assert web.returncode == 0, web_out[-2000:]
     assert "Application shutdown complete" in web_out
@@ -209,3 +210,15 @@ def test_it_packages_everything_the_service_reads(image: dict[str, object]) -> N
     versions, lexicons, pages, models = (int(x) for x in out)
     # en.yaml, es.yaml, escalations.yaml; the learned triage layer's artefact
     assert versions >= 5 and lexicons == 3 and pages >= 2 and models == 1
+
+
+def _json_lines(output: str) -> list[dict[str, object]]:
+    """The JSON log records in a process's output (other lines, e.g. uvicorn's, are skipped)."""
+    records = []
+    for line in output.splitlines():
+        if line.startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records
