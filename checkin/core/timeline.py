@@ -2,11 +2,15 @@
 
 Rules (``plan``):
 
-* Day ``k`` of a step is the calendar day ``surgery_date + k`` in the patient's zone, at the
+* Day ``k`` of a step is the calendar day ``anchor + k`` in the patient's zone (the anchor is
+  the surgery date unless the step names another; see ``checkin.core.schedule.anchors``), at the
   step's wall time there, so 10:00 stays 10:00 local across DST. Gap and fold wall times follow
   ``window.local_instant`` (gap: forward by the gap length; fold: first occurrence).
 * A recurring step falls on ``step.days()`` (``day``, ``day + every``, ... up to ``until``); an
   occurrence is its day offset, so keys survive a move of the surgery date.
+* The daily limit (``checkin.core.schedule.burden``) is applied to every occurrence, past or
+  future, before ``now`` is looked at, so re-planning places messages where the first plan did.
+  A moved occurrence keeps its key.
 * A due time outside the send window moves to ``window.next_allowed``. ``expires_at`` is
   ``due_at + expires_after`` capped at the close of that day's window (the close itself when
   ``expires_after`` is None) and never before ``due_at``.
@@ -21,10 +25,12 @@ Rules (``plan``):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from checkin.core.schedule.model import ChannelName, PlanInput, PlannedMessage, Schedule, Step
+from checkin.core.schedule.anchors import anchor_step
+from checkin.core.schedule.burden import Slot, place
+from checkin.core.schedule.model import Appointment, ChannelName, PlanInput, PlannedMessage, Schedule, Step
 from checkin.core.window import Window, local_instant, next_allowed, window_end
 
 # Why not APScheduler's CalendarIntervalTrigger for recurrence: it does keep 10:00 local across
@@ -41,6 +47,13 @@ def plan(schedule: Schedule, enrollment: PlanInput, *, now: datetime) -> list[Pl
     schedule with a repeated step id, or a send window whose start is not before its end;
     ``ZoneInfoNotFoundError`` on an unknown zone.
     """
+    return plan_with_drops(schedule, enrollment, now=now)[0]
+
+
+def plan_with_drops(
+    schedule: Schedule, enrollment: PlanInput, *, now: datetime
+) -> tuple[list[PlannedMessage], list[tuple[str, int]]]:
+    """``plan()`` plus the ``(step_id, occurrence)`` pairs the daily limit dropped."""
     if now.tzinfo is None:
         raise ValueError("plan() needs an aware `now`")
     now = now.astimezone(UTC)
@@ -49,16 +62,36 @@ def plan(schedule: Schedule, enrollment: PlanInput, *, now: datetime) -> list[Pl
         raise ValueError(f"schedule {schedule.id!r} repeats a step id; keys would collide")
     tz = ZoneInfo(enrollment.timezone)
     attributes = enrollment.attributes | (frozenset({"has_email"}) if enrollment.has_email else frozenset())
-    planned: list[PlannedMessage] = []
+    # Every occurrence of every applicable step, wherever it falls in time: the daily limit is
+    # applied to the whole timeline so that re-planning later places messages the same way.
+    wanted: list[tuple[Step, int, date, Appointment | None]] = []
     for step in schedule.steps:
-        if not step.applies_to(attributes):
+        if not step.applies_to(attributes) or not _channels(step, enrollment):
             continue
-        channels = _channels(step, enrollment)
-        if not channels:
+        anchored = anchor_step(step, schedule, enrollment)
+        if anchored is None:
             continue
-        window = schedule.send_window
-        for occurrence, due, expires in _occurrences(step, enrollment, window, tz, now):
-            for channel in channels:
+        for day in anchored.days:
+            wanted.append((step, day, anchored.base + timedelta(days=day), anchored.appointment))
+    order = {s.id: i for i, s in enumerate(schedule.steps)}
+    slots = [
+        Slot(i, local_date, step.time.replace(tzinfo=None), step.priority, order[step.id])
+        for i, (step, _, local_date, _) in enumerate(wanted)
+    ]
+    placed, dropped = place(slots, schedule.daily_limit, enrollment.surgery_date)
+    by_step: dict[str, list[tuple[int, date, date, Appointment | None]]] = {}
+    for i, (step, day, local_date, booked) in enumerate(wanted):
+        if i in placed:
+            by_step.setdefault(step.id, []).append((day, local_date, placed[i], booked))
+    planned: list[PlannedMessage] = []
+    window = schedule.send_window
+    for step in schedule.steps:
+        occurrences = by_step.get(step.id)
+        if not occurrences:
+            continue
+        for occurrence, due, expires, moved, booked in _occurrences(step, occurrences, window, tz, now):
+            followup_at = local_instant(booked.at.date(), booked.at.time(), tz) if booked else None
+            for channel in _channels(step, enrollment):
                 planned.append(
                     PlannedMessage(
                         enrollment_id=enrollment.id,
@@ -72,10 +105,13 @@ def plan(schedule: Schedule, enrollment: PlanInput, *, now: datetime) -> list[Pl
                         local_due=due.astimezone(tz),
                         remind_after=step.remind_after,
                         missed_after=step.missed_after,
+                        followup_at=followup_at,
+                        followup_where=booked.where if booked else None,
+                        moved_days=moved,
                     )
                 )
     planned.sort(key=lambda m: (m.due_at, m.step_id, m.channel, m.occurrence))
-    return planned
+    return planned, [(wanted[i][0].id, wanted[i][1]) for i in dropped]
 
 
 def replan(
@@ -131,19 +167,25 @@ def _timing(due: datetime, step: Step, window: Window, tz: ZoneInfo) -> tuple[da
 
 
 def _occurrences(
-    step: Step, enrollment: PlanInput, window: Window, tz: ZoneInfo, now: datetime
-) -> list[tuple[int, datetime, datetime]]:
+    step: Step,
+    days: list[tuple[int, date, date, Appointment | None]],
+    window: Window,
+    tz: ZoneInfo,
+    now: datetime,
+) -> list[tuple[int, datetime, datetime, int, Appointment | None]]:
+    """``(occurrence, due, expires, days moved, appointment)`` still to send, from
+    ``(occurrence, wanted date, placed date, appointment)`` in day order."""
     wall_time = step.time.replace(tzinfo=None)
-    timed: list[tuple[int, datetime, datetime]] = []
-    for day in step.days():
-        wanted = local_instant(enrollment.surgery_date + timedelta(days=day), wall_time, tz)
-        timed.append((day, *_timing(wanted, step, window, tz)))
+    timed: list[tuple[int, datetime, datetime, int, Appointment | None]] = []
+    for day, wanted_date, local_date, booked in days:
+        due, expires = _timing(local_instant(local_date, wall_time, tz), step, window, tz)
+        timed.append((day, due, expires, (local_date - wanted_date).days, booked))
     future = [t for t in timed if t[1] >= now]
     missed = [t for t in timed if t[1] < now]
     if step.catch_up and missed:
-        day = missed[-1][0]
+        last = missed[-1]
         due, expires = _timing(now, step, window, tz)
         superseded = bool(future) and (future[0][1].astimezone(tz).date() == due.astimezone(tz).date())
         if not superseded:
-            future.insert(0, (day, due, expires))
+            future.insert(0, (last[0], due, expires, 0, last[4]))
     return future

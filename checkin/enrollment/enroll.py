@@ -21,13 +21,13 @@ from checkin.core.suggest import unknown
 from checkin.core.timeline import plan
 from checkin.core.zones import zone_problem
 from checkin.enrollment.phones import normalize_phone
+from checkin.enrollment.replan import RescheduleResult, replan, stored_plan_input
 from checkin.errors import EnrollmentError
-from checkin.states import OUTBOX_UNSENT, ChannelName, EnrollmentStatus, OutboxStatus, PhoneStatus
+from checkin.states import EnrollmentStatus, OutboxStatus, PhoneStatus
 from checkin.store import audit, outbox
 from checkin.store.bulk import insert_outbox_rows
 from checkin.store.models import (
     Enrollment,
-    OutboxMessage,
     Patient,
 )
 
@@ -220,6 +220,8 @@ def _planned_values(msg: PlannedMessage, now: datetime) -> dict[str, Any]:
         "expires_at": msg.expires_at,
         "remind_after_s": int(msg.remind_after.total_seconds()) if msg.remind_after else None,
         "missed_after_s": int(msg.missed_after.total_seconds()) if msg.missed_after else None,
+        "followup_at": msg.followup_at,
+        "followup_where": msg.followup_where,
         "status": OutboxStatus.PENDING,
         "attempts": 0,
         "urgent": False,
@@ -430,17 +432,6 @@ def _active_enrollments(session: Session, mrn: str, procedure: str | None) -> li
     return found
 
 
-@dataclass
-class RescheduleResult:
-    updated: int = 0
-    added: int = 0
-    cancelled: int = 0
-    kept_history: int = 0
-    old_date: date | None = None
-    procedure: str = ""
-    cancelled_steps: list[str] = field(default_factory=list)  # step ids, first occurrence order
-
-
 def reschedule(
     session: Session,
     mrn: str,
@@ -453,9 +444,8 @@ def reschedule(
 ) -> RescheduleResult:
     """Move the surgery date and recompute every message not yet sent.
 
-    Rows keep their keys: a pending row whose key is still planned gets the new due time; one
-    no longer planned (now in the past) is cancelled; a newly planned key is inserted. Rows
-    that were sent or are being sent stay as history, so nothing is duplicated.
+    Rows keep their keys (see ``checkin.enrollment.replan``): pending rows move, rows no
+    longer planned are cancelled, new keys are inserted, sent rows stay as history.
     """
     (enrollment,) = _active_enrollments(session, mrn, procedure)
     schedule = schedules.get(enrollment.procedure)
@@ -464,47 +454,8 @@ def reschedule(
     patient = enrollment.patient
     old_date = enrollment.surgery_date
     enrollment.surgery_date = surgery_date
-    pin = PlanInput(
-        id=enrollment.id,
-        surgery_date=surgery_date,
-        timezone=patient.timezone,
-        language=patient.language,  # type: ignore[arg-type]
-        channel=enrollment.channel,  # type: ignore[arg-type]
-        attributes=frozenset(enrollment.attributes),
-        has_email=patient.email is not None,
-        has_phone=patient.phone is not None,
-    )
-    planned = {m.key: m for m in plan(schedule, pin, now=now)}
-    rows = {
-        r.key: r
-        for r in session.scalars(select(OutboxMessage).where(OutboxMessage.enrollment_id == enrollment.id))
-    }
-    result = RescheduleResult(old_date=old_date, procedure=enrollment.procedure)
-    revivable = (*OUTBOX_UNSENT, OutboxStatus.CANCELLED, OutboxStatus.SKIPPED)
-    for key, row in rows.items():
-        msg = planned.get(key)
-        if row.status not in revivable:
-            result.kept_history += 1
-            continue
-        if msg is None:
-            if row.status in OUTBOX_UNSENT:
-                outbox.cancel_rescheduled(row, now)
-                result.cancelled += 1
-                if row.step_id not in result.cancelled_steps:
-                    result.cancelled_steps.append(row.step_id)
-            continue
-        outbox.move(
-            row, due_at=msg.due_at, expires_at=msg.expires_at, now=now, sms_opted_out=patient.sms_opted_out
-        )
-        result.updated += 1
-    new = [_outbox_row(m, enrollment.id, patient.id, now) for k, m in planned.items() if k not in rows]
-    if patient.sms_opted_out:
-        for r in new:
-            if r["channel"] == ChannelName.SMS:
-                r["status"] = OutboxStatus.HELD
-    if new:
-        insert_outbox_rows(session, new)
-    result.added = len(new)
+    result = replan(session, enrollment, schedule, stored_plan_input(session, enrollment), now=now)
+    result.old_date, result.procedure = old_date, enrollment.procedure
     audit.record(
         session,
         at=now,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from checkin.channels import OutgoingMessage
 from checkin.config import Settings
 from checkin.content.catalog import message_context
+from checkin.core.schedule.anchors import followup_for
 from checkin.core.window import Window, in_window, next_allowed
 from checkin.deps import Services
 from checkin.errors import TemplateError
@@ -136,6 +137,7 @@ def build_message(
         language=patient.language,
         day=row.occurrence,
         care_team=enrollment.care_team if enrollment is not None else None,
+        followup=followup_for(row.followup_at, row.followup_where, patient.timezone, patient.language),
         checkin_link=link,
     )
     if channel == ChannelName.SMS:

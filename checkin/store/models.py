@@ -145,6 +145,8 @@ class Enrollment(Base):
     procedure: Mapped[str] = mapped_column(String(64))
     schedule_version: Mapped[str] = mapped_column(String(32))
     surgery_date: Mapped[date] = mapped_column(Date)
+    # Discharge-anchored steps count from this; None until someone records it.
+    discharge_date: Mapped[date | None] = mapped_column(Date)
     attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
     channel: Mapped[str] = mapped_column(String(8), default=ChannelName.SMS)
     care_team: Mapped[str | None] = mapped_column(String(64))
@@ -153,6 +155,39 @@ class Enrollment(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     patient: Mapped[Patient] = relationship(back_populates="enrollments")
+
+
+APPOINTMENT_BOOKED = "booked"
+APPOINTMENT_CANCELLED = "cancelled"
+
+
+class Appointment(Base):
+    """A visit an enrollment's steps may count from (``anchor: <kind>``). At most one booked
+    appointment per kind; moving it updates the row, cancelling keeps it as history."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        Index(
+            "uq_appointments_booked_kind",
+            "enrollment_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("status = 'booked'"),
+            postgresql_where=text("status = 'booked'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # first_visit, six_week_visit, ...
+    at: Mapped[datetime] = mapped_column(UtcDateTime)  # the instant; shown in the patient's zone
+    # Free text shown to the patient; checkin.enrollment.anchors caps what goes into texts.
+    location: Mapped[str | None] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16), default=APPOINTMENT_BOOKED)  # booked | cancelled
+    source: Mapped[str] = mapped_column(String(16), default="cli")  # cli | csv | hl7 | web
+    external_id: Mapped[str | None] = mapped_column(String(64))  # e.g. the EHR's appointment id
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class OutboxMessage(Base):
@@ -188,6 +223,10 @@ class OutboxMessage(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     remind_after_s: Mapped[int | None] = mapped_column(Integer)
     missed_after_s: Mapped[int | None] = mapped_column(Integer)
+    # The visit an appointment reminder is about, fixed when planned so the text rendered at
+    # send time (and re-rendered by reconciliation) does not depend on a later lookup.
+    followup_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    followup_where: Mapped[str | None] = mapped_column(String(120))
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)  # OutboxStatus
     status_reason: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -112,6 +112,17 @@ def test_it_asks_about_swallowing_only_after_cervical_surgery() -> None:
     assert "swallow_check" not in asks["lumbar-fusion"]
 
 
-def test_it_reminds_two_days_before_each_follow_up_visit() -> None:
-    days = {s.day for s in schedule("lumbar-fusion").steps if s.message.startswith("visit_")}
-    assert days == {14 - 2, 42 - 2, 90 - 2, 180 - 2, 365 - 2}
+def test_it_reminds_the_day_before_each_booked_follow_up_visit() -> None:
+    visits = [s for s in schedule("lumbar-fusion").steps if s.message.startswith("visit_")]
+    assert {(s.anchor, s.day) for s in visits} == {
+        (kind, -1)
+        for kind in (
+            "first_visit",
+            "six_week_visit",
+            "three_month_visit",
+            "six_month_visit",
+            "one_year_visit",
+        )
+    }
+    # until a visit is booked, its reminder goes the day before the usual visit day
+    assert sorted(s.fallback_day or 0 for s in visits) == [14 - 1, 42 - 1, 90 - 1, 180 - 1, 365 - 1]

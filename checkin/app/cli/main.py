@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "checkin.app.cli.db",
     "checkin.app.cli.schedules",
     "checkin.app.cli.enrollment",
+    "checkin.app.cli.anchors",
     "checkin.app.cli.patients",
     "checkin.app.cli.alerts",
     "checkin.app.cli.processes",

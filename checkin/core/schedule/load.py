@@ -18,10 +18,12 @@ from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from checkin.core.schedule.load_timing import check_daily_limit, check_discharge_fallback, check_step_timing
 from checkin.core.schedule.model import (
     CHANNEL_PREFERENCES,
     KNOWN_ATTRIBUTES,
     QUESTIONS,
+    SURGERY,
     Condition,
     Schedule,
     Step,
@@ -39,6 +41,8 @@ TOP_LEVEL_KEYS = (
     "care_team",
     "procedure_name_in_sms",
     "clinical_sign_off",
+    "discharge_fallback_day",
+    "daily_limit",
     "steps",
 )
 STEP_KEYS = (
@@ -55,6 +59,9 @@ STEP_KEYS = (
     "missed_after",
     "expires_after",
     "catch_up",
+    "anchor",
+    "fallback_day",
+    "priority",
 )
 SIGN_OFF_KEYS = ("by", "date")
 DEFAULT_SEND_WINDOW = (time(9, 0), time(20, 0))
@@ -300,6 +307,7 @@ def _check_step(
             v[key] = c.want_duration(step, key)
     if "catch_up" in step:
         v["catch_up"] = c.want_bool(step, "catch_up")
+    check_step_timing(c, step, v)
 
     # Combinations that parse but would silently do something other than what was meant.
     day, every, until = v.get("day"), v.get("every"), v.get("until")
@@ -334,11 +342,15 @@ def _check_step(
         missed_after=missed,
         expires_after=v.get("expires_after"),
         catch_up=bool(v.get("catch_up", False)),
+        anchor=v.get("anchor", SURGERY),
+        fallback_day=v.get("fallback_day"),
+        priority=v.get("priority", "normal"),
         line=step.line,
     )
 
 
-def _check_sign_off(c: _Checker, doc: LineMap) -> None:
+def _check_sign_off(c: _Checker, doc: LineMap) -> bool:
+    """Whether the file records a review (``by`` and ``date`` both set)."""
     value = doc["clinical_sign_off"]
     if not isinstance(value, LineMap):
         c.add(
@@ -346,7 +358,7 @@ def _check_sign_off(c: _Checker, doc: LineMap) -> None:
             "clinical_sign_off",
             f"must be a mapping with by and date, got {_kind(value)}",
         )
-        return
+        return False
     c.unknown_keys(value, SIGN_OFF_KEYS, " in clinical_sign_off")
     if value.get("by") is not None and not isinstance(value["by"], str):
         c.add(value.line_of("by"), "by", f"must be a name, got {_kind(value['by'])}")
@@ -356,6 +368,7 @@ def _check_sign_off(c: _Checker, doc: LineMap) -> None:
             "date",
             f"must be a date (YYYY-MM-DD), got {_kind(value['date'])}",
         )
+    return value.get("by") is not None and value.get("date") is not None
 
 
 def _check_document(
@@ -375,9 +388,10 @@ def _check_document(
     if "care_team" in doc:
         care_team = c.want_str(doc, "care_team")
     in_sms = c.want_bool(doc, "procedure_name_in_sms") if "procedure_name_in_sms" in doc else False
-    if "clinical_sign_off" in doc:
-        _check_sign_off(c, doc)
+    signed_off = _check_sign_off(c, doc) if "clinical_sign_off" in doc else False
     window = _check_window(c, doc)
+    discharge_fallback = check_discharge_fallback(c, doc)
+    daily_limit = check_daily_limit(c, doc)
 
     steps: list[Step | None] = []
     raw_steps = doc.get("steps")
@@ -420,6 +434,9 @@ def _check_document(
         steps=tuple(s for s in steps if s is not None),
         care_team=care_team,
         procedure_name_in_sms=bool(in_sms),
+        discharge_fallback_day=discharge_fallback,
+        daily_limit=daily_limit,
+        signed_off=signed_off,
     )
 
 

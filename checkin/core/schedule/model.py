@@ -38,8 +38,44 @@ QUESTIONS: frozenset[str] = frozenset(
         "swallow_check",
         "fall_check",
         "mood_check",
+        # One combined check-in (fever, wound, new numbness or weakness) for the first weeks,
+        # so a patient gets one question a day instead of four.
+        "daily_check",
     }
 )
+
+# What a step's day counts from. Any other anchor names an appointment kind (``first_visit``,
+# ``six_week_visit``, ...): lowercase letters, digits and ``_``.
+SURGERY = "surgery"
+DISCHARGE = "discharge"
+
+# Burden priorities, most important first. ``high`` never moves; ``normal`` and ``low`` move to
+# a later day (up to ``MAX_SHIFT_DAYS``) when a day is over its limit, ``low`` first.
+PRIORITIES: tuple[str, ...] = ("high", "normal", "low")
+MAX_SHIFT_DAYS = 3
+
+
+@dataclass(frozen=True)
+class LimitBand:
+    """At most ``max`` messages a day on days ``start``..``end`` (inclusive; None = open)."""
+
+    max: int
+    start: int | None = None
+    end: int | None = None
+    line: int = 0
+
+    def covers(self, day: int) -> bool:
+        return (self.start is None or day >= self.start) and (self.end is None or day <= self.end)
+
+
+@dataclass(frozen=True)
+class Appointment:
+    """A booked visit an appointment-anchored step counts from. ``at`` is naive patient-local
+    wall time (as the clinic booked it); ``where`` is free text for the patient."""
+
+    kind: str
+    at: datetime
+    where: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +104,17 @@ class Step:
     missed_after: timedelta | None = None
     expires_after: timedelta | None = None  # None: the end of that day's send window
     catch_up: bool = False  # still send once if its time passed before enrollment
+    # What ``day`` counts from: SURGERY, DISCHARGE, or an appointment kind.
+    anchor: str = SURGERY
+    # Appointment anchor only: day from surgery to use while no appointment of that kind is
+    # booked (None: nothing is sent until one is).
+    fallback_day: int | None = None
+    priority: str = "normal"  # one of PRIORITIES; see checkin.core.schedule.burden
     line: int = 0  # line in the source file, for messages about this step
+
+    @property
+    def anchor_is_appointment(self) -> bool:
+        return self.anchor not in (SURGERY, DISCHARGE)
 
     def applies_to(self, attributes: frozenset[str]) -> bool:
         return all(c.holds(attributes) for c in self.when)
@@ -92,6 +138,12 @@ class Schedule:
     # SMS must not name the diagnosis or procedure unless the schedule opts in.
     procedure_name_in_sms: bool = False
     source: str = ""  # file path it was loaded from
+    # Discharge-anchored steps count from surgery_date + this while no discharge is recorded.
+    discharge_fallback_day: int = 0
+    # First band covering a day wins; no band (the empty default) means no limit. The loader
+    # fills in DEFAULT_DAILY_LIMIT (checkin.core.schedule.burden) when a file sets none.
+    daily_limit: tuple[LimitBand, ...] = ()
+    signed_off: bool = True  # False when clinical_sign_off is missing or leaves by or date null
 
 
 @dataclass(frozen=True)
@@ -106,6 +158,14 @@ class PlanInput:
     attributes: frozenset[str] = field(default_factory=frozenset)
     has_email: bool = False
     has_phone: bool = True
+    # Anchors other than surgery, as data: None while not known.
+    discharge_date: date | None = None
+    appointments: tuple[Appointment, ...] = ()
+    # Kinds whose appointment was cancelled: their steps send nothing, not even the fallback.
+    cancelled_appointments: frozenset[str] = field(default_factory=frozenset)
+
+    def appointment(self, kind: str) -> Appointment | None:
+        return next((a for a in self.appointments if a.kind == kind), None)
 
 
 @dataclass(frozen=True)
@@ -125,6 +185,11 @@ class PlannedMessage:
     local_due: datetime  # the same instant in the patient's zone, for previews
     remind_after: timedelta | None = None
     missed_after: timedelta | None = None
+    # The booked appointment an appointment-anchored step points at (UTC), and where it is:
+    # templates get them as ``followup``.
+    followup_at: datetime | None = None
+    followup_where: str | None = None
+    moved_days: int = 0  # days the daily limit moved it later (0: on its own day)
 
     @property
     def key(self) -> str:

@@ -227,12 +227,21 @@ def cancel_rescheduled(row: OutboxMessage, now: datetime) -> None:
 
 
 def move(
-    row: OutboxMessage, *, due_at: datetime, expires_at: datetime, now: datetime, sms_opted_out: bool
+    row: OutboxMessage,
+    *,
+    due_at: datetime,
+    expires_at: datetime,
+    now: datetime,
+    sms_opted_out: bool,
+    followup_at: datetime | None = None,
+    followup_where: str | None = None,
 ) -> None:
-    """Give a planned row its new times after a reschedule. A row that had not gone out
-    (even one skipped or cancelled) is planned again: ``pending``, or ``held`` for an SMS
-    while the patient is opted out."""
+    """Give a planned row its new times after a reschedule or an anchor change (and the visit
+    it names, for a visit reminder). A row that had not gone out (even one skipped or
+    cancelled) is planned again: ``pending``, or ``held`` for an SMS while the patient is
+    opted out."""
     row.due_at, row.expires_at, row.updated_at = due_at, expires_at, now
+    row.followup_at, row.followup_where = followup_at, followup_where
     row.next_attempt_at = None
     if row.status not in OUTBOX_UNSENT:
         row.status, row.status_reason = OutboxStatus.PENDING, None
