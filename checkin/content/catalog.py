@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from checkin.config import Settings
+from checkin.content.lint import Site, measuring_contexts, site_problems
 from checkin.content.render import (
     QUITLINES,
     Renderer,
@@ -23,8 +24,10 @@ from checkin.content.render import (
 from checkin.core.care_teams import FILE_NAME as CARE_TEAMS_FILE
 from checkin.core.care_teams import parse_care_teams
 from checkin.core.schedule import KNOWN_ATTRIBUTES, PlanInput, Schedule
+from checkin.core.schedule.anchors import followup_for
 from checkin.core.schedule.load import load_schedule
 from checkin.core.schedule.load import load_schedules as _load_schedules
+from checkin.core.schedule.model import Appointment
 from checkin.core.suggest import unknown
 from checkin.core.timeline import plan
 from checkin.core.zones import zone_problem
@@ -60,10 +63,12 @@ class ValidationReport:
 
 
 def validate_paths(
-    paths: Sequence[Path], renderer: Renderer, alert_emails: Sequence[str]
+    paths: Sequence[Path], renderer: Renderer, alert_emails: Sequence[str], *, site: Site | None = None
 ) -> ValidationReport:
     """Validate each file and render every template it uses; collects every problem.
-    ``alert_emails`` (CHECKIN_ALERT_EMAILS) complete a care-team file's default team."""
+    ``alert_emails`` (CHECKIN_ALERT_EMAILS) complete a care-team file's default team. With
+    ``site``, texts are measured with its clinic name and phone, and its sign-off and contact
+    rules apply (``checkin.content.lint``); without, with the sample patient."""
     report = ValidationReport()
     seen: dict[str, Path] = {}
     for path in paths:
@@ -83,9 +88,13 @@ def validate_paths(
             report.errors.append(f"{path}: id: {schedule.id!r} is also the id of {seen[schedule.id]}")
             continue
         seen[schedule.id] = path
-        errors, warnings, rows = validate_schedule_templates(schedule, renderer)
+        # Measured as this site's patients will get them (see checkin.content.lint).
+        contexts = measuring_contexts(site.clinic_name, site.clinic_phone) if site else None
+        errors, warnings, rows = validate_schedule_templates(schedule, renderer, contexts=contexts)
+        site_errors, site_warnings = site_problems(schedule, site) if site else ([], [])
         report.errors.extend(errors)  # each names its own file and line
-        report.warnings.extend(f"{path}: {w}" for w in warnings)
+        report.errors.extend(f"{path}: {e}" for e in site_errors)
+        report.warnings.extend(f"{path}: {w}" for w in [*warnings, *site_warnings])
         report.info.append(f"{path}: {schedule.id} v{schedule.version}, {len(schedule.steps)} steps")
         for r in rows:
             if r["channel"] == ChannelName.SMS:
@@ -136,6 +145,8 @@ def preview(
     language: str = "en",
     channel: str = "sms",
     now: datetime | None = None,
+    discharge_date: date | None = None,
+    appointments: tuple[Appointment, ...] = (),
 ) -> list[dict[str, Any]]:
     """Every message a patient enrolled long before surgery would get, rendered with the sample
     patient. Rows: step, due_local, due_utc, expires_utc, channel, message, ask, text (and
@@ -162,6 +173,8 @@ def preview(
         attributes=frozenset(attrs),
         has_email=channel != ChannelName.SMS,
         has_phone=channel != ChannelName.EMAIL,
+        discharge_date=discharge_date,
+        appointments=appointments,
     )
     start = now or datetime.combine(surgery_date - timedelta(days=400), time(0), UTC)
     rows = []
@@ -173,7 +186,7 @@ def preview(
             language=language,
             day=m.occurrence,
             care_team=schedule.care_team,
-            followup=sample["followup"],
+            followup=followup_for(m.followup_at, m.followup_where, tz, language),
             checkin_link=sample["checkin_link"],
         )
         row: dict[str, Any] = {
@@ -184,6 +197,7 @@ def preview(
             "channel": m.channel,
             "message": m.message,
             "ask": m.ask,
+            "moved_days": m.moved_days,
         }
         if m.channel == "sms":
             sms = renderer.render_sms(m.message, language, ctx)

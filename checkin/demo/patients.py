@@ -37,7 +37,7 @@ PERSONAS: tuple[Persona, ...] = (
         attributes=("brace",),
         scripted=(
             (3, "pain_scale", "about a 6 today"),
-            (12, "pain_scale", "8/10 and the pills aren't touching it"),
+            (12, "symptom_check", "8/10 and the pills aren't touching it"),
         ),
     ),
     Persona(
@@ -46,7 +46,7 @@ PERSONAS: tuple[Persona, ...] = (
         "+16175550102",
         "lumbar-fusion",
         language="es",
-        scripted=((5, "fever_check", "tengo fiebre de 38.9 y escalofríos"),),
+        scripted=((5, "symptom_check", "tengo fiebre de 38.9 y escalofríos"),),
     ),
     Persona(
         "DEMO-1003",
@@ -63,13 +63,15 @@ PERSONAS: tuple[Persona, ...] = (
         "cervical-fusion",
         email="grace@example.org",
         channel="both",
-        scripted=((2, "swallow_check", "a little sore when I swallow, better than yesterday"),),
+        scripted=((2, "symptom_check", "a little sore when I swallow, better than yesterday"),),
     ),
     Persona("DEMO-1005", "Omar", "+16175550105", "lumbar-fusion", silent_after=6),
 )
 
 _FINE: dict[str, dict[str, tuple[str, ...]]] = {
     "en": {
+        "symptom_check": ("no", "NO all fine", "no, wound looks clean and dry"),
+        "function_scale": ("3", "2", "4"),
         "fever_check": ("no", "No fever, 98.4", "nope, temp normal"),
         "wound_check": ("no", "looks clean and dry", "No redness or drainage"),
         "pain_scale": ("3", "4", "2", "pain is a 3"),
@@ -82,6 +84,8 @@ _FINE: dict[str, dict[str, tuple[str, ...]]] = {
         "fall_check": ("no", "no falls"),
     },
     "es": {
+        "symptom_check": ("no", "todo bien", "no, la herida está limpia y seca"),
+        "function_scale": ("3", "2"),
         "fever_check": ("no", "No tengo fiebre", "sin fiebre, 36.8"),
         "wound_check": ("no", "la herida está limpia y seca"),
         "pain_scale": ("3", "4", "dolor 2"),
@@ -101,12 +105,14 @@ _WATCH = {
         "mood_check": ("feeling a bit down today",),
         "fever_check": ("100.6 this morning",),
         "wound_check": ("no, but I'm constipated",),
+        "symptom_check": ("no, but I'm constipated", "100.6 this morning"),
     },
     "es": {
         "pain_scale": ("6", "dolor 5"),
         "mood_check": ("me siento un poco triste",),
         "fever_check": ("37.9",),
         "wound_check": ("no, pero estoy estreñida",),
+        "symptom_check": ("no, pero estoy estreñida",),
     },
 }
 

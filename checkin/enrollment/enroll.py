@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from checkin.core.schedule import CHANNEL_PREFERENCES, KNOWN_ATTRIBUTES, LANGUAGES, PlanInput, Schedule
-from checkin.core.schedule.model import PlannedMessage
+from checkin.core.schedule.model import FIRST_NAME_MAX, PlannedMessage
 from checkin.core.suggest import unknown
 from checkin.core.timeline import plan
 from checkin.core.zones import zone_problem
@@ -83,7 +83,8 @@ def parse_request(
     Raises EnrollmentError naming the first bad field, in the order of ``FIELDS``.
     """
     mrn = _required(raw, "mrn", 64)
-    first_name = _required(raw, "first_name", 100)
+    # Texts are checked for length with first names up to FIRST_NAME_MAX (checkin.content.lint).
+    first_name = _required(raw, "first_name", FIRST_NAME_MAX)
     procedure = _procedure(_text(raw, "procedure"), schedules)
     surgery = _surgery_date(_text(raw, "surgery_date"))
     tz = _timezone(_text(raw, "timezone") or default_timezone)

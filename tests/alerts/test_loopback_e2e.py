@@ -60,10 +60,11 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         )
         with services.sessions.begin() as s:
             enroll(s, req, schedules=services.schedules, now=START - timedelta(days=10))
-            # Today's fever check went out at 10:00 local; the reply answers it.
+            # Today's daily check (day 1 after the assumed discharge on day 4) went out an hour
+            # ago; the reply answers it.
             s.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.step_id == "fever-check", OutboxMessage.occurrence == 5)
+                .where(OutboxMessage.step_id == "daily-check", OutboxMessage.occurrence == 1)
                 .values(status="sent", sent_at=START - timedelta(hours=1), provider_id="SMx")
             )
         jobs = [

@@ -79,6 +79,7 @@ def outbox(session: Session) -> list[OutboxMessage]:
     [
         ({"mrn": ""}, "mrn"),
         ({"first_name": "  "}, "first_name"),
+        ({"first_name": "A" * 31}, "first_name"),  # texts are measured with names up to 30
         ({"phone": "12"}, "phone"),
         ({"phone": "not a phone"}, "phone"),
         ({"phone": ""}, "phone"),  # sms needs a phone

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 
 from checkin.core.schedule.anchors import followup_for, followup_phrase
-from checkin.core.schedule.model import Appointment, Enrollment, Schedule, Step
+from checkin.core.schedule.model import Appointment, PlanInput, Schedule, Step
 from checkin.core.timeline import plan
 
 SURGERY = date(2026, 1, 12)
@@ -19,15 +19,15 @@ SCHEDULE = Schedule(
 )
 
 
-def days(enrollment: Enrollment) -> dict[str, list[int]]:
+def days(enrollment: PlanInput) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for m in plan(SCHEDULE, enrollment, now=LONG_AGO):
         out.setdefault(m.step_id, []).append((m.local_due.date() - SURGERY).days)
     return out
 
 
-def base(**kw: object) -> Enrollment:
-    return Enrollment(id=1, surgery_date=SURGERY, timezone="America/New_York", **kw)  # type: ignore[arg-type]
+def base(**kw: object) -> PlanInput:
+    return PlanInput(id=1, surgery_date=SURGERY, timezone="America/New_York", **kw)  # type: ignore[arg-type]
 
 
 def test_discharge_steps_use_the_fallback_until_discharge_is_known() -> None:

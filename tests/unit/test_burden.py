@@ -10,7 +10,7 @@ import pytest
 
 from checkin.core.schedule.burden import DEFAULT_DAILY_LIMIT, Slot, limit_for, place
 from checkin.core.schedule.load import parse_schedule_text
-from checkin.core.schedule.model import Enrollment, LimitBand, Schedule, Step
+from checkin.core.schedule.model import LimitBand, PlanInput, Schedule, Step
 from checkin.core.timeline import plan, plan_with_drops
 from checkin.errors import ScheduleErrors
 
@@ -42,7 +42,7 @@ def test_it_moves_the_lowest_priority_message_to_the_next_day() -> None:
         step("tip", 1, 11, "low"),
         step("reminder", 1, 12, "normal"),
     )
-    planned = plan(s, Enrollment(id=1, surgery_date=SURGERY, timezone="America/New_York"), now=LONG_AGO)
+    planned = plan(s, PlanInput(id=1, surgery_date=SURGERY, timezone="America/New_York"), now=LONG_AGO)
     days = {m.step_id: (m.local_due.date() - SURGERY).days for m in planned}
     assert days == {"check": 1, "reminder": 1, "tip": 2}
     assert {m.step_id: m.moved_days for m in planned} == {"check": 0, "reminder": 0, "tip": 1}
@@ -58,7 +58,7 @@ def test_no_day_goes_over_the_limit_when_only_lower_priorities_crowd_it() -> Non
         step("d", 3, 13, "normal", every=7, until=14),
     )
     planned, dropped = plan_with_drops(
-        s, Enrollment(id=1, surgery_date=SURGERY, timezone="America/New_York"), now=LONG_AGO
+        s, PlanInput(id=1, surgery_date=SURGERY, timezone="America/New_York"), now=LONG_AGO
     )
     counts = per_day(planned)
     assert all(counts[d] <= limit_for((d - SURGERY).days, DEFAULT_DAILY_LIMIT) for d in counts)  # type: ignore[operator]
@@ -74,7 +74,7 @@ def test_no_day_goes_over_the_limit_when_only_lower_priorities_crowd_it() -> Non
 
 def test_high_priority_messages_are_never_moved_even_over_the_limit() -> None:
     s = schedule(step("x", 1, 10, "high"), step("y", 1, 11, "high"), step("z", 1, 12, "high"))
-    planned = plan(s, Enrollment(id=1, surgery_date=SURGERY, timezone="America/New_York"), now=LONG_AGO)
+    planned = plan(s, PlanInput(id=1, surgery_date=SURGERY, timezone="America/New_York"), now=LONG_AGO)
     assert per_day(planned) == Counter({date(2026, 1, 13): 3})
 
 

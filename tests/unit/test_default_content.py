@@ -98,18 +98,23 @@ def test_it_mentions_the_quitline_in_every_smoking_message() -> None:
         assert "1-800-QUIT-NOW" in RENDERER.render_sms(message, "en", sample_context("en")).text
 
 
-def test_it_uses_only_known_questions_and_daily_checks_for_two_weeks() -> None:
+def test_it_uses_only_known_questions_and_one_daily_check_for_two_weeks_after_discharge() -> None:
     for schedule_id in IDS:
         steps = {s.id: s for s in schedule(schedule_id).steps}
         assert all(s.ask in QUESTIONS for s in steps.values() if s.ask)
-        for check in ("wound-check", "fever-check"):
-            assert steps[check].days() == list(range(1, 15))
+        daily = steps["daily-check"]
+        assert (daily.anchor, daily.days(), daily.ask, daily.priority) == (
+            "discharge",
+            list(range(1, 15)),
+            "symptom_check",
+            "high",
+        )
 
 
 def test_it_asks_about_swallowing_only_after_cervical_surgery() -> None:
-    asks = {sid: {s.ask for s in schedule(sid).steps} for sid in IDS}
-    assert "swallow_check" in asks["cervical-fusion"]
-    assert "swallow_check" not in asks["lumbar-fusion"]
+    daily = {sid: next(s.message for s in schedule(sid).steps if s.id == "daily-check") for sid in IDS}
+    assert "swallow" in RENDERER.render_sms(daily["cervical-fusion"], "en", sample_context("en")).text
+    assert "swallow" not in RENDERER.render_sms(daily["lumbar-fusion"], "en", sample_context("en")).text
 
 
 def test_it_reminds_the_day_before_each_booked_follow_up_visit() -> None:

@@ -199,10 +199,10 @@ def test_it_warns_when_an_english_sms_is_over_two_segments(tmp_path: Path) -> No
     assert len(warnings) == 1 and "3 segments" in warnings[0]
 
 
-def test_it_allows_three_ucs2_segments_in_spanish_but_not_four(tmp_path: Path) -> None:
-    r = write(tmp_path, both_languages("a", "Hi", "á" * 201) | both_languages("b", "Hi", "á" * 202))
+def test_it_allows_four_ucs2_segments_in_spanish_but_not_five(tmp_path: Path) -> None:
+    r = write(tmp_path, both_languages("a", "Hi", "á" * 268) | both_languages("b", "Hi", "á" * 269))
     _, warnings, _ = validate_schedule_templates(schedule_of("a", "b"), r)
-    assert len(warnings) == 1 and "sms/es/b.txt.j2: 4 segments" in warnings[0]
+    assert len(warnings) == 1 and "sms/es/b.txt.j2: 5 segments" in warnings[0]
 
 
 def test_it_warns_when_a_check_in_does_not_say_how_to_reply(tmp_path: Path) -> None:

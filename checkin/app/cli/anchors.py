@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from checkin.app.cli.context import App, fail_cleanly, pass_app
+from checkin.core.schedule.model import Appointment
 from checkin.enrollment.replan import RescheduleResult
 from checkin.store.models import Patient
 
@@ -169,6 +170,22 @@ def appointments_list(app: App, mrn: str, procedure: str | None) -> None:
             )
         if not rows:
             click.echo("no appointments")
+
+
+def parse_appointments(values: tuple[str, ...]) -> tuple[Appointment, ...]:
+    """``KIND=YYYY-MM-DD HH:MM`` options as appointments; a bad one is a usage error."""
+    out = []
+    for value in values:
+        kind, _, when = value.partition("=")
+        try:
+            at = datetime.strptime(when.strip(), "%Y-%m-%d %H:%M")
+        except ValueError:
+            raise click.BadParameter(
+                f'{value!r}: write KIND="YYYY-MM-DD HH:MM", e.g. six_week_visit=2026-04-25 09:30',
+                param_hint="--appointment",
+            ) from None
+        out.append(Appointment(kind.strip(), at))
+    return tuple(out)
 
 
 COMMANDS = [discharge, appointments]

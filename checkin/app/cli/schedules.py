@@ -31,6 +31,7 @@ def schedules_validate(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
     """
     from checkin.app.bootstrap import build_renderer
     from checkin.content.catalog import validate_paths
+    from checkin.content.lint import Site
 
     try:
         settings = app.settings
@@ -39,7 +40,8 @@ def schedules_validate(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
     targets = list(paths) or sorted(settings.schedules_dir.glob("*.yaml"))  # care-teams.yaml too
     if not targets:
         raise click.ClickException(f"no schedule files in {settings.schedules_dir}")
-    report = validate_paths(targets, build_renderer(settings), settings.alert_emails)
+    site = Site(settings.clinic_name, settings.clinic_phone, production=settings.env == "production")
+    report = validate_paths(targets, build_renderer(settings), settings.alert_emails, site=site)
     for line in report.errors:
         click.echo(line, err=True)
     for line in report.warnings:
@@ -64,6 +66,13 @@ def schedules_validate(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
 @click.option("--language", type=click.Choice(LANGUAGES), default=DEFAULT_LANGUAGE, show_default=True)
 @click.option("--channel", type=click.Choice(["sms", "email", "both"]), default="sms", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--discharge-date", type=click.DateTime(["%Y-%m-%d"]), default=None, help="YYYY-MM-DD")
+@click.option(
+    "--appointment",
+    "appointments",
+    multiple=True,
+    help='A booked visit, "KIND=YYYY-MM-DD HH:MM" (e.g. six_week_visit=2026-04-25 09:30); repeatable.',
+)
 @pass_app
 @fail_cleanly
 def schedules_preview(
@@ -76,10 +85,15 @@ def schedules_preview(
     language: str,
     channel: str,
     fmt: str,
+    discharge_date: datetime | None,
+    appointments: tuple[str, ...],
 ) -> None:
-    """Print every message a patient on SCHEDULE_ID would get, rendered."""
+    """Print every message a patient on SCHEDULE_ID would get, rendered, then the texts per
+    day and per week."""
     from checkin.app.bootstrap import build_renderer
+    from checkin.app.cli.anchors import parse_appointments
     from checkin.content.catalog import preview
+    from checkin.content.lint import preview_load_lines
 
     rows = preview(
         app.settings,
@@ -92,6 +106,8 @@ def schedules_preview(
         attributes=attributes,
         language=language,
         channel=channel,
+        discharge_date=discharge_date.date() if discharge_date else None,
+        appointments=parse_appointments(appointments),
     )
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -99,6 +115,27 @@ def schedules_preview(
     for r in rows:
         click.echo(f"{r['due_local']:<26} {r['channel']:<5} {r['step']:<24} {r['text']}")
     click.echo(f"{len(rows)} message(s)")
+    for line in preview_load_lines(rows, surgery_date.date()):
+        click.echo(line)
+
+
+@schedules.command("lint")
+@pass_app
+@fail_cleanly
+def schedules_lint(app: App) -> None:
+    """Texts per day and per week for each patient profile, days over the daily limit and
+    messages the limit had to drop. Exit status 1 if any."""
+    from checkin.content.lint import lint_lines
+
+    bad = False
+    for schedule in app.schedules.values():
+        lines, over = lint_lines(schedule)
+        bad = bad or over
+        for line in lines:
+            click.echo(line)
+    if bad:
+        raise click.ClickException("some days are over the daily limit or messages were dropped")
+    click.echo("ok: no day over its limit, nothing dropped")
 
 
 @schedules.command("list")

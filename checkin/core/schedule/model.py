@@ -16,6 +16,9 @@ from checkin.core.languages import Language
 ChannelName = Literal["sms", "email"]
 ChannelPreference = Literal["sms", "email", "both"]
 
+# The longest first name enrollment accepts; schedule validation measures every text with a
+# name this long, so no accepted name can push a text over its segment budget.
+FIRST_NAME_MAX = 30
 CHANNEL_PREFERENCES: tuple[str, ...] = ("sms", "email", "both")
 
 # Attributes a step's ``when`` may test. An enrollment carries a subset of these; a
@@ -38,9 +41,13 @@ QUESTIONS: frozenset[str] = frozenset(
         "swallow_check",
         "fall_check",
         "mood_check",
-        # One combined check-in (fever, wound, new numbness or weakness) for the first weeks,
-        # so a patient gets one question a day instead of four.
-        "daily_check",
+        # A combined check-in (several symptoms in one question: the daily check of the first
+        # weeks, the monthly check after), so a patient gets one question instead of four.
+        # Triage reads a bare YES under it as "something, but which?" and asks.
+        "symptom_check",
+        # 0-10: how much the back or neck limits daily activities. Triage has no number rule
+        # for it, so it is read like a general reply; the score stays with the reply.
+        "function_scale",
     }
 )
 

@@ -89,6 +89,9 @@ YES_MEANS: dict[str, tuple[str, ...]] = {
     "swallow_check": ("f:swallowing",),
     "fall_check": ("f:fall",),
     "mood_check": ("w:low_mood",),
+    # A combined check asks about several symptoms at once: a bare YES says "something" but
+    # not what, so it is ambiguous (a watch item and a follow-up question), never nothing.
+    "symptom_check": ("a:symptom_check",),
 }
 # An ambiguous topic is moot once one of these flags is decided.
 AMBIGUITY_COVERED_BY: dict[str, frozenset[str]] = {
@@ -97,6 +100,18 @@ AMBIGUITY_COVERED_BY: dict[str, frozenset[str]] = {
     "breathing": frozenset({"chest_breathing"}),
     "wound": frozenset({"wound_drainage", "wound_redness"}),
     "pain": frozenset({"severe_pain"}),
+    # Once the reply names what it is, the combined check's YES is answered.
+    "symptom_check": frozenset(
+        {
+            "fever",
+            "wound_drainage",
+            "wound_redness",
+            "new_numbness",
+            "new_weakness",
+            "swallowing",
+            "severe_pain",
+        }
+    ),
 }
 
 

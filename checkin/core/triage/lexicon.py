@@ -25,7 +25,10 @@ LEAF = ""  # trie key holding the labels of a complete phrase (no word is the em
 
 # Contexts accepted by assess(); combos may name them.
 TOPIC_CHECKS = ("fever", "wound", "numbness", "weakness", "bladder", "breathing", "swallow", "fall", "mood")
-CONTEXTS = frozenset({"pain_scale", "reminder", "general"} | {f"{t}_check" for t in TOPIC_CHECKS})
+# symptom_check: one question about several topics (the daily and monthly combined checks).
+CONTEXTS = frozenset(
+    {"pain_scale", "reminder", "general", "symptom_check"} | {f"{t}_check" for t in TOPIC_CHECKS}
+)
 
 CUE_NAMES = frozenset(
     {
