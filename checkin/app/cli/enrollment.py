@@ -15,7 +15,7 @@ from checkin.app.cli.display import clean
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from checkin.enrollment.enroll import RescheduleResult
+    from checkin.enrollment.replan import RescheduleResult
 
 
 @click.command()
