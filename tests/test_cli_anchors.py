@@ -10,7 +10,7 @@ def enroll(run) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     result = run(
         "enroll",
         *("--mrn", "100234", "--first-name", "Maria", "--phone", "(312) 555-0147"),
-        *("--procedure", "lumbar-fusion", "--surgery-date", "2030-03-14"),
+        *("--procedure", "lumbar-fusion", "--surgery-date", "2030-03-14", "--force"),
     )
     assert result.exit_code == 0, result.output
 
