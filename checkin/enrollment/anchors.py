@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from checkin.core.schedule import Schedule
@@ -202,7 +202,13 @@ def cancel_appointment(
     )
     result = replan(session, enrollment, schedule, pin, now=now, apply=apply)
     if apply:
-        row.status, row.updated_at = APPOINTMENT_CANCELLED, now
+        # A set-based UPDATE: appointment rows are not outbox rows, and this keeps that obvious.
+        session.execute(
+            update(Appointment)
+            .where(Appointment.id == row.id)
+            .values(status=APPOINTMENT_CANCELLED, updated_at=now)
+            .execution_options(synchronize_session="fetch")
+        )
         audit.record(
             session,
             at=now,

@@ -13,7 +13,14 @@ from checkin.core.schedule.load import parse_schedule_text
 from checkin.enrollment.anchors import book_appointment, cancel_appointment, list_appointments, set_discharge
 from checkin.enrollment.enroll import enroll, parse_request, reschedule
 from checkin.errors import EnrollmentError
-from checkin.store.models import OUTBOX_CANCELLED, OUTBOX_PENDING, OUTBOX_SENT, AuditEvent, OutboxMessage
+from checkin.states import OutboxStatus
+from checkin.store.models import AuditEvent, OutboxMessage
+
+OUTBOX_CANCELLED, OUTBOX_PENDING, OUTBOX_SENT = (
+    OutboxStatus.CANCELLED,
+    OutboxStatus.PENDING,
+    OutboxStatus.SENT,
+)
 
 NOW = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 SURGERY = date(2026, 3, 10)  # New York is on EST until 2026-03-08, EDT after: all dates here are EDT
