@@ -89,7 +89,11 @@ def validate_paths(
             continue
         seen[schedule.id] = path
         # Measured as this site's patients will get them (see checkin.content.lint).
-        contexts = measuring_contexts(site.clinic_name, site.clinic_phone) if site else None
+        contexts = (
+            measuring_contexts(site.clinic_name, site.clinic_phone, site.emergency_number, site.crisis_line)
+            if site
+            else None
+        )
         errors, warnings, rows = validate_schedule_templates(schedule, renderer, contexts=contexts)
         site_errors, site_warnings = site_problems(schedule, site) if site else ([], [])
         report.errors.extend(errors)  # each names its own file and line

@@ -42,7 +42,9 @@ def _placeholder_phone(phone: str) -> bool:
 _DEFAULT_CLINIC_NAME = "Spine Center"
 
 
-def measuring_contexts(clinic_name: str, clinic_phone: str) -> dict[str, dict[str, Any]]:
+def measuring_contexts(
+    clinic_name: str, clinic_phone: str, emergency_number: str = "911", crisis_line: str = "988"
+) -> dict[str, dict[str, Any]]:
     """Per language, the template context that makes every text as long as it can get here."""
     return {
         language: {
@@ -55,9 +57,8 @@ def measuring_contexts(clinic_name: str, clinic_phone: str) -> dict[str, dict[st
             "followup": followup_phrase(_LONGEST_VISIT, _LONGEST_WHERE, language),
             "checkin_link": "https://checkin.example.org/c/Xq7Lm2Pa9RtXq7Lm2Pa9Rt",
             "email_replies": False,  # the longer wording
-            # Longer than the US defaults (911, 988), so a site abroad is measured too.
-            "emergency_number": "112 / 999",
-            "crisis_line": "116 123",
+            "emergency_number": emergency_number,
+            "crisis_line": crisis_line,
             "language": language,
         }
         for language in ("en", "es")
@@ -71,6 +72,8 @@ class Site:
     clinic_name: str
     clinic_phone: str
     production: bool = False
+    emergency_number: str = "911"
+    crisis_line: str = "988"
 
 
 def site_problems(schedule: Schedule, site: Site) -> tuple[list[str], list[str]]:

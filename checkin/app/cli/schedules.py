@@ -40,7 +40,13 @@ def schedules_validate(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
     targets = list(paths) or sorted(settings.schedules_dir.glob("*.yaml"))  # care-teams.yaml too
     if not targets:
         raise click.ClickException(f"no schedule files in {settings.schedules_dir}")
-    site = Site(settings.clinic_name, settings.clinic_phone, production=settings.env == "production")
+    site = Site(
+        settings.clinic_name,
+        settings.clinic_phone,
+        production=settings.env == "production",
+        emergency_number=settings.emergency_number,
+        crisis_line=settings.crisis_line,
+    )
     report = validate_paths(targets, build_renderer(settings), settings.alert_emails, site=site)
     for line in report.errors:
         click.echo(line, err=True)
