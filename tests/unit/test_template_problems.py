@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # (template to break, what to write or None to delete it, what the report must say)
 BREAKAGES = [
-    ("sms/en/fever_check.txt.j2", "Hi {{ first_name }\n", "fever_check.txt.j2:1: syntax error"),
+    ("sms/en/daily_check.txt.j2", "Hi {{ first_name }\n", "daily_check.txt.j2:1: syntax error"),
     (
         "sms/en/pain_check.txt.j2",
         "Hi {{ first_name }}\n{% if day > 3 %}\nmore\n",
@@ -38,9 +38,9 @@ BREAKAGES = [
     ("sms/en/no_nsaids.txt.j2", "", "no_nsaids.txt.j2:1: renders to an empty message (step no-nsaids)"),
     ("sms/es/physical_therapy.txt.j2", None, "message 'physical_therapy' has no es sms template"),
     (
-        "email/en/fever_check.txt.j2",
+        "email/en/daily_check.txt.j2",
         "Hello\n{% for x in range(3) %}{{ x.nope() }}{% endfor %}",
-        "email/en/fever_check.txt.j2:2: undefined variable",
+        "email/en/daily_check.txt.j2:2: undefined variable",
     ),
 ]
 
@@ -78,7 +78,7 @@ def test_validate_reports_every_template_problem_with_file_line_and_step(broken:
     for _, _, expected in BREAKAGES:
         assert expected in output, f"{expected!r} not reported:\n{output}"
     # Located in the template file (or, for a missing one, at the step in the schedule file).
-    assert f"{broken}/templates/sms/en/fever_check.txt.j2:1: " in output
+    assert f"{broken}/templates/sms/en/daily_check.txt.j2:1: " in output
     assert f"{broken}/schedules/lumbar-fusion.yaml:" in output
     # It went on to the other schedule file after the first one's problems.
     assert f"{broken}/schedules/cervical-fusion.yaml:" in output
@@ -86,8 +86,8 @@ def test_validate_reports_every_template_problem_with_file_line_and_step(broken:
 
 def test_validate_still_lists_the_sms_that_rendered(broken: Path) -> None:
     _, output = _validate(broken)
-    assert "sms es fever_check" in output  # the Spanish one is fine
-    assert re.search(r"sms en fever_check +- +- segment\(s\)", output), output
+    assert "sms es daily_check" in output  # the Spanish one is fine
+    assert re.search(r"sms en daily_check +- +- segment\(s\)", output), output
 
 
 def test_every_line_of_the_report_reads_file_line_what(broken: Path) -> None:
@@ -103,7 +103,7 @@ def test_the_service_refuses_to_load_schedules_whose_templates_do_not_render(bro
     with pytest.raises(ScheduleErrors) as info:
         load_schedules(broken / "schedules", Renderer(broken / "templates"))
     text = str(info.value)
-    assert "fever_check.txt.j2:1: syntax error" in text
+    assert "daily_check.txt.j2:1: syntax error" in text
     assert "message 'physical_therapy' has no es sms template" in text
 
 
