@@ -97,6 +97,11 @@ _DELIVERY_REFUSALS = {
 }
 
 
+def send_refusal(code: int | None) -> Refusal:
+    """What a Twilio error code on a send request says about the recipient."""
+    return _SEND_REFUSALS.get(code or 0, Refusal.REJECTED)
+
+
 def delivery_refusal(error_code: str | None) -> Refusal | None:
     """What the ``ErrorCode`` of a failed delivery callback says about the recipient, or
     None when it says nothing about them (a carrier hiccup, a content filter)."""
@@ -337,9 +342,7 @@ def classify_twilio_error(status: int, code: int | None, retry_after: float | No
             refusal=Refusal.ACCOUNT_PROBLEM,
         )
     if 400 <= status < 500:
-        return ChannelError(
-            what, permanent=True, code=code_text, refusal=_SEND_REFUSALS.get(code or 0, Refusal.REJECTED)
-        )
+        return ChannelError(what, permanent=True, code=code_text, refusal=send_refusal(code))
     # 5xx (and anything unexpected): the create may have happened.
     return ChannelError(
         f"{what}: the message may have been accepted", permanent=False, code=code_text, ambiguous=True

@@ -7,8 +7,9 @@ import re
 import phonenumbers
 import pytest
 
+from checkin.channels.sms import send_refusal
 from checkin.enrollment.phones import normalize_phone
-from checkin.outbound.dispatch import BAD_NUMBER_CODES
+from checkin.errors import Refusal
 from tests.support import ROOT
 
 
@@ -19,7 +20,7 @@ def test_a_us_landline_cannot_be_told_from_a_mobile_and_the_readme_says_so() -> 
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     assert "landlines are refused" not in readme.lower()
     assert re.search(r"US and Canada landlines and mobiles share number ranges", readme)
-    assert "21614" in readme and BAD_NUMBER_CODES["21614"] == "landline"
+    assert "21614" in readme and send_refusal(21614) is Refusal.NOT_MOBILE
 
 
 def test_a_landline_known_by_its_range_is_refused() -> None:
