@@ -1,0 +1,439 @@
+"""The steps of processing one inbound message (see ``checkin.inbound.process`` for the
+contract): who sent it, keywords, triage, alerts, the safety reply and the audit rows."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from checkin.alerts import lifecycle as alerts
+from checkin.config import Settings
+from checkin.content.render import Renderer
+from checkin.core import keywords, replies
+from checkin.errors import TemplateError
+from checkin.inbound.message import Assess, InboundResult, InboundSms, match_kind, reply_language
+from checkin.inbound.statements import (
+    AUDIT,
+    BY_ID,
+    BY_PHONE,
+    LAST_REMINDER,
+    LOCKED,
+    OPEN_QUESTIONS,
+    RESULT_FIELDS,
+    SAVE_RESULT,
+    Question,
+    aware,
+)
+from checkin.states import ChannelName, OutboxStatus, supported_language
+from checkin.store import outbox
+from checkin.store.models import Enrollment, InboundMessage, OutboxMessage, Patient
+
+if TYPE_CHECKING:
+    from checkin.core.triage import Assessment
+
+# The records keep the name of the module that used to hold all of this, so log filters hold.
+log = logging.getLogger("checkin.inbound.process")
+
+
+class Handling:
+    """One message's processing; methods share the session and the row."""
+
+    def __init__(
+        self,
+        session: Session,
+        inbound: InboundMessage,
+        msg: InboundSms,
+        now: datetime,
+        settings: Settings,
+        renderer: Renderer,
+        assess: Assess,
+    ) -> None:
+        self.session, self.inbound, self.msg, self.now = session, inbound, msg, now
+        self.settings, self.renderer, self.assess = settings, renderer, assess
+        self._audit: list[dict[str, Any]] = []
+
+    def audit(self, *, actor: str, action: str, patient_ref: str | None, **detail: Any) -> None:
+        """Queue an audit row; ``_reply`` writes the queue in one INSERT (one round trip)."""
+        self._audit.append(
+            {
+                "at": self.now,
+                "actor": actor,
+                "action": action,
+                "patient_ref": patient_ref,
+                "subject": f"inbound:{self.inbound.id}",
+                "detail": detail,
+            }
+        )
+
+    # ---- entry points --------------------------------------------------------------------
+    def sms(self) -> InboundResult:
+        found = self._patients_by_phone(self.msg.from_phone)
+        patients = [p for p, _ in found]
+        opted_out = bool(patients) and all(p.sms_opted_out for p in patients)
+        kind = keywords.classify(self.msg.body, opted_out=opted_out)
+        if kind.keyword is not None:
+            return self._keyword(kind, patients)
+        enrolled = [(p, e) for p, e in found if e is not None]
+        if len(enrolled) == 1:
+            patient, enrollment = enrolled[0]
+            return self._content(patient, enrollment, question=None, optout_candidate=kind.optout_candidate)
+        return self._unmatched([p for p, _ in enrolled], optout_candidate=kind.optout_candidate)
+
+    def web_answer(self, outbox_id: int) -> InboundResult:
+        row = self.session.get(OutboxMessage, outbox_id)
+        found = self._patients(BY_ID, {"patient_id": row.patient_id}) if row and row.patient_id else []
+        if row is None or not found:
+            # The token was valid but its row is gone: store the text, tell the team nothing
+            # useful can be matched. The caller checks rows before calling, so this is rare.
+            return self._unmatched([], optout_candidate=False)
+        patient, enrollment = found[0]
+        if row.enrollment_id is not None and (enrollment is None or enrollment.id != row.enrollment_id):
+            enrollment = self.session.get(Enrollment, row.enrollment_id)
+        kind = keywords.classify(self.msg.body)
+        question = (
+            Question(row.id, row.ask, row.step_id, row.enrollment_id)
+            if row.ask and row.answered_at is None
+            else None
+        )
+        return self._content(
+            patient,
+            enrollment,
+            question=question,
+            question_fixed=True,
+            optout_candidate=kind.optout_candidate or kind.keyword == keywords.Keyword.STOP,
+            pause_sms=False,
+        )
+
+    # ---- lookups -------------------------------------------------------------------------
+    def _patients_by_phone(self, phone: str | None) -> list[tuple[Patient, Enrollment | None]]:
+        if not phone:
+            return []
+        return self._patients(BY_PHONE, {"phone": phone})
+
+    def _patients(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Patient, Enrollment | None]]:
+        """Patients matching ``stmt`` (``BY_PHONE``/``BY_ID``), each with its latest active
+        enrollment (or None), in one query. On PostgreSQL the patient rows are locked
+        (``FOR UPDATE OF patients``) so two replies from one patient are processed one after the
+        other: alert find-or-open and STOP/START are then not racy. SQLite's BEGIN IMMEDIATE
+        already holds the only write lock."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            stmt = LOCKED[id(stmt)]
+        out: dict[int, tuple[Patient, Enrollment | None]] = {}
+        for patient, enrollment in self.session.execute(stmt, params):
+            out.setdefault(patient.id, (patient, enrollment))  # first row: latest active enrollment
+        return list(out.values())
+
+    def _open_question(self, patient: Patient) -> Question | None:
+        since = self.now - replies.QUESTION_WINDOW
+        rows = self.session.execute(OPEN_QUESTIONS, {"patient_id": patient.id, "since": since}).all()
+        picked = replies.pick_question(
+            (
+                replies.OpenQuestion(r.id, r.ask or "general", r.sent_at, r.step_id == replies.FOLLOWUP_STEP)
+                for r in rows
+            ),
+            now=self.now,
+        )
+        if picked is not None and replies.is_bare_yes_no(self.msg.body):
+            last = self.session.execute(LAST_REMINDER, {"patient_id": patient.id, "since": since}).scalar()
+            if replies.answer_context(picked, self.msg.body, aware(last)) == "reminder":
+                return None  # "yes" to the reminder sent since: the question stays open
+        return next(
+            (
+                Question(r.id, r.ask, r.step_id, r.enrollment_id)
+                for r in rows
+                if picked and r.id == picked.outbox_id
+            ),
+            None,
+        )
+
+    # ---- keywords ------------------------------------------------------------------------
+    def _keyword(self, kind: keywords.Classification, patients: list[Patient]) -> InboundResult:
+        assert kind.keyword is not None
+        kw = kind.keyword
+        self.inbound.keyword = kw.value
+        self.inbound.processed_at = self.now
+        if patients:
+            self.inbound.patient_id = patients[0].id if len(patients) == 1 else None
+        changed = 0
+        for p in patients:
+            if kw == keywords.Keyword.STOP:
+                changed += self._opt_out(p, reason="STOP")
+            elif kw == keywords.Keyword.START:
+                changed += self._opt_in(p)
+        # A Spanish keyword gets a Spanish answer; otherwise the patient's language.
+        language = "es" if kind.language == "es" else reply_language(patients, fallback="en")
+        template = {
+            keywords.Keyword.STOP: replies.REPLY_STOPPED,
+            keywords.Keyword.START: replies.REPLY_STARTED,
+            keywords.Keyword.HELP: replies.REPLY_HELP,
+        }[kw]
+        ref = patients[0].reference if len(patients) == 1 else None
+        self._audit_in(ref, keyword=kw.value, matched=match_kind(patients), rows_changed=changed)
+        return self._reply(
+            template, language, ref, first_name=None, keyword=kw.value, matched=match_kind(patients)
+        )
+
+    def _opt_out(self, patient: Patient, *, reason: str) -> int:
+        """SMS off now; pending SMS rows held (kept, so START can release them)."""
+        return outbox.hold_sms_for_opt_out(
+            self.session, patient, now=self.now, actor="patient", source=reason, subject=self._subject
+        )
+
+    def _opt_in(self, patient: Patient) -> int:
+        """SMS back on; held rows that can still go out become pending, expired ones skipped."""
+        return outbox.release_sms_hold(
+            self.session, patient, now=self.now, actor="patient", subject=self._subject
+        )
+
+    @property
+    def _subject(self) -> str:
+        return f"inbound:{self.inbound.id}"
+
+    # ---- content -------------------------------------------------------------------------
+    def _content(
+        self,
+        patient: Patient,
+        enrollment: Enrollment | None,
+        *,
+        question: Question | None,
+        question_fixed: bool = False,
+        optout_candidate: bool,
+        pause_sms: bool = True,
+    ) -> InboundResult:
+        if not question_fixed:
+            question = self._open_question(patient)
+        enrollment = self._enrollment_of(question, enrollment)
+        context = question.ask if question else None
+        assessment = self.assess(self.msg.body, context)
+        inbound = self._store_assessment(patient, enrollment, question, assessment)
+        if question is not None:
+            outbox.mark_answered(self.session, question.id, self.now)
+        # An alert opened (or raised) here is saved with ladder step 0 due now; the worker's next
+        # dispatch tick composes and sends the care team's messages (``checkin.app.worker``), so the
+        # patient's webhook never renders an email and a broken staff template cannot fail it.
+        change = alerts.raise_for_assessment(
+            self.session,
+            patient=patient,
+            enrollment=enrollment,
+            inbound=inbound,
+            assessment=assessment,
+            now=self.now,
+        )
+        if optout_candidate:
+            if pause_sms:
+                self._opt_out(patient, reason="opt-out candidate")
+            alerts.open_contact_problem(
+                self.session, patient=patient, reason="optout_candidate", now=self.now, inbound=inbound
+            )
+        choice = self._choose_reply(patient, assessment, question, paused=optout_candidate and pause_sms)
+        template = choice.template
+        followup_id = None
+        if choice.follow_up:
+            followup_id = self._record_followup(patient, enrollment, template, context or "general")
+        self._audit_in(
+            patient.reference,
+            matched="patient",
+            severity=inbound.severity,
+            flags=inbound.flags,
+            ambiguous=sorted(assessment.ambiguous),
+            question=question.id if question else None,
+            optout_candidate=optout_candidate,
+        )
+        return self._reply(
+            template,
+            reply_language([patient]),
+            patient.reference,
+            first_name=patient.first_name,
+            severity=inbound.severity,
+            flags=tuple(inbound.flags),
+            change=change,
+            outbox_id=question.id if question else None,
+            followup_outbox_id=followup_id,
+            matched="patient",
+        )
+
+    def _enrollment_of(self, question: Question | None, enrollment: Enrollment | None) -> Enrollment | None:
+        """The enrollment the answered question belongs to (it may be another of the patient's)."""
+        if question is not None and question.enrollment_id not in (
+            None,
+            enrollment.id if enrollment else None,
+        ):
+            return self.session.get(Enrollment, question.enrollment_id)
+        return enrollment
+
+    def _store_assessment(
+        self,
+        patient: Patient,
+        enrollment: Enrollment | None,
+        question: Question | None,
+        assessment: Assessment,
+    ) -> InboundMessage:
+        """Record on the inbound row whose reply this is and what triage made of it."""
+        inbound = self.inbound
+        inbound.patient_id, inbound.enrollment_id = patient.id, enrollment.id if enrollment else None
+        inbound.outbox_id = question.id if question else inbound.outbox_id
+        inbound.severity = str(assessment.severity)
+        inbound.flags = sorted(str(f) for f in assessment.flags)
+        inbound.assessment = assessment.to_dict()
+        inbound.processed_at = self.now
+        return inbound
+
+    def _choose_reply(
+        self, patient: Patient, assessment: Assessment, question: Question | None, *, paused: bool
+    ) -> replies.ReplyChoice:
+        choice = replies.choose_reply(
+            assessment,
+            known=True,
+            may_follow_up=not (question is not None and question.step_id == replies.FOLLOWUP_STEP),
+            template_exists=lambda name: self.renderer.exists(name, supported_language(patient.language)),
+        )
+        if paused and (choice.template == replies.REPLY_THANKS or choice.follow_up):
+            # Not an alarming text: confirm the pause (the one confirmation the FCC allows).
+            return replies.ReplyChoice(replies.REPLY_PAUSED)
+        return choice
+
+    def _record_followup(
+        self, patient: Patient, enrollment: Enrollment | None, template: str, ask: str
+    ) -> int:
+        return outbox.record_reply(
+            self.session,
+            {
+                "key": f"followup:{self.inbound.id}",
+                "enrollment_id": enrollment.id if enrollment else None,
+                "patient_id": patient.id,
+                "step_id": replies.FOLLOWUP_STEP,
+                "occurrence": 0,
+                "channel": ChannelName.SMS
+                if self.msg.channel == ChannelName.SMS
+                else ChannelName.EMAIL,  # web form and email replies
+                "message": template,
+                "ask": ask,
+                "urgent": True,
+                "due_at": self.now,
+                "expires_at": self.now,
+                "status": OutboxStatus.SENT,
+                "status_reason": "sent as the webhook reply",
+                "attempts": 1,
+                "sent_at": self.now,
+                "created_at": self.now,
+                "updated_at": self.now,
+            },
+        )
+
+    def _unmatched(self, enrolled: list[Patient], *, optout_candidate: bool) -> InboundResult:
+        """No single enrolled patient: triage anyway (an emergency still gets 911), store, and
+        for a shared phone ask the care team, at the severity the text calls for."""
+        assessment = self.assess(self.msg.body, None)
+        inbound = self.inbound
+        inbound.severity = str(assessment.severity)
+        inbound.flags = sorted(str(f) for f in assessment.flags)
+        inbound.assessment = assessment.to_dict()
+        inbound.processed_at = self.now
+        matched = match_kind(enrolled)
+        severity = alerts.alert_severity(assessment) or "watch"
+        last: alerts.AlertChange | None = None
+        for p in enrolled:
+            last = alerts.open_contact_problem(
+                self.session,
+                patient=p,
+                reason="shared_phone",
+                now=self.now,
+                inbound=inbound,
+                severity=severity,
+            )
+            if optout_candidate:
+                self._opt_out(p, reason="opt-out candidate")
+        choice = replies.choose_reply(assessment, known=False, may_follow_up=False)
+        # Language: the text's own, so "no puedo respirar" from an unknown number gets Spanish.
+        language = supported_language(assessment.language)
+        self._audit_in(
+            None, matched=matched, severity=inbound.severity, flags=inbound.flags, candidates=len(enrolled)
+        )
+        return self._reply(
+            choice.template,
+            language,
+            None,
+            first_name=None,
+            severity=inbound.severity,
+            flags=tuple(inbound.flags),
+            change=last,
+            matched=matched,
+        )
+
+    # ---- replies and audit ---------------------------------------------------------------
+    def _render(self, template: str, language: str, first_name: str | None) -> str:
+        from checkin.content.catalog import message_context
+
+        ctx = message_context(self.settings, first_name=first_name or "", language=language, day=0)
+        try:
+            return self.renderer.render_sms(template, language, ctx).text
+        except TemplateError as exc:
+            log.error(
+                "reply template failed; sent the built-in text",
+                extra={"template": template, "problem": exc.problem},
+            )
+            return replies.fallback_text(
+                template, language, emergency=self.settings.emergency_number, crisis=self.settings.crisis_line
+            )
+
+    def _reply(
+        self,
+        template: str,
+        language: str,
+        patient_ref: str | None,
+        *,
+        first_name: str | None,
+        change: alerts.AlertChange | None = None,
+        **fields: Any,
+    ) -> InboundResult:
+        text = self._render(template, language, first_name)
+        self.audit(
+            actor="system",
+            action="reply.sent",
+            patient_ref=patient_ref,
+            template=template,
+            language=language,
+            channel=self.msg.channel,
+        )
+        conn = self.session.connection()
+        conn.execute(
+            SAVE_RESULT,
+            {"inbound_id": self.inbound.id, **{f"v_{f}": getattr(self.inbound, f) for f in RESULT_FIELDS}},
+        )
+        conn.execute(insert(AUDIT), self._audit)
+        self._audit = []
+        log.info(
+            "inbound processed",
+            extra={
+                "patient_ref": patient_ref,
+                "inbound_id": self.inbound.id,
+                "template": template,
+                "severity": fields.get("severity"),
+                "alert_id": change.alert.id if change else None,
+            },
+        )
+        return InboundResult(
+            reply_text=text,
+            reply_template=template,
+            language=language,
+            inbound_id=self.inbound.id,
+            patient_ref=patient_ref,
+            alert_id=change.alert.id if change else None,
+            alert_opened=change.opened if change else False,
+            renotify=change.renotify if change else False,
+            **fields,
+        )
+
+    def _audit_in(self, patient_ref: str | None, **detail: Any) -> None:
+        self.audit(
+            actor="patient" if patient_ref else "unknown",
+            action="inbound.received",
+            patient_ref=patient_ref,
+            channel=self.msg.channel,
+            message_sid=self.msg.message_sid,
+            **detail,
+        )
