@@ -1,22 +1,29 @@
 """One contract, two implementations: MemoryChannel and TwilioSmsChannel (the real twilio
-client against the recording fake). Dispatch and reconciliation are written against this
+client against the recording fake); for email, MemoryChannel and SmtpEmailChannel against an
+aiosmtpd relay on loopback. Dispatch and reconciliation are written against this
 contract, so the memory channel must fail and list exactly like the real one."""
 
 from __future__ import annotations
 
+import email
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import Any, Protocol
 
 import pytest
 
-from checkin.channels import OutgoingMessage, ReconcilableChannel
+from checkin.channels import Channel, OutgoingMessage, ReconcilableChannel
+from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 from checkin.channels.memory import MemoryChannel
 from checkin.channels.sms import TwilioSmsChannel
 from checkin.errors import ChannelError
-from tests.channels.channels_support import TO, twilio_config
+from checkin.states import ChannelName
+from tests.channels.channels_support import TO, Relay, SmtpServer, twilio_config
 from tests.channels.fake_twilio_server import Answer, FakeTwilio, closed_port_url
+from tests.support import free_port
 
 
 @dataclass(frozen=True)
@@ -170,3 +177,169 @@ def test_it_gives_each_accepted_message_its_own_provider_id(harness: Harness) ->
 def test_it_refuses_a_naive_since(harness: Harness) -> None:
     with pytest.raises(ValueError):
         harness.channel.list_recent(TO, datetime(2026, 1, 1))
+
+
+# ---- email: MemoryChannel and SmtpEmailChannel against aiosmtpd on loopback ------------------
+# SMTP has no "list what you sent", so the email contract is what dispatch relies on for email:
+# how each failure is classed (permanent, ambiguous, code), what the relay holds afterwards,
+# recovery after a failure, and one provider id per accepted message.
+
+EMAIL_TO = "patient@example.org"
+
+EMAIL_OUTCOMES: dict[str, Outcome] = {
+    "greylisted_recipient": Outcome(permanent=False, ambiguous=False, code="451"),
+    "no_such_user": Outcome(permanent=True, ambiguous=False, code="550"),
+    "rejected_as_spam": Outcome(permanent=True, ambiguous=False, code="554"),
+    "connection_lost_during_data": Outcome(permanent=False, ambiguous=True, code=None),
+    "connection_refused": Outcome(permanent=False, ambiguous=False, code=None),
+}
+
+
+class EmailHarness(Protocol):
+    channel: Channel
+
+    def script(self, outcome: str) -> Channel:
+        """Arrange for the next send to end in ``outcome``; returns the channel to send with."""
+        ...
+
+    def held(self) -> list[tuple[str, str, str]]:
+        """(provider id, recipient, text) of every message the provider accepted, oldest first."""
+        ...
+
+
+class MemoryEmailHarness:
+    def __init__(self) -> None:
+        self.memory = MemoryChannel()
+        self.channel: Channel = self.memory
+
+    def script(self, outcome: str) -> Channel:
+        o = EMAIL_OUTCOMES[outcome]
+        self.memory.fail_next(
+            1, ChannelError(outcome, permanent=o.permanent, code=o.code, ambiguous=o.ambiguous)
+        )
+        return self.channel
+
+    def held(self) -> list[tuple[str, str, str]]:
+        return [(m.provider_id, m.to, m.body) for m in self.memory.list_recent(EMAIL_TO, an_hour_ago())][::-1]
+
+
+class SmtpHarness:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+        self.channel: Channel = smtp_channel(server.port)
+
+    def script(self, outcome: str) -> Channel:
+        relay = self.server.relay
+        if outcome == "connection_refused":
+            return smtp_channel(free_port())
+        if outcome == "greylisted_recipient":
+            relay.rcpt_reply = "451 4.7.1 Greylisted, try again later"
+        elif outcome == "no_such_user":
+            relay.rcpt_reply = "550 5.1.1 No such user"
+        elif outcome == "rejected_as_spam":
+            relay.data_reply = "554 5.7.1 Message rejected as spam"
+        else:
+            relay.drop_during_data = True
+        self._clear_after_one_send()
+        return self.channel
+
+    def _clear_after_one_send(self) -> None:
+        # The relay refuses one message, then behaves: like fail_next(1) on the memory channel.
+        relay, original = self.server.relay, self.server.relay.handle_DATA
+        original_rcpt = relay.handle_RCPT
+
+        async def rcpt_once(*args: Any) -> str:
+            answer = await original_rcpt(*args)
+            if relay.rcpt_reply:
+                relay.rcpt_reply = None
+            return answer
+
+        async def data_once(*args: Any) -> str:
+            answer = await original(*args)
+            relay.data_reply, relay.drop_during_data = None, False
+            return answer
+
+        relay.handle_RCPT, relay.handle_DATA = rcpt_once, data_once
+
+    def held(self) -> list[tuple[str, str, str]]:
+        out = []
+        for envelope in self.server.relay.received:
+            mail = email.message_from_bytes(envelope.original_content, policy=default_policy)
+            assert isinstance(mail, EmailMessage)
+            body = mail.get_body(preferencelist=("plain",))
+            assert body is not None
+            out.append((str(mail["Message-ID"]), envelope.rcpt_tos[0], body.get_content().strip()))
+        return out
+
+
+def smtp_channel(port: int) -> SmtpEmailChannel:
+    return SmtpEmailChannel(
+        SmtpConfig(host="127.0.0.1", port=port, sender="care@hospital.example", tls="none", timeout=5.0)
+    )
+
+
+@pytest.fixture(params=["memory", "smtp"])
+def email_harness(request: pytest.FixtureRequest) -> Iterator[EmailHarness]:
+    if request.param == "memory":
+        yield MemoryEmailHarness()
+        return
+    server = SmtpServer(Relay())
+    server.start()
+    try:
+        yield SmtpHarness(server)
+    finally:
+        server.stop()
+
+
+def mail(outbox_id: int = 1, text: str = "See you on Tuesday at 10:00.") -> OutgoingMessage:
+    return OutgoingMessage(
+        outbox_id=outbox_id,
+        to=EMAIL_TO,
+        channel=ChannelName.EMAIL,
+        text=text,
+        reference="P-0001",
+        subject="Follow-up",
+    )
+
+
+def test_email_accepts_a_message_and_the_provider_holds_it(email_harness: EmailHarness) -> None:
+    receipt = email_harness.channel.send(mail(text="Walk 10 minutes today."))
+
+    assert receipt.provider_id and receipt.status == "accepted"
+    assert email_harness.held() == [(receipt.provider_id, EMAIL_TO, "Walk 10 minutes today.")]
+
+
+@pytest.mark.parametrize("outcome", list(EMAIL_OUTCOMES))
+def test_email_maps_each_provider_outcome(email_harness: EmailHarness, outcome: str) -> None:
+    expected = EMAIL_OUTCOMES[outcome]
+    channel = email_harness.script(outcome)
+
+    with pytest.raises(ChannelError) as caught:
+        channel.send(mail())
+
+    error = caught.value
+    assert (error.permanent, error.ambiguous, error.code, error.retry_after) == (
+        expected.permanent,
+        expected.ambiguous,
+        expected.code,
+        None,
+    )
+    assert email_harness.held() == []
+
+
+@pytest.mark.parametrize("outcome", ["greylisted_recipient", "no_such_user", "connection_lost_during_data"])
+def test_email_recovers_after_a_failure(email_harness: EmailHarness, outcome: str) -> None:
+    email_harness.script(outcome)
+    with pytest.raises(ChannelError):
+        email_harness.channel.send(mail(outbox_id=1))
+
+    receipt = email_harness.channel.send(mail(outbox_id=2))
+
+    assert [held[0] for held in email_harness.held()] == [receipt.provider_id]
+
+
+def test_email_gives_each_accepted_message_its_own_provider_id(email_harness: EmailHarness) -> None:
+    ids = [email_harness.channel.send(mail(outbox_id=i)).provider_id for i in range(3)]
+
+    assert len(set(ids)) == 3
+    assert [held[0] for held in email_harness.held()] == ids

@@ -19,43 +19,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from checkin.channels import OutgoingMessage
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 from checkin.errors import ChannelError, ConfigError
-from tests.channels.channels_support import SmtpServer
+from tests.channels.channels_support import Relay, SmtpServer
 
 SENDER = "Spine Care Team <care@hospital.example>"
 TO = "patient@example.org"
-
-
-class Relay:
-    """aiosmtpd handler that records what it accepted and can be told to refuse."""
-
-    def __init__(self) -> None:
-        self.received: list[Any] = []
-        self.rcpt_reply: str | None = None
-        self.data_reply: str | None = None
-        self.drop_during_data = False
-        self.drop_on_quit = False
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
-        if self.rcpt_reply:
-            return self.rcpt_reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.drop_during_data:
-            server.transport.close()  # the final reply never arrives
-            return "250 never seen"
-        if self.data_reply:
-            return self.data_reply
-        self.received.append(envelope)
-        return "250 Message accepted for delivery"
-
-    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.drop_on_quit:
-            server.transport.close()
-        return "221 Bye"
 
 
 class Server(SmtpServer):
