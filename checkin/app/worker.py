@@ -73,7 +73,9 @@ class Tuning:
     sweep_every: float = 60.0
     digest_every: float = 300.0
     batch: int = 100
-    concurrency: int = 4  # provider calls in flight per worker (the rate limit still applies)
+    # Provider calls in flight per worker; None sizes it from the SMS rate and the provider's
+    # observed latency (``dispatch.InFlight``). The rate limit still applies.
+    concurrency: int | None = None
     policy: Policy = field(default_factory=lambda: DEFAULT_POLICY)
 
 
@@ -195,6 +197,11 @@ def make_scheduler(
 ) -> BackgroundScheduler:
     """The worker's scheduler with its jobs added, not started (see the module table)."""
     policy = tuning.policy
+    inflight: int | dispatch.InFlight = (
+        tuning.concurrency
+        if tuning.concurrency is not None
+        else dispatch.InFlight(services.settings.sms_rate)
+    )
 
     def dispatch_tick() -> None:
         # New alerts are saved with ladder step 0 due now: compose those messages first, so a
@@ -208,7 +215,7 @@ def make_scheduler(
                 worker_id=worker_id,
                 limit=tuning.batch,
                 stop=stop,
-                concurrency=tuning.concurrency,
+                concurrency=inflight,
                 policy=policy,
             )
             if claimed < tuning.batch:

@@ -36,4 +36,28 @@ def with_retry(
     raise AssertionError("unreachable")
 
 
-__all__ = ["with_retry"]
+def until_stored(
+    fn: Callable[[], T],
+    *,
+    give_up: Callable[[], bool] = lambda: False,
+    pause: float = 0.2,
+    longest: float = 2.0,
+    sleep: Callable[[float], None] | None = None,
+) -> T:
+    """``fn()``, retried on ``OperationalError`` for as long as the database is away (pauses
+    growing from ``pause`` to ``longest``), or until ``give_up()`` is true, when the last error
+    propagates. For writes that must not be lost to an outage of any length: a receipt of a
+    message that went out, or giving a claimed row back."""
+    wait = pause
+    while True:
+        try:
+            return fn()
+        except OperationalError:
+            if give_up():
+                raise
+            log.warning("database unavailable; retrying", extra={"event": "db.retry", "wait_s": wait})
+            (sleep or time.sleep)(wait)
+            wait = min(wait * 2, longest)
+
+
+__all__ = ["until_stored", "with_retry"]

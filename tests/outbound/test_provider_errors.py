@@ -200,7 +200,7 @@ def test_it_backs_off_on_connection_refused_then_dead_letters_and_the_next_messa
         if attempt < DEFAULT_POLICY.max_attempts:
             assert row.status == "pending" and row.next_attempt_at is not None
             delay = row.next_attempt_at - now
-            ceiling = min(timedelta(hours=1), timedelta(seconds=30) * 2 ** (attempt - 1))
+            ceiling = min(timedelta(hours=1), timedelta(seconds=30) * 2**attempt)
             assert timedelta(seconds=30) <= delay <= ceiling
             delays.append(delay)
             now = row.next_attempt_at

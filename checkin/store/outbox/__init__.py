@@ -8,7 +8,7 @@ States (``checkin.states.OutboxStatus``) and the function that makes each move::
        │               │                                       sent | pending | dead
        │               ├─dead_letter | hold_refused (the patient opted out) ─► dead | held
        │               └─re-check at send: skip | hold | cancel | defer | reject
-       └──release (stop, worker shutdown)──┘
+       └──release | release_stranded (stop, shutdown, a claim whose answer was lost)──┘
     pending ◄─release_sms_hold─ held ◄─hold_sms_for_opt_out─ pending   (STOP / START)
     pending | held ─skip_expired | cancel_unsent | cancel_alert_notifications─► skipped | cancelled
 
@@ -31,6 +31,7 @@ from checkin.store.outbox.claims import (
     overdue_count,
     owned,
     release,
+    release_stranded,
     renew,
 )
 from checkin.store.outbox.pausing import PAUSED, hold_for_pause, release_pause
@@ -132,6 +133,7 @@ __all__ = [
     "release",
     "release_pause",
     "release_sms_hold",
+    "release_stranded",
     "renew",
     "resend",
     "retry_later",

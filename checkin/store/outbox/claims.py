@@ -93,6 +93,27 @@ def release(session: Session, ids: Sequence[int], *, worker_id: str, now: dateti
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def release_stranded(session: Session, *, worker_id: str, now: datetime) -> int:
+    """Give back every row this worker holds in ``sending``, when the caller knows none of
+    them is in flight: a claim whose commit reached the database but whose answer was lost
+    (the server went away mid-commit) leaves rows claimed that no thread is sending. Waiting
+    for the lease and dead-worker recovery would strand them for minutes under a live worker.
+    Like ``release``, the claim's attempt is uncounted: no provider call was made."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(owned(worker_id))
+        .values(
+            status=OutboxStatus.PENDING,
+            claimed_by=None,
+            lease_until=None,
+            attempts=OutboxMessage.attempts - 1,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def renew(session: Session, row_id: int, *, worker_id: str, now: datetime, lease: timedelta) -> bool:
     """Extend this worker's lease on a row just before its provider call; False if the row is
     no longer ours (it was reconciled while we waited)."""
@@ -130,4 +151,13 @@ def overdue_count(session: Session, now: datetime) -> int:
     )
 
 
-__all__ = ["claim", "due", "in_doubt_reconcilable", "overdue_count", "owned", "release", "renew"]
+__all__ = [
+    "claim",
+    "due",
+    "in_doubt_reconcilable",
+    "overdue_count",
+    "owned",
+    "release",
+    "release_stranded",
+    "renew",
+]

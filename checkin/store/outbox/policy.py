@@ -34,14 +34,16 @@ DEFAULT_POLICY = Policy()
 def backoff(attempts: int, policy: Policy, rng: random.Random, retry_after: float | None = None) -> timedelta:
     """Delay before the next attempt after ``attempts`` failed ones.
 
-    Exponential with full jitter between ``backoff_base`` and ``base * 2**(attempts-1)``
-    (capped at ``backoff_cap``), and never less than the provider's ``retry_after``. The floor
-    at ``base`` keeps a burst of failures from retrying within seconds; the jitter spreads a
-    9:00 wave that failed together so it does not retry together.
+    Exponential with jitter from the first retry: uniform between ``backoff_base`` and
+    ``base * 2**attempts`` (capped at ``backoff_cap``), and never less than the provider's
+    ``retry_after``. The jitter spreads a 9:00 wave that failed together (a provider outage)
+    so it does not retry together (the first retry used to be exactly ``base`` for every
+    row); the floor at ``base`` keeps a burst of failures from retrying within seconds.
     """
     base = policy.backoff_base.total_seconds()
-    ceiling = min(policy.backoff_cap.total_seconds(), base * 2 ** max(attempts - 1, 0))
-    delay = rng.uniform(base, max(base, ceiling))
+    floor = base
+    ceiling = min(policy.backoff_cap.total_seconds(), base * 2 ** max(attempts, 1))
+    delay = rng.uniform(floor, max(floor, ceiling))
     return timedelta(seconds=max(delay, retry_after or 0.0))
 
 
