@@ -80,6 +80,17 @@ class InFlight:
         return max(self.floor, min(self.ceiling, math.ceil(self.rate * self.latency * 1.5) + 1))
 
 
+def pool_room(services: Services) -> int:
+    """Sending threads the engine's connection pool can serve: each holds a connection for
+    its receipts and briefly takes another to pace or re-confirm, so half the pool (a pool
+    without a fixed size, e.g. SQLite's, is not a limit)."""
+    pool = services.engine.pool
+    size, overflow = getattr(pool, "size", None), getattr(pool, "_max_overflow", None)
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return 1_000
+    return max(1, (int(size()) + overflow) // 2)
+
+
 def run_once(
     services: Services,
     now: datetime,
@@ -123,6 +134,7 @@ def run_once(
         pacer = Pacer(services.sessions, services.clock, services.settings.sms_rate, stop=stop)
     inflight = concurrency if isinstance(concurrency, InFlight) else None
     threads = concurrency.size() if isinstance(concurrency, InFlight) else concurrency
+    threads = min(threads, pool_room(services))
 
     receipts = Receipts(services)
 
@@ -374,6 +386,7 @@ __all__ = [
     "Verdict",
     "build_message",
     "load",
+    "pool_room",
     "recheck",
     "run_once",
     "sender_key",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def until_stored(
     while True:
         try:
             return fn()
-        except OperationalError:
+        except (OperationalError, PoolTimeout):  # the server is away, or every connection busy
             if give_up():
                 raise
             log.warning("database unavailable; retrying", extra={"event": "db.retry", "wait_s": wait})

@@ -52,6 +52,10 @@ def make_engine(url: str, **kw: Any) -> Engine:
 
         return engine
     # pre_ping: a PostgreSQL restart must not leave the worker with dead pooled connections.
+    # Room for a worker's sending threads (one connection each for its receipts, and short
+    # ones for pacing): the dispatcher sizes its pool to fit (``dispatch.pool_room``).
+    kw.setdefault("pool_size", 10)
+    kw.setdefault("max_overflow", 30)
     return create_engine(url, pool_pre_ping=True, **kw)
 
 
