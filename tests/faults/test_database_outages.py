@@ -26,7 +26,6 @@ from sqlalchemy import func, select
 
 from checkin.deps import Services
 from checkin.store.models import OutboxMessage
-from tests.conftest import IN_CI
 from tests.faults import pgcluster
 from tests.outbound.support import (
     FAST_TUNING,
@@ -42,6 +41,7 @@ from tests.outbound.support import (
 
 pytestmark = pytest.mark.slow
 
+IN_CI = os.environ.get("CI", "").lower() == "true"
 RECOVERY_BUDGET = 30.0  # seconds from the database's return to the last due row sent
 TUNING = {
     **FAST_TUNING,
