@@ -6,13 +6,12 @@ change to that session or raises before touching it (validation happens first).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from checkin.core.schedule import CHANNEL_PREFERENCES, KNOWN_ATTRIBUTES, LANGUAGES, PlanInput, Schedule
@@ -21,22 +20,16 @@ from checkin.core.suggest import unknown
 from checkin.core.timeline import plan
 from checkin.core.zones import zone_problem
 from checkin.enrollment.phones import normalize_phone
+from checkin.enrollment.records import insert_enrollments, known_patients, upsert_patients
 from checkin.enrollment.replan import RescheduleResult, replan, stored_plan_input
 from checkin.errors import EnrollmentError
-from checkin.states import EnrollmentStatus, OutboxStatus, PhoneStatus
+from checkin.states import EnrollmentStatus, OutboxStatus
 from checkin.store import audit, outbox
 from checkin.store.bulk import insert_outbox_rows
 from checkin.store.models import (
     Enrollment,
     Patient,
 )
-
-_REF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud on the phone
-
-
-def new_reference() -> str:
-    """An internal patient reference, safe for logs and email subjects: it means nothing."""
-    return "P-" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(7))
 
 
 @dataclass(frozen=True)
@@ -268,26 +261,25 @@ def enroll_many(
     result = EnrollResult()
     if not requests:
         return result
+    _refuse_twice(requests)
+    existing, active = known_patients(session, requests)
+    _refuse_active(requests, active)
+    result.patients = upsert_patients(session, requests, existing, now)
+    result.enrollment_ids = insert_enrollments(session, requests, existing, schedules, now)
+    result.enrollments = len(result.enrollment_ids)
+    result.planned = _plan_outbox(session, requests, result.enrollment_ids, existing, schedules, now, actor)
+    return result
+
+
+def _refuse_twice(requests: Sequence[EnrollRequest]) -> None:
     seen: set[tuple[str, str]] = set()
     for req in requests:
         if (req.mrn, req.procedure) in seen:
             raise EnrollmentError("mrn", f"{req.mrn!r} appears twice for {req.procedure}")
         seen.add((req.mrn, req.procedure))
 
-    mrns = sorted({r.mrn for r in requests})
-    existing: dict[str, tuple[int, str]] = {}
-    active: set[tuple[str, str]] = set()
-    for chunk in _chunks(mrns, 500):
-        for pid, mrn, ref in session.execute(
-            select(Patient.id, Patient.mrn, Patient.reference).where(Patient.mrn.in_(chunk))
-        ):
-            existing[mrn] = (pid, ref)
-        for mrn, proc in session.execute(
-            select(Patient.mrn, Enrollment.procedure)
-            .join(Enrollment, Enrollment.patient_id == Patient.id)
-            .where(Patient.mrn.in_(chunk), Enrollment.status == EnrollmentStatus.ACTIVE)
-        ):
-            active.add((mrn, proc))
+
+def _refuse_active(requests: Sequence[EnrollRequest], active: set[tuple[str, str]]) -> None:
     for req in requests:
         if (req.mrn, req.procedure) in active:
             raise EnrollmentError(
@@ -296,70 +288,23 @@ def enroll_many(
                 "use `checkin reschedule` or `checkin withdraw` instead",
             )
 
-    # Patients: reuse by MRN (contact details are updated to what the clerk entered now).
-    new_patients = []
-    latest: dict[str, EnrollRequest] = {r.mrn: r for r in requests}
-    for mrn, req in latest.items():
-        values = {
-            "first_name": req.first_name,
-            "phone": req.phone,
-            "email": req.email,
-            "email_consent": req.email is not None,
-            "language": req.language,
-            "timezone": req.timezone,
-        }
-        if mrn in existing:
-            session.execute(update(Patient).where(Patient.id == existing[mrn][0]).values(**values))
-        else:
-            new_patients.append(
-                {
-                    "mrn": mrn,
-                    "reference": new_reference(),
-                    "sms_opted_out": False,
-                    "phone_status": PhoneStatus.OK,
-                    "created_at": now,
-                    **values,
-                }
-            )
-    for chunk in _chunks(new_patients, 1000):
-        rows = session.execute(
-            insert(Patient).returning(
-                Patient.id, Patient.mrn, Patient.reference, sort_by_parameter_order=True
-            ),
-            chunk,
-        )
-        for pid, mrn, ref in rows:
-            existing[mrn] = (pid, ref)
-    result.patients = len(new_patients)
 
-    enrollment_rows = [
-        {
-            "patient_id": existing[r.mrn][0],
-            "procedure": r.procedure,
-            "schedule_version": schedules[r.procedure].version,
-            "surgery_date": r.surgery_date,
-            "attributes": sorted(r.attributes),
-            "channel": r.channel,
-            "care_team": r.care_team,
-            "status": EnrollmentStatus.ACTIVE,
-            "created_at": now,
-        }
-        for r in requests
-    ]
-    enrollment_ids: list[int] = []
-    for chunk in _chunks(enrollment_rows, 1000):
-        enrollment_ids.extend(
-            session.execute(
-                insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True), chunk
-            ).scalars()
-        )
-    result.enrollments = len(enrollment_ids)
-    result.enrollment_ids = enrollment_ids
+def _plan_outbox(
+    session: Session,
+    requests: Sequence[EnrollRequest],
+    enrollment_ids: Sequence[int],
+    existing: dict[str, tuple[int, str]],
+    schedules: Mapping[str, Schedule],
+    now: datetime,
+    actor: str,
+) -> int:
+    """Plan each enrollment's timeline into the outbox, audit it; the number of rows planned.
 
-    # Patients enrolled together mostly share a surgery date and zone, and the plan does not
-    # depend on who they are: plan once per distinct input and stamp the ids on.
+    Patients enrolled together mostly share a surgery date and zone, and the plan does not
+    depend on who they are: plan once per distinct input and stamp the ids on."""
     cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     batch: list[dict[str, Any]] = []
+    planned_rows = 0
     for req, eid in zip(requests, enrollment_ids, strict=True):
         pin = plan_input(0, req)
         ck = (
@@ -392,12 +337,12 @@ def enroll_many(
         )
         if len(batch) >= 5000:
             insert_outbox_rows(session, batch)
-            result.planned += len(batch)
+            planned_rows += len(batch)
             batch = []
     if batch:
         insert_outbox_rows(session, batch)
-        result.planned += len(batch)
-    return result
+        planned_rows += len(batch)
+    return planned_rows
 
 
 def enroll(
@@ -496,8 +441,3 @@ def withdraw(
         cancelled=cancelled,
     )
     return int(cancelled)
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
