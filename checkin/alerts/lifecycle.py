@@ -27,6 +27,13 @@ chest pain" must page someone again), sets level 0 due *now*: the caller issues 
 transaction (``notify.alert_changed``); if a caller cannot (the delivery callback has no
 renderer), the escalation sweep issues it on its next tick.
 
+Alerts never go quiet. A new urgent/emergency red flag joining an *acknowledged* alert, or
+bringing a flag the *open* alert did not have yet, starts a new notification round: the alert
+is open again (needs acknowledgement), its ladder restarts at level 0 and ``escalation_round``
+goes up by one, so the round's outbox keys are new and each round notifies exactly once (step
+0 goes to the assignee, if any, instead of the whole team). The same flags again on an open
+alert join silently (storm suppression). A severity rise also starts a new round.
+
 Staff actions: ``acknowledge`` (idempotent; stops escalation) and ``resolve`` (needs a note),
 each audited with the nurse's email as the actor.
 """
@@ -74,7 +81,8 @@ _RANK = {"none": 0, "low": 0, "watch": 1, "urgent": 2, "emergency": 3}
 @dataclass(frozen=True)
 class AlertChange:
     """What happened to the patient's alert: ``opened`` (new alert) or joined an unresolved one;
-    ``renotify`` is True when a new alert opened or the joined alert's severity rose."""
+    ``renotify`` is True when a new alert opened or the join started a new round (severity
+    rose, or a new red flag on an acknowledged alert or with a flag the alert lacked)."""
 
     alert: Alert
     opened: bool
@@ -140,6 +148,7 @@ def raise_or_join(
             status=AlertStatus.OPEN,
             inbound_id=inbound.id if inbound else None,
             escalation_level=0,
+            escalation_round=0,
             next_escalation_at=now,
             opened_at=now,
             updated_at=now,
@@ -163,11 +172,23 @@ def raise_or_join(
         return AlertChange(alert, opened=True, renotify=True)
     rose = rank(severity) > rank(alert.severity)
     merged = sorted(set(alert.flags or []) | set(flags))
+    was = alert.status
+    # A red flag on an acknowledged alert is news to whoever acknowledged it (the patient is told
+    # a nurse will call); on an open one only a flag it lacked is: the same flags again are the
+    # worried texts that storm suppression keeps to one page.
+    again = (
+        kind == AlertKind.RED_FLAG
+        and rank(severity) >= rank("urgent")
+        and (was == AlertStatus.ACKNOWLEDGED or not set(flags) <= set(alert.flags or []))
+    )
+    new_round = rose or again
     if rose:
         alert.severity = severity
-        # The ladder restarts for the new severity; an acknowledged alert is open again, since
-        # whoever acknowledged it did so for the lesser problem.
+    if new_round:
+        # The ladder restarts as a new round; an acknowledged alert is open again, since whoever
+        # acknowledged it did so for what the patient had said before.
         alert.status, alert.escalation_level, alert.next_escalation_at = AlertStatus.OPEN, 0, now
+        alert.escalation_round = (alert.escalation_round or 0) + 1
     # Assign a new list: SQLAlchemy does not see in-place changes to a JSON column.
     alert.flags = merged
     alert.updated_at = now
@@ -182,10 +203,13 @@ def raise_or_join(
         severity=alert.severity,
         flags=merged,
         severity_rose=rose,
+        new_round=new_round,
+        round=alert.escalation_round,
+        was_status=was,
         reason=reason,
         inbound_id=inbound.id if inbound else None,
     )
-    return AlertChange(alert, opened=False, renotify=rose)
+    return AlertChange(alert, opened=False, renotify=new_round)
 
 
 def raise_for_assessment(
@@ -359,10 +383,21 @@ def resolve(session: Session, alert_id: int, *, by: str, note: str, now: datetim
     )
 
 
-def take_step(session: Session, alert: Alert, level: int, *, next_at: datetime | None, now: datetime) -> bool:
-    """Escalate an open ``alert`` from ``level`` to the next, due again at ``next_at``: a
-    compare-and-set on status, level and severity, so of two workers (or a worker and a
-    nurse acknowledging) exactly one wins. False if this caller lost."""
+def take_step(
+    session: Session,
+    alert: Alert,
+    level: int,
+    *,
+    next_at: datetime | None,
+    now: datetime,
+    issued: int | None = None,
+) -> bool:
+    """Escalate an open ``alert`` from ``level`` to the one after ``issued`` (default
+    ``level``; larger when overdue repeats are skipped), due again at ``next_at``: a
+    compare-and-set on status, level, severity and round, so of two workers (or a worker and
+    a nurse acknowledging, or a new red flag restarting the round) exactly one wins. False if
+    this caller lost."""
+    new_level = (level if issued is None else issued) + 1
     won = session.execute(
         update(Alert)
         .where(
@@ -370,12 +405,13 @@ def take_step(session: Session, alert: Alert, level: int, *, next_at: datetime |
             Alert.status == AlertStatus.OPEN,
             Alert.escalation_level == level,
             Alert.severity == alert.severity,
+            Alert.escalation_round == alert.escalation_round,
         )
-        .values(escalation_level=level + 1, next_escalation_at=next_at, updated_at=now)
+        .values(escalation_level=new_level, next_escalation_at=next_at, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if won:
-        set_committed_value(alert, "escalation_level", level + 1)
+        set_committed_value(alert, "escalation_level", new_level)
         set_committed_value(alert, "next_escalation_at", next_at)
     return bool(won)
 

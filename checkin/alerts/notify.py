@@ -9,8 +9,13 @@ rises, via ``alert_changed``, and by the escalation sweep):
   (``UPDATE alerts SET escalation_level = k+1 … WHERE id = ? AND escalation_level = k AND
   status = 'open'``): of two sweeps racing, or a sweep racing an acknowledgement, exactly one
   wins; the loser issues nothing. The messages are outbox rows with deterministic keys
-  ``alert:<id>:<severity>:<step>:<target>:<recipient>`` inserted with ``ON CONFLICT DO
-  NOTHING``, a second guard: whatever races, a step's message to one person exists once.
+  ``alert:<id>:r<round>:<severity>:<step>:<target>:<recipient>`` inserted with ``ON CONFLICT DO
+  NOTHING``, a second guard: whatever races, a step's message to one person exists once per
+  round (``checkin.alerts.lifecycle`` starts a new round when a new red flag re-opens the alert).
+- **Never quiet.** For urgent and emergency alerts the last step repeats every
+  ``repeat_every`` of the team until someone acknowledges; repeats are levels past the ladder's
+  end (level *n+j* is due ``after_last + (j+1)·repeat_every``). A sweep that runs late sends the
+  latest overdue repeat only, never a burst of missed ones.
 - **Through the outbox.** Rows are ``urgent`` (first in the queue, ignore the patients' send
   window), prerendered (``body``/``subject``/``html``, ``recipient``) and carry no
   ``patient_id``: a patient's STOP or a Twilio 21610 holds *that patient's* SMS, never a page to
@@ -22,7 +27,9 @@ rises, via ``alert_changed``, and by the escalation sweep):
   (``enrollment.care_team`` → ``CareTeams.for_name``; the default team without a care-team
   file is CHECKIN_ALERT_EMAILS), one message each with a link signed for that nurse.
   ``on_call_sms``/``on_call_email``: the team's on-call contact; a team without one (the
-  default team) gets the team email instead, so a ladder step always tells someone.
+  default team) gets the team email instead, so a ladder step always tells someone. Step 0 of
+  an alert with an assignee goes to the assignee instead of the team email (on-call targets
+  stay): the person who has it in hand hears of the new red flag first.
 
 Functions add to the caller's session and never commit.
 """
@@ -99,12 +106,13 @@ class Recipient:
     address: str
 
 
-def recipients(team: CareTeam, targets: Sequence[str]) -> list[Recipient]:
-    """Who a ladder step's ``targets`` reach, deduplicated per (channel, address)."""
+def recipients(team: CareTeam, targets: Sequence[str], assignee: str | None = None) -> list[Recipient]:
+    """Who a ladder step's ``targets`` reach, deduplicated per (channel, address); with an
+    ``assignee``, the team email reaches the assignee only."""
     out: dict[tuple[str, str], Recipient] = {}
 
     def team_emails(target: str) -> None:
-        for email in team.emails:
+        for email in (assignee,) if assignee else team.emails:
             out.setdefault(("email", email), Recipient(target, "email", email))
 
     on_call = team.on_call
@@ -133,29 +141,55 @@ def ack_link(settings: Settings, alert_id: int, recipient: str, now: datetime) -
 
 
 def outbox_key(alert: Alert, level: int, r: Recipient) -> str:
-    key = f"alert:{alert.id}:{alert.severity}:{level}:{r.target}:{r.address}"
+    """``alert:<id>:r<round>:<severity>:<level>:<target>:<address>``: one message per person,
+    step and round, whichever worker composes it."""
+    head = f"alert:{alert.id}:r{alert.escalation_round or 0}:{alert.severity}:{level}:{r.target}"
+    key = f"{head}:{r.address}"
     if len(key) > KEY_LIMIT:  # a very long address: still deterministic, still unique
-        digest = hashlib.sha256(r.address.encode()).hexdigest()[:24]
-        key = f"alert:{alert.id}:{alert.severity}:{level}:{r.target}:{digest}"
+        key = f"{head}:{hashlib.sha256(r.address.encode()).hexdigest()[:24]}"
     return key
 
 
 # ---- escalation ---------------------------------------------------------------------------
 
 
-def _step_due(alert: Alert, team: CareTeam) -> tuple[int, datetime, datetime | None] | None:
-    """(level, when step ``level`` is due, when the one after is due) or None if nothing is left.
+def _offset(team: CareTeam, severity: str, level: int) -> timedelta | None:
+    """When level ``level`` is due after the ladder (re)started; None past a ladder's end
+    that does not repeat."""
+    steps = team.steps(severity)
+    if level < len(steps):
+        return steps[level].after
+    every = team.repeat(severity)
+    if every is None or not steps:
+        return None
+    return steps[-1].after + (level - len(steps) + 1) * every
+
+
+@dataclass(frozen=True)
+class _Due:
+    level: int  # the alert's level now
+    issue: int  # the level to issue (past ``level`` only when overdue repeats are skipped)
+    at: datetime  # when ``level`` fell due
+    next_at: datetime | None  # when the level after ``issue`` falls due
+
+
+def _step_due(alert: Alert, team: CareTeam, now: datetime) -> _Due | None:
+    """The next step of ``alert``'s ladder, or None if nothing is left.
 
     ``next_escalation_at`` holds, at level 0, the instant the ladder (re)started (set by
     ``checkin.alerts.lifecycle``); at level k > 0 the due time of step k. So the start is recoverable and
     every step stays on the ladder's clock even when the sweep runs late."""
-    steps = team.steps(alert.severity)
     level = alert.escalation_level
-    if alert.next_escalation_at is None or level >= len(steps):
+    off = _offset(team, alert.severity, level)
+    if alert.next_escalation_at is None or off is None:
         return None
-    start = alert.next_escalation_at - (steps[level].after if level > 0 else timedelta(0))
-    nxt = start + steps[level + 1].after if level + 1 < len(steps) else None
-    return level, start + steps[level].after, nxt
+    start = alert.next_escalation_at - (off if level > 0 else timedelta(0))
+    due, issue = start + off, level
+    every = team.repeat(alert.severity)
+    if every is not None and level >= len(team.steps(alert.severity)) and now > due:
+        issue = level + (now - due) // every  # a late sweep sends the latest repeat only
+    nxt = _offset(team, alert.severity, issue + 1)
+    return _Due(level, issue, due, start + nxt if nxt is not None else None)
 
 
 def escalate(
@@ -175,21 +209,20 @@ def escalate(
     team = team_for(session, alert, teams)
     inserted = 0
     while alert.status == AlertStatus.OPEN:
-        due = _step_due(alert, team)
+        due = _step_due(alert, team, now)
         if due is None:
             if alert.next_escalation_at is not None:  # ladder finished (or shortened by an edit)
                 lifecycle.end_ladder(session, alert)
             break
-        level, due_at, nxt = due
-        if due_at > now:
+        if due.at > now:
             break
-        if not lifecycle.take_step(session, alert, level, next_at=nxt, now=now):
-            break  # another worker took this step, or a nurse acknowledged meanwhile
+        if not lifecycle.take_step(session, alert, due.level, next_at=due.next_at, now=now, issued=due.issue):
+            break  # another worker took this step, a nurse acknowledged, or a new round began
         inserted += issue_step(
             session,
             alert,
             team,
-            level,
+            due.issue,
             settings=settings,
             renderer=renderer,
             now=now,
@@ -211,10 +244,11 @@ def issue_step(
     actor: str = "system",
     current: InboundMessage | None = None,
 ) -> int:
-    """Insert step ``level``'s messages (idempotent by key); returns rows inserted."""
+    """Insert step ``level``'s messages (idempotent by key); returns rows inserted. Levels
+    past the ladder's end repeat its last step."""
     steps = team.steps(alert.severity)
-    step = steps[level]
-    people = recipients(team, step.notify)
+    step = steps[min(level, len(steps) - 1)]
+    people = recipients(team, step.notify, alert.assigned_to if level == 0 else None)
     if not people:
         ops.error(
             "alert step reaches nobody: the team has no emails and no on-call contact",
@@ -230,7 +264,7 @@ def issue_step(
                 alert,
                 settings=settings,
                 renderer=renderer,
-                level=level,
+                level=min(level, len(steps) - 1),
                 steps=len(steps),
                 link=link,
                 current=current,
@@ -268,10 +302,15 @@ def issue_step(
         session,
         at=now,
         actor=actor,
-        action="alert.notified" if level == 0 else "alert.escalated",
+        action="alert.notified"
+        if level == 0
+        else "alert.escalated"
+        if level < len(steps)
+        else "alert.repeated",
         patient_ref=base_ctx["reference"] if base_ctx else None,
         subject=f"alert:{alert.id}",
         severity=alert.severity,
+        round=alert.escalation_round,
         step=level,
         targets=list(step.notify),
         team=team.id,
@@ -292,8 +331,8 @@ def alert_changed(
     teams: CareTeams,
     current: InboundMessage | None = None,
 ) -> int:
-    """Notify at once for a new alert or a severity rise (``change.renotify``); a join without
-    a rise says nothing (storm suppression). Returns outbox rows inserted."""
+    """Notify at once for a new alert or a new round (``change.renotify``); a join that starts
+    no round says nothing (storm suppression). Returns outbox rows inserted."""
     if change is None or not change.renotify:
         return 0
     return escalate(

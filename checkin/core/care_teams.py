@@ -9,6 +9,7 @@
         nurses:
           - {name: Dana Reyes, email: dana@example.org, phone: "+15555550101"}
         on_call: {name: On-call spine nurse, email: oncall@example.org, phone: "+15555550199"}
+        repeat_every: 30m           # the last urgent/emergency step repeats until acknowledged
         escalation:                 # per severity: steps, each `after` the alert opened
           emergency:
             - {after: 0m, notify: [team_email, on_call_sms]}
@@ -21,6 +22,10 @@
             - {after: 0m, notify: [team_email]}
 
 Without the file, the team ``default`` mails ``CHECKIN_ALERT_EMAILS`` with ``DEFAULT_LADDER``.
+
+An unacknowledged urgent or emergency alert never goes quiet: after its ladder's last step,
+that step repeats every ``repeat_every`` (default ``DEFAULT_REPEAT``; there is no "off").
+Watch-level ladders do not repeat (the daily digest lists those alerts).
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from checkin.errors import ScheduleError, ScheduleErrors
 
 SEVERITIES = ("emergency", "urgent", "watch")
 TARGETS = ("team_email", "on_call_sms", "on_call_email")
+REPEATING = ("emergency", "urgent")
+DEFAULT_REPEAT = timedelta(minutes=30)
+MIN_REPEAT = timedelta(minutes=5)
 FILE_NAME = CARE_TEAMS_FILE
 
 
@@ -60,9 +68,15 @@ class CareTeam:
     nurses: tuple[Contact, ...]
     on_call: Contact | None
     ladder: Mapping[str, tuple[EscalationStep, ...]]
+    repeat_every: timedelta = DEFAULT_REPEAT
 
     def steps(self, severity: str) -> tuple[EscalationStep, ...]:
         return self.ladder.get(severity, ())
+
+    def repeat(self, severity: str) -> timedelta | None:
+        """How often the last step of ``severity``'s ladder repeats until acknowledged (None:
+        the ladder ends after its last step)."""
+        return self.repeat_every if severity in REPEATING else None
 
     @property
     def emails(self) -> tuple[str, ...]:
@@ -172,7 +186,7 @@ def _contact(node: object, parent: LineMap, key: str, err: Any) -> Contact | Non
 
 
 def _team(node: LineMap, err: Any) -> CareTeam | None:
-    _unknown(node, ("id", "name", "nurses", "on_call", "escalation"), err)
+    _unknown(node, ("id", "name", "nurses", "on_call", "escalation", "repeat_every"), err)
     team_id = node.get("id")
     if not isinstance(team_id, str) or not team_id:
         err(node, "id" if "id" in node else None, "a team needs an id")
@@ -200,12 +214,22 @@ def _team(node: LineMap, err: Any) -> CareTeam | None:
                 steps = _ladder(esc[severity], esc, str(severity), err, on_call)
                 if steps is not None:
                     ladder[str(severity)] = steps
+    repeat_every = DEFAULT_REPEAT
+    if "repeat_every" in node:
+        parsed, problem = parse_duration(node["repeat_every"])
+        if problem or parsed is None:
+            err(node, "repeat_every", problem or "must be a duration such as 30m")
+        elif parsed < MIN_REPEAT:
+            err(node, "repeat_every", f"must be at least {int(MIN_REPEAT.total_seconds() // 60)}m")
+        else:
+            repeat_every = parsed
     return CareTeam(
         id=team_id,
         name=str(node.get("name") or team_id),
         nurses=tuple(nurses),
         on_call=on_call,
         ladder=ladder,
+        repeat_every=repeat_every,
     )
 
 

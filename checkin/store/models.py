@@ -339,6 +339,9 @@ class Alert(Base):
     status: Mapped[str] = mapped_column(String(16), default=AlertStatus.OPEN)
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    # Which notification round the ladder is in: bumped by checkin.alerts.lifecycle when a new
+    # red flag re-opens the alert, so the new round's outbox keys differ from the last one's.
+    escalation_round: Mapped[int] = mapped_column(Integer, default=0)
     next_escalation_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -36,7 +36,7 @@ def test_it_queues_one_email_per_nurse_and_nothing_more_for_an_urgent_reply(serv
     rows = staff_rows(services)
     assert sorted((r.channel, r.recipient) for r in rows) == [("email", n) for n in NURSES]
     assert all(r.urgent and r.status == "pending" and r.patient_id is None and r.due_at == NOW for r in rows)
-    assert {r.key for r in rows} == {f"alert:{result.alert_id}:urgent:0:team_email:{n}" for n in NURSES}
+    assert {r.key for r in rows} == {f"alert:{result.alert_id}:r0:urgent:0:team_email:{n}" for n in NURSES}
 
 
 def test_it_pages_the_on_call_phone_at_once_for_an_emergency_with_no_phi(services: Services) -> None:
