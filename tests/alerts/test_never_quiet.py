@@ -70,7 +70,7 @@ def test_a_second_red_flag_after_ack_notifies_each_nurse_once_and_a_third_does_n
     assert not third.renotify
     assert escalate_once(services, NOW + at(7)) == 0
     assert sum(rounds(services).values()) == 4
-    joined = [e for e in audit(services, "alert.joined")]
+    joined = list(audit(services, "alert.joined"))
     assert [(e.detail or {}).get("new_round") for e in joined] == [True, False]
 
 
