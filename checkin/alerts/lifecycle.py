@@ -27,12 +27,12 @@ chest pain" must page someone again), sets level 0 due *now*: the caller issues 
 transaction (``notify.alert_changed``); if a caller cannot (the delivery callback has no
 renderer), the escalation sweep issues it on its next tick.
 
-Alerts never go quiet. A new urgent/emergency red flag joining an *acknowledged* alert, or
-bringing a flag the *open* alert did not have yet, starts a new notification round: the alert
-is open again (needs acknowledgement), its ladder restarts at level 0 and ``escalation_round``
-goes up by one, so the round's outbox keys are new and each round notifies exactly once (step
-0 goes to the assignee, if any, instead of the whole team). The same flags again on an open
-alert join silently (storm suppression). A severity rise also starts a new round.
+Alerts never go quiet. A new urgent/emergency red flag joining an *acknowledged* alert starts
+a new notification round: the alert is open again (needs acknowledgement), its ladder restarts
+at level 0 and ``escalation_round`` goes up by one, so the round's outbox keys are new and each
+round notifies exactly once (step 0 goes to the assignee, if any, instead of the whole team). A
+severity rise also starts a new round. Any other join of an *open* alert is silent (storm
+suppression): its ladder is running and, for urgent/emergency, repeats until acknowledged.
 
 Staff actions: ``acknowledge`` (idempotent; stops escalation) and ``resolve`` (needs a note),
 each audited with the nurse's email as the actor.
@@ -82,7 +82,7 @@ _RANK = {"none": 0, "low": 0, "watch": 1, "urgent": 2, "emergency": 3}
 class AlertChange:
     """What happened to the patient's alert: ``opened`` (new alert) or joined an unresolved one;
     ``renotify`` is True when a new alert opened or the join started a new round (severity
-    rose, or a new red flag on an acknowledged alert or with a flag the alert lacked)."""
+    rose, or an urgent/emergency red flag joined an acknowledged alert)."""
 
     alert: Alert
     opened: bool
@@ -174,12 +174,10 @@ def raise_or_join(
     merged = sorted(set(alert.flags or []) | set(flags))
     was = alert.status
     # A red flag on an acknowledged alert is news to whoever acknowledged it (the patient is told
-    # a nurse will call); on an open one only a flag it lacked is: the same flags again are the
-    # worried texts that storm suppression keeps to one page.
+    # a nurse will call). On an open alert it is not: its ladder is still paging, and the worried
+    # texts in a row are what storm suppression keeps to one page.
     again = (
-        kind == AlertKind.RED_FLAG
-        and rank(severity) >= rank("urgent")
-        and (was == AlertStatus.ACKNOWLEDGED or not set(flags) <= set(alert.flags or []))
+        kind == AlertKind.RED_FLAG and rank(severity) >= rank("urgent") and was == AlertStatus.ACKNOWLEDGED
     )
     new_round = rose or again
     if rose:
@@ -189,6 +187,8 @@ def raise_or_join(
         # acknowledged it did so for what the patient had said before.
         alert.status, alert.escalation_level, alert.next_escalation_at = AlertStatus.OPEN, 0, now
         alert.escalation_round = (alert.escalation_round or 0) + 1
+        # It needs acknowledging again; who acknowledged before stays in the audit log.
+        alert.acknowledged_at = alert.acknowledged_by = None
     # Assign a new list: SQLAlchemy does not see in-place changes to a JSON column.
     alert.flags = merged
     alert.updated_at = now

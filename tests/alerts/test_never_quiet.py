@@ -59,6 +59,7 @@ def test_a_second_red_flag_after_ack_notifies_each_nurse_once_and_a_third_does_n
     assert second.alert_id == first.alert_id and second.renotify
     (alert,) = alerts(services)
     assert (alert.status, alert.escalation_round, alert.escalation_level) == ("open", 1, 1)
+    assert (alert.acknowledged_by, alert.acknowledged_at) == (None, None)
     assert rounds(services) == {
         ("r0", NURSES[0]): 1,
         ("r0", NURSES[1]): 1,
@@ -74,12 +75,13 @@ def test_a_second_red_flag_after_ack_notifies_each_nurse_once_and_a_third_does_n
     assert [(e.detail or {}).get("new_round") for e in joined] == [True, False]
 
 
-def test_a_new_flag_on_an_open_alert_starts_a_round_and_the_assignee_hears_first(services: Services) -> None:
+def test_a_new_round_tells_the_assignee_and_not_the_whole_team(services: Services) -> None:
     _, _, phone = add_patient(services)
     first = reply(services, phone, FEVER)
     assert first.alert_id is not None
     with services.sessions.begin() as s:
         assert alerts_mod.assign(s, first.alert_id, to=NURSES[1], now=NOW + at(1)) is not None
+    ack(services, first.alert_id, NURSES[1], 2)
     second = reply(services, phone, FELL, NOW + at(3))
     assert second.renotify
     r1 = [r for r in staff_rows(services) if r.key.split(":")[2] != "r0"]
