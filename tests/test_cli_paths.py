@@ -79,7 +79,8 @@ def test_a_past_surgery_date_needs_force_and_says_what_would_and_would_not_be_se
     assert (
         "262 day(s) in the past" in line
         and "would still be sent" in line
-        and "would not (wound-check" in line
+        and "would not (" in line
+        and "daily-check" in line
     )
     assert "--force" in line
     assert "0 enrollment(s)" in run("patients", "list").output  # nothing written
@@ -114,7 +115,7 @@ def test_reschedule_shows_what_moves_and_asks_first(run: Run) -> None:
     declined = run("reschedule", "100234", "--surgery-date", earlier, input="n\n")
     assert declined.exit_code == 1 and "Aborted" in declined.output
     assert f"surgery {SOON.isoformat()} -> {earlier}" in declined.output
-    assert "would be cancelled, their time now past (" in declined.output and "wound-check" in declined.output
+    assert "would be cancelled, their time now past (" in declined.output and "daily-check" in declined.output
     shown = run("patients", "show", "100234", "--by", "nurse")
     assert "rescheduled" not in shown.output and "cancelled" not in shown.output  # nothing applied
     applied = run("reschedule", "100234", "--surgery-date", earlier, input="y\n")

@@ -48,9 +48,17 @@ def promises() -> list[tuple[str, str, str]]:
     return out
 
 
+# "If yes, call 911": the condition is the answer to the question the template asks.
+ANSWER = re.compile(r"^(?:yes|es s[ií])$", re.IGNORECASE)
+PLAIN_YES = {"en": "yes", "es": "sí"}
+
+
 def as_reply(condition: str, lang: str) -> str:
     """The patient stating the condition: "you cannot move or feel your legs" -> "I cannot
-    move or feel my legs"; "or" becomes "and" so every part is stated."""
+    move or feel my legs"; "or" becomes "and" so every part is stated. A promise made on the
+    answer itself ("If yes, call 911") is met by the patient's plain yes."""
+    if ANSWER.match(condition.strip()):
+        return PLAIN_YES[lang]
     words = FIRST_PERSON[lang]
     text = condition
     for a in sorted(words, key=len, reverse=True):
@@ -59,6 +67,13 @@ def as_reply(condition: str, lang: str) -> str:
 
 
 PROMISES = promises()
+# A bare YES is an emergency only as the answer to the question that made the promise: under
+# `general` the triage contract says a bare YES means nothing, so those cases run in context only.
+CASES = [
+    (template, lang, condition, context)
+    for template, lang, condition in PROMISES
+    for context in (("from_template",) if ANSWER.match(condition.strip()) else ("general", "from_template"))
+]
 
 
 def test_the_templates_make_specific_911_promises() -> None:
@@ -67,8 +82,7 @@ def test_the_templates_make_specific_911_promises() -> None:
     assert {lang for _t, lang, _c in PROMISES} == {"en", "es"}
 
 
-@pytest.mark.parametrize(("template", "lang", "condition"), PROMISES)
-@pytest.mark.parametrize("context", ["general", "from_template"])
+@pytest.mark.parametrize(("template", "lang", "condition", "context"), CASES)
 def test_a_reply_stating_a_911_condition_is_an_emergency(
     template: str, lang: str, condition: str, context: str
 ) -> None:
