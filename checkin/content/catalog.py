@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from checkin.config import Settings
+from checkin.content.hl7_mapping import HL7_FILE, check_hl7_mapping
 from checkin.content.lint import Site, measuring_contexts, site_problems
 from checkin.content.render import (
     QUITLINES,
@@ -25,7 +26,7 @@ from checkin.core.care_teams import FILE_NAME as CARE_TEAMS_FILE
 from checkin.core.care_teams import parse_care_teams
 from checkin.core.schedule import KNOWN_ATTRIBUTES, PlanInput, Schedule
 from checkin.core.schedule.anchors import followup_for
-from checkin.core.schedule.load import load_schedule
+from checkin.core.schedule.load import NOT_SCHEDULES, load_schedule
 from checkin.core.schedule.load import load_schedules as _load_schedules
 from checkin.core.schedule.model import Appointment
 from checkin.core.suggest import unknown
@@ -36,8 +37,8 @@ from checkin.states import ChannelName
 
 
 def schedule_files(directory: Path) -> list[Path]:
-    """The schedule files of a directory: every ``*.yaml`` except the care-team file."""
-    return sorted(p for p in directory.glob("*.yaml") if p.name != CARE_TEAMS_FILE)
+    """The schedule files of a directory: every ``*.yaml`` except the care-team and HL7 files."""
+    return sorted(p for p in directory.glob("*.yaml") if p.name not in NOT_SCHEDULES)
 
 
 def load_schedules(directory: Path, renderer: Renderer) -> dict[str, Schedule]:
@@ -71,7 +72,10 @@ def validate_paths(
     rules apply (``checkin.content.lint``); without, with the sample patient."""
     report = ValidationReport()
     seen: dict[str, Path] = {}
+    loaded: list[Schedule] = []
     for path in paths:
+        if path.name == HL7_FILE:
+            continue  # after the schedules: it must name theirs
         if path.name == CARE_TEAMS_FILE:
             try:
                 teams = parse_care_teams(path.read_text(encoding="utf-8"), str(path), alert_emails)
@@ -88,6 +92,7 @@ def validate_paths(
             report.errors.append(f"{path}: id: {schedule.id!r} is also the id of {seen[schedule.id]}")
             continue
         seen[schedule.id] = path
+        loaded.append(schedule)
         # Measured as this site's patients will get them (see checkin.content.lint).
         contexts = (
             measuring_contexts(site.clinic_name, site.clinic_phone, site.emergency_number, site.crisis_line)
@@ -106,6 +111,9 @@ def validate_paths(
                     f"  sms {r['language']} {r['message']:<28} {r['encoding'] or '-':<5} "
                     f"{r['segments'] if r['segments'] is not None else '-'} segment(s)"
                 )
+    for path in paths:
+        if path.name == HL7_FILE:
+            check_hl7_mapping(path, loaded or None, report.errors, report.info)
     return report
 
 

@@ -488,15 +488,17 @@ def _with_source(schedule: Schedule, source: str) -> Schedule:
     return replace(schedule, source=source)
 
 
-# Lives beside the schedules but is not one (checkin.core.care_teams reads it).
+# Live beside the schedules but are not ones (checkin.core.care_teams and checkin.core.hl7 read them).
 CARE_TEAMS_FILE = "care-teams.yaml"
+HL7_MAPPING_FILE = "hl7.yaml"
+NOT_SCHEDULES = frozenset({CARE_TEAMS_FILE, HL7_MAPPING_FILE})
 
 
 def _schedule_files(source: Path | Iterable[Path]) -> list[Path]:
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         directory = Path(source)
         found = [*directory.glob("*.yaml"), *directory.glob("*.yml")]
-        return sorted(p for p in found if p.name != CARE_TEAMS_FILE)
+        return sorted(p for p in found if p.name not in NOT_SCHEDULES)
     if isinstance(source, (str, Path)):
         return [Path(source)]
     return [Path(p) for p in source]

@@ -1,0 +1,1 @@
+"""HL7 v2 in, FHIR R4 out: the EHR integration."""
