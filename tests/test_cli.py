@@ -182,8 +182,8 @@ def test_it_imports_a_csv_and_reports_bad_rows_by_line_and_column(run, tmp_path:
     csv_file = tmp_path / "p.csv"
     csv_file.write_text(
         "mrn,first_name,phone,procedure,surgery_date\n"
-        "1,Ana,6175550123,lumbar-fusion,2030-01-10\n"
-        "2,Bo,6175550124,knee,2030-01-10\n"
+        f"1,Ana,6175550123,lumbar-fusion,{SOON}\n"
+        f"2,Bo,6175550124,knee,{SOON}\n"
     )
     bad = run("import", str(csv_file))
     assert (

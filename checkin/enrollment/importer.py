@@ -23,6 +23,7 @@ from checkin.core.schedule import Schedule
 from checkin.enrollment.csvfile import CsvFormat, check_header, detect_format, iter_rows, read_header
 from checkin.enrollment.enroll import EnrollRequest, EnrollResult, enroll_many, parse_request
 from checkin.enrollment.phones import region_problem, region_refused
+from checkin.enrollment.sanity import phone_holders, surgery_date_problem
 from checkin.errors import EnrollmentError, ImportRowError
 from checkin.states import EnrollmentStatus
 from checkin.store.models import Enrollment, Patient
@@ -69,6 +70,9 @@ class ImportReport:
     file_errors: bool = False
     format: CsvFormat | None = None
     rejects: int = 0  # rows written to the rejects file
+    # Rows enrolled although odd (a surgery date let through by ``force``, a phone another
+    # patient has): each ``row:column: what``, for the clerk to check.
+    warnings: list[ImportRowError] = field(default_factory=list)
 
 
 def _procedure_ids(schedules: Mapping[str, Schedule]) -> dict[str, str]:
@@ -154,12 +158,16 @@ def import_csv(
     rejects: Path | None = None,
     encoding: str | None = None,
     numbers: EmergencyNumbers | None = None,
+    force: bool = False,
 ) -> ImportReport:
     """Validate every row, then enroll; with any bad row nothing is written unless
     ``skip_bad_rows``. A problem of the file itself (encoding, header, an unreadable line) is
-    reported as such (``file_errors``) and nothing is written. ``rejects``: a CSV file that receives every bad row with its line and
-    problem. ``encoding``: the file's codec, instead of detecting it. ``numbers``: the site's
-    emergency numbers; a phone outside the regions they serve is a bad row."""
+    reported as such (``file_errors``) and nothing is written. ``rejects``: a CSV file that
+    receives every bad row with its line and problem. ``encoding``: the file's codec, instead of
+    detecting it. ``numbers``: the site's emergency numbers; a phone outside the regions they
+    serve is a bad row. A surgery date in the past or over a year ahead is a bad row saying what
+    would and would not be sent, unless ``force``, which enrolls it with a warning instead; a
+    phone shared with another patient (in the file or enrolled) is always only a warning."""
     report = ImportReport()
     try:
         report.format = fmt = detect_format(path, encoding)
@@ -183,7 +191,8 @@ def import_csv(
     )
     with ExitStack() as stack:
         fh = stack.enter_context(rejects.open("w", encoding="utf-8", newline="")) if rejects else None
-        bad_lines = _validate(session, rows, report, _Rejects(fh, header, fmt.delimiter), progress)
+        checks = _RowChecks(session, rows.schedules, now=now, force=force, report=report)
+        bad_lines = _validate(rows, report, _Rejects(fh, header, fmt.delimiter), checks, progress)
     report.errors.sort(key=lambda e: e.line)
     if report.file_errors or (report.errors and not skip_bad_rows):
         return report
@@ -192,11 +201,65 @@ def import_csv(
     return report
 
 
+class _RowChecks:
+    """The checks a parsed row needs beyond its own fields: its surgery date against today, and
+    (a chunk at a time, one query each) the database's enrolled patients."""
+
+    def __init__(
+        self,
+        session: Session,
+        schedules: Mapping[str, Schedule],
+        *,
+        now: datetime,
+        force: bool,
+        report: ImportReport,
+    ) -> None:
+        self.session, self.schedules, self.now, self.force = session, schedules, now, force
+        self.warnings = report.warnings
+        self.phone_mrn: dict[str, tuple[str, int]] = {}  # phone -> (first MRN, line) in the file
+
+    def date(self, line: int, req: EnrollRequest) -> ImportRowError | None:
+        """The row's error for an odd surgery date; with ``force`` a warning instead."""
+        odd = surgery_date_problem(self.schedules[req.procedure], req, now=self.now)
+        if odd is None:
+            return None
+        if self.force:
+            self.warnings.append(ImportRowError(line, "surgery_date", odd))
+            return None
+        return ImportRowError(line, "surgery_date", f"{odd}; check the date, or import with --force")
+
+    def phone_in_file(self, line: int, req: EnrollRequest) -> None:
+        if not req.phone:
+            return
+        first = self.phone_mrn.setdefault(req.phone, (req.mrn, line))
+        if first[0] != req.mrn:
+            self.warnings.append(
+                ImportRowError(line, "phone", f"{req.phone} is also the phone of line {first[1]}'s patient")
+            )
+
+    def enrolled(self, pending: list[tuple[int, dict[str, str], EnrollRequest]]) -> set[tuple[str, str]]:
+        """The (MRN, procedure) pairs of ``pending`` already enrolled; warns of each row whose
+        phone an enrolled patient with another MRN has."""
+        requests = [r for _, _, r in pending]
+        holders = phone_holders(self.session, {r.phone for r in requests if r.phone})
+        for line, _, req in pending:
+            others = sorted({ref for mrn, ref in holders.get(req.phone or "", ()) if mrn != req.mrn})
+            if others:
+                self.warnings.append(
+                    ImportRowError(
+                        line,
+                        "phone",
+                        f"{req.phone} is also the phone of enrolled patient(s) {', '.join(others)}",
+                    )
+                )
+        return _already_enrolled(self.session, requests)
+
+
 def _validate(
-    session: Session,
     rows: _Rows,
     report: ImportReport,
     rejects: _Rejects,
+    checks: _RowChecks,
     progress: Callable[[int], None] | None,
 ) -> set[int]:
     """First pass: every row's problems into ``report``; returns the lines not to enroll."""
@@ -210,7 +273,7 @@ def _validate(
         bad.add(line)
 
     def check_enrolled() -> None:
-        enrolled = _already_enrolled(session, [r for _, _, r in pending])
+        enrolled = checks.enrolled(pending)
         for line, row, req in pending:
             if (req.mrn, req.procedure) in enrolled:
                 reject(
@@ -228,6 +291,10 @@ def _validate(
             if isinstance(parsed, ImportRowError):
                 reject(line, row, parsed)
                 continue
+            odd_date = checks.date(line, parsed)
+            if odd_date is not None:
+                reject(line, row, odd_date)
+                continue
             key = (parsed.mrn, parsed.procedure)
             if key in first_line:
                 reject(
@@ -237,6 +304,7 @@ def _validate(
                 )
                 continue
             first_line[key] = line
+            checks.phone_in_file(line, parsed)
             pending.append((line, row, parsed))
             if len(pending) >= CHUNK:
                 check_enrolled()

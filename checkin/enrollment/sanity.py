@@ -60,17 +60,22 @@ def shared_phone(session: Session, phone: str | None, mrn: str) -> list[str]:
     """References of other patients with an active enrollment on ``phone``."""
     if not phone:
         return []
-    return sorted(
-        set(
-            session.scalars(
-                select(Patient.reference)
-                .join(Enrollment, Enrollment.patient_id == Patient.id)
-                .where(
-                    Patient.phone == phone, Patient.mrn != mrn, Enrollment.status == EnrollmentStatus.ACTIVE
-                )
-            )
-        )
-    )
+    return sorted({ref for other, ref in phone_holders(session, {phone}).get(phone, ()) if other != mrn})
+
+
+def phone_holders(session: Session, phones: set[str]) -> dict[str, list[tuple[str, str]]]:
+    """phone -> (MRN, reference) of each patient with an active enrollment on it."""
+    held: dict[str, list[tuple[str, str]]] = {}
+    listed = sorted(phones)
+    for i in range(0, len(listed), 500):
+        for phone, mrn, ref in session.execute(
+            select(Patient.phone, Patient.mrn, Patient.reference)
+            .join(Enrollment, Enrollment.patient_id == Patient.id)
+            .where(Patient.phone.in_(listed[i : i + 500]), Enrollment.status == EnrollmentStatus.ACTIVE)
+            .distinct()
+        ):
+            held.setdefault(phone or "", []).append((mrn, ref))
+    return held
 
 
 def _local_day(m: PlannedMessage) -> str:

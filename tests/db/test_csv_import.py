@@ -236,3 +236,17 @@ def test_a_repeat_past_the_first_chunk_is_still_found(
     assert not report.written
     assert [(e.line, e.column) for e in report.errors] == [(1202, "mrn")]
     assert "already on line 5" in report.errors[0].problem
+
+
+def test_an_odd_surgery_date_is_refused_unless_forced_and_then_a_warning(
+    session: Session, schedules: dict[str, Schedule], tmp_path: Path
+) -> None:
+    far = "A3,Cy,6175550125,,test-fusion,2027-06-01,,en,no,sms\n"  # 457 days after NOW
+    path = write(tmp_path, HEADER + ANA + far)
+    refused = run(session, schedules, path)
+    assert not refused.written and patients(session) == 0
+    assert [(e.line, e.column) for e in refused.errors] == [(3, "surgery_date")]
+    assert "more than a year" in refused.errors[0].problem
+    forced = run(session, schedules, path, force=True)
+    assert forced.written and patients(session) == 2 and not forced.errors
+    assert [(w.line, w.column) for w in forced.warnings] == [(3, "surgery_date")]

@@ -125,6 +125,6 @@ def test_an_import_row_with_a_uk_phone_is_a_bad_row(run, tmp_path: Path) -> None
         "1,Ann,+447400123456,lumbar-fusion,2030-01-10\n"
         "2,Bo,6175550124,lumbar-fusion,2030-01-10\n"
     )
-    result = run("import", str(path))
+    result = run("import", str(path), "--force")  # a fixed date may be far off; not what this tests
     assert result.exit_code == 1 and f"{path}:2:phone: +447400123456 is a GB number" in result.output
-    assert run("import", str(path), **UK).exit_code == 0
+    assert run("import", str(path), "--force", **UK).exit_code == 0

@@ -112,14 +112,21 @@ def enroll(
     help="Write every bad row, with its line and problem, to this CSV file.",
 )
 @click.option("--encoding", default=None, help="The file's encoding (default: detected; e.g. cp1252).")
+@click.option(
+    "--force", is_flag=True, help="Enroll rows with a surgery date in the past or over a year ahead."
+)
 @pass_app
 @fail_cleanly
-def import_(app: App, file: Path, skip_bad_rows: bool, rejects: Path | None, encoding: str | None) -> None:
+def import_(
+    app: App, file: Path, skip_bad_rows: bool, rejects: Path | None, encoding: str | None, force: bool
+) -> None:
     """Enroll every patient in a CSV file (header: mrn, first_name, phone, email, procedure,
     surgery_date, timezone, language, smoker, channel, attributes).
 
     With any bad row nothing is written, unless --skip-bad-rows. Problems print as
-    file:row:column: what is wrong.
+    file:row:column: what is wrong. A surgery date in the past or over a year ahead is a bad row
+    (saying what would and would not be sent) unless --force; a phone another patient has is a
+    warning.
     """
     from checkin.enrollment.csvfile import count_lines
     from checkin.enrollment.importer import EmergencyNumbers, import_csv
@@ -142,11 +149,14 @@ def import_(app: App, file: Path, skip_bad_rows: bool, rejects: Path | None, enc
             rejects=rejects,
             encoding=encoding,
             numbers=EmergencyNumbers.of(app.settings),
+            force=force,
         )
     if report.format is not None and report.format.note:
         click.echo(f"{file}: {report.format.note}", err=True)
     for err in report.errors:
         click.echo(f"{file}:{err}", err=True)
+    for warning in report.warnings:
+        click.echo(f"{file}:{warning} (warning)", err=True)
     if rejects is not None:
         click.echo(f"{report.rejects} bad row(s) written to {rejects}", err=True)
     if report.file_errors:
