@@ -182,138 +182,168 @@ def scopes(
     items: Sequence[Item], props: Sequence[int], caregiver: bool, inability: Callable[[int], bool] | None
 ) -> tuple[list[int], list[int], list[int]]:
     """``modifiers`` over precomputed ``leaf_props``: (mods, clause per item, term indices).
-    Clauses, clause cues, orphan-clause lending and the forward scopes are found in one pass;
-    a second pass over the terms only adds clause bits and the cues that follow a term."""
+    Clauses, clause cues, orphan-clause lending and the forward scopes are found in one pass
+    (``_Scan``); a second pass over the terms only adds clause bits and the cues that follow
+    a term (``_after``)."""
     n = len(items)
-    mods = [0] * n
-    clause = [-1] * n
-    terms: list[int] = []
-    # Per clause, the bits every term in it gets: its own cue bits, plus whatever later
-    # orphan clauses lend it (lendable cues; negation by a bare "no"; "it's gone now").
-    cbits: list[int] = []
-    last_with_term = -1
-    # the open clause
-    c = 0
-    bits = 0
-    has_term = content = orphan_res = nonempty = False
-    only_no = True
-    # forward scopes
-    neg_on = False
-    neg_kind = 0  # M_NEG or M_RES
-    neg_list = False
-    neg_end = 0
-    crossed = False
-    third_on = False
-    for k in range(n + 1):
-        p = props[k] if k < n else P_HARD  # a final break closes the last clause
+    scan = _Scan(items, caregiver, n)
+    for k in range(n):
+        p = props[k]
         if p & P_ANYBREAK:
-            # close clause c
-            cbits.append(bits)
-            if has_term:
-                last_with_term = c
-            elif last_with_term >= 0:
-                lend = bits & _LENDABLE
-                if only_no and nonempty:
-                    lend |= M_NEG | M_NEG_TIGHT
-                if orphan_res and not content:
-                    lend |= M_RES | M_RES_TIGHT
-                cbits[last_with_term] |= lend
-            c += 1
-            bits = 0
-            has_term = content = orphan_res = nonempty = False
-            only_no = True
-            if p & P_SOFT and neg_on and neg_list:
-                crossed = True
-            else:
-                neg_on = False
-            third_on = False
-            continue
-        clause[k] = c
-        nonempty = True
+            scan.close_clause(p)
+        else:
+            scan.item(k, p, props)
+    scan.close_clause(P_HARD)  # a final break closes the last clause
+    mods, cbits = scan.mods, scan.cbits
+    for k in scan.terms:
+        mods[k] |= cbits[scan.clause[k]] | _after(k, props, n, inability)
+    return mods, scan.clause, scan.terms
+
+
+class _Scan:
+    """The one forward pass of ``scopes``: the open clause (its cue bits, whether it has a
+    term, content, an orphan resolution, only "no" words), and the forward scopes (negation
+    or resolution-before, third party) that are open at the current item."""
+
+    __slots__ = (
+        "bits",
+        "c",
+        "caregiver",
+        "cbits",
+        "clause",
+        "content",
+        "crossed",
+        "has_term",
+        "items",
+        "last_with_term",
+        "mods",
+        "neg_end",
+        "neg_kind",
+        "neg_list",
+        "neg_on",
+        "nonempty",
+        "only_no",
+        "orphan_res",
+        "terms",
+        "third_on",
+    )
+
+    def __init__(self, items: Sequence[Item], caregiver: bool, n: int) -> None:
+        self.items = items
+        self.caregiver = caregiver
+        self.mods = [0] * n
+        self.clause = [-1] * n
+        self.terms: list[int] = []
+        # Per clause, the bits every term in it gets: its own cue bits, plus whatever later
+        # orphan clauses lend it (lendable cues; negation by a bare "no"; "it's gone now").
+        self.cbits: list[int] = []
+        self.last_with_term = -1
+        self.c = 0
+        self._open_clause()
+        self.neg_on = False
+        self.neg_kind = 0  # M_NEG or M_RES
+        self.neg_list = False
+        self.neg_end = 0
+        self.crossed = False
+        self.third_on = False
+
+    def _open_clause(self) -> None:
+        self.bits = 0
+        self.has_term = self.content = self.orphan_res = self.nonempty = False
+        self.only_no = True
+
+    def close_clause(self, p: int) -> None:
+        """A break: close clause ``c`` (an orphan clause lends to the last clause with a
+        term), open the next; only a list negator's scope crosses a comma."""
+        bits = self.bits
+        self.cbits.append(bits)
+        if self.has_term:
+            self.last_with_term = self.c
+        elif self.last_with_term >= 0:
+            lend = bits & _LENDABLE
+            if self.only_no and self.nonempty:
+                lend |= M_NEG | M_NEG_TIGHT
+            if self.orphan_res and not self.content:
+                lend |= M_RES | M_RES_TIGHT
+            self.cbits[self.last_with_term] |= lend
+        self.c += 1
+        self._open_clause()
+        if p & P_SOFT and self.neg_on and self.neg_list:
+            self.crossed = True
+        else:
+            self.neg_on = False
+        self.third_on = False
+
+    def item(self, k: int, p: int, props: Sequence[int]) -> None:
+        """One item inside a clause: the clause's state, then the forward scopes."""
+        self.clause[k] = self.c
+        self.nonempty = True
         if p & P_NONE:
-            only_no = False
-            content = True
-            neg_on = False
-            continue
+            self.only_no = False
+            self.content = True
+            self.neg_on = False
+            return
         t = p & P_TERM
         if t:
-            terms.append(k)
-            has_term = True
+            self.terms.append(k)
+            self.has_term = True
         if not p & P_NEGNO:
-            only_no = False
-        bits |= p >> CUE_SHIFT
+            self.only_no = False
+        self.bits |= p >> CUE_SHIFT
         if not p & P_ONLYCUES:
-            content = True
+            self.content = True
         elif p & P_RESA:
-            orphan_res = True
-        # forward scopes (negation, resolution-before, third party)
-        if neg_on:
-            if t:
-                tight = (items[k][0] - neg_end < _TIGHT_WORDS) or (neg_list and not crossed)
-                mods[k] |= neg_kind | ((M_NEG_TIGHT if neg_kind == M_NEG else M_RES_TIGHT) if tight else 0)
-            elif p & P_CONN:
-                if k + 1 >= n or not props[k + 1] & P_TERM:
-                    neg_on = False
-            elif not p & P_CONT:
-                neg_on = False
+            self.orphan_res = True
+        if self.neg_on:
+            self._negation(k, p, t, props)
         if p & P_NEGSTART:
-            neg_on = True
-            neg_kind = M_RES if p & P_RESKIND else M_NEG
-            neg_list = bool(p & P_NEGL)
-            neg_end = items[k][1]
-            crossed = False
-        if p & P_THIRD or (caregiver and p & P_NOTPT):
-            third_on = True
+            self.neg_on = True
+            self.neg_kind = M_RES if p & P_RESKIND else M_NEG
+            self.neg_list = bool(p & P_NEGL)
+            self.neg_end = self.items[k][1]
+            self.crossed = False
+        if p & P_THIRD or (self.caregiver and p & P_NOTPT):
+            self.third_on = True
         elif p & P_ME:
-            third_on = False
-        elif third_on and t:
-            mods[k] |= M_THIRD
-    # ---- resolution/normal after the symptom; clause bits
-    for k in terms:
-        m = mods[k] | cbits[clause[k]]
-        listed = True  # "numbness and tingling are gone": a listed symptom shares it
-        for j in range(k + 1, min(n, k + 1 + _AFTER_RES)):
-            p = props[j]
-            if p & P_NONE:
-                listed = False
-                continue
-            if p & P_ANYBREAK:
-                break
-            if p & P_TERM:
-                if not listed:
-                    break  # "numb toes and the back pain is gone": the cue is the pain's
-                continue
-            listed = bool(p & P_CONN) or (bool(p & P_SKIP) and listed)
-            if p & P_RESA:
-                m |= M_RES | M_RES_TIGHT
-                break
-            if p & P_NORM and j - k <= _AFTER_NORMAL:
-                if not (inability is not None and inability(k)):
-                    m |= M_NORMAL
-                break
-        mods[k] = m
-    return mods, clause, terms
+            self.third_on = False
+        elif self.third_on and t:
+            self.mods[k] |= M_THIRD
+
+    def _negation(self, k: int, p: int, t: int, props: Sequence[int]) -> None:
+        """An open negation (or resolution-before) scope meets item ``k``: a term takes it
+        (tight if near the cue), a connector keeps it only before a term, a continuing word
+        keeps it, anything else closes it."""
+        if t:
+            tight = (self.items[k][0] - self.neg_end < _TIGHT_WORDS) or (self.neg_list and not self.crossed)
+            kind = self.neg_kind
+            self.mods[k] |= kind | ((M_NEG_TIGHT if kind == M_NEG else M_RES_TIGHT) if tight else 0)
+        elif p & P_CONN:
+            if k + 1 >= len(props) or not props[k + 1] & P_TERM:
+                self.neg_on = False
+        elif not p & P_CONT:
+            self.neg_on = False
 
 
-def _clause_nonempty(clause: list[int], ci: int) -> bool:
-    return ci in clause
-
-
-def _orphan_resolution(items: Sequence[Item], clause: list[int], nclauses: int) -> list[bool]:
-    """Clauses made only of cue words that say "it's gone now" / "went away" resolve the
-    previous symptom.  Plain "fine"/"normal" do not ("incision leaking, otherwise fine" keeps
-    the leak), nor does a clause about something else ("pus coming out, the pain is gone")."""
-    out = [False] * nclauses
-    content = [False] * nclauses
-    for k, (_i0, _i1, labels) in enumerate(items):
-        ci = clause[k]
-        if ci < 0:
+def _after(k: int, props: Sequence[int], n: int, inability: Callable[[int], bool] | None) -> int:
+    """Resolution ("is gone") or normal ("ok") cues that follow term ``k`` in its clause."""
+    listed = True  # "numbness and tingling are gone": a listed symptom shares it
+    for j in range(k + 1, min(n, k + 1 + _AFTER_RES)):
+        p = props[j]
+        if p & P_NONE:
+            listed = False
             continue
-        if labels is None or not _only_cues(labels):
-            content[ci] = True  # "the pain is gone" talks about something else
-        elif "c:resa" in labels:
-            out[ci] = True
-    return [o and not c for o, c in zip(out, content, strict=False)]
+        if p & P_ANYBREAK:
+            break
+        if p & P_TERM:
+            if not listed:
+                break  # "numb toes and the back pain is gone": the cue is the pain's
+            continue
+        listed = bool(p & P_CONN) or (bool(p & P_SKIP) and listed)
+        if p & P_RESA:
+            return M_RES | M_RES_TIGHT
+        if p & P_NORM and j - k <= _AFTER_NORMAL:
+            return 0 if inability is not None and inability(k) else M_NORMAL
+    return 0
 
 
 _CUE_ONLY: dict[frozenset[str], bool] = {}
