@@ -51,6 +51,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from checkin.states import AlertKind, AlertStatus
 from checkin.store import audit, outbox
+from checkin.store.db import rowcount
 from checkin.store.models import (
     Alert,
     Enrollment,
@@ -398,18 +399,20 @@ def take_step(
     a nurse acknowledging, or a new red flag restarting the round) exactly one wins. False if
     this caller lost."""
     new_level = (level if issued is None else issued) + 1
-    won = session.execute(
-        update(Alert)
-        .where(
-            Alert.id == alert.id,
-            Alert.status == AlertStatus.OPEN,
-            Alert.escalation_level == level,
-            Alert.severity == alert.severity,
-            Alert.escalation_round == alert.escalation_round,
+    won = rowcount(
+        session.execute(
+            update(Alert)
+            .where(
+                Alert.id == alert.id,
+                Alert.status == AlertStatus.OPEN,
+                Alert.escalation_level == level,
+                Alert.severity == alert.severity,
+                Alert.escalation_round == alert.escalation_round,
+            )
+            .values(escalation_level=new_level, next_escalation_at=next_at, updated_at=now)
+            .execution_options(synchronize_session=False)
         )
-        .values(escalation_level=new_level, next_escalation_at=next_at, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    )
     if won:
         set_committed_value(alert, "escalation_level", new_level)
         set_committed_value(alert, "next_escalation_at", next_at)
@@ -443,12 +446,14 @@ def _transition(
     """A staff action as a compare-and-set from ``from_statuses``: it stops escalation, cancels
     queued notifications when it changed something, and is audited either way (``actions`` =
     the first time, a repeat). None if there is no such alert."""
-    changed = session.execute(
-        update(Alert)
-        .where(Alert.id == alert_id, Alert.status.in_(from_statuses))
-        .values(**values, next_escalation_at=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    changed = rowcount(
+        session.execute(
+            update(Alert)
+            .where(Alert.id == alert_id, Alert.status.in_(from_statuses))
+            .values(**values, next_escalation_at=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
     alert = session.get(Alert, alert_id, populate_existing=True)
     if alert is None:
         return None
@@ -470,16 +475,18 @@ def assign(session: Session, alert_id: int, *, to: str, now: datetime) -> StaffA
     """Make ``to`` (a nurse's email) the alert's assignee, who is told first about what happens
     next. Assigning an unresolved alert does not stop its escalation (only acknowledging does);
     a resolved alert is not reassigned. Audited. None if no such alert."""
-    changed = session.execute(
-        update(Alert)
-        .where(
-            Alert.id == alert_id,
-            Alert.status.in_(UNRESOLVED),
-            or_(Alert.assigned_to.is_(None), Alert.assigned_to != to),
+    changed = rowcount(
+        session.execute(
+            update(Alert)
+            .where(
+                Alert.id == alert_id,
+                Alert.status.in_(UNRESOLVED),
+                or_(Alert.assigned_to.is_(None), Alert.assigned_to != to),
+            )
+            .values(assigned_to=to, updated_at=now)
+            .execution_options(synchronize_session=False)
         )
-        .values(assigned_to=to, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    )
     alert = session.get(Alert, alert_id, populate_existing=True)
     if alert is None:
         return None

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from checkin.states import OutboxStatus
 from checkin.store import audit
+from checkin.store.db import rowcount
 from checkin.store.models import OutboxMessage, Patient
 from checkin.store.outbox.claims import owned
 from checkin.store.outbox.sending import first_status, rank_below
@@ -64,19 +65,21 @@ def mark_lost(
 ) -> bool:
     """``sending`` → ``in_doubt`` for a row whose worker's lease ran out mid-send (the worker
     is dead or stuck); audited ``outbox.in_doubt``. False if the worker recorded it meanwhile."""
-    changed = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == row_id, owned(worker or ""), OutboxMessage.lease_until < now)
-        .values(
-            status=OutboxStatus.IN_DOUBT,
-            claimed_by=None,
-            lease_until=None,
-            next_attempt_at=None,
-            status_reason=f"worker {worker} lost during the send"[:200],
-            updated_at=now,
+    changed = rowcount(
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, owned(worker or ""), OutboxMessage.lease_until < now)
+            .values(
+                status=OutboxStatus.IN_DOUBT,
+                claimed_by=None,
+                lease_until=None,
+                next_attempt_at=None,
+                status_reason=f"worker {worker} lost during the send"[:200],
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    )
     if changed:
         audit.record(
             session,
@@ -185,16 +188,18 @@ def _resolve(
     **values: object,
 ) -> bool:
     """Compare-and-set an ``in_doubt`` row this reconciler holds, drop the hold, audit."""
-    changed = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == row_id,
-            OutboxMessage.status == OutboxStatus.IN_DOUBT,
-            OutboxMessage.claimed_by == reconciler,
+    changed = rowcount(
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == row_id,
+                OutboxMessage.status == OutboxStatus.IN_DOUBT,
+                OutboxMessage.claimed_by == reconciler,
+            )
+            .values(claimed_by=None, lease_until=None, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
         )
-        .values(claimed_by=None, lease_until=None, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    )
     if changed and action is not None:
         ref = patient_ref or _reference(session, row_id)
         reason = values.get("status_reason")
@@ -229,25 +234,27 @@ def sent_via_callback(
     receipt) proves the provider took it: ``sent`` with that id, so it is never resent;
     audited ``outbox.sent``."""
     unresolved = (OutboxStatus.SENDING, OutboxStatus.IN_DOUBT, OutboxStatus.PENDING)
-    resolved = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == row_id,
-            OutboxMessage.provider_id.is_(None),
-            OutboxMessage.status.in_(unresolved),
+    resolved = rowcount(
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == row_id,
+                OutboxMessage.provider_id.is_(None),
+                OutboxMessage.status.in_(unresolved),
+            )
+            .values(
+                status=OutboxStatus.SENT,
+                provider_id=provider_id,
+                sent_at=now,
+                claimed_by=None,
+                lease_until=None,
+                next_attempt_at=None,
+                status_reason=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
         )
-        .values(
-            status=OutboxStatus.SENT,
-            provider_id=provider_id,
-            sent_at=now,
-            claimed_by=None,
-            lease_until=None,
-            next_attempt_at=None,
-            status_reason=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    )
     if resolved:
         audit.record(
             session,

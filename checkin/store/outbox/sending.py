@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from checkin.states import ChannelName, OutboxStatus
 from checkin.store import audit
+from checkin.store.db import rowcount
 from checkin.store.models import OutboxMessage
 from checkin.store.outbox.claims import owned
 
@@ -293,12 +294,14 @@ def hold_refused(
 
 
 def _owned_update(session: Session, row_id: int, worker_id: str, now: datetime, **values: object) -> bool:
-    changed = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == row_id, owned(worker_id))
-        .values(claimed_by=None, lease_until=None, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    changed = rowcount(
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, owned(worker_id))
+            .values(claimed_by=None, lease_until=None, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+    )
     return bool(changed)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from checkin.states import OUTBOX_UNSENT, ChannelName, OutboxStatus
 from checkin.store import audit
-from checkin.store.db import insert_ignore
+from checkin.store.db import insert_ignore, rowcount
 from checkin.store.models import OutboxMessage, Patient
 
 OPTED_OUT = "patient opted out of SMS"
@@ -298,18 +298,22 @@ def release_sms_hold(
         OutboxMessage.channel == ChannelName.SMS,
         OutboxMessage.status == OutboxStatus.HELD,
     )
-    released = session.execute(
-        update(OutboxMessage)
-        .where(*base, OutboxMessage.expires_at > now)
-        .values(status=OutboxStatus.PENDING, status_reason=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    expired = session.execute(
-        update(OutboxMessage)
-        .where(*base, OutboxMessage.expires_at <= now)
-        .values(status=OutboxStatus.SKIPPED, status_reason="expired while opted out", updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    released = rowcount(
+        session.execute(
+            update(OutboxMessage)
+            .where(*base, OutboxMessage.expires_at > now)
+            .values(status=OutboxStatus.PENDING, status_reason=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    expired = rowcount(
+        session.execute(
+            update(OutboxMessage)
+            .where(*base, OutboxMessage.expires_at <= now)
+            .values(status=OutboxStatus.SKIPPED, status_reason="expired while opted out", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
     audit.record(
         session,
         at=now,
@@ -383,30 +387,36 @@ def adopt_answer(session: Session, row_id: int, answered_at: datetime, now: date
 
 def mark_reminded(session: Session, row_id: int, now: datetime) -> bool:
     """Claim the one reminder of an unanswered question; False if another worker has it."""
-    won = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == row_id,
-            OutboxMessage.reminded_at.is_(None),
-            OutboxMessage.answered_at.is_(None),
+    won = rowcount(
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == row_id,
+                OutboxMessage.reminded_at.is_(None),
+                OutboxMessage.answered_at.is_(None),
+            )
+            .values(reminded_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
         )
-        .values(reminded_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    )
     return bool(won)
 
 
 def mark_missed(session: Session, row_id: int, now: datetime) -> bool:
     """Claim the one missed-check-in report of an unanswered question; False if another
     worker has it."""
-    won = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == row_id, OutboxMessage.missed_at.is_(None), OutboxMessage.answered_at.is_(None)
+    won = rowcount(
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == row_id,
+                OutboxMessage.missed_at.is_(None),
+                OutboxMessage.answered_at.is_(None),
+            )
+            .values(missed_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
         )
-        .values(missed_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    )
     return bool(won)
 
 

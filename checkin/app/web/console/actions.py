@@ -25,6 +25,7 @@ from checkin.errors import CheckinError
 from checkin.staff.signin import Current
 from checkin.states import ChannelName, OutboxStatus
 from checkin.store import audit, outbox
+from checkin.store.db import rowcount
 from checkin.store.models import (
     Alert,
     Enrollment,
@@ -236,16 +237,18 @@ def handled(
     raw = form.get("inbound", "")
     if not raw.isdigit():
         return Refusal(404, "No such message for this patient.")
-    changed = session.execute(
-        update(InboundMessage)
-        .where(
-            InboundMessage.id == int(raw),
-            InboundMessage.patient_id == patient.id,
-            InboundMessage.handled_at.is_(None),
+    changed = rowcount(
+        session.execute(
+            update(InboundMessage)
+            .where(
+                InboundMessage.id == int(raw),
+                InboundMessage.patient_id == patient.id,
+                InboundMessage.handled_at.is_(None),
+            )
+            .values(handled_at=now, handled_by=who.email)
+            .execution_options(synchronize_session=False)
         )
-        .values(handled_at=now, handled_by=who.email)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    )
     audit.record(
         session,
         at=now,
