@@ -6,14 +6,12 @@ every problem is reported as ``file:line: key: problem``). Pure.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from checkin.core.schedule.burden import DEFAULT_DAILY_LIMIT
+from checkin.core.schedule.checker import Checker, kind
 from checkin.core.schedule.model import DISCHARGE, PRIORITIES, SURGERY, LimitBand
 from checkin.core.schedule.yamlsource import LineMap
-
-if TYPE_CHECKING:
-    from checkin.core.schedule.load import _Checker
 
 APPOINTMENT_KIND = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 BAND_KEYS = ("from", "until", "max")
@@ -21,7 +19,7 @@ BAND_KEYS = ("from", "until", "max")
 MAX_DISCHARGE_FALLBACK = 30
 
 
-def check_step_timing(c: _Checker, step: LineMap, v: dict[str, Any]) -> None:
+def check_step_timing(c: Checker, step: LineMap, v: dict[str, Any]) -> None:
     """``anchor``, ``fallback_day`` and ``priority`` of one step into ``v``."""
     if "anchor" in step:
         anchor = step["anchor"]
@@ -30,7 +28,7 @@ def check_step_timing(c: _Checker, step: LineMap, v: dict[str, Any]) -> None:
                 step.line_of("anchor"),
                 "anchor",
                 f"must be surgery, discharge or an appointment kind such as first_visit "
-                f"(lowercase letters, digits and _), got {_kind(anchor)}",
+                f"(lowercase letters, digits and _), got {kind(anchor)}",
             )
         else:
             v["anchor"] = anchor
@@ -46,18 +44,10 @@ def check_step_timing(c: _Checker, step: LineMap, v: dict[str, Any]) -> None:
         if "every" in step:
             c.add(step.line_of("fallback_day"), "fallback_day", "cannot be used on a repeating step")
     if "priority" in step:
-        priority = step["priority"]
-        if priority not in PRIORITIES or not isinstance(priority, str):
-            c.add(
-                step.line_of("priority"),
-                "priority",
-                f"must be one of {', '.join(PRIORITIES)}, got {_kind(priority)}",
-            )
-        else:
-            v["priority"] = priority
+        v["priority"] = c.want_choice(step, "priority", PRIORITIES, f"must be one of {', '.join(PRIORITIES)}")
 
 
-def check_discharge_fallback(c: _Checker, doc: LineMap) -> int:
+def check_discharge_fallback(c: Checker, doc: LineMap) -> int:
     if "discharge_fallback_day" not in doc:
         return 0
     value = c.want_int(doc, "discharge_fallback_day", "days from surgery to assume discharge")
@@ -72,7 +62,7 @@ def check_discharge_fallback(c: _Checker, doc: LineMap) -> int:
     return value
 
 
-def check_daily_limit(c: _Checker, doc: LineMap) -> tuple[LimitBand, ...]:
+def check_daily_limit(c: Checker, doc: LineMap) -> tuple[LimitBand, ...]:
     """The bands of ``daily_limit``; the default when the file sets none.
 
     Each band is ``{from: DAY, until: DAY, max: N}`` (``from``/``until`` optional, inclusive);
@@ -83,14 +73,12 @@ def check_daily_limit(c: _Checker, doc: LineMap) -> tuple[LimitBand, ...]:
         return DEFAULT_DAILY_LIMIT
     raw, line = doc["daily_limit"], doc.line_of("daily_limit")
     if not isinstance(raw, list) or not raw:
-        c.add(line, "daily_limit", f"must be a list of bands like {{until: 14, max: 2}}, got {_kind(raw)}")
+        c.add(line, "daily_limit", f"must be a list of bands like {{until: 14, max: 2}}, got {kind(raw)}")
         return ()
     bands: list[LimitBand] = []
     for index, band in enumerate(raw, start=1):
         if not isinstance(band, LineMap):
-            c.add(
-                line, "daily_limit", f"band {index} must be a mapping (from, until, max), got {_kind(band)}"
-            )
+            c.add(line, "daily_limit", f"band {index} must be a mapping (from, until, max), got {kind(band)}")
             continue
         before = len(c.errors)
         c.unknown_keys(band, BAND_KEYS, " in a daily_limit band")
@@ -112,9 +100,3 @@ def check_daily_limit(c: _Checker, doc: LineMap) -> tuple[LimitBand, ...]:
             "the last band must have no from/until, so every day has a limit (e.g. {max: 3})",
         )
     return tuple(bands)
-
-
-def _kind(value: object) -> str:
-    from checkin.core.schedule.load import _kind as kind
-
-    return kind(value)
