@@ -11,7 +11,11 @@ rises, via ``alert_changed``, and by the escalation sweep):
   wins; the loser issues nothing. The messages are outbox rows with deterministic keys
   ``alert:<id>:r<round>:<severity>:<step>:<target>:<recipient>`` inserted with ``ON CONFLICT DO
   NOTHING``, a second guard: whatever races, a step's message to one person exists once per
-  round (``checkin.alerts.lifecycle`` starts a new round when a new red flag re-opens the alert).
+  round (``checkin.alerts.lifecycle`` starts a new round when a new red flag re-opens the alert,
+  and for news: a new flag on an open alert tells step 0's people at once).
+- **News at once.** A new red flag on an open alert (``alert.news_at``, set by
+  ``checkin.alerts.lifecycle``) is told to step 0's people in the alert's new round, claimed
+  with a compare-and-set; the ladder's level and clock do not move.
 - **Never quiet.** For urgent and emergency alerts the last step repeats every
   ``repeat_every`` of the team until someone acknowledges; repeats are levels past the ladder's
   end (level *n+j* is due ``after_last + (j+1)·repeat_every``). A sweep that runs late sends the
@@ -208,6 +212,20 @@ def escalate(
     session.flush()  # the CAS below must see the caller's pending changes to the alert
     team = team_for(session, alert, teams)
     inserted = 0
+    # News is step 0's people told again, in the alert's new round; the ladder does not move.
+    news = alert.news_at is not None and alert.news_at <= now
+    if news and lifecycle.take_news(session, alert, now=now) and team.steps(alert.severity):
+        inserted += issue_step(
+            session,
+            alert,
+            team,
+            0,
+            settings=settings,
+            renderer=renderer,
+            now=now,
+            actor=actor,
+            current=current,
+        )
     while alert.status == AlertStatus.OPEN:
         due = _step_due(alert, team, now)
         if due is None:
@@ -331,8 +349,8 @@ def alert_changed(
     teams: CareTeams,
     current: InboundMessage | None = None,
 ) -> int:
-    """Notify at once for a new alert or a new round (``change.renotify``); a join that starts
-    no round says nothing (storm suppression). Returns outbox rows inserted."""
+    """Notify at once for a new alert, a new round or news (``change.renotify``); a join that
+    brings nothing new says nothing (storm suppression). Returns outbox rows inserted."""
     if change is None or not change.renotify:
         return 0
     return escalate(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from checkin.alerts import lifecycle as alerts
@@ -50,14 +50,17 @@ INTERVALS = {"escalate_once": 30, "missed_once": 60, "remind_once": 60, "digest_
 
 
 def escalate_once(services: Services, now: datetime, *, limit: int = 200) -> int:
-    """Issue every escalation step due at ``now`` for open alerts; returns outbox rows
+    """Issue every escalation step (and news of a new red flag) due at ``now`` for open alerts; returns outbox rows
     inserted. Acknowledged and resolved alerts have no ``next_escalation_at`` and are never
     selected (and the compare-and-set re-checks ``status = 'open'``)."""
     with services.sessions() as session:
         ids = list(
             session.scalars(
                 select(Alert.id)
-                .where(Alert.status == AlertStatus.OPEN, Alert.next_escalation_at <= now)
+                .where(
+                    Alert.status == AlertStatus.OPEN,
+                    or_(Alert.next_escalation_at <= now, Alert.news_at <= now),
+                )
                 .order_by(Alert.next_escalation_at, Alert.id)
                 .limit(limit)
             )

@@ -343,6 +343,9 @@ class Alert(Base):
     # red flag re-opens the alert, so the new round's outbox keys differ from the last one's.
     escalation_round: Mapped[int] = mapped_column(Integer, default=0)
     next_escalation_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # A new red flag on the open alert, not yet told to step 0's people (the ladder keeps its
+    # own clock); cleared by the sweep that tells them, or by an acknowledgement.
+    news_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

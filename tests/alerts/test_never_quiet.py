@@ -196,3 +196,40 @@ def handle_without_notifying(services: Services, phone: str) -> int:
     )
     assert result.alert_id is not None
     return int(result.alert_id)
+
+
+def test_a_new_flag_on_an_open_alert_is_told_at_once_and_the_ladder_keeps_its_clock(
+    services: Services,
+) -> None:
+    _, _, phone = add_patient(services)
+    first = reply(services, phone, FEVER)
+    assert first.alert_id is not None
+    assert escalate_once(services, NOW + at(30)) == len(NURSES) + 1  # steps 1 and 2
+    (before,) = alerts(services)
+    level, due = before.escalation_level, before.next_escalation_at
+    fell = reply(services, phone, FELL, NOW + at(35))
+    assert fell.renotify and fell.alert_id == first.alert_id
+    (alert,) = alerts(services)
+    assert (alert.status, alert.escalation_round) == ("open", 1)
+    assert (alert.escalation_level, alert.next_escalation_at) == (level, due)  # no restart
+    assert rounds(services)[("r1", NURSES[0])] == 1 and rounds(services)[("r1", NURSES[1])] == 1
+    # The same flag again, and the first one again: storm suppression, nobody paged.
+    total = sum(rounds(services).values())
+    for minute, text in ((36, FELL), (37, FEVER)):
+        assert not reply(services, phone, text, NOW + at(minute)).renotify
+    assert sum(rounds(services).values()) == total
+    # The ladder's repeat comes on its old clock (minute 60), once.
+    assert escalate_once(services, NOW + at(59)) == 0
+    assert escalate_once(services, NOW + at(60)) == 1
+    assert [(e.detail or {}).get("news") for e in audit(services, "alert.joined")] == [True, False, False]
+
+
+def test_news_on_an_assigned_open_alert_goes_to_the_assignee(services: Services) -> None:
+    _, _, phone = add_patient(services)
+    first = reply(services, phone, FEVER)
+    assert first.alert_id is not None
+    with services.sessions.begin() as s:
+        assert alerts_mod.assign(s, first.alert_id, to=NURSES[1], now=NOW + at(1)) is not None
+    assert reply(services, phone, FELL, NOW + at(3)).renotify
+    news = [r for r in staff_rows(services) if r.key.split(":")[2] == "r1"]
+    assert [(r.channel, r.recipient) for r in news] == [("email", NURSES[1])]

@@ -16,7 +16,7 @@ PACKAGE = ROOT / "checkin"
 
 OUTBOX_OWNERS = ("checkin/store/outbox/",)
 OUTBOX_INSERTERS = (*OUTBOX_OWNERS, "checkin/store/bulk.py")
-ALERT_OWNERS = ("checkin/alerts/lifecycle.py",)
+ALERT_OWNERS = ("checkin/alerts/lifecycle/",)
 
 # Columns only those tables have: assigning one on any object outside the owners is a write to
 # a row of theirs. (``status`` is shared with enrollments; it is checked by variable name.)
@@ -139,7 +139,8 @@ def test_the_scan_sees_the_owners_writes() -> None:
     found = {(table, w.path) for table, w in all_writes()}
     assert ("OutboxMessage", "checkin/store/outbox/sending.py") in found
     assert ("OutboxMessage", "checkin/store/outbox/unsent.py") in found
-    assert ("Alert", "checkin/alerts/lifecycle.py") in found
+    assert ("Alert", "checkin/alerts/lifecycle/staff.py") in found
+    assert ("Alert", "checkin/alerts/lifecycle/ladder.py") in found
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""checkin.alerts.lifecycle: open, join, renotify only when severity rises; contact problems deduplicated."""
+"""checkin.alerts.lifecycle: open, join, renotify for a new flag or a severity rise (never for the
+same flags again); contact problems deduplicated."""
 
 from __future__ import annotations
 
@@ -69,7 +70,9 @@ def test_it_opens_nothing_for_a_calm_or_watch_only_assessment(services: Services
             )
 
 
-def test_it_joins_a_second_flag_and_renotifies_only_when_severity_rises(services: Services) -> None:
+def test_it_joins_flags_and_renotifies_for_a_new_flag_or_a_rise_but_not_the_same_flag(
+    services: Services,
+) -> None:
     with services.sessions.begin() as s:
         p = add_patient(s)
 
@@ -88,11 +91,16 @@ def test_it_joins_a_second_flag_and_renotifies_only_when_severity_rises(services
         first = raise_(assessment(ambiguous=["numbness/weakness"]), 0)
         assert first.alert.severity == "watch"
         rise = raise_(assessment(Flag.WOUND_DRAINAGE), 1)
-        same = raise_(assessment(Flag.FEVER), 2)
-        top = raise_(assessment(Flag.CHEST_BREATHING), 3)
-        lower = raise_(assessment(Flag.FALL), 4)
-        assert [c.opened for c in (first, rise, same, top, lower)] == [True, False, False, False, False]
-        assert [c.renotify for c in (first, rise, same, top, lower)] == [True, True, False, True, False]
+        new = raise_(assessment(Flag.FEVER), 2)
+        same = raise_(assessment(Flag.FEVER), 3)
+        top = raise_(assessment(Flag.CHEST_BREATHING), 4)
+        lower = raise_(assessment(Flag.FALL), 5)
+        again = raise_(assessment(Flag.FALL, Flag.FEVER), 6)
+        changes = (first, rise, new, same, top, lower, again)
+        assert [c.opened for c in changes] == [True] + [False] * 6
+        assert [c.renotify for c in changes] == [True, True, True, False, True, True, False]
+        # A rise restarts the ladder; a new flag on the open alert is news (the ladder keeps on).
+        assert [c.news for c in changes] == [False, False, True, False, False, True, False]
         alert = lower.alert
         assert alert.severity == "emergency"
         assert alert.flags == [
@@ -143,8 +151,10 @@ def test_it_suppresses_a_storm_of_five_red_flags_into_one_alert(services: Servic
         add_patient(s)
     texts = {
         "drainage": assessment(Flag.WOUND_DRAINAGE),
-        "fever": assessment(Flag.FEVER),
         "drainage again": assessment(Flag.WOUND_DRAINAGE),
+        "still draining": assessment(Flag.WOUND_DRAINAGE),
+        "fever": assessment(Flag.FEVER),
+        "fever and drainage": assessment(Flag.FEVER, Flag.WOUND_DRAINAGE),
         "pain": assessment(Flag.SEVERE_PAIN),
         "breathing": assessment(Flag.CHEST_BREATHING),
     }
@@ -155,8 +165,9 @@ def test_it_suppresses_a_storm_of_five_red_flags_into_one_alert(services: Servic
         )
         for i, t in enumerate(texts)
     ]
-    assert [r.alert_opened for r in results] == [True, False, False, False, False]
-    assert [r.renotify for r in results] == [True, False, False, False, True]
+    assert [r.alert_opened for r in results] == [True] + [False] * 6
+    # The same flags again are one page; a new flag or a rise is told at once.
+    assert [r.renotify for r in results] == [True, False, False, True, False, True, True]
     assert len({r.alert_id for r in results}) == 1
     with services.sessions() as s:
         (alert,) = s.scalars(select(Alert)).all()

@@ -219,72 +219,78 @@ def _thread(
     tz: ZoneInfo,
     authors: dict[str | None, str],
 ) -> list[dict[str, Any]]:
-    from checkin.content.catalog import message_context
-
-    items: list[tuple[datetime, int, dict[str, Any]]] = []
-    for m in inbound:
-        a = m.assessment or {}
-        evidence = [
-            {
-                "label": FLAG_LABELS.get(str(e.get("topic")), str(e.get("topic"))),
-                "words": str(e.get("words", "")),
-            }
-            for e in a.get("evidence") or []
-            if isinstance(e, dict)
-        ]
-        items.append(
-            (
-                m.received_at,
-                m.id,
-                {
-                    "direction": "in",
-                    "at": local(m.received_at, tz),
-                    "text": m.body,
-                    "severity": m.severity or "",
-                    "flags": [FLAG_LABELS.get(f, f) for f in m.flags or []],
-                    "evidence": evidence,
-                    "keyword": m.keyword or "",
-                    "inbound_id": m.id,
-                    "waiting": m.handled_at is None,
-                    "handled_by": m.handled_by or "",
-                },
-            )
-        )
+    """The last ``THREAD`` messages in and out, oldest first (ties: replies before sends)."""
+    items = [(m.received_at, m.id, _inbound_item(m, tz)) for m in inbound]
     lang = patient.language if patient.language in ("en", "es") else "en"
     for r in outbox:
-        staff_reply = r.key.startswith(STAFF_REPLY_PREFIX)
-        if r.recipient not in (None, patient.phone, patient.email):
-            continue  # a page to a nurse about this patient
-        if not staff_reply and (r.status != OutboxStatus.SENT or r.sent_at is None):
-            continue  # planned messages are in the timeline
-        text = r.body
-        if text is None:
-            try:
-                ctx = message_context(
-                    settings, first_name=patient.first_name, language=lang, day=r.occurrence
-                )
-                text = renderer.render_sms(r.message, lang, ctx).text
-            except Exception:  # noqa: BLE001 - one broken template must not hide the thread
-                text = f"({r.message})"
-        when = r.sent_at or r.created_at
-        items.append(
-            (
-                when,
-                -r.id,
-                {
-                    "direction": "out",
-                    "at": local(when, tz),
-                    "text": text,
-                    "by": authors.get(f"outbox:{r.id}", "") if staff_reply else "",
-                    "staff": staff_reply,
-                    "status": r.status,
-                    "reason": r.status_reason or "",
-                    "channel": r.channel,
-                },
-            )
-        )
+        item = _outbound_item(patient, r, lang, settings, renderer, tz, authors)
+        if item is not None:
+            items.append((r.sent_at or r.created_at, -r.id, item))
     items.sort(key=lambda i: (i[0], i[1]))
     return [i[2] for i in items[-THREAD:]]
+
+
+def _inbound_item(m: InboundMessage, tz: ZoneInfo) -> dict[str, Any]:
+    a = m.assessment or {}
+    evidence = [
+        {
+            "label": FLAG_LABELS.get(str(e.get("topic")), str(e.get("topic"))),
+            "words": str(e.get("words", "")),
+        }
+        for e in a.get("evidence") or []
+        if isinstance(e, dict)
+    ]
+    return {
+        "direction": "in",
+        "at": local(m.received_at, tz),
+        "text": m.body,
+        "severity": m.severity or "",
+        "flags": [FLAG_LABELS.get(f, f) for f in m.flags or []],
+        "evidence": evidence,
+        "keyword": m.keyword or "",
+        "inbound_id": m.id,
+        "waiting": m.handled_at is None,
+        "handled_by": m.handled_by or "",
+    }
+
+
+def _outbound_item(
+    patient: Patient,
+    r: OutboxMessage,
+    lang: str,
+    settings: Settings,
+    renderer: Renderer,
+    tz: ZoneInfo,
+    authors: dict[str | None, str],
+) -> dict[str, Any] | None:
+    """A message sent to the patient, or a staff reply in any state; None for a page to a
+    nurse about this patient and for planned messages (those are in the timeline)."""
+    staff_reply = r.key.startswith(STAFF_REPLY_PREFIX)
+    if r.recipient not in (None, patient.phone, patient.email):
+        return None
+    if not staff_reply and (r.status != OutboxStatus.SENT or r.sent_at is None):
+        return None
+    when = r.sent_at or r.created_at
+    return {
+        "direction": "out",
+        "at": local(when, tz),
+        "text": r.body if r.body is not None else _rendered(patient, r, lang, settings, renderer),
+        "by": authors.get(f"outbox:{r.id}", "") if staff_reply else "",
+        "staff": staff_reply,
+        "status": r.status,
+        "reason": r.status_reason or "",
+        "channel": r.channel,
+    }
+
+
+def _rendered(patient: Patient, r: OutboxMessage, lang: str, settings: Settings, renderer: Renderer) -> str:
+    from checkin.content.catalog import message_context
+
+    try:
+        ctx = message_context(settings, first_name=patient.first_name, language=lang, day=r.occurrence)
+        return renderer.render_sms(r.message, lang, ctx).text
+    except Exception:  # noqa: BLE001 - one broken template must not hide the thread
+        return f"({r.message})"
 
 
 def _alerts(
