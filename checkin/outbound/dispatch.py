@@ -26,6 +26,8 @@ import time as _time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
+from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -55,6 +57,14 @@ from checkin.store.outbox import DEFAULT_POLICY, Policy
 
 log = logging.getLogger(__name__)
 ops = logging.getLogger("checkin.ops")
+
+T = TypeVar("T")
+
+
+class Store(Protocol):
+    """``until_stored`` with the run's outage sleep bound in."""
+
+    def __call__(self, fn: Callable[[], T], *, give_up: Callable[[], bool] = ...) -> T: ...
 
 
 class InFlight:
@@ -102,6 +112,7 @@ def run_once(
     concurrency: int | InFlight = 1,
     policy: Policy = DEFAULT_POLICY,
     rng: random.Random | None = None,
+    outage_sleep: Callable[[float], None] | None = None,
 ) -> int:
     """Claim up to ``limit`` due rows at ``now`` and handle each; returns how many were claimed
     (so a caller can loop while the batch was full).
@@ -111,7 +122,8 @@ def run_once(
     ``stop``; ``Pacer.unlimited()`` turns pacing off. ``concurrency`` > 1 (or an ``InFlight``
     sized from the rate and the provider's latency) overlaps provider latency with that many
     threads (the pacer still bounds the rate). When ``stop`` is set, rows not yet sent are
-    released back to ``pending``; sends in flight finish and are recorded.
+    released back to ``pending``; sends in flight finish and are recorded. ``outage_sleep``
+    is how the send path waits between tries while the database is away (``time.sleep``).
 
     One worker runs one ``run_once`` at a time, so when it starts no row of this worker can
     be in flight: any row still ``sending`` under ``worker_id`` is a claim whose answer was
@@ -150,6 +162,7 @@ def run_once(
                 rng=rng,
                 receipts=receipts,
                 inflight=inflight,
+                store=partial(until_stored, sleep=outage_sleep),
             )
         except Exception:  # noqa: BLE001 - logged with its traceback; the batch goes on
             # One row's failure must not take the rest of the batch with it.
@@ -263,14 +276,17 @@ def _deliver(
     policy: Policy,
     rng: random.Random,
     receipts: Receipts,
+    store: Store,
     inflight: InFlight | None = None,
 ) -> None:
     stopping = (lambda: stop.is_set()) if stop is not None else (lambda: False)
     try:
-        go = _ready_to_send(services, p, worker_id=worker_id, pacer=pacer, stopping=stopping, policy=policy)
+        go = _ready_to_send(
+            services, p, worker_id=worker_id, pacer=pacer, stopping=stopping, policy=policy, store=store
+        )
     except Exception:
         # Nothing was sent: give the row back now rather than after lease and orphan recovery.
-        until_stored(lambda: _release(services, p, worker_id), give_up=stopping)
+        store(lambda: _release(services, p, worker_id), give_up=stopping)
         raise
     if not go:
         return
@@ -290,13 +306,13 @@ def _deliver(
     # (a receipt lost to an outage would turn a clean send into a reconciliation, or worse a
     # `sent` row without its provider id).
     try:
-        until_stored(record)
+        store(record)
     except SQLAlchemyError as exc:
         if not isinstance(outcome, Receipt):
             raise
-        # Not an outage: the schema refuses this receipt. Record the bare fact.
+        # Not an outage (``store`` waits those out): the schema refuses this receipt.
         why = type(exc).__name__
-        until_stored(lambda: record_sent_unrecorded(services, p, outcome, worker_id, why))
+        store(lambda: record_sent_unrecorded(services, p, outcome, worker_id, why))
 
 
 def _ready_to_send(
@@ -307,24 +323,25 @@ def _ready_to_send(
     pacer: Pacer,
     stopping: Callable[[], bool],
     policy: Policy,
+    store: Store,
 ) -> bool:
     """Pace and re-confirm the row; False if it must not go now (it was released or moved).
     Database calls here wait out an outage (the row stays claimed by this live worker)."""
     if stopping():
-        until_stored(lambda: _release(services, p, worker_id))
+        store(lambda: _release(services, p, worker_id))
         return False
     waited = False
     if p.rate_key is not None:
         key = p.rate_key
-        go, waited = until_stored(lambda: pacer.wait_for_slot(key), give_up=stopping)
+        go, waited = store(lambda: pacer.wait_for_slot(key), give_up=stopping)
         if not go or stopping():
-            until_stored(lambda: _release(services, p, worker_id))
+            store(lambda: _release(services, p, worker_id))
             return False
     current = services.clock.now()
     stale = waited or current - p.claimed_at > policy.lease / 2
     if not stale:
         return True
-    return until_stored(lambda: _confirm(services, p, current, worker_id, policy), give_up=stopping)
+    return store(lambda: _confirm(services, p, current, worker_id, policy), give_up=stopping)
 
 
 def _send(services: Services, p: Prepared) -> Receipt | ChannelError:

@@ -7,11 +7,11 @@ import logging
 import threading
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import OperationalError
 
 from checkin.channels import Receipt
 from checkin.deps import Services
 from checkin.outbound.recheck import Prepared
+from checkin.outbound.retry import is_outage
 from checkin.store import outbox
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,10 @@ class Receipts:
         try:
             with conn.begin():
                 record_sent(conn, p, receipt, worker_id, self._services)
-        except OperationalError:
-            self._local.conn = None
-            conn.invalidate()
+        except Exception as exc:
+            if is_outage(exc):  # the next try takes a fresh connection from the pool
+                self._local.conn = None
+                conn.invalidate()
             raise
 
     def close(self) -> None:

@@ -1,8 +1,9 @@
-"""Retrying a database write after a provider call, through a brief database outage.
+"""Waiting out a database outage on the send path.
 
-The provider call has happened by then: losing its outcome would turn a clean send into an
-in-doubt one (reconciled, maybe resent), so the write is tried a few times with a growing
-pause before the error is allowed through.
+Once a provider call has happened its outcome must be stored: losing it would turn a clean
+send into an in-doubt one (reconciled, maybe resent) or, worse, a ``sent`` row without its
+provider id. So those writes are retried for as long as the database is away, and only an
+error that is *not* an outage (the schema refusing the value) is let through.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 log = logging.getLogger(__name__)
@@ -20,21 +21,19 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def with_retry(
-    fn: Callable[[], T], tries: int = 4, pause: float = 0.5, sleep: Callable[[float], None] | None = None
-) -> T:
-    """``fn()``, retried on ``OperationalError`` up to ``tries`` times, waiting ``pause``,
-    then twice that, and so on; the last error propagates."""
-    for attempt in range(tries):
-        try:
-            return fn()
-        except OperationalError:
-            if attempt == tries - 1:
-                raise
-            wait = pause * 2**attempt
-            log.warning("database unavailable; retrying", extra={"event": "db.retry", "wait_s": wait})
-            (sleep or time.sleep)(wait)
-    raise AssertionError("unreachable")
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is away (down, restarting, read-only, unreachable,
+    every pooled connection busy) rather than that it refused this statement.
+
+    ``OperationalError`` covers refused connections, a server shutting down and SQLite's
+    "attempt to write a readonly database"; a connection that died under a statement can
+    also surface as ``InterfaceError`` ("connection already closed") or as any ``DBAPIError``
+    SQLAlchemy flagged ``connection_invalidated``. ``DataError``/``IntegrityError``/
+    ``ProgrammingError`` on a live connection are refusals, not outages.
+    """
+    if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def until_stored(
@@ -45,20 +44,21 @@ def until_stored(
     longest: float = 2.0,
     sleep: Callable[[float], None] | None = None,
 ) -> T:
-    """``fn()``, retried on ``OperationalError`` for as long as the database is away (pauses
-    growing from ``pause`` to ``longest``), or until ``give_up()`` is true, when the last error
-    propagates. For writes that must not be lost to an outage of any length: a receipt of a
-    message that went out, or giving a claimed row back."""
+    """``fn()``, retried while it fails with an outage (``is_outage``) for as long as the
+    database is away (pauses growing from ``pause`` to ``longest``), or until ``give_up()`` is
+    true, when the last error propagates. Any other error propagates at once. For writes that
+    must not be lost to an outage of any length: a receipt of a message that went out, or
+    giving a claimed row back."""
     wait = pause
     while True:
         try:
             return fn()
-        except (OperationalError, PoolTimeout):  # the server is away, or every connection busy
-            if give_up():
+        except Exception as exc:
+            if not is_outage(exc) or give_up():
                 raise
             log.warning("database unavailable; retrying", extra={"event": "db.retry", "wait_s": wait})
             (sleep or time.sleep)(wait)
             wait = min(wait * 2, longest)
 
 
-__all__ = ["until_stored", "with_retry"]
+__all__ = ["is_outage", "until_stored"]

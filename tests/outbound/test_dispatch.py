@@ -314,32 +314,6 @@ def test_it_marks_sent_a_send_whose_receipt_cannot_be_stored(
     assert len(sms(services).attempts) == 1
 
 
-def test_it_records_a_receipt_after_a_brief_database_outage(
-    services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from sqlalchemy.exc import OperationalError
-
-    import checkin.outbound.receipts
-    import checkin.outbound.retry
-
-    with services.sessions() as s, s.begin():
-        row_id = add_row(s, *add_patient(s)).id
-    real = checkin.outbound.receipts.Receipts.record
-    failures = [OperationalError("UPDATE outbox", {}, ConnectionError("server closed"))]
-
-    def flaky(self: object, *args: object) -> None:
-        if failures:
-            raise failures.pop()
-        real(self, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(checkin.outbound.receipts.Receipts, "record", flaky)
-    monkeypatch.setattr(checkin.outbound.retry.time, "sleep", lambda s: None)
-    run_once(services, NOW, worker_id=W)
-    row = get_row(services, row_id)
-    assert (row.status, row.provider_id) == ("sent", "SM000001")
-    assert len(sms(services).attempts) == 1
-
-
 def test_it_ignores_the_patients_window_for_staff_mail_about_them(services: Services) -> None:
     with services.sessions() as s, s.begin():
         p, _ = add_patient(s, timezone="Asia/Tokyo")  # midnight there
