@@ -8,6 +8,10 @@ the provider call: each send first reserves the sender's next free instant and w
 PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already holds the database's write lock), moves
 ``next_free_at`` to ``max(next_free_at, now) + 1/rate`` and returns the slot it took. N workers
 on one database therefore send at ``rate`` together, not ``N × rate``.
+
+A provider's "slow down" (a 429 with ``Retry-After``) is kept apart, in a ``hold:<key>`` row:
+a queue far ahead of ``now`` means the clock jumped and is reset, but a hold is an explicit
+instant and is honoured however long it is (up to ``MAX_HOLD``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from checkin.clock import Clock
 from checkin.store.db import insert_ignore
 from checkin.store.models import RateLimit
 
+# The longest provider hold honoured. Twilio's Retry-After is seconds to minutes; a hold more
+# than a day ahead can only come from a clock that was set back, and is ignored.
+MAX_HOLD = timedelta(days=1)
+
 
 def reserve(session: Session, key: str, now: datetime, interval: timedelta) -> datetime:
     """Take the next send slot of ``key``: the returned instant is when the caller may send
@@ -40,8 +48,9 @@ def reserve(session: Session, key: str, now: datetime, interval: timedelta) -> d
         insert_ignore(session, RateLimit, {"key": key, "next_free_at": now}, ["key"])
         stored = session.scalar(locked)
         assert stored is not None
+    start = held_until(session, key, now) or now  # a provider hold moves the queue's start
     horizon = max(timedelta(seconds=60), interval * 100)
-    slot = now if stored > now + horizon else max(stored, now)
+    slot = start if stored > start + horizon else max(stored, start)
     session.execute(update(RateLimit).where(RateLimit.key == key).values(next_free_at=slot + interval))
     return slot
 
@@ -95,13 +104,26 @@ class Pacer:
 
 
 def hold_sender(session: Session, key: str, until: datetime) -> None:
-    """Push the sender's next slot to ``until``: a 429 speaks for the whole sender, so the
-    other workers stop hitting the limit too instead of each finding out on its own."""
+    """Let no send of ``key`` go before ``until``: a 429 speaks for the whole sender, so the
+    other workers stop hitting the limit too instead of each finding out on its own. A later
+    hold only ever extends an earlier one."""
+    hold = _hold_key(key)
+    insert_ignore(session, RateLimit, {"key": hold, "next_free_at": until}, ["key"])
     session.execute(
         update(RateLimit)
-        .where(RateLimit.key == key, RateLimit.next_free_at < until)
+        .where(RateLimit.key == hold, RateLimit.next_free_at < until)
         .values(next_free_at=until)
     )
 
 
-__all__ = ["Pacer", "hold_sender", "reserve"]
+def held_until(session: Session, key: str, now: datetime) -> datetime | None:
+    """When the provider's hold on ``key`` ends, or None if none is in force at ``now``."""
+    held = session.scalar(select(RateLimit.next_free_at).where(RateLimit.key == _hold_key(key)))
+    return held if held is not None and now < held <= now + MAX_HOLD else None
+
+
+def _hold_key(key: str) -> str:
+    return f"hold:{key}"
+
+
+__all__ = ["MAX_HOLD", "Pacer", "held_until", "hold_sender", "reserve"]

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from checkin.channels.memory import MemoryChannel
 from checkin.deps import Services
 from checkin.errors import ChannelError
-from checkin.outbound.dispatch import run_once
+from checkin.outbound.dispatch import run_once, sender_key
+from checkin.outbound.ratelimit import held_until
 from checkin.outbound.reconcile import reconcile_once
-from checkin.store.models import Alert, AuditEvent, OutboxMessage, Patient, RateLimit
+from checkin.store.models import Alert, AuditEvent, OutboxMessage, Patient
 from checkin.store.outbox import DEFAULT_POLICY
 from tests.channels.fake_twilio_server import Answer, closed_port_url
 from tests.outbound.support import (
@@ -64,7 +65,8 @@ def test_it_retries_a_429_after_retry_after_and_sends_exactly_once(
     assert row.next_attempt_at is not None
     assert row.next_attempt_at - NOW >= timedelta(seconds=120)  # Retry-After beats the backoff
     with twilio.sessions() as s:  # and the whole sender waits, not only this row
-        assert s.scalar(select(RateLimit.next_free_at)) >= NOW + timedelta(seconds=120)
+        held = held_until(s, sender_key(twilio.settings, "sms") or "", NOW)
+        assert held is not None and held >= NOW + timedelta(seconds=120)
 
     assert run_once(twilio, row.next_attempt_at - timedelta(seconds=1), worker_id=W) == 0
     at(twilio, row.next_attempt_at)
