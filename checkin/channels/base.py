@@ -37,6 +37,10 @@ class OutgoingMessage:
     html: str | None = field(default=None, repr=False)
     # Email only: where the patient's reply goes (a plus-address carrying the reply token).
     reply_to: str | None = field(default=None, repr=False)
+    # Stable for one outbox row and unique to it (its idempotency key and creation instant):
+    # every send of the row carries the same email Message-ID, so a copy resent after a lost
+    # DATA connection can be recognised downstream as the same message.
+    row_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.channel not in tuple(ChannelName):

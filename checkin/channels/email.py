@@ -23,7 +23,7 @@ connection lost or timed out *during* DATA       no         yes        --
 end of DATA the message is its responsibility and ``send`` returns a ``Receipt`` even if QUIT
 then fails. If the connection dies while DATA is in flight we cannot know whether the relay
 queued it, so the error is ``ambiguous``; the message carries our own ``Message-ID`` (also the
-receipt's ``provider_id``), which lets a resend be recognised as the same message downstream.
+receipt's ``provider_id``), fixed per outbox row, so a resend is recognisably the same message.
 
 Nothing logged here contains the address, subject or body: logs name the outbox id and
 ``message.reference``.
@@ -31,6 +31,7 @@ Nothing logged here contains the address, subject or body: logs name the outbox 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import smtplib
 import ssl
@@ -122,7 +123,7 @@ class SmtpEmailChannel:
             if message.reply_to:
                 mail["Reply-To"] = message.reply_to
             mail["Date"] = formatdate(usegmt=True)
-            mail["Message-ID"] = make_msgid(idstring=f"outbox-{message.outbox_id}", domain=self._domain)
+            mail["Message-ID"] = self.message_id(message)
             mail.set_content(message.text)
             if message.html is not None:
                 mail.add_alternative(message.html, subtype="html")
@@ -136,6 +137,15 @@ class SmtpEmailChannel:
         if len(addresses) != 1 or "@" not in addresses[0].addr_spec:
             raise ChannelError("email needs exactly one recipient", permanent=True, code="bad-message")
         return mail
+
+    def message_id(self, message: OutgoingMessage) -> str:
+        """The ``Message-ID`` for ``message``: the same for every send of one outbox row (a
+        hash of its ``row_key``), so a resend after a connection lost during DATA can be
+        deduplicated by mail systems; a fresh one when the message has no ``row_key``."""
+        if message.row_key is None:
+            return make_msgid(idstring=f"outbox-{message.outbox_id}", domain=self._domain)
+        digest = hashlib.sha256(message.row_key.encode()).hexdigest()[:24]
+        return f"<outbox-{message.outbox_id}.{digest}@{self._domain}>"
 
     def send(self, message: OutgoingMessage) -> Receipt:
         """Transmit once. Returns ``Receipt(provider_id=<our Message-ID>, status="accepted")``

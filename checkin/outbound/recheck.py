@@ -111,6 +111,7 @@ def build_message(
     to = row.recipient or patient_address(row.channel, patient) or ""
     channel = ChannelName(row.channel)
     settings = services.settings
+    row_key = f"{row.key}|{row.created_at.isoformat()}"
     reply_to = None
     if channel == ChannelName.EMAIL and settings.email_reply_to and to_patient(row, patient):
         # Replies to this email come back to `checkin mail receive` carrying the row's token.
@@ -125,6 +126,7 @@ def build_message(
             subject=row.subject,
             html=row.html,
             reply_to=reply_to,
+            row_key=row_key,
         )
     if patient is None:
         raise TemplateError(row.message, "a timeline row without a patient cannot be rendered")
@@ -155,6 +157,7 @@ def build_message(
         subject=mail.subject,
         html=mail.html,
         reply_to=reply_to,
+        row_key=row_key,
     )
 
 

@@ -22,9 +22,9 @@ look for the same body that no other outbox row has claimed as its provider id:
 Email in doubt (the connection died while DATA was in flight): SMTP has no way to ask the relay
 what it queued. We resend, once per ambiguous attempt. A patient or nurse may then get the
 same email twice; the alternative, dead-lettering, silently drops a reminder or an alert, which
-is worse here. The duplicate would be recognisable downstream if the channel used the same
-``Message-ID`` for every attempt of a row; today ``SmtpEmailChannel`` makes a fresh one per send
-(a known gap: a stable id per row would let mail clients drop the copy). Channels without ``list_recent`` (console) are treated like email.
+is worse here. Every send of a row carries the same ``Message-ID`` (``SmtpEmailChannel``
+derives it from the row), so mail systems can recognise the copy and drop it. Channels
+without ``list_recent`` (console) are treated like email.
 """
 
 from __future__ import annotations

@@ -106,7 +106,19 @@ def test_it_sends_non_ascii_text_7bit_clean(server: Server) -> None:
     assert (mail["Subject"], mail.get_content().strip()) == ("Recuperación", "¿Cómo está la herida?")
 
 
-def test_it_gives_every_send_a_new_message_id(server: Server) -> None:
+def test_it_gives_every_send_of_one_outbox_row_the_same_message_id(server: Server) -> None:
+    channel = plain(server)
+    row = message(outbox_id=7, row_key="enr:1:wound:1:email|2026-03-01T15:00:00+00:00")
+    same_id_other_database = message(outbox_id=7, row_key="enr:1:wound:1:email|2026-05-02T09:30:00+00:00")
+
+    first, again = channel.send(row).provider_id, channel.send(row).provider_id
+
+    assert first == again and first.startswith("<outbox-7.") and first.endswith("@hospital.example>")
+    assert channel.send(same_id_other_database).provider_id != first
+    assert [parsed(e)["Message-ID"] for e in server.relay.received][:2] == [first, first]
+
+
+def test_it_gives_a_message_without_a_row_key_a_new_message_id(server: Server) -> None:
     channel = plain(server)
 
     assert channel.send(message()).provider_id != channel.send(message()).provider_id

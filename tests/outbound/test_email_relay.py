@@ -18,6 +18,7 @@ from sqlalchemy import select
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 from checkin.deps import Services
 from checkin.outbound.dispatch import run_once
+from checkin.outbound.reconcile import reconcile_once
 from checkin.store.models import Alert, AuditEvent
 from checkin.store.outbox import fit_provider_id
 from tests.channels.channels_support import SmtpServer
@@ -32,6 +33,7 @@ class Relay:
     def __init__(self) -> None:
         self.received: list[email.message.EmailMessage] = []
         self.refuse: dict[str, deque[str]] = {}
+        self.drop_after_data = 0  # how many DATA to queue and then hang up on before replying
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -47,6 +49,9 @@ class Relay:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.received.append(email.message_from_bytes(envelope.content, policy=default_policy))  # type: ignore[arg-type]
+        if self.drop_after_data:
+            self.drop_after_data -= 1
+            server.transport.close()  # queued, but the sender never hears the 250
         return "250 Message accepted for delivery"
 
     def per_outbox(self) -> Counter[int]:
@@ -139,3 +144,21 @@ def test_it_delivers_each_email_once_when_a_down_relay_returns(mailer: Services,
     run_once(mailer, later + timedelta(hours=2), worker_id=W)
     assert smtp.relay.per_outbox() == dict.fromkeys(ids, 1)
     assert {get_row(mailer, i).status for i in ids} == {"sent"}
+
+
+def test_a_resend_after_a_lost_data_reply_carries_the_same_message_id(mailer: Services, smtp: Server) -> None:
+    row_id = email_row(mailer, "ana@example.org")
+    smtp.relay.drop_after_data = 1
+
+    run_once(mailer, NOW, worker_id=W)
+    assert get_row(mailer, row_id).status == "in_doubt"  # the relay queued it; we cannot know
+    later = NOW + timedelta(minutes=2)
+    mailer.clock.set(later)  # type: ignore[attr-defined]
+    reconcile_once(mailer, later, worker_id=W)
+    run_once(mailer, later, worker_id=W)
+
+    row = get_row(mailer, row_id)
+    assert (row.status, row.attempts) == ("sent", 2)
+    first, second = (str(m["Message-ID"]) for m in smtp.relay.received)
+    assert first == second  # mail systems can drop the copy
+    assert row.provider_id == fit_provider_id(first)
