@@ -18,7 +18,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ from tests.outbound.support import (
     FAST_TUNING,
     HoldingTwilio,
     WorkerProcess,
-    add_many,
+    add_due_now,
     make_services,
     settings_env,
     start_worker,
@@ -48,23 +47,6 @@ TUNING = {
     "concurrency": 4,
     "policy": {**FAST_TUNING["policy"], "lease": 10.0, "orphan_after": 600.0},  # type: ignore[dict-item]
 }
-
-
-def zone_in_window() -> str:
-    offset = 12 - datetime.now(UTC).hour
-    return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
-
-
-def plant(services: Services, n: int) -> list[int]:
-    now = datetime.now(UTC)
-    return add_many(
-        services,
-        n,
-        due=lambda i: now - timedelta(minutes=1),
-        expires=lambda i: now + timedelta(hours=6),
-        now=now,
-        timezone=zone_in_window(),
-    )
 
 
 def counts(services: Services) -> Counter[str]:
@@ -145,7 +127,7 @@ def run_outage(
     database is back) once sending is under way; returns seconds from that instant to the last
     row sent."""
     env = {**settings_env(url, CHECKIN_SMS_RATE="1000"), **twilio_env(fake.url, 5.0)}
-    ids = plant(local, total)
+    ids = add_due_now(local, total)
     for n in range(workers):
         procs.append(start_worker(env, tmp_path / f"w{n}.log", tuning=TUNING, worker_id=f"w{n}"))
     wait_for(lambda: len(fake.per_outbox()) >= total // 10, timeout=60, what="sending under way")

@@ -28,7 +28,7 @@ from checkin.config import Settings
 from checkin.deps import Services
 from checkin.store.models import Enrollment, OutboxMessage, Patient
 from tests.channels.fake_twilio_server import Answer, FakeTwilio
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, ROOT, SECRET, memory_services
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, ROOT, SECRET, memory_services, zone_in_window
 
 # The outbound tests spell out dates and local times derived from this reading (capacity
 # minutes, DST days, backlog windows), so they keep it rather than the shared tests.support.NOW.
@@ -227,6 +227,20 @@ def add_many(
             )
         )
     return ids
+
+
+def add_due_now(services: Services, n: int) -> list[int]:
+    """``n`` rows due a minute ago by the system clock, valid for six hours, for patients in
+    a zone where the send window is open now: work for real worker processes."""
+    now = datetime.now(UTC)
+    return add_many(
+        services,
+        n,
+        due=lambda i: now - timedelta(minutes=1),
+        expires=lambda i: now + timedelta(hours=6),
+        now=now,
+        timezone=zone_in_window(),
+    )
 
 
 def statuses(services: Services) -> Counter[str]:

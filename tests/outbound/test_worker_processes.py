@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ from tests.outbound.support import (
     ROOT,
     HoldingTwilio,
     WorkerProcess,
-    add_many,
+    add_due_now,
     make_services,
     settings_env,
     start_worker,
@@ -35,24 +34,6 @@ from tests.outbound.support import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def zone_in_window() -> str:
-    """An Etc/GMT zone where it is about noon now (Etc/GMT-N is UTC+N)."""
-    offset = 12 - datetime.now(UTC).hour
-    return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
-
-
-def plant(services: Services, n: int) -> list[int]:
-    now = datetime.now(UTC)
-    return add_many(
-        services,
-        n,
-        due=lambda i: now - timedelta(minutes=1),
-        expires=lambda i: now + timedelta(hours=6),
-        now=now,
-        timezone=zone_in_window(),
-    )
 
 
 def worker_env(db_url: str, fake: HoldingTwilio, timeout: float = 5.0) -> dict[str, str]:
@@ -104,7 +85,7 @@ def test_it_sends_each_message_once_when_a_worker_is_killed_mid_dispatch_and_res
     tmp_path: Path,
     variant: str,
 ) -> None:
-    ids = plant(local, 3)
+    ids = add_due_now(local, 3)
     env = worker_env(db_url, fake)
     marker = tmp_path / "answered"
     if variant == "before accepting":
@@ -162,7 +143,7 @@ def test_it_sends_each_message_exactly_once_with_several_workers_on_postgresql(
 
     wait_for(registered, what=f"{workers} workers to start")
     total = 400
-    ids = plant(local, total)
+    ids = add_due_now(local, total)
     wait_for(lambda: all_sent(local, total), what="every message sent", timeout=60)
     for w in procs:
         stop_cleanly(w)
@@ -235,7 +216,7 @@ def test_it_finishes_sends_in_flight_claims_nothing_new_and_exits_on_sigterm(
         "batch": 20,
         "concurrency": 4,
     }
-    ids = plant(local, 8)
+    ids = add_due_now(local, 8)
     worker = start_worker(worker_env(db_url, fake), tmp_path / "w.log", tuning=tuning, worker_id="graceful")
     procs.append(worker)
     for _ in range(4):

@@ -68,6 +68,13 @@ def memory_services(
     )
 
 
+def zone_in_window() -> str:
+    """An ``Etc/GMT`` zone where it is about noon now (``Etc/GMT-N`` is UTC+N): for tests
+    that run real processes on the system clock and need the send window open."""
+    offset = 12 - datetime.now(UTC).hour
+    return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
 def free_port() -> int:
     """A loopback port nobody is listening on (for uvicorn, SMTP and Twilio fakes)."""
     with socket.socket() as s:
@@ -87,4 +94,5 @@ __all__ = [
     "free_port",
     "make_settings",
     "memory_services",
+    "zone_in_window",
 ]
