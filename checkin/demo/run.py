@@ -53,6 +53,11 @@ MAX_STEP = timedelta(hours=12)
 SMS_RATE = 500.0
 FAST_SMS_RATE = 1000.0
 PROGRESS_EVERY = timedelta(days=7)  # a line of progress per simulated week when piped
+# When the demo nurse acknowledges an alert after its first email: an emergency within minutes;
+# an urgent one only after two hours, so the report shows its ladder climbing (team email
+# again, then the on-call SMS, then that SMS repeating). Left unacknowledged, an urgent alert's
+# last step repeats every 30 minutes for the rest of the 90 days, as it would in a real clinic.
+ACK_AFTER = {"EMERGENCY": timedelta(minutes=8), "URGENT": timedelta(hours=2)}
 
 
 def content_dir(name: str) -> Path:
@@ -211,9 +216,8 @@ class Simulation:
         self.webhook_statuses: Counter[int] = Counter()
         self.seen_sent: set[int] = set()
         self.last_collect = datetime.min.replace(tzinfo=UTC)
-        # A nurse acknowledges each EMERGENCY alert from its email a few minutes after it
-        # arrives (through the real page: GET, then POST with the CSRF value); the URGENT ones
-        # are left alone, so the demo shows the ladder climbing.
+        # A nurse acknowledges each emergency and urgent alert from its email (through the real
+        # page: sign in, GET, then POST with the CSRF value), after ACK_AFTER.
         self.acks_due: list[tuple[datetime, str]] = []
         self.seen_mail = 0
         self.acks: list[tuple[datetime, str, int]] = []
@@ -315,10 +319,13 @@ class Simulation:
         received = mail.received
         for n, m in enumerate(received[self.seen_mail :], start=self.seen_mail + 1):
             (email_dir / f"{n:04d}.eml").write_bytes(m.message.as_bytes())
-            if m.subject.upper().startswith("EMERGENCY") and "ESCALATED" not in m.text():
+            severity = re.match(r"\[?([A-Z]+)", m.subject.upper())
+            delay = ACK_AFTER.get(severity.group(1) if severity else "")
+            repeat = "escalation step" in m.subject or "ESCALATED" in m.text()
+            if delay is not None and not repeat:
                 link = re.search(r"(https?://\S+/a/[\w.\-]+)", m.text())
                 if link:
-                    self.acks_due.append((now + timedelta(minutes=8), link.group(1)))
+                    self.acks_due.append((now + delay, link.group(1)))
         self.seen_mail = len(received)
 
     def acknowledge_due(self, now: datetime) -> None:
