@@ -11,7 +11,7 @@ as ``checkin.deps.Services``.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +23,9 @@ from checkin.content.care_teams import CareTeamsFile
 from checkin.content.render import Renderer
 from checkin.core.schedule import Schedule
 from checkin.deps import Services
+
+if TYPE_CHECKING:
+    from checkin.integrations.hl7.feed import Feed
 
 __all__ = ["Services", "build_engine", "build_schedules", "build_services", "build_sessions"]
 
@@ -52,6 +55,21 @@ def build_schedules(settings: Settings, renderer: Renderer | None = None) -> dic
     from checkin.content.catalog import load_schedules
 
     return load_schedules(settings.schedules_dir, renderer or build_renderer(settings))
+
+
+def build_hl7_feed(
+    settings: Settings, sessions: sessionmaker[Session], schedules: dict[str, Schedule], clock: Clock
+) -> Feed:
+    """The HL7 v2 feed (``checkin.integrations.hl7.feed.Feed``) over CHECKIN_SCHEDULES_DIR/hl7.yaml."""
+    from checkin.content.hl7_mapping import load_hl7_mapping
+    from checkin.integrations.hl7.apply import Site
+    from checkin.integrations.hl7.feed import Feed
+
+    site = Site(
+        settings.default_region, settings.emergency_number, settings.crisis_line, settings.emergency_regions
+    )
+    mapping = load_hl7_mapping(settings.schedules_dir, schedules.values())
+    return Feed(sessions, mapping=mapping, schedules=schedules, site=site, clock=clock)
 
 
 def sms_channel(settings: Settings) -> tuple[Channel, str]:

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "checkin.app.cli.triage",
     "checkin.app.cli.mail",
     "checkin.app.cli.staff",
+    "checkin.app.cli.hl7",
 )
 
 
