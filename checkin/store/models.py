@@ -447,7 +447,3 @@ def _refuse_audit_changes(session: Session, flush_context: Any, instances: Any) 
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, AuditEvent):
             raise AppendOnlyError("audit_log is append-only")
-
-
-# Tables of their own modules, registered on Base.metadata with the rest.
-import checkin.store.hl7_messages  # noqa: E402, F401
