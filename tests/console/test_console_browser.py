@@ -1,7 +1,8 @@
 """The console in Debian's headless Chromium (Playwright, no browser download), at phone and
 desktop sizes: sign in, a new emergency appears within the refresh interval, the patient's
 reply is shown verbatim and never runs, acknowledge, a reply reaches the (fake) Twilio API
-exactly once, sign out; an expired session goes back to sign-in; keyboard-only use; axe-core
+exactly once, sign out; a second red flag after acknowledgement pages again and re-opens the
+alert in the worklist; an expired session goes back to sign-in; keyboard-only use; axe-core
 (npm, from the local node_modules) finds no serious or critical violation on any page.
 
 Skipped without Chromium, Playwright or axe-core on a developer's machine; under CI=true
@@ -22,11 +23,13 @@ from typing import Any
 
 import pytest
 import uvicorn
+from sqlalchemy import select
 
 from checkin.app.web import create_app
 from checkin.deps import Services
 from checkin.outbound.dispatch import run_once
-from tests.alerts.support import add_patient, make_services, reply
+from checkin.store.models import AuditEvent
+from tests.alerts.support import add_patient, make_services, reply, staff_rows
 from tests.channels.fake_twilio_server import FakeTwilio
 from tests.console.support import PASSWORD, add_staff
 from tests.outbound.support import twilio_channel
@@ -193,6 +196,64 @@ def test_a_nurse_signs_in_sees_the_emergency_acknowledges_and_replies(
             assert w.dialogs == [] and w.csp == []  # no script of the patient's ran; our pages obey our CSP
         finally:
             browser.close()
+
+
+def _status_of_first_alert(page: Any, status: str) -> None:
+    """Wait (through the worklist's own refresh) until its first alert row shows ``status``."""
+    page.wait_for_function(
+        """s => { const c = document.querySelector('#alerts tbody tr td:last-child');
+                  return c !== null && c.textContent.trim().startsWith(s); }""",
+        arg=status,
+        timeout=(REFRESH + 5) * 1000,
+    )
+
+
+def test_a_second_red_flag_after_acknowledgement_pages_again_and_reopens_the_alert(
+    served: tuple[Services, str, FakeTwilio], shots: Path
+) -> None:
+    services, base, _ = served
+    add_staff(services, NURSE)
+    _, ref, phone = add_patient(services, first_name="Rosa")
+    reply(services, phone, "I have a fever of 102 since last night")
+
+    def pages_to_nurse() -> list[str]:
+        return [r.key for r in staff_rows(services) if r.recipient == NURSE]
+
+    assert len(pages_to_nurse()) == 1  # round 0
+    with sync_api().sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            w = Watched(browser, "desktop", shots)
+            page = w.page
+            w.sign_in(base)
+            _status_of_first_alert(page, "open")
+            page.get_by_text(f"{ref} · Rosa").first.click()
+            page.wait_for_url(re.compile(rf".*/console/patients/{ref}.*"))
+            page.get_by_role("button", name="Acknowledge").first.click()
+            page.get_by_text("Acknowledged. Escalation stopped.").wait_for()
+            assert page.get_by_role("button", name="Acknowledge").count() == 0
+            page.goto(base + "/console")
+            _status_of_first_alert(page, "acknowledged")
+            # The patient writes again with a new red flag while the worklist is open.
+            reply(services, phone, "I fell and can't get up", services.clock.now() + timedelta(minutes=1))
+            _status_of_first_alert(page, "open")
+            assert "fall" in page.locator("#alerts tbody tr").first.inner_text()
+            keys = pages_to_nurse()
+            assert len(keys) == 2 and len(set(keys)) == 2 and ":r1:" in keys[1]  # paged again, once
+            # The same words again while it is open: no third page.
+            reply(services, phone, "I fell and can't get up", services.clock.now() + timedelta(minutes=2))
+            assert len(pages_to_nurse()) == 2
+            page.get_by_text(f"{ref} · Rosa").first.click()
+            page.wait_for_url(re.compile(rf".*/console/patients/{ref}.*"))
+            w.axe("patient-repaged")
+            page.get_by_role("button", name="Acknowledge").first.click()
+            page.get_by_text("Acknowledged. Escalation stopped.").wait_for()
+            assert w.dialogs == [] and w.csp == []
+        finally:
+            browser.close()
+    with services.sessions() as s:
+        acks = s.scalars(select(AuditEvent.actor).where(AuditEvent.action == "alert.acknowledged")).all()
+    assert acks == [NURSE, NURSE]
 
 
 def test_an_expired_session_goes_back_to_sign_in_by_itself(
