@@ -78,7 +78,7 @@ def acknowledge(link: str) -> tuple[str, int] | None:
 def serve(services: Any, port: int, out: TextIO, stop: threading.Event | None = None) -> None:
     """Run the web app on 127.0.0.1:``port`` until Ctrl-C (or ``stop`` is set), after saying
     where it is and how to sign in."""
-    from checkin.demo.run import WebApp
+    from checkin.demo.site import WebApp
 
     base = f"http://127.0.0.1:{port}"
     stop = stop or threading.Event()

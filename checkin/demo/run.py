@@ -19,30 +19,24 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self, TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-import click
 from sqlalchemy import func, select
 
 from checkin.channels import OutgoingMessage, Receipt
 from checkin.channels.console import ConsoleChannel
 from checkin.clock import ManualClock
-from checkin.config import Settings
 from checkin.demo.mailcatcher import MailCatcher, free_port
 from checkin.demo.patients import PERSONAS, Persona, reply_for
+from checkin.demo.progress import Progress
+from checkin.demo.site import TZ, WebApp, demo_settings, twiml_text
 from checkin.states import AlertStatus, ChannelName
 
-TZ = "America/New_York"
-AUTH_TOKEN = "demo-auth-token-not-a-secret"  # noqa: S105 - the demo signs its own webhooks
-ACCOUNT_SID = "AC" + "d" * 32
 # Every moment that matters is a candidate in next_instant (a message due or deferred to its
 # send window, a reply, a reminder or missed deadline, an escalation, an acknowledgement, the
 # digest hour); this cap only bounds a jump if one were forgotten. At 3 h it caused over half
@@ -52,20 +46,11 @@ MAX_STEP = timedelta(hours=12)
 # seconds, so the demo's sender is a fast one (--fast: the highest rate CHECKIN_SMS_RATE takes).
 SMS_RATE = 500.0
 FAST_SMS_RATE = 1000.0
-PROGRESS_EVERY = timedelta(days=7)  # a line of progress per simulated week when piped
 # When the demo nurse acknowledges an alert after its first email: an emergency within minutes;
 # an urgent one only after two hours, so the report shows its ladder climbing (team email
 # again, then the on-call SMS, then that SMS repeating). Left unacknowledged, an urgent alert's
 # last step repeats every 30 minutes for the rest of the 90 days, as it would in a real clinic.
 ACK_AFTER = {"EMERGENCY": timedelta(minutes=8), "URGENT": timedelta(hours=2)}
-
-
-def content_dir(name: str) -> Path:
-    """``schedules``/``templates`` from the working directory, else beside the package."""
-    here = Path(name)
-    if here.is_dir():
-        return here.resolve()
-    return Path(__file__).resolve().parents[2] / name
 
 
 @dataclass
@@ -107,102 +92,6 @@ class Exchange:
 class DemoResult:
     summary: dict[str, Any]
     seconds: float
-
-
-def demo_settings(workdir: Path, smtp_port: int, web_port: int, sms_rate: float) -> Settings:
-    return Settings.from_env(
-        {
-            "CHECKIN_DATABASE_URL": f"sqlite:///{workdir / 'demo.db'}",
-            "CHECKIN_SCHEDULES_DIR": str(content_dir("schedules")),
-            "CHECKIN_TEMPLATES_DIR": str(content_dir("templates")),
-            "CHECKIN_DEFAULT_TIMEZONE": TZ,
-            "CHECKIN_SECRET_KEY": "demo-secret-key-0123456789abcdef",
-            "CHECKIN_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
-            "CHECKIN_CLINIC_NAME": "Riverside Spine Center",
-            "CHECKIN_CLINIC_PHONE": "+1 555 010 0100",
-            "CHECKIN_LOG_LEVEL": "WARNING",
-            # Signatures are always verified; the demo signs its webhooks with a made-up token.
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM_NUMBER": "+15005550006",
-            "CHECKIN_SMS_RATE": str(sms_rate),
-            "CHECKIN_SMTP_HOST": "127.0.0.1",
-            "CHECKIN_SMTP_PORT": str(smtp_port),
-            "CHECKIN_SMTP_TLS": "none",
-            "CHECKIN_EMAIL_FROM": "checkin@riverside.example.org",
-            "CHECKIN_ALERT_EMAILS": "spine-nurses@riverside.example.org",
-        }
-    )
-
-
-class WebApp:
-    """The real FastAPI app under uvicorn on 127.0.0.1, in a thread."""
-
-    def __init__(self, services: Any, port: int) -> None:
-        import uvicorn
-
-        from checkin.app.web import create_app
-
-        self.port = port
-        config = uvicorn.Config(
-            create_app(services),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-            proxy_headers=False,
-            lifespan="off",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="demo-web", daemon=True)
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the demo web app did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-    def post_sms(self, settings: Settings, persona: Persona, text: str, sid: str) -> tuple[int, str]:
-        """A signed Twilio webhook, as Twilio would send it when the patient texts back."""
-        from twilio.request_validator import RequestValidator
-
-        path = "/webhooks/twilio/sms"
-        params = {
-            "MessageSid": sid,
-            "AccountSid": ACCOUNT_SID,
-            "From": persona.phone,
-            "To": "+15005550006",
-            "Body": text,
-            "NumMedia": "0",
-        }
-        signature = RequestValidator(AUTH_TOKEN).compute_signature(f"{settings.public_url}{path}", params)
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}",
-            data=urllib.parse.urlencode(params).encode(),
-            headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - the demo's own http://127.0.0.1 app
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-
-
-def _twiml_text(body: str) -> str:
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.fromstring(body)  # noqa: S314 - TwiML from the demo's own app
-    except ET.ParseError:
-        return ""
-    return " ".join((m.text or "").strip() for m in root.iter("Message"))
 
 
 class Simulation:
@@ -307,7 +196,7 @@ class Simulation:
             status, body = web.post_sms(services.settings, r.persona, r.text, sid)
             self.webhook_statuses[status] += 1
             self.conversations[r.persona.mrn].append(Exchange(now, "in", r.text, sid=sid))
-            answer = _twiml_text(body)
+            answer = twiml_text(body)
             if answer:
                 self.conversations[r.persona.mrn].append(Exchange(now, "reply", answer))
 
@@ -379,49 +268,6 @@ class Simulation:
             delay = timedelta(minutes=self.rng.randint(3, 90))
             self.seq += 1
             heapq.heappush(self.replies, PendingReply(sent_at + delay, self.seq, persona, answer))
-
-
-class Progress:
-    """Where the simulation is: a bar on a terminal; when piped (a log, CI), one line per
-    simulated week, so a reader is never left without output for long."""
-
-    def __init__(self, stream: TextIO | None, clock: ManualClock, start: datetime, end: datetime) -> None:
-        self.stream, self.clock, self.start, self.end = stream, clock, start, end
-        self.tty = bool(stream is not None and stream.isatty())
-        self.next_line = start + PROGRESS_EVERY
-        self.began = time.monotonic()
-        self.bar: Any = None
-
-    def __enter__(self) -> Self:
-        if self.tty:
-            self.bar = click.progressbar(
-                length=int((self.end - self.start).total_seconds()),
-                label="simulating recovery",
-                file=self.stream,
-                show_eta=False,
-                item_show_func=lambda _: self.clock.now().astimezone(ZoneInfo(TZ)).strftime("%b %d"),
-            ).__enter__()
-        elif self.stream is not None:
-            self.stream.write(f"simulating recovery: {self._where(self.start)}\n")
-            self.stream.flush()
-        return self
-
-    def _where(self, at: datetime) -> str:
-        return f"{at.astimezone(ZoneInfo(TZ)):%b %d}, {time.monotonic() - self.began:.1f} s"
-
-    def advance(self, now: datetime, nxt: datetime, sent: int) -> None:
-        if self.bar is not None:
-            self.bar.update(int((nxt - now).total_seconds()))
-        elif self.stream is not None and (nxt >= self.next_line or nxt >= self.end):
-            done = (nxt - self.start) / (self.end - self.start)
-            self.stream.write(f"  {done:4.0%} {self._where(nxt)}: {sent} messages sent\n")
-            self.stream.flush()
-            while self.next_line <= nxt:
-                self.next_line += PROGRESS_EVERY
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 def run_demo(

@@ -24,7 +24,7 @@ from checkin.channels.memory import MemoryChannel
 from checkin.clock import ManualClock
 from checkin.demo.mailcatcher import MailCatcher, free_port
 from checkin.demo.patients import Persona
-from checkin.demo.run import WebApp, demo_settings
+from checkin.demo.site import WebApp, demo_settings
 from checkin.deps import Services
 from checkin.enrollment.enroll import enroll, parse_request
 from checkin.store.models import Alert, OutboxMessage

@@ -23,7 +23,7 @@ from pathlib import Path
 from checkin.channels.memory import MemoryChannel
 from checkin.demo.mailcatcher import MailCatcher, free_port
 from checkin.demo.patients import Persona
-from checkin.demo.run import WebApp, demo_settings
+from checkin.demo.site import WebApp, demo_settings
 from tests.benchmarks.support import database
 
 
