@@ -21,7 +21,13 @@ from checkin.core.schedule.load_timing import APPOINTMENT_KIND
 from checkin.core.schedule.model import DISCHARGE, SURGERY
 from checkin.core.schedule.model import Appointment as Planned
 from checkin.core.window import local_instant
-from checkin.enrollment.replan import RescheduleResult, replan, stored_plan_input
+from checkin.enrollment.replan import (
+    RescheduleResult,
+    active_enrollment,
+    replan,
+    replan_target,
+    stored_plan_input,
+)
 from checkin.errors import EnrollmentError
 from checkin.store import audit
 from checkin.store.models import APPOINTMENT_BOOKED, APPOINTMENT_CANCELLED, Appointment, Enrollment
@@ -38,20 +44,6 @@ class AppointmentView:
     where: str | None
     status: str
     source: str
-
-
-def _enrollment(session: Session, mrn: str, procedure: str | None) -> Enrollment:
-    from checkin.enrollment.enroll import _active_enrollments
-
-    (enrollment,) = _active_enrollments(session, mrn, procedure)
-    return enrollment
-
-
-def _schedule(enrollment: Enrollment, schedules: Mapping[str, Schedule]) -> Schedule:
-    schedule = schedules.get(enrollment.procedure)
-    if schedule is None:
-        raise EnrollmentError("procedure", f"schedule {enrollment.procedure!r} is not loaded")
-    return schedule
 
 
 def appointment_kinds(schedule: Schedule) -> list[str]:
@@ -71,8 +63,7 @@ def set_discharge(
     apply: bool = True,
 ) -> RescheduleResult:
     """Record the discharge date; discharge-anchored messages move to count from it."""
-    enrollment = _enrollment(session, mrn, procedure)
-    schedule = _schedule(enrollment, schedules)
+    enrollment, schedule = replan_target(session, mrn, procedure, schedules)
     if discharge < enrollment.surgery_date:
         raise EnrollmentError(
             "date", f"discharge {discharge} is before the surgery date {enrollment.surgery_date}"
@@ -131,8 +122,7 @@ def book_appointment(
     One booked appointment per kind: booking a kind that is already booked moves it, and its
     reminders move with it.
     """
-    enrollment = _enrollment(session, mrn, procedure)
-    schedule = _schedule(enrollment, schedules)
+    enrollment, schedule = replan_target(session, mrn, procedure, schedules)
     _check_kind(kind, schedule)
     if at_local.tzinfo is not None:
         raise ValueError("at_local must be a naive patient-local time")
@@ -189,8 +179,7 @@ def cancel_appointment(
 ) -> RescheduleResult:
     """Cancel the booked ``kind`` appointment; its unsent reminders are cancelled (no fallback
     reminder either: the clinic said there is no such visit)."""
-    enrollment = _enrollment(session, mrn, procedure)
-    schedule = _schedule(enrollment, schedules)
+    enrollment, schedule = replan_target(session, mrn, procedure, schedules)
     row = _booked(session, enrollment.id, kind)
     if row is None:
         raise EnrollmentError("kind", f"MRN {mrn!r} has no booked {kind!r} appointment")
@@ -225,7 +214,7 @@ def cancel_appointment(
 def list_appointments(
     session: Session, mrn: str, *, procedure: str | None = None
 ) -> tuple[Enrollment, list[AppointmentView]]:
-    enrollment = _enrollment(session, mrn, procedure)
+    enrollment = active_enrollment(session, mrn, procedure)
     tz = ZoneInfo(enrollment.patient.timezone)
     rows = session.scalars(
         select(Appointment).where(Appointment.enrollment_id == enrollment.id).order_by(Appointment.at)

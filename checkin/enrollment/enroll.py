@@ -11,25 +11,32 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from checkin.core.schedule import CHANNEL_PREFERENCES, KNOWN_ATTRIBUTES, LANGUAGES, PlanInput, Schedule
-from checkin.core.schedule.model import FIRST_NAME_MAX, PlannedMessage
+from checkin.core.schedule.model import FIRST_NAME_MAX
 from checkin.core.suggest import unknown
 from checkin.core.timeline import plan
 from checkin.core.zones import zone_problem
 from checkin.enrollment.phones import normalize_phone
-from checkin.enrollment.records import insert_enrollments, known_patients, upsert_patients
-from checkin.enrollment.replan import RescheduleResult, replan, stored_plan_input
+from checkin.enrollment.records import (
+    insert_enrollments,
+    known_patients,
+    planned_values,
+    stamp,
+    upsert_patients,
+)
+from checkin.enrollment.replan import (
+    RescheduleResult,
+    active_enrollment,
+    replan,
+    replan_target,
+    stored_plan_input,
+)
 from checkin.errors import EnrollmentError
-from checkin.states import EnrollmentStatus, OutboxStatus
+from checkin.states import EnrollmentStatus
 from checkin.store import audit, outbox
 from checkin.store.bulk import insert_outbox_rows
-from checkin.store.models import (
-    Enrollment,
-    Patient,
-)
 
 
 @dataclass(frozen=True)
@@ -202,41 +209,6 @@ def plan_input(enrollment_id: int, req: EnrollRequest) -> PlanInput:
     )
 
 
-def _planned_values(msg: PlannedMessage, now: datetime) -> dict[str, Any]:
-    """The outbox columns a planned message fixes, whoever it is for."""
-    return {
-        "step_id": msg.step_id,
-        "occurrence": msg.occurrence,
-        "channel": msg.channel,
-        "message": msg.message,
-        "ask": msg.ask,
-        "due_at": msg.due_at,
-        "expires_at": msg.expires_at,
-        "remind_after_s": int(msg.remind_after.total_seconds()) if msg.remind_after else None,
-        "missed_after_s": int(msg.missed_after.total_seconds()) if msg.missed_after else None,
-        "followup_at": msg.followup_at,
-        "followup_where": msg.followup_where,
-        "status": OutboxStatus.PENDING,
-        "attempts": 0,
-        "urgent": False,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _outbox_row(msg: PlannedMessage, enrollment_id: int, patient_id: int, now: datetime) -> dict[str, Any]:
-    return _stamp(_planned_values(msg, now), enrollment_id, patient_id)
-
-
-def _stamp(values: dict[str, Any], enrollment_id: int, patient_id: int) -> dict[str, Any]:
-    return {
-        **values,
-        "key": f"{enrollment_id}:{values['step_id']}:{values['occurrence']}:{values['channel']}",
-        "enrollment_id": enrollment_id,
-        "patient_id": patient_id,
-    }
-
-
 @dataclass
 class EnrollResult:
     patients: int = 0
@@ -320,10 +292,10 @@ def _plan_outbox(
         planned = cache.get(ck)
         if planned is None:
             planned = cache[ck] = [
-                _planned_values(m, now) for m in plan(schedules[req.procedure], pin, now=now)
+                planned_values(m, now) for m in plan(schedules[req.procedure], pin, now=now)
             ]
         pid, ref = existing[req.mrn]
-        batch.extend(_stamp(values, eid, pid) for values in planned)
+        batch.extend(stamp(values, eid, pid) for values in planned)
         audit.record(
             session,
             at=now,
@@ -356,28 +328,6 @@ def enroll(
     return enroll_many(session, [req], schedules=schedules, now=now, actor=actor)
 
 
-def _active_enrollments(session: Session, mrn: str, procedure: str | None) -> list[Enrollment]:
-    patient = session.scalar(select(Patient).where(Patient.mrn == mrn))
-    if patient is None:
-        raise EnrollmentError("mrn", f"no patient with MRN {mrn!r}")
-    query = select(Enrollment).where(
-        Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
-    )
-    if procedure:
-        query = query.where(Enrollment.procedure == procedure)
-    found = list(session.scalars(query))
-    if not found:
-        raise EnrollmentError(
-            "mrn", f"MRN {mrn!r} has no active enrollment" + (f" on {procedure}" if procedure else "")
-        )
-    if len(found) > 1:
-        names = ", ".join(e.procedure for e in found)
-        raise EnrollmentError(
-            "procedure", f"MRN {mrn!r} is enrolled on several procedures ({names}); name one"
-        )
-    return found
-
-
 def reschedule(
     session: Session,
     mrn: str,
@@ -393,10 +343,7 @@ def reschedule(
     Rows keep their keys (see ``checkin.enrollment.replan``): pending rows move, rows no
     longer planned are cancelled, new keys are inserted, sent rows stay as history.
     """
-    (enrollment,) = _active_enrollments(session, mrn, procedure)
-    schedule = schedules.get(enrollment.procedure)
-    if schedule is None:
-        raise EnrollmentError("procedure", f"schedule {enrollment.procedure!r} is not loaded")
+    enrollment, schedule = replan_target(session, mrn, procedure, schedules)
     patient = enrollment.patient
     old_date = enrollment.surgery_date
     enrollment.surgery_date = surgery_date
@@ -428,7 +375,7 @@ def withdraw(
     reason: str = "withdrawn",
 ) -> int:
     """End the enrollment and cancel its unsent messages; returns how many were cancelled."""
-    (enrollment,) = _active_enrollments(session, mrn, procedure)
+    enrollment = active_enrollment(session, mrn, procedure)
     enrollment.status, enrollment.withdrawn_at = EnrollmentStatus.WITHDRAWN, now
     cancelled = outbox.cancel_unsent(session, enrollment.id, reason=reason, now=now)
     audit.record(

@@ -1,5 +1,6 @@
 """The patient and enrollment rows of a batch enrollment, written in chunks (one INSERT per
-thousand rows, not one per patient: a 5,000-row CSV import is one short transaction)."""
+thousand rows, not one per patient: a 5,000-row CSV import is one short transaction), and the
+outbox rows their timelines plan."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from checkin.core.schedule import Schedule
-from checkin.states import EnrollmentStatus, PhoneStatus
+from checkin.core.schedule.model import PlannedMessage
+from checkin.states import EnrollmentStatus, OutboxStatus, PhoneStatus
 from checkin.store.models import Enrollment, Patient
 
 if TYPE_CHECKING:
@@ -126,3 +128,40 @@ def insert_enrollments(
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def planned_values(msg: PlannedMessage, now: datetime) -> dict[str, Any]:
+    """The outbox columns a planned message fixes, whoever it is for."""
+    return {
+        "step_id": msg.step_id,
+        "occurrence": msg.occurrence,
+        "channel": msg.channel,
+        "message": msg.message,
+        "ask": msg.ask,
+        "due_at": msg.due_at,
+        "expires_at": msg.expires_at,
+        "remind_after_s": int(msg.remind_after.total_seconds()) if msg.remind_after else None,
+        "missed_after_s": int(msg.missed_after.total_seconds()) if msg.missed_after else None,
+        "followup_at": msg.followup_at,
+        "followup_where": msg.followup_where,
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "urgent": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def outbox_row(msg: PlannedMessage, enrollment_id: int, patient_id: int, now: datetime) -> dict[str, Any]:
+    """The outbox row (a ``pending`` insert) of one planned message; enroll and re-plan share it."""
+    return stamp(planned_values(msg, now), enrollment_id, patient_id)
+
+
+def stamp(values: dict[str, Any], enrollment_id: int, patient_id: int) -> dict[str, Any]:
+    """``values`` made one enrollment's row: its ids and the key that names the message."""
+    return {
+        **values,
+        "key": f"{enrollment_id}:{values['step_id']}:{values['occurrence']}:{values['channel']}",
+        "enrollment_id": enrollment_id,
+        "patient_id": patient_id,
+    }

@@ -9,6 +9,7 @@ With ``apply=False`` nothing is written and the result only says what would move
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -16,10 +17,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from checkin.core.schedule import PlanInput, Schedule
+from checkin.core.schedule import PlanInput, PlannedMessage, Schedule
 from checkin.core.schedule.model import Appointment as PlannedAppointment
 from checkin.core.timeline import plan
-from checkin.states import OUTBOX_UNSENT, ChannelName, OutboxStatus
+from checkin.enrollment.records import outbox_row
+from checkin.errors import EnrollmentError
+from checkin.states import OUTBOX_UNSENT, ChannelName, EnrollmentStatus, OutboxStatus
 from checkin.store import outbox
 from checkin.store.bulk import insert_outbox_rows
 from checkin.store.models import (
@@ -28,6 +31,7 @@ from checkin.store.models import (
     Appointment,
     Enrollment,
     OutboxMessage,
+    Patient,
 )
 
 
@@ -93,54 +97,121 @@ def replan(
     apply: bool = True,
 ) -> RescheduleResult:
     """Line the outbox up with ``plan(schedule, pin)``; see the module docstring."""
-    from checkin.enrollment.enroll import _outbox_row  # one row shape for enroll and replan
-
-    patient = enrollment.patient
     planned = {m.key: m for m in plan(schedule, pin, now=now)}
     rows = {
         r.key: r
         for r in session.scalars(select(OutboxMessage).where(OutboxMessage.enrollment_id == enrollment.id))
     }
     result = RescheduleResult()
-    revivable = (*OUTBOX_UNSENT, OutboxStatus.CANCELLED, OutboxStatus.SKIPPED)
-    for key, row in sorted(rows.items(), key=lambda kv: kv[1].due_at):
-        msg = planned.get(key)
-        if row.status not in revivable:
+    for row in sorted(rows.values(), key=lambda r: r.due_at):
+        msg = planned.get(row.key)
+        if row.status not in _REVIVABLE:
             result.kept_history += 1
-            continue
-        if msg is None:
-            if row.status in OUTBOX_UNSENT:
-                result.cancelled += 1
-                result.moves.append(Move(row.step_id, row.occurrence, row.channel, row.due_at, None))
-                if row.step_id not in result.cancelled_steps:
-                    result.cancelled_steps.append(row.step_id)
-                if apply:
-                    outbox.cancel_rescheduled(row, now)
-            continue
-        was_unsent = row.status in OUTBOX_UNSENT
-        if msg.due_at != row.due_at or not was_unsent or msg.followup_at != row.followup_at:
-            result.moves.append(
-                Move(row.step_id, row.occurrence, row.channel, row.due_at if was_unsent else None, msg.due_at)
-            )
-        result.updated += 1
-        if not apply:
-            continue
+        elif msg is None:
+            _cancel(row, result, now=now, apply=apply)
+        else:
+            _move(row, msg, result, now=now, apply=apply, sms_opted_out=enrollment.patient.sms_opted_out)
+    _add(session, enrollment, [m for k, m in planned.items() if k not in rows], result, now=now, apply=apply)
+    return result
+
+
+# Rows a new plan may still change: sent (or sending) ones are history.
+_REVIVABLE = (*OUTBOX_UNSENT, OutboxStatus.CANCELLED, OutboxStatus.SKIPPED)
+
+
+def _cancel(row: OutboxMessage, result: RescheduleResult, *, now: datetime, apply: bool) -> None:
+    """A row the new plan no longer has: cancelled if it was still to send."""
+    if row.status not in OUTBOX_UNSENT:
+        return
+    result.cancelled += 1
+    result.moves.append(Move(row.step_id, row.occurrence, row.channel, row.due_at, None))
+    if row.step_id not in result.cancelled_steps:
+        result.cancelled_steps.append(row.step_id)
+    if apply:
+        outbox.cancel_rescheduled(row, now)
+
+
+def _move(
+    row: OutboxMessage,
+    msg: PlannedMessage,
+    result: RescheduleResult,
+    *,
+    now: datetime,
+    apply: bool,
+    sms_opted_out: bool,
+) -> None:
+    """A row the new plan keeps: its new times (and visit); a cancelled or skipped one revives."""
+    was_unsent = row.status in OUTBOX_UNSENT
+    if msg.due_at != row.due_at or not was_unsent or msg.followup_at != row.followup_at:
+        result.moves.append(
+            Move(row.step_id, row.occurrence, row.channel, row.due_at if was_unsent else None, msg.due_at)
+        )
+    result.updated += 1
+    if apply:
         outbox.move(
             row,
             due_at=msg.due_at,
             expires_at=msg.expires_at,
             now=now,
-            sms_opted_out=patient.sms_opted_out,
+            sms_opted_out=sms_opted_out,
             followup_at=msg.followup_at,
             followup_where=msg.followup_where,
         )
-    new = [_outbox_row(m, enrollment.id, patient.id, now) for k, m in planned.items() if k not in rows]
-    result.moves.extend(Move(r["step_id"], r["occurrence"], r["channel"], None, r["due_at"]) for r in new)
-    result.added = len(new)
-    if apply and new:
-        if patient.sms_opted_out:
-            for r in new:
-                if r["channel"] == ChannelName.SMS:
-                    r["status"] = OutboxStatus.HELD
-        insert_outbox_rows(session, new)
-    return result
+
+
+def _add(
+    session: Session,
+    enrollment: Enrollment,
+    new: list[PlannedMessage],
+    result: RescheduleResult,
+    *,
+    now: datetime,
+    apply: bool,
+) -> None:
+    """Keys the old plan did not have: inserted (SMS held for a patient who opted out)."""
+    patient = enrollment.patient
+    rows = [outbox_row(m, enrollment.id, patient.id, now) for m in new]
+    result.moves.extend(Move(r["step_id"], r["occurrence"], r["channel"], None, r["due_at"]) for r in rows)
+    result.added = len(rows)
+    if not apply or not rows:
+        return
+    if patient.sms_opted_out:
+        for r in rows:
+            if r["channel"] == ChannelName.SMS:
+                r["status"] = OutboxStatus.HELD
+    insert_outbox_rows(session, rows)
+
+
+def active_enrollment(session: Session, mrn: str, procedure: str | None) -> Enrollment:
+    """The one active enrollment of ``mrn`` (on ``procedure`` if given); EnrollmentError if there
+    is no such patient, none, or several and no procedure to choose."""
+    patient = session.scalar(select(Patient).where(Patient.mrn == mrn))
+    if patient is None:
+        raise EnrollmentError("mrn", f"no patient with MRN {mrn!r}")
+    query = select(Enrollment).where(
+        Enrollment.patient_id == patient.id, Enrollment.status == EnrollmentStatus.ACTIVE
+    )
+    if procedure:
+        query = query.where(Enrollment.procedure == procedure)
+    found = list(session.scalars(query))
+    if not found:
+        raise EnrollmentError(
+            "mrn", f"MRN {mrn!r} has no active enrollment" + (f" on {procedure}" if procedure else "")
+        )
+    if len(found) > 1:
+        names = ", ".join(e.procedure for e in found)
+        raise EnrollmentError(
+            "procedure", f"MRN {mrn!r} is enrolled on several procedures ({names}); name one"
+        )
+    return found[0]
+
+
+def replan_target(
+    session: Session, mrn: str, procedure: str | None, schedules: Mapping[str, Schedule]
+) -> tuple[Enrollment, Schedule]:
+    """The active enrollment to re-plan and its loaded schedule (EnrollmentError if unloaded)."""
+    enrollment = active_enrollment(session, mrn, procedure)
+    schedule = schedules.get(enrollment.procedure)
+    if schedule is None:
+        raise EnrollmentError("procedure", f"schedule {enrollment.procedure!r} is not loaded")
+    return enrollment, schedule
