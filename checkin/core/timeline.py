@@ -61,9 +61,35 @@ def plan_with_drops(
     if len(ids) != len(set(ids)):
         raise ValueError(f"schedule {schedule.id!r} repeats a step id; keys would collide")
     tz = ZoneInfo(enrollment.timezone)
+    wanted = _wanted(schedule, enrollment)
+    order = {s.id: i for i, s in enumerate(schedule.steps)}
+    slots = [
+        Slot(i, local_date, step.time.replace(tzinfo=None), step.priority, order[step.id])
+        for i, (step, _, local_date, _) in enumerate(wanted)
+    ]
+    placed, dropped = place(slots, schedule.daily_limit, enrollment.surgery_date)
+    by_step: dict[str, list[_Day]] = {}
+    for i, (step, day, local_date, booked) in enumerate(wanted):
+        if i in placed:
+            by_step.setdefault(step.id, []).append((day, local_date, placed[i], booked))
+    planned = [
+        message
+        for step in schedule.steps
+        if step.id in by_step
+        for message in _messages(step, by_step[step.id], enrollment, schedule.send_window, tz, now)
+    ]
+    planned.sort(key=lambda m: (m.due_at, m.step_id, m.channel, m.occurrence))
+    return planned, [(wanted[i][0].id, wanted[i][1]) for i in dropped]
+
+
+# (occurrence, wanted local date, placed local date, appointment it counts from)
+_Day = tuple[int, date, date, Appointment | None]
+
+
+def _wanted(schedule: Schedule, enrollment: PlanInput) -> list[tuple[Step, int, date, Appointment | None]]:
+    """Every occurrence of every applicable step, wherever it falls in time: the daily limit is
+    applied to the whole timeline so that re-planning later places messages the same way."""
     attributes = enrollment.attributes | (frozenset({"has_email"}) if enrollment.has_email else frozenset())
-    # Every occurrence of every applicable step, wherever it falls in time: the daily limit is
-    # applied to the whole timeline so that re-planning later places messages the same way.
     wanted: list[tuple[Step, int, date, Appointment | None]] = []
     for step in schedule.steps:
         if not step.applies_to(attributes) or not _channels(step, enrollment):
@@ -73,45 +99,36 @@ def plan_with_drops(
             continue
         for day in anchored.days:
             wanted.append((step, day, anchored.base + timedelta(days=day), anchored.appointment))
-    order = {s.id: i for i, s in enumerate(schedule.steps)}
-    slots = [
-        Slot(i, local_date, step.time.replace(tzinfo=None), step.priority, order[step.id])
-        for i, (step, _, local_date, _) in enumerate(wanted)
-    ]
-    placed, dropped = place(slots, schedule.daily_limit, enrollment.surgery_date)
-    by_step: dict[str, list[tuple[int, date, date, Appointment | None]]] = {}
-    for i, (step, day, local_date, booked) in enumerate(wanted):
-        if i in placed:
-            by_step.setdefault(step.id, []).append((day, local_date, placed[i], booked))
-    planned: list[PlannedMessage] = []
-    window = schedule.send_window
-    for step in schedule.steps:
-        occurrences = by_step.get(step.id)
-        if not occurrences:
-            continue
-        for occurrence, due, expires, moved, booked in _occurrences(step, occurrences, window, tz, now):
-            followup_at = local_instant(booked.at.date(), booked.at.time(), tz) if booked else None
-            for channel in _channels(step, enrollment):
-                planned.append(
-                    PlannedMessage(
-                        enrollment_id=enrollment.id,
-                        step_id=step.id,
-                        occurrence=occurrence,
-                        channel=channel,
-                        message=step.message,
-                        ask=step.ask,
-                        due_at=due,
-                        expires_at=expires,
-                        local_due=due.astimezone(tz),
-                        remind_after=step.remind_after,
-                        missed_after=step.missed_after,
-                        followup_at=followup_at,
-                        followup_where=booked.where if booked else None,
-                        moved_days=moved,
-                    )
+    return wanted
+
+
+def _messages(
+    step: Step, days: list[_Day], enrollment: PlanInput, window: Window, tz: ZoneInfo, now: datetime
+) -> list[PlannedMessage]:
+    """The messages of one step's placed days still to send, one per channel."""
+    messages = []
+    for occurrence, due, expires, moved, booked in _occurrences(step, days, window, tz, now):
+        followup_at = local_instant(booked.at.date(), booked.at.time(), tz) if booked else None
+        for channel in _channels(step, enrollment):
+            messages.append(
+                PlannedMessage(
+                    enrollment_id=enrollment.id,
+                    step_id=step.id,
+                    occurrence=occurrence,
+                    channel=channel,
+                    message=step.message,
+                    ask=step.ask,
+                    due_at=due,
+                    expires_at=expires,
+                    local_due=due.astimezone(tz),
+                    remind_after=step.remind_after,
+                    missed_after=step.missed_after,
+                    followup_at=followup_at,
+                    followup_where=booked.where if booked else None,
+                    moved_days=moved,
                 )
-    planned.sort(key=lambda m: (m.due_at, m.step_id, m.channel, m.occurrence))
-    return planned, [(wanted[i][0].id, wanted[i][1]) for i in dropped]
+            )
+    return messages
 
 
 def replan(
@@ -168,7 +185,7 @@ def _timing(due: datetime, step: Step, window: Window, tz: ZoneInfo) -> tuple[da
 
 def _occurrences(
     step: Step,
-    days: list[tuple[int, date, date, Appointment | None]],
+    days: list[_Day],
     window: Window,
     tz: ZoneInfo,
     now: datetime,
