@@ -5,7 +5,9 @@ Every change prints what moves; ``--dry-run`` prints it without writing anything
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -25,6 +27,33 @@ _DRY_RUN = click.option("--dry-run", is_flag=True, help="Show what would move; c
 
 def _patient_zone(session: Session, mrn: str) -> ZoneInfo:
     return ZoneInfo(session.scalar(select(Patient.timezone).where(Patient.mrn == mrn)) or "UTC")
+
+
+def _change(
+    app: App,
+    mrn: str,
+    procedure: str | None,
+    dry_run: bool,
+    change: Callable[..., RescheduleResult],
+    *args: Any,
+    **kw: Any,
+) -> None:
+    """Run one anchor change of ``checkin.enrollment.anchors`` for ``mrn`` as the CLI (applied
+    unless ``dry_run``) and print what moves."""
+    with app.session() as session:
+        result = change(
+            session,
+            mrn,
+            *args,
+            schedules=app.schedules,
+            now=app.clock.now(),
+            procedure=procedure,
+            actor="cli",
+            apply=not dry_run,
+            **kw,
+        )
+        tz = _patient_zone(session, mrn)
+    _report(tz, result, dry_run)
 
 
 def _report(tz: ZoneInfo, result: RescheduleResult, dry_run: bool) -> None:
@@ -57,19 +86,7 @@ def discharge(app: App, mrn: str, day: datetime, procedure: str | None, dry_run:
     """Record the discharge date; post-op checks count from it."""
     from checkin.enrollment.anchors import set_discharge
 
-    with app.session() as session:
-        result = set_discharge(
-            session,
-            mrn,
-            day.date(),
-            schedules=app.schedules,
-            now=app.clock.now(),
-            procedure=procedure,
-            actor="cli",
-            apply=not dry_run,
-        )
-        tz = _patient_zone(session, mrn)
-    _report(tz, result, dry_run)
+    _change(app, mrn, procedure, dry_run, set_discharge, day.date())
 
 
 @click.group()
@@ -98,21 +115,7 @@ def appointments_add(
     """Book a visit, or move it if one of that kind is booked; its reminders follow it."""
     from checkin.enrollment.anchors import book_appointment
 
-    with app.session() as session:
-        result = book_appointment(
-            session,
-            mrn,
-            kind,
-            at,
-            where=where,
-            schedules=app.schedules,
-            now=app.clock.now(),
-            procedure=procedure,
-            actor="cli",
-            apply=not dry_run,
-        )
-        tz = _patient_zone(session, mrn)
-    _report(tz, result, dry_run)
+    _change(app, mrn, procedure, dry_run, book_appointment, kind, at, where=where)
 
 
 @appointments.command("remove")
@@ -126,19 +129,7 @@ def appointments_remove(app: App, mrn: str, kind: str, procedure: str | None, dr
     """Cancel a booked visit; its unsent reminders are cancelled."""
     from checkin.enrollment.anchors import cancel_appointment
 
-    with app.session() as session:
-        result = cancel_appointment(
-            session,
-            mrn,
-            kind,
-            schedules=app.schedules,
-            now=app.clock.now(),
-            procedure=procedure,
-            actor="cli",
-            apply=not dry_run,
-        )
-        tz = _patient_zone(session, mrn)
-    _report(tz, result, dry_run)
+    _change(app, mrn, procedure, dry_run, cancel_appointment, kind)
 
 
 @appointments.command("list")
