@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import random
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -55,11 +56,7 @@ def record_failure(
             session,
             p.row_id,
             reason=error.reason,
-            code=error.code,
-            worker_id=worker_id,
-            now=now,
-            patient_ref=p.patient_ref,
-            attempt=p.attempts,
+            **_attempt(p, error, worker_id, now),
         )
         log.warning(
             "send outcome unknown; reconciling before any resend",
@@ -73,11 +70,7 @@ def record_failure(
             session,
             p.row_id,
             reason=reason,
-            code=error.code,
-            worker_id=worker_id,
-            now=now,
-            patient_ref=p.patient_ref,
-            attempt=p.attempts,
+            **_attempt(p, error, worker_id, now),
         )
         ops.error("dead after the last attempt", extra={"event": "outbox.dead", **fields})
     else:
@@ -87,11 +80,7 @@ def record_failure(
             p.row_id,
             at=now + delay,
             reason=error.reason,
-            code=error.code,
-            worker_id=worker_id,
-            now=now,
-            patient_ref=p.patient_ref,
-            attempt=p.attempts,
+            **_attempt(p, error, worker_id, now),
         )
         if error.retry_after and p.rate_key is not None:
             hold_sender(session, p.rate_key, now + timedelta(seconds=error.retry_after))
@@ -119,11 +108,7 @@ def _permanent(
             session,
             p.row_id,
             reason=why,
-            code=error.code,
-            worker_id=worker_id,
-            now=now,
-            patient_ref=p.patient_ref,
-            attempt=p.attempts,
+            **_attempt(p, error, worker_id, now),
         )
         held = outbox.hold_sms_for_opt_out(
             session, patient, now=now, actor="system", source="provider refusal", subject=f"outbox:{p.row_id}"
@@ -138,11 +123,7 @@ def _permanent(
         session,
         p.row_id,
         reason=error.reason,
-        code=error.code,
-        worker_id=worker_id,
-        now=now,
-        patient_ref=p.patient_ref,
-        attempt=p.attempts,
+        **_attempt(p, error, worker_id, now),
     )
     log.warning("refused permanently; dead", extra={"event": "outbox.dead", **fields})
     if patient is None:
@@ -190,6 +171,22 @@ def _permanent(
             reason=f"{p.message.channel} refused by the provider with {error.code}",
         )
     return ours
+
+
+class _Attempt(TypedDict):
+    """The keywords every ``sending`` → ... transition of ``checkin.store.outbox`` takes."""
+
+    code: str | None
+    worker_id: str
+    now: datetime
+    patient_ref: str | None
+    attempt: int
+
+
+def _attempt(p: Prepared, error: ChannelError, worker_id: str, now: datetime) -> _Attempt:
+    return _Attempt(
+        code=error.code, worker_id=worker_id, now=now, patient_ref=p.patient_ref, attempt=p.attempts
+    )
 
 
 def _fields(p: Prepared, error: ChannelError) -> dict[str, object]:
