@@ -71,14 +71,18 @@ def serve(app: App, host: str, port: int) -> None:
 
     from checkin.app.bootstrap import build_services
     from checkin.app.web import serve as serve_web
-    from checkin.app.worker import run
+    from checkin.app.worker import default_worker_id, register, run
 
     services = build_services(app.settings)
+    # Register here, not only in the thread: a database that cannot be written (read-only,
+    # refused) then stops the process with one line instead of a thread's traceback.
+    worker_id = default_worker_id()
+    register(services, worker_id, services.clock.now())
     stop = threading.Event()
     thread = threading.Thread(
         target=run,
         args=(services,),
-        kwargs={"stop": stop, "install_signal_handlers": False},
+        kwargs={"worker_id": worker_id, "stop": stop, "install_signal_handlers": False},
         name="checkin-worker",
         daemon=False,
     )
