@@ -15,13 +15,8 @@ from typing import Any
 from checkin.config import Settings
 from checkin.content.hl7_mapping import HL7_FILE, check_hl7_mapping
 from checkin.content.lint import Site, measuring_contexts, site_problems
-from checkin.content.render import (
-    QUITLINES,
-    Renderer,
-    sample_context,
-    template_problems,
-    validate_schedule_templates,
-)
+from checkin.content.render import QUITLINES, Renderer, sample_context
+from checkin.content.validate import template_problems, validate_schedule_templates
 from checkin.core.care_teams import FILE_NAME as CARE_TEAMS_FILE
 from checkin.core.care_teams import parse_care_teams
 from checkin.core.schedule import KNOWN_ATTRIBUTES, PlanInput, Schedule

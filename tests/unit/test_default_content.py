@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from checkin.content.render import Renderer, sample_context, validate_schedule_templates
+from checkin.content.render import Renderer, sample_context
+from checkin.content.validate import validate_schedule_templates
 from checkin.core.languages import LANGUAGES
 from checkin.core.schedule.load import load_schedules
 from checkin.core.schedule.model import QUESTIONS, Schedule

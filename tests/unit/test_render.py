@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from checkin.content.render import CONTEXT_VARIABLES, Renderer, sample_context, validate_schedule_templates
+from checkin.content.render import CONTEXT_VARIABLES, Renderer, sample_context
+from checkin.content.validate import validate_schedule_templates
 from checkin.core.schedule.model import Schedule, Step
 from checkin.errors import TemplateError
 
