@@ -95,6 +95,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CHECKIN_ALERT_EMAILS", "", "comma-separated nurse addresses for the default care team"),
     Setting("CHECKIN_SESSION_IDLE_MINUTES", "15", "console sessions end after this long without activity"),
     Setting("CHECKIN_NURSE_TOTP", "off", "`on` requires a TOTP code from nurses too (always for admins)"),
+    # -- FHIR R4 out (checkin.integrations.fhir): off until the base URL is set --
+    Setting(
+        "CHECKIN_FHIR_BASE_URL", None, "the EHR's FHIR R4 endpoint; set, `checkin fhir export` sends results"
+    ),
+    Setting("CHECKIN_FHIR_TOKEN_URL", None, "its SMART Backend Services token endpoint"),
+    Setting("CHECKIN_FHIR_CLIENT_ID", None, "checkin's client id registered with the EHR"),
+    Setting(
+        "CHECKIN_FHIR_PRIVATE_KEY", None, "PEM RSA key signing the client assertion (RS384)", secret=True
+    ),
+    Setting("CHECKIN_FHIR_MRN_SYSTEM", "urn:checkin:mrn", "identifier system of the hospital's MRNs"),
 )
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
 N = TypeVar("N", int, float)
@@ -171,6 +181,15 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class FhirSettings:
+    base_url: str
+    token_url: str
+    client_id: str
+    private_key: str = field(repr=False)
+    mrn_system: str
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str = "development"
     database_url: str = "sqlite:///checkin.store.db"
@@ -198,6 +217,8 @@ class Settings:
     mail_listen: tuple[str, int] = ("127.0.0.1", 2525)
     session_idle_minutes: int = 15
     nurse_totp: bool = False
+    fhir: FhirSettings | None = None
+    fhir_mrn_system: str = "urn:checkin:mrn"
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -268,6 +289,8 @@ class Settings:
             mail_listen=_listen(env, "CHECKIN_MAIL_LISTEN"),
             session_idle_minutes=_int(env, "CHECKIN_SESSION_IDLE_MINUTES", low=1, high=24 * 60),
             nurse_totp=_choice(env, "CHECKIN_NURSE_TOTP", ("on", "off")) == "on",
+            fhir=_fhir(env),
+            fhir_mrn_system=_get(env, "CHECKIN_FHIR_MRN_SYSTEM"),
             warnings=tuple(warnings),
         )
 
@@ -347,6 +370,29 @@ def _smtp(env: Mapping[str, str], warnings: list[str]) -> SmtpSettings | None:
         tls=tls,
         sender=sender,
     )
+
+
+def _fhir(env: Mapping[str, str]) -> FhirSettings | None:
+    base = _http_url(env, "CHECKIN_FHIR_BASE_URL")
+    if base is None:
+        return None
+    found = {n: (_http_url(env, n) if n.endswith("URL") else _get(env, n)) or "" for n in _FHIR_NEEDS}
+    found["CHECKIN_FHIR_PRIVATE_KEY"] = _secret(env, "CHECKIN_FHIR_PRIVATE_KEY") or ""
+    for name, value in found.items():
+        if not value:
+            raise ConfigError(name, "is required when CHECKIN_FHIR_BASE_URL is set")
+    if "PRIVATE KEY" not in found["CHECKIN_FHIR_PRIVATE_KEY"]:
+        raise ConfigError("CHECKIN_FHIR_PRIVATE_KEY", "is not a PEM private key")
+    return FhirSettings(
+        base_url=base,
+        token_url=found["CHECKIN_FHIR_TOKEN_URL"],
+        client_id=found["CHECKIN_FHIR_CLIENT_ID"],
+        private_key=found["CHECKIN_FHIR_PRIVATE_KEY"],
+        mrn_system=_get(env, "CHECKIN_FHIR_MRN_SYSTEM"),
+    )
+
+
+_FHIR_NEEDS = ("CHECKIN_FHIR_TOKEN_URL", "CHECKIN_FHIR_CLIENT_ID")
 
 
 def _reply_to(env: Mapping[str, str]) -> str | None:

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "checkin.app.cli.mail",
     "checkin.app.cli.staff",
     "checkin.app.cli.hl7",
+    "checkin.app.cli.fhir",
 )
 
 

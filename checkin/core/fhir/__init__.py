@@ -1,0 +1,1 @@
+"""FHIR R4 resources as plain JSON-ready dicts, built from plain values. Pure."""
