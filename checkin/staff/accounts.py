@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from checkin import tokens
 from checkin.staff import passwords
 from checkin.store import audit
+from checkin.store.db import rowcount
 from checkin.store.models import Staff, StaffSession
 
 ROLES = ("nurse", "admin")
@@ -161,7 +162,7 @@ def revoke_sessions(session: Session, staff_id: int, now: datetime) -> int:
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def all_staff(session: Session) -> list[Staff]:

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from checkin.states import OutboxStatus
+from checkin.store.db import rowcount
 from checkin.store.models import OutboxMessage
 
 
@@ -90,7 +91,7 @@ def release(session: Session, ids: Sequence[int], *, worker_id: str, now: dateti
         )
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def release_stranded(session: Session, *, worker_id: str, now: datetime) -> int:
@@ -111,7 +112,7 @@ def release_stranded(session: Session, *, worker_id: str, now: datetime) -> int:
         )
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def renew(session: Session, row_id: int, *, worker_id: str, now: datetime, lease: timedelta) -> bool:
@@ -123,7 +124,7 @@ def renew(session: Session, row_id: int, *, worker_id: str, now: datetime, lease
         .values(lease_until=now + lease, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))
 
 
 def in_doubt_reconcilable(now: datetime) -> ColumnElement[bool]:

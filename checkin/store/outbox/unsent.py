@@ -218,7 +218,7 @@ def cancel_unsent(session: Session, enrollment_id: int, *, reason: str, now: dat
         .values(status=OutboxStatus.CANCELLED, status_reason=reason[:200], updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def cancel_rescheduled(row: OutboxMessage, now: datetime) -> None:
@@ -271,7 +271,7 @@ def hold_sms_for_opt_out(
         .values(status=OutboxStatus.HELD, status_reason=OPTED_OUT, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    held = int(result.rowcount)  # type: ignore[attr-defined]
+    held = rowcount(result)
     audit.record(
         session,
         at=now,
@@ -339,7 +339,7 @@ def cancel_alert_notifications(session: Session, alert_id: int, *, now: datetime
         .values(status=OutboxStatus.CANCELLED, status_reason=why, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 _OUTBOX = cast(Table, OutboxMessage.__table__)
