@@ -105,6 +105,12 @@ SETTINGS: tuple[Setting, ...] = (
         "CHECKIN_FHIR_PRIVATE_KEY", None, "PEM RSA key signing the client assertion (RS384)", secret=True
     ),
     Setting("CHECKIN_FHIR_MRN_SYSTEM", "urn:checkin:mrn", "identifier system of the hospital's MRNs"),
+    Setting(
+        "CHECKIN_FHIR_READ_TOKEN",
+        None,
+        "bearer token of the EHR's reads of `/fhir/…`; unset: no read API",
+        secret=True,
+    ),
 )
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
 N = TypeVar("N", int, float)
@@ -219,6 +225,7 @@ class Settings:
     nurse_totp: bool = False
     fhir: FhirSettings | None = None
     fhir_mrn_system: str = "urn:checkin:mrn"
+    fhir_read_token: str | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -291,6 +298,7 @@ class Settings:
             nurse_totp=_choice(env, "CHECKIN_NURSE_TOTP", ("on", "off")) == "on",
             fhir=_fhir(env),
             fhir_mrn_system=_get(env, "CHECKIN_FHIR_MRN_SYSTEM"),
+            fhir_read_token=_read_token(env),
             warnings=tuple(warnings),
         )
 
@@ -393,6 +401,13 @@ def _fhir(env: Mapping[str, str]) -> FhirSettings | None:
 
 
 _FHIR_NEEDS = ("CHECKIN_FHIR_TOKEN_URL", "CHECKIN_FHIR_CLIENT_ID")
+
+
+def _read_token(env: Mapping[str, str]) -> str | None:
+    token = _secret(env, "CHECKIN_FHIR_READ_TOKEN")
+    if token is not None and len(token) < 32:
+        raise ConfigError("CHECKIN_FHIR_READ_TOKEN", "must be at least 32 characters (a random secret)")
+    return token
 
 
 def _reply_to(env: Mapping[str, str]) -> str | None:

@@ -24,7 +24,7 @@ import anyio
 from fastapi import FastAPI
 from twilio.request_validator import RequestValidator
 
-from checkin.app.web import checkin_form, console, health, nurse, twilio
+from checkin.app.web import checkin_form, console, fhir_api, health, nurse, twilio
 from checkin.app.web.deps import WebState
 from checkin.app.web.limits import MAX_BODY_BYTES, BodyLimitMiddleware
 from checkin.app.web.metrics import Metrics
@@ -67,6 +67,7 @@ def create_app(
     app.include_router(twilio.router)
     app.include_router(checkin_form.router)
     app.include_router(nurse.router)
+    app.include_router(fhir_api.router)
     console.install(app)
     app.add_middleware(
         BodyLimitMiddleware,

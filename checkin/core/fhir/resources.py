@@ -105,10 +105,11 @@ def patient(*, reference: str, mrn: str, mrn_system: str, first_name: str) -> di
 
 
 def searchset(resources: list[dict[str, Any]], *, base_url: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(resources),
+    """A search result; no ``entry`` when nothing matched (FHIR JSON has no empty arrays)."""
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(resources)}
+    if not resources:
+        return bundle
+    return bundle | {
         "entry": [
             {
                 "fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}",
@@ -118,5 +119,5 @@ def searchset(resources: list[dict[str, Any]], *, base_url: str) -> dict[str, An
             if "id" in r
             else {"resource": r, "search": {"mode": "match"}}
             for r in resources
-        ],
+        ]
     }

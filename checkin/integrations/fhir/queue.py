@@ -49,7 +49,7 @@ def _readings(session: Session, systems: Systems, now: datetime) -> int:
     ).all()
     queued = 0
     for inbound_id, assessment, received_at, mrn in rows:
-        for kind, value in _values(assessment or {}):
+        for kind, value in readings_of(assessment or {}):
             identifier = f"obs-{inbound_id}-{kind}"
             resource = observation(
                 kind,
@@ -65,7 +65,7 @@ def _readings(session: Session, systems: Systems, now: datetime) -> int:
     return queued
 
 
-def _values(assessment: dict[str, Any]) -> Iterator[tuple[str, float]]:
+def readings_of(assessment: dict[str, Any]) -> Iterator[tuple[str, float]]:
     for kind, key in ((PAIN, "pain_score"), (TEMPERATURE, "temperature_f")):
         value = assessment.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
