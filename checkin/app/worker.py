@@ -55,11 +55,13 @@ from checkin.deps import Services
 from checkin.errors import CheckinError
 from checkin.inbound import reprocess
 from checkin.outbound import dispatch, reconcile
+from checkin.outbound.breaker import Breakers
 from checkin.store import outbox, workers
 from checkin.store.models import Worker
 from checkin.store.outbox import DEFAULT_POLICY, Policy
 
 log = logging.getLogger(__name__)
+ops = logging.getLogger("checkin.ops")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,16 @@ def startup_report(services: Services, now: datetime) -> StartupReport:
         skipped = outbox.skip_expired(session, now)
         overdue = outbox.overdue_count(session, now)
     return StartupReport(overdue=overdue, expired_skipped=skipped)
+
+
+def tell_expired(skipped: int, *, at_startup: bool) -> None:
+    """Operations hear of every message that expired unsent (``outbox.expired_skipped`` on
+    ``checkin.ops``): each was a reminder or question a patient never got."""
+    if skipped:
+        ops.warning(
+            "messages expired unsent and were skipped",
+            extra={"event": "outbox.expired_skipped", "rows": skipped, "at_startup": at_startup},
+        )
 
 
 def default_worker_id() -> str:
@@ -175,7 +187,9 @@ def run(
     restore = _install_handlers(signalled) if install_signal_handlers else None
     scheduler = make_scheduler(services, worker_id=worker_id, stop=stop, tuning=tuning)
     try:
-        log.info(startup_report(services, services.clock.now()), extra={"event": "worker.startup_report"})
+        report = startup_report(services, services.clock.now())
+        log.info(report, extra={"event": "worker.startup_report"})
+        tell_expired(report.expired_skipped, at_startup=True)
         scheduler.start()
         _wait(stop, signalled if restore is not None else None)
         log.info(
@@ -202,6 +216,7 @@ def make_scheduler(
         if tuning.concurrency is not None
         else dispatch.InFlight(services.settings.sms_rate)
     )
+    breakers = Breakers()  # per channel, kept across dispatch steps
 
     def dispatch_tick() -> None:
         # New alerts are saved with ladder step 0 due now: compose those messages first, so a
@@ -217,6 +232,7 @@ def make_scheduler(
                 stop=stop,
                 concurrency=inflight,
                 policy=policy,
+                breakers=breakers,
             )
             if claimed < tuning.batch:
                 return  # drained; a full batch means more may be due right now
@@ -239,7 +255,8 @@ def make_scheduler(
 
     def expire_tick() -> None:
         with services.sessions() as session, session.begin():
-            outbox.skip_expired(session, services.clock.now())
+            skipped = outbox.skip_expired(session, services.clock.now())
+        tell_expired(skipped, at_startup=False)
 
     scheduler = BackgroundScheduler(timezone=UTC)
     started = datetime.now(UTC)  # APScheduler's own clock, not the service clock
@@ -345,5 +362,6 @@ __all__ = [
     "register",
     "run",
     "startup_report",
+    "tell_expired",
     "unregister",
 ]

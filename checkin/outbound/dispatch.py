@@ -19,7 +19,6 @@ or message text.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import threading
 import time as _time
@@ -35,6 +34,8 @@ from sqlalchemy.orm import Session
 from checkin.channels import Receipt
 from checkin.deps import Services
 from checkin.errors import ChannelError, TemplateError
+from checkin.outbound.breaker import Breaker, Breakers, close_circuit, open_circuit, tell_closed, tell_opened
+from checkin.outbound.inflight import InFlight, pool_room
 from checkin.outbound.ratelimit import Pacer
 from checkin.outbound.receipts import Receipts, record_sent_unrecorded
 from checkin.outbound.recheck import (
@@ -67,40 +68,6 @@ class Store(Protocol):
     def __call__(self, fn: Callable[[], T], *, give_up: Callable[[], bool] = ...) -> T: ...
 
 
-class InFlight:
-    """How many provider calls one worker keeps in flight: enough that the sender's rate is
-    reached at the provider's observed latency (``rate x latency``, with a margin), never
-    fewer than ``floor`` nor more than ``ceiling``. With Twilio answering in 150 ms, 4 calls
-    in flight cap a worker near 25 msg/s whatever the configured rate; 100 msg/s needs ~16.
-    The pacer still bounds the rate across workers."""
-
-    def __init__(self, rate: float | None, *, floor: int = 4, ceiling: int = 64) -> None:
-        self.rate = rate
-        self.floor, self.ceiling = floor, ceiling
-        self.latency = 0.25  # seconds; a first guess until calls are timed
-        self._lock = threading.Lock()
-
-    def observe(self, seconds: float) -> None:
-        with self._lock:  # an exponential moving average: follows a provider that slows down
-            self.latency += 0.2 * (seconds - self.latency)
-
-    def size(self) -> int:
-        if self.rate is None:
-            return self.ceiling
-        return max(self.floor, min(self.ceiling, math.ceil(self.rate * self.latency * 1.5) + 1))
-
-
-def pool_room(services: Services) -> int:
-    """Sending threads the engine's connection pool can serve: each holds a connection for
-    its receipts and briefly takes another to pace or re-confirm, so half the pool (a pool
-    without a fixed size, e.g. SQLite's, is not a limit)."""
-    pool = services.engine.pool
-    size, overflow = getattr(pool, "size", None), getattr(pool, "_max_overflow", None)
-    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
-        return 1_000
-    return max(1, (int(size()) + overflow) // 2)
-
-
 def run_once(
     services: Services,
     now: datetime,
@@ -113,6 +80,7 @@ def run_once(
     policy: Policy = DEFAULT_POLICY,
     rng: random.Random | None = None,
     outage_sleep: Callable[[float], None] | None = None,
+    breakers: Breakers | None = None,
 ) -> int:
     """Claim up to ``limit`` due rows at ``now`` and handle each; returns how many were claimed
     (so a caller can loop while the batch was full).
@@ -124,6 +92,8 @@ def run_once(
     threads (the pacer still bounds the rate). When ``stop`` is set, rows not yet sent are
     released back to ``pending``; sends in flight finish and are recorded. ``outage_sleep``
     is how the send path waits between tries while the database is away (``time.sleep``).
+    ``breakers`` (kept by the worker across steps) holds back a channel whose provider is
+    failing (``checkin.outbound.breaker``): its rows are not claimed, or deferred untouched.
 
     One worker runs one ``run_once`` at a time, so when it starts no row of this worker can
     be in flight: any row still ``sending`` under ``worker_id`` is a claim whose answer was
@@ -131,9 +101,12 @@ def run_once(
     before it returns (sent, retried, in doubt, or released), whatever a single row raised.
     """
     rng = rng or random.Random()
+    breakers = breakers or Breakers()
     with services.sessions() as session, session.begin():
         stranded = outbox.release_stranded(session, worker_id=worker_id, now=now)
-        ids = outbox.claim(session, now, worker_id=worker_id, limit=limit, lease=policy.lease)
+        blocked = breakers.blocked(session, now)
+        where = outbox.due(now) & OutboxMessage.channel.notin_(blocked) if blocked else None
+        ids = outbox.claim(session, now, worker_id=worker_id, limit=limit, lease=policy.lease, where=where)
         ready = _prepare(session, services, ids, now) if ids else []
     if stranded:
         ops.warning(
@@ -163,6 +136,7 @@ def run_once(
                 receipts=receipts,
                 inflight=inflight,
                 store=partial(until_stored, sleep=outage_sleep),
+                breaker=breakers[p.message.channel],
             )
         except Exception:  # noqa: BLE001 - logged with its traceback; the batch goes on
             # One row's failure must not take the rest of the batch with it.
@@ -277,6 +251,7 @@ def _deliver(
     rng: random.Random,
     receipts: Receipts,
     store: Store,
+    breaker: Breaker,
     inflight: InFlight | None = None,
 ) -> None:
     stopping = (lambda: stop.is_set()) if stop is not None else (lambda: False)
@@ -290,17 +265,32 @@ def _deliver(
         raise
     if not go:
         return
+    if not breaker.allow(services.clock.now()):
+        store(lambda: _hold_back(services, p, worker_id, breaker))
+        return
     started = _time.monotonic()
     outcome = _send(services, p)
     if inflight is not None:
         inflight.observe(_time.monotonic() - started)
+    judged = None
+    if isinstance(outcome, ChannelError):
+        judged = breaker.failure(outcome, p.message.to, services.clock.now())
+    elif breaker.success():
+        store(lambda: _circuit_closed(services, breaker.channel))
+    first_to_open = False
 
     def record() -> None:
-        if isinstance(outcome, Receipt):
+        nonlocal first_to_open
+        if judged is None:
+            assert isinstance(outcome, Receipt)
             receipts.record(p, outcome, worker_id)
             return
+        now = services.clock.now()
         with services.sessions() as session, session.begin():
-            record_failure(session, services, p, outcome, services.clock.now(), worker_id, policy, rng)
+            if judged.opened_until is not None:  # tell the other workers; ops once for all
+                shared = open_circuit(session, breaker.channel, judged.opened_until, now)
+                first_to_open = shared and not judged.reopened
+            record_failure(session, services, p, judged.error, now, worker_id, policy, rng)
 
     # The provider call happened: its outcome is written however long the database is away
     # (a receipt lost to an outage would turn a clean send into a reconciliation, or worse a
@@ -313,6 +303,8 @@ def _deliver(
         # Not an outage (``store`` waits those out): the schema refuses this receipt.
         why = type(exc).__name__
         store(lambda: record_sent_unrecorded(services, p, outcome, worker_id, why))
+    if first_to_open and judged is not None:
+        tell_opened(breaker.channel, judged)
 
 
 def _ready_to_send(
@@ -389,6 +381,25 @@ def _confirm(services: Services, p: Prepared, now: datetime, worker_id: str, pol
             _apply(session, services, row, patient, verdict, now)
             return False
         return outbox.renew(session, p.row_id, worker_id=worker_id, now=now, lease=policy.lease)
+
+
+def _hold_back(services: Services, p: Prepared, worker_id: str, breaker: Breaker) -> None:
+    """The channel's circuit is open: give the row back untouched until the next probe."""
+    now = services.clock.now()
+    with services.sessions() as session, session.begin():
+        row = session.get(OutboxMessage, p.row_id)
+        if row is None or row.status != OutboxStatus.SENDING or row.claimed_by != worker_id:
+            return
+        reason = f"{breaker.channel} provider failing (circuit open)"
+        outbox.defer(
+            session, row, until=breaker.retry_at(now), reason=reason, now=now, patient_ref=p.patient_ref
+        )
+
+
+def _circuit_closed(services: Services, channel: str) -> None:
+    with services.sessions() as session, session.begin():
+        close_circuit(session, channel, services.clock.now())
+    tell_closed(channel)
 
 
 def _release(services: Services, p: Prepared, worker_id: str) -> None:

@@ -14,11 +14,13 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from checkin.states import AlertStatus, OutboxStatus
-from checkin.store.models import Alert, InboundMessage, OutboxMessage, Worker
+from checkin.store.models import Alert, InboundMessage, OutboxMessage, RateLimit, Worker
 
 STATUSES = ("pending", "held", "sending", "in_doubt", "sent", "skipped", "cancelled", "dead")
 SEVERITIES = ("emergency", "urgent", "watch", "none")
 WORKER_FRESH = timedelta(seconds=30)
+# Rate-limit rows the dispatcher's circuit breakers keep per channel (checkin.outbound.breaker).
+CIRCUIT_PREFIX = "circuit:"
 
 
 @dataclass
@@ -33,6 +35,8 @@ class Figures:
     alerts_open: dict[str, int] = field(default_factory=dict)
     escalations: int = 0
     workers_alive: int = 0
+    expired_last_day: int = 0  # unsent rows skipped as expired in the last 24 h
+    circuits_open: dict[str, datetime] = field(default_factory=dict)  # channel: next probe
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -96,6 +100,22 @@ def collect(session: Session, now: datetime) -> Figures:
         )
         or 0
     )
+    f.expired_last_day = int(
+        session.scalar(
+            select(func.count()).where(
+                OutboxMessage.status == OutboxStatus.SKIPPED,
+                OutboxMessage.status_reason == "expired",
+                OutboxMessage.updated_at >= now - timedelta(days=1),
+            )
+        )
+        or 0
+    )
+    circuits = session.execute(
+        select(RateLimit.key, RateLimit.next_free_at).where(
+            RateLimit.key.startswith(CIRCUIT_PREFIX), RateLimit.next_free_at > now
+        )
+    ).all()
+    f.circuits_open = {key.removeprefix(CIRCUIT_PREFIX): until for key, until in circuits}
     return f
 
 
@@ -160,4 +180,13 @@ def status_lines(f: Figures) -> list[str]:
         + "  ".join(f"{k} {v}" for k, v in f.alerts_open.items())
         + f"  (escalations {f.escalations})",
         f"workers     {f.workers_alive} alive",
+        f"expired     {f.expired_last_day} unsent message(s) skipped as expired in the last 24 h",
+        "circuits    "
+        + (
+            "  ".join(
+                f"{c} OPEN (provider failing; next probe {t:%H:%M:%S} UTC)"
+                for c, t in f.circuits_open.items()
+            )
+            or "all closed"
+        ),
     ]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 from checkin.deps import Services
+from checkin.outbound.breaker import Breakers
 from checkin.outbound.dispatch import run_once
 from checkin.outbound.reconcile import reconcile_once
 from checkin.store.models import Alert, AuditEvent
@@ -34,10 +35,14 @@ class Relay:
         self.received: list[email.message.EmailMessage] = []
         self.refuse: dict[str, deque[str]] = {}
         self.drop_after_data = 0  # how many DATA to queue and then hang up on before replying
+        self.refuse_everyone = 0  # how many RCPT of any address to answer 550 (a relay-wide fault)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
+        if self.refuse_everyone:
+            self.refuse_everyone -= 1
+            return "550 5.7.1 Relaying denied"
         replies = self.refuse.get(address)
         if replies:
             reply = replies[0]
@@ -162,3 +167,23 @@ def test_a_resend_after_a_lost_data_reply_carries_the_same_message_id(mailer: Se
     first, second = (str(m["Message-ID"]) for m in smtp.relay.received)
     assert first == second  # mail systems can drop the copy
     assert row.provider_id == fit_provider_id(first)
+
+
+def test_a_relay_wide_550_holds_the_queue_instead_of_dead_lettering_it(
+    mailer: Services, smtp: Server
+) -> None:
+    ids = [email_row(mailer, f"p{i}@example.org") for i in range(20)]
+    smtp.relay.refuse_everyone = 8
+    breakers = Breakers()
+
+    now = NOW
+    for _ in range(30):
+        mailer.clock.set(now)  # type: ignore[attr-defined]
+        run_once(mailer, now, worker_id=W, breakers=breakers)
+        now += timedelta(minutes=2)
+
+    rows = [get_row(mailer, i) for i in ids]
+    assert sorted(r.status for r in rows) == ["dead"] + ["sent"] * 19  # only the first refusal
+    assert sum(smtp.relay.per_outbox().values()) == 19
+    with mailer.sessions() as s:
+        assert len(s.scalars(select(Alert)).all()) <= 1  # not one contact alert per patient

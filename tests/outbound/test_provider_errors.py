@@ -13,6 +13,7 @@ from sqlalchemy import select
 from checkin.channels.memory import MemoryChannel
 from checkin.deps import Services
 from checkin.errors import ChannelError
+from checkin.outbound.breaker import BreakerPolicy, Breakers
 from checkin.outbound.dispatch import run_once, sender_key
 from checkin.outbound.ratelimit import held_until
 from checkin.outbound.reconcile import reconcile_once
@@ -314,3 +315,23 @@ def test_it_opens_the_contact_alert_but_no_fallback_without_email_consent(
     with twilio.sessions() as s:
         assert [r.channel for r in s.scalars(select(OutboxMessage))] == ["sms"]
         assert len(list(s.scalars(select(Alert)))) == 1
+
+
+# ---- provider outages behind the circuit breaker -------------------------------------------
+
+
+def test_twilio_answering_500_to_everything_costs_five_sends_not_the_queue(
+    twilio: Services, fake: HoldingTwilio
+) -> None:
+    with twilio.sessions() as s, s.begin():
+        ids = [add_row(s, *add_patient(s)).id for _ in range(20)]
+    fake.script(*[Answer.server_error() for _ in range(100)])
+    breakers = Breakers()
+
+    run_once(twilio, NOW, worker_id=W, breakers=breakers)
+
+    assert len(fake.creates()) == BreakerPolicy().faults
+    rows = [get_row(twilio, i) for i in ids]
+    assert sorted(r.status for r in rows).count("in_doubt") == BreakerPolicy().faults
+    held = [r for r in rows if r.status == "pending"]
+    assert len(held) == 20 - BreakerPolicy().faults and {r.attempts for r in held} == {0}

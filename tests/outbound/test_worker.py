@@ -48,7 +48,10 @@ def test_it_refuses_a_second_worker_on_sqlite_but_not_on_postgresql(services: Se
         register(services, "second", NOW + timedelta(seconds=5))
 
 
-def test_it_runs_sends_due_rows_and_stops_cleanly_when_told(services: Services) -> None:
+def test_it_runs_sends_due_rows_and_stops_cleanly_when_told(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="checkin.ops")
     with services.sessions() as s, s.begin():
         p, e = add_patient(s)
         row_id = add_row(s, p, e).id
@@ -71,6 +74,12 @@ def test_it_runs_sends_due_rows_and_stops_cleanly_when_told(services: Services) 
         worker = s.get(Worker, "inproc")
         assert worker is not None and worker.stopped_at is not None
         assert s.scalar(select(OutboxMessage.status).where(OutboxMessage.step_id == "old")) == "skipped"
+    told = [
+        r
+        for r in caplog.records
+        if r.name == "checkin.ops" and getattr(r, "event", "") == "outbox.expired_skipped"
+    ]
+    assert [(r.rows, r.at_startup) for r in told] == [(1, True)]  # type: ignore[attr-defined]
 
 
 def _claimed(services: Services, worker: str, heartbeat_age: timedelta, lease_age: timedelta) -> int:

@@ -1,0 +1,167 @@
+"""Circuit breakers per channel (docs/adr/0015-circuit-breakers-per-channel.md): a provider
+outage or a relay refusing everyone holds the channel's queue, with its attempts unspent,
+instead of dead-lettering it and opening an alert per patient; one operations alert per
+opening; a probe reopens the channel."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from checkin.channels.memory import MemoryChannel
+from checkin.deps import Services
+from checkin.errors import ChannelError, Refusal
+from checkin.outbound.breaker import Breaker, BreakerPolicy, Breakers, open_circuits
+from checkin.outbound.dispatch import run_once
+from checkin.store.models import Alert, OutboxMessage
+from checkin.store.status import collect, status_lines
+from tests.outbound.support import NOW, add_patient, add_row, statuses
+
+W = "worker-a"
+POLICY = BreakerPolicy()
+REFUSED = ChannelError("could not connect (refused)", permanent=False)
+RELAY_550 = ChannelError(
+    "SMTP rcpt refused with 550", permanent=True, code="550", refusal=Refusal.UNREACHABLE
+)
+SLOW_DOWN = ChannelError("429", permanent=False, code="20429", retry_after=1, refusal=Refusal.RATE_LIMITED)
+
+
+# ---- one breaker ---------------------------------------------------------------------------
+
+
+def test_faults_in_a_row_open_it_one_probe_goes_and_a_success_closes_it() -> None:
+    b = Breaker("sms")
+    judged = [b.failure(REFUSED, f"+1555000{i}", NOW) for i in range(POLICY.faults)]
+    assert [j.opened_until for j in judged] == [None] * (POLICY.faults - 1) + [NOW + POLICY.first_open]
+    assert not b.allow(NOW + timedelta(seconds=1)) and b.is_open(NOW)
+
+    probe_at = NOW + POLICY.first_open
+    assert b.allow(probe_at)  # one probe
+    assert not b.allow(probe_at)  # and only one while it is out
+    failed = b.failure(REFUSED, "+15550000", probe_at)
+    assert (failed.opened_until, failed.reopened) == (probe_at + 2 * POLICY.first_open, True)
+
+    assert b.allow(probe_at + 2 * POLICY.first_open)
+    assert b.success() and not b.is_open(probe_at) and b.allow(probe_at)
+
+
+def test_rate_limits_and_faults_spread_out_in_time_do_not_open_it() -> None:
+    b = Breaker("sms")
+    for _ in range(20):
+        assert b.failure(SLOW_DOWN, "+15550000", NOW).opened_until is None
+    for i in range(POLICY.faults):
+        assert (
+            b.failure(REFUSED, "+15550000", NOW + i * (POLICY.window + timedelta(seconds=1))).opened_until
+            is None
+        )
+    assert b.allow(NOW + timedelta(hours=1))
+
+
+def test_identical_refusals_to_many_recipients_read_as_a_relay_problem() -> None:
+    b = Breaker("email")
+    judged = [b.failure(RELAY_550, f"p{i}@example.org", NOW) for i in range(POLICY.burst)]
+
+    assert judged[0].error.permanent  # one refusal is about that recipient
+    assert not any(j.error.permanent for j in judged[1:])  # the second on: retried, not dead
+    assert judged[-1].opened_until is not None
+
+
+def test_refusals_with_a_success_between_them_stay_permanent() -> None:
+    b = Breaker("email")
+    for i in range(10):
+        assert b.failure(RELAY_550, f"p{i}@example.org", NOW).error.permanent
+        b.success()
+    same_person = [b.failure(RELAY_550, "gone@example.org", NOW) for _ in range(10)]
+    assert all(j.error.permanent and j.opened_until is None for j in same_person)
+
+
+# ---- through dispatch ----------------------------------------------------------------------
+
+
+def ops_events(caplog: pytest.LogCaptureFixture, event: str) -> int:
+    return sum(1 for r in caplog.records if r.name == "checkin.ops" and getattr(r, "event", None) == event)
+
+
+def plant(services: Services, n: int, channel: str = "sms") -> list[int]:
+    with services.sessions() as s, s.begin():
+        ids = []
+        for i in range(n):
+            p, e = add_patient(s, email=f"p{i}.{channel}@example.org")
+            ids.append(add_row(s, p, e, channel=channel, expires=NOW + timedelta(days=1)).id)
+    return ids
+
+
+def attempts(services: Services) -> int:
+    with services.sessions() as s:
+        return int(s.scalar(select(func.sum(OutboxMessage.attempts))) or 0)
+
+
+def advance_to(services: Services, when: object) -> None:
+    services.clock.set(when)  # type: ignore[attr-defined]
+
+
+def test_a_provider_outage_holds_the_queue_with_its_attempts_unspent(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="checkin.ops")
+    plant(services, 40)
+    channel = services.sms
+    assert isinstance(channel, MemoryChannel)
+    channel.fail_next(10_000, REFUSED)
+    breakers = Breakers()
+
+    run_once(services, NOW, worker_id=W, breakers=breakers)
+
+    assert len(channel.attempts) == POLICY.faults  # then the circuit opened
+    assert statuses(services) == {"pending": 40}
+    assert attempts(services) == POLICY.faults  # the 35 held back kept their budget
+    assert ops_events(caplog, "channel.circuit_open") == 1
+    with services.sessions() as s:
+        assert set(open_circuits(s, NOW)) == {"sms"}
+        told = [line for line in status_lines(collect(s, NOW)) if line.startswith("circuits")]
+        assert told == ["circuits    sms OPEN (provider failing; next probe 15:00:05 UTC)"]
+    # Open: nothing is claimed at all, by this worker or another.
+    assert run_once(services, NOW + timedelta(seconds=1), worker_id=W, breakers=breakers) == 0
+    assert run_once(services, NOW + timedelta(seconds=1), worker_id="worker-b", breakers=Breakers()) == 0
+
+    # Still down at the first probe: one attempt, open twice as long, no second ops alert.
+    probe = NOW + POLICY.first_open
+    advance_to(services, probe)
+    run_once(services, probe, worker_id=W, breakers=breakers)
+    assert len(channel.attempts) == POLICY.faults + 1
+    assert ops_events(caplog, "channel.circuit_open") == 1
+
+    # Back: the next probe closes it and the queue drains.
+    channel.clear_failures()
+    later = NOW + timedelta(hours=1)
+    advance_to(services, later)
+    for _ in range(3):
+        run_once(services, later, worker_id=W, breakers=breakers)
+    assert statuses(services) == {"sent": 40}
+    assert ops_events(caplog, "channel.circuit_closed") == 1
+    with services.sessions() as s:
+        assert open_circuits(s, later) == {}
+
+
+def test_a_relay_refusing_everyone_dead_letters_one_email_and_opens_no_alert_storm(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="checkin.ops")
+    plant(services, 30, channel="email")
+    channel = services.email
+    assert isinstance(channel, MemoryChannel)
+    channel.fail_next(12, RELAY_550)  # a relay-wide 550 for a while
+    breakers = Breakers()
+
+    now = NOW
+    for _ in range(40):
+        advance_to(services, now)
+        run_once(services, now, worker_id=W, breakers=breakers)
+        now += timedelta(minutes=5)
+
+    assert statuses(services) == {"sent": 29, "dead": 1}  # only the first, before it could tell
+    with services.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Alert)) <= 1
+    assert ops_events(caplog, "channel.circuit_open") == 1
