@@ -18,16 +18,10 @@ import argparse
 import json
 import signal
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from tests.benchmarks.support import database
-
-
-def zone_in_window() -> str:
-    offset = 12 - datetime.now(UTC).hour
-    return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
 
 
 def run(backend: str, workers: int, messages: int, latency: float, rate: float) -> dict[str, float]:
@@ -37,7 +31,7 @@ def run(backend: str, workers: int, messages: int, latency: float, rate: float) 
     from tests.outbound.support import (
         FAST_TUNING,
         HoldingTwilio,
-        add_many,
+        add_due_now,
         make_services,
         settings_env,
         start_worker,
@@ -49,15 +43,7 @@ def run(backend: str, workers: int, messages: int, latency: float, rate: float) 
     with database(backend) as url, HoldingTwilio() as fake, TemporaryDirectory() as tmp:
         fake.latency = (latency, latency)
         local = make_services(url)
-        now = datetime.now(UTC)
-        add_many(
-            local,
-            messages,
-            due=lambda i: now - timedelta(minutes=1),
-            expires=lambda i: now + timedelta(hours=6),
-            now=now,
-            timezone=zone_in_window(),
-        )
+        add_due_now(local, messages)
         env = {**settings_env(url, CHECKIN_SMS_RATE=str(rate)), **twilio_env(fake.url, 10.0)}
         procs = [
             start_worker(env, Path(tmp) / f"w{n}.log", tuning=tuning, worker_id=f"bench{n}")

@@ -32,13 +32,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.benchmarks.support import database
+from tests.support import zone_in_window
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def zone_in_window() -> str:
-    offset = 12 - datetime.now(UTC).hour
-    return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
 
 
 def services_for(url: str) -> object:
