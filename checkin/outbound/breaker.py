@@ -1,5 +1,5 @@
 """Circuit breakers per channel: when the provider itself is failing, stop sending through it,
-probe now and then, and resume when a probe goes through (docs/adr/0015-circuit-breakers-per-channel.md).
+probe now and then, and resume when a probe goes through (docs/adr/0016-circuit-breakers-per-channel.md).
 
 Without them a Twilio outage or a relay answering ``550`` to everyone spends an attempt on
 every queued row within seconds, dead-letters the queue and opens a contact-problem alert per

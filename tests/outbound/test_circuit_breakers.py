@@ -1,4 +1,4 @@
-"""Circuit breakers per channel (docs/adr/0015-circuit-breakers-per-channel.md): a provider
+"""Circuit breakers per channel (docs/adr/0016-circuit-breakers-per-channel.md): a provider
 outage or a relay refusing everyone holds the channel's queue, with its attempts unspent,
 instead of dead-lettering it and opening an alert per patient; one operations alert per
 opening; a probe reopens the channel."""
