@@ -32,6 +32,21 @@ def record(
     )
 
 
+def record_outbox(
+    session: Session, now: datetime, action: str, patient_ref: str | None, outbox_id: int, **detail: Any
+) -> None:
+    """A ``system`` audit row about one outbox row: the outbox state machine's own record."""
+    record(
+        session,
+        at=now,
+        actor="system",
+        action=action,
+        patient_ref=patient_ref,
+        subject=f"outbox:{outbox_id}",
+        **detail,
+    )
+
+
 def record_outbox_many(
     conn: Connection, now: datetime, action: str, subjects: Iterable[tuple[str | None, int]], **detail: Any
 ) -> None:

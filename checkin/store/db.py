@@ -145,6 +145,12 @@ def insert_ignore(session: Session, model: Any, values: Mapping[str, Any], confl
     """``INSERT … ON CONFLICT (conflict) DO NOTHING`` on SQLite and PostgreSQL; True if a row
     was inserted. Never check-then-insert: two workers (or two webhook deliveries) racing on
     the same key would both pass the check."""
+    return insert_new(session, model, values, conflict) is not None
+
+
+def insert_new(session: Session, model: Any, values: Mapping[str, Any], conflict: Sequence[str]) -> Any:
+    """``insert_ignore`` that returns the new row's primary key (the first column of it), or
+    None when a row with the same ``conflict`` columns exists."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
@@ -153,4 +159,5 @@ def insert_ignore(session: Session, model: Any, values: Mapping[str, Any], confl
     # RETURNING, not rowcount: SQLAlchemy 2.1 adds RETURNING <pk> to this insert on PostgreSQL
     # by itself, and then rowcount is -1 whether or not a row went in.
     returning = stmt.returning(*model.__table__.primary_key.columns)
-    return session.execute(returning).first() is not None
+    row = session.execute(returning).first()
+    return None if row is None else row[0]

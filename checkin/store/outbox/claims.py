@@ -78,20 +78,7 @@ def release(session: Session, ids: Sequence[int], *, worker_id: str, now: dateti
     no lease, and the claim's attempt uncounted, since no provider call was made."""
     if not ids:
         return 0
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(ids), owned(worker_id))
-        .values(
-            status=OutboxStatus.PENDING,
-            claimed_by=None,
-            lease_until=None,
-            # The claim counted an attempt (so attempts >= 1 here) that never happened.
-            attempts=OutboxMessage.attempts - 1,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return rowcount(result)
+    return _give_back(session, now, OutboxMessage.id.in_(ids), owned(worker_id))
 
 
 def release_stranded(session: Session, *, worker_id: str, now: datetime) -> int:
@@ -100,13 +87,19 @@ def release_stranded(session: Session, *, worker_id: str, now: datetime) -> int:
     (the server went away mid-commit) leaves rows claimed that no thread is sending. Waiting
     for the lease and dead-worker recovery would strand them for minutes under a live worker.
     Like ``release``, the claim's attempt is uncounted: no provider call was made."""
+    return _give_back(session, now, owned(worker_id))
+
+
+def _give_back(session: Session, now: datetime, *where: ColumnElement[bool]) -> int:
+    """Claimed rows matching ``where`` → ``pending``, no lease; how many."""
     result = session.execute(
         update(OutboxMessage)
-        .where(owned(worker_id))
+        .where(*where)
         .values(
             status=OutboxStatus.PENDING,
             claimed_by=None,
             lease_until=None,
+            # The claim counted an attempt (so attempts >= 1 here) that never happened.
             attempts=OutboxMessage.attempts - 1,
             updated_at=now,
         )

@@ -81,15 +81,8 @@ def mark_lost(
         )
     )
     if changed:
-        audit.record(
-            session,
-            at=now,
-            actor="system",
-            action="outbox.in_doubt",
-            patient_ref=patient_ref,
-            subject=f"outbox:{row_id}",
-            worker=worker,
-            reason="lease expired",
+        audit.record_outbox(
+            session, now, "outbox.in_doubt", patient_ref, row_id, worker=worker, reason="lease expired"
         )
     return bool(changed)
 
@@ -203,15 +196,8 @@ def _resolve(
     if changed and action is not None:
         ref = patient_ref or _reference(session, row_id)
         reason = values.get("status_reason")
-        audit.record(
-            session,
-            at=now,
-            actor="system",
-            action=action,
-            patient_ref=ref,
-            subject=f"outbox:{row_id}",
-            **({"reason": reason} if reason else {}),
-            **(detail or {}),
+        audit.record_outbox(
+            session, now, action, ref, row_id, **({"reason": reason} if reason else {}), **(detail or {})
         )
     return bool(changed)
 
@@ -256,15 +242,8 @@ def sent_via_callback(
         )
     )
     if resolved:
-        audit.record(
-            session,
-            at=now,
-            actor="system",
-            action="outbox.sent",
-            patient_ref=patient_ref,
-            subject=f"outbox:{row_id}",
-            provider_id=provider_id,
-            via="status callback",
+        audit.record_outbox(
+            session, now, "outbox.sent", patient_ref, row_id, provider_id=provider_id, via="status callback"
         )
     return bool(resolved)
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from checkin.states import ChannelName, OutboxStatus
-from checkin.store.models import OutboxMessage
-from checkin.store.outbox.unsent import enqueue
+from checkin.store.outbox.unsent import enqueue_new
 
 REPLY_STEP = "reply"  # outbox step_id of an answer to a patient's email
 
@@ -49,9 +47,7 @@ def enqueue_email_reply(
         "created_at": now,
         "updated_at": now,
     }
-    if not enqueue(session, values):
-        return None
-    return session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key))
+    return enqueue_new(session, values)
 
 
 __all__ = ["REPLY_STEP", "enqueue_email_reply"]

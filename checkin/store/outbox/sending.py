@@ -318,16 +318,7 @@ def _transition(
     if not _owned_update(session, row_id, worker_id, now, **values):
         return False
     detail = {k: v for k, v in values.items() if k in ("status_reason", "last_error_code")}
-    audit.record(
-        session,
-        at=now,
-        actor="system",
-        action=action,
-        patient_ref=patient_ref,
-        subject=f"outbox:{row_id}",
-        attempt=attempt,
-        **detail,
-    )
+    audit.record_outbox(session, now, action, patient_ref, row_id, attempt=attempt, **detail)
     return True
 
 

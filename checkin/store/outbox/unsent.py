@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from checkin.states import OUTBOX_UNSENT, ChannelName, OutboxStatus
 from checkin.store import audit
-from checkin.store.db import insert_ignore, rowcount
+from checkin.store.db import insert_new, rowcount
 from checkin.store.models import OutboxMessage, Patient
 
 OPTED_OUT = "patient opted out of SMS"
@@ -26,7 +26,13 @@ OPTED_OUT = "patient opted out of SMS"
 def enqueue(session: Session, values: Mapping[str, Any]) -> bool:
     """Add one row unless a row with its ``key`` exists (the key makes planning, reminders,
     escalations and digests idempotent across workers); True if it was added."""
-    return insert_ignore(session, OutboxMessage, values, ["key"])
+    return enqueue_new(session, values) is not None
+
+
+def enqueue_new(session: Session, values: Mapping[str, Any]) -> int | None:
+    """``enqueue``, returning the new row's id; None if a row with its ``key`` exists."""
+    new_id = insert_new(session, OutboxMessage, values, ["key"])
+    return None if new_id is None else int(new_id)
 
 
 def record_reply(session: Session, values: Mapping[str, Any]) -> int:
@@ -109,15 +115,7 @@ def _settle(
         row.attempts = max(row.attempts - 1, 0)
     row.status, row.status_reason, row.updated_at = status, reason, now
     row.claimed_by, row.lease_until = None, None
-    audit.record(
-        session,
-        at=now,
-        actor="system",
-        action=action,
-        patient_ref=patient_ref,
-        subject=f"outbox:{row.id}",
-        reason=reason,
-    )
+    audit.record_outbox(session, now, action, patient_ref, row.id, reason=reason)
 
 
 # ---- sweeps over unsent rows ---------------------------------------------------------------
@@ -190,16 +188,15 @@ def plan_email_fallback(
         "created_at": now,
         "updated_at": now,
     }
-    if not enqueue(session, values):
+    new_id = enqueue_new(session, values)
+    if new_id is None:
         return None
-    new_id = session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key))
-    audit.record(
+    audit.record_outbox(
         session,
-        at=now,
-        actor="system",
-        action="outbox.fallback_planned",
-        patient_ref=patient.reference,
-        subject=f"outbox:{new_id}",
+        now,
+        "outbox.fallback_planned",
+        patient.reference,
+        new_id,
         instead_of=f"outbox:{row.id}",
         channel=ChannelName.EMAIL,
     )
