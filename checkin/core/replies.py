@@ -13,6 +13,7 @@ Reply choice, in order (first match wins; wording lives in ``templates/sms/<lang
     emergency                        reply_emergency   call 911 now
     urgent, patient known            reply_urgent      a nurse will call you
     urgent, sender unknown           reply_unknown     call the clinic (we cannot tell who this is)
+    low mood (a positive mood screen) reply_mood       supportive words and the crisis line
     ambiguous topic, follow-up ok    reply_followup_<topic> if that template exists, else reply_clarify
     sender unknown                   reply_unknown
     otherwise                        reply_thanks
@@ -44,6 +45,7 @@ REPLY_UNKNOWN = "reply_unknown"
 REPLY_STOPPED = "reply_stopped"
 REPLY_STARTED = "reply_started"
 REPLY_PAUSED = "reply_paused"
+REPLY_MOOD = "reply_mood"
 REPLY_TEMPLATES = (
     REPLY_EMERGENCY,
     REPLY_SELF_HARM,
@@ -55,6 +57,7 @@ REPLY_TEMPLATES = (
     REPLY_STOPPED,
     REPLY_STARTED,
     REPLY_PAUSED,
+    REPLY_MOOD,
 )
 
 # If a reply template is missing or broken (admins edit them), these still go out: a patient
@@ -65,11 +68,13 @@ FALLBACK = {
         REPLY_EMERGENCY: "This may be an emergency. Call {emergency} now. Do not wait for a call back.",
         REPLY_SELF_HARM: "Please call or text {crisis} (crisis line) now. If you are in danger, call {emergency}.",
         REPLY_URGENT: "Thank you. A nurse will call you soon. If it gets worse, call {emergency}.",
+        REPLY_MOOD: "Thank you for telling us. Your care team will be in touch. To talk to someone now, call or text {crisis}.",
     },
     "es": {
         REPLY_EMERGENCY: "Esto puede ser una emergencia. Llame al {emergency} ahora. No espere una llamada.",
         REPLY_SELF_HARM: "Por favor llame o envie un texto al {crisis} (Linea de Crisis) ahora. Si esta en peligro, llame al {emergency}.",
         REPLY_URGENT: "Gracias. Una enfermera le llamara pronto. Si empeora, llame al {emergency}.",
+        REPLY_MOOD: "Gracias por decirnos. Su equipo de salud se comunicara con usted. Para hablar con alguien ahora, llame o envie un texto al {crisis}.",
     },
 }
 GENERIC_FALLBACK = {
@@ -158,6 +163,10 @@ def choose_reply(
         return ReplyChoice(REPLY_EMERGENCY)
     if severity == "urgent":
         return ReplyChoice(REPLY_URGENT if known else REPLY_UNKNOWN)
+    if "low_mood" in assessment.watch:
+        # A positive mood screen (or "I feel hopeless") is not an emergency, but "thank you"
+        # alone is the wrong answer: the crisis line goes to whoever wrote it.
+        return ReplyChoice(REPLY_MOOD)
     if assessment.ambiguous and known and may_follow_up:
         return ReplyChoice(followup_template(assessment.ambiguous, template_exists), follow_up=True)
     if not known:

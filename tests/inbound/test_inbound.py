@@ -267,6 +267,32 @@ def test_it_sends_the_988_lifeline_for_self_harm(services: Services) -> None:
     assert "988" in (result.reply_text or "") and "911" in (result.reply_text or "")
 
 
+def test_a_yes_to_the_mood_screen_gets_the_crisis_line_and_waits_for_a_person(services: Services) -> None:
+    setup(
+        services,
+        lambda s: add_outbox(
+            s, add_patient(s), message="mood_check", ask="mood_check", sent_at=NOW - timedelta(hours=1)
+        ),
+    )
+    result = handle_sms(services, sms("yes"), NOW)
+    assert result.reply_template == "reply_mood"
+    assert "988" in (result.reply_text or "") and "not alone" in (result.reply_text or "")
+    row = one(services, InboundMessage, InboundMessage.id == result.inbound_id)
+    assert row.severity == "watch" and row.handled_at is None  # in the console's inbox
+    # "No" to the same screen is thanked as before.
+    setup(
+        services,
+        lambda s: add_outbox(
+            s,
+            add_patient(s, phone="+16175550199"),
+            message="mood_check",
+            ask="mood_check",
+            sent_at=NOW - timedelta(hours=1),
+        ),
+    )
+    assert handle_sms(services, sms("no", phone="+16175550199"), NOW).reply_template == "reply_thanks"
+
+
 def test_it_tells_an_urgent_patient_a_nurse_will_call(services: Services) -> None:
     setup(services, lambda s: add_patient(s))
     result = handle_sms(services, sms("my incision is leaking yellow pus"), NOW)
