@@ -111,6 +111,11 @@ SETTINGS: tuple[Setting, ...] = (
         "bearer token of the EHR's reads of `/fhir/…`; unset: no read API",
         secret=True,
     ),
+    Setting(
+        "CHECKIN_INBOX_ESCALATE_MINUTES",
+        "240",
+        "a reply or watch-level alert nobody handled for this long enters the urgent escalation ladder",
+    ),
 )
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
 N = TypeVar("N", int, float)
@@ -226,6 +231,7 @@ class Settings:
     fhir: FhirSettings | None = None
     fhir_mrn_system: str = "urn:checkin:mrn"
     fhir_read_token: str | None = field(default=None, repr=False)
+    inbox_escalate_minutes: int = 240
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -299,6 +305,7 @@ class Settings:
             fhir=_fhir(env),
             fhir_mrn_system=_get(env, "CHECKIN_FHIR_MRN_SYSTEM"),
             fhir_read_token=_read_token(env),
+            inbox_escalate_minutes=_int(env, "CHECKIN_INBOX_ESCALATE_MINUTES", low=15, high=7 * 24 * 60),
             warnings=tuple(warnings),
         )
 

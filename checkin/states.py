@@ -82,6 +82,8 @@ class AlertKind(StrEnum):
     RED_FLAG = "red_flag"
     MISSED_CHECKIN = "missed_checkin"
     CONTACT_PROBLEM = "contact_problem"
+    # Something that needs a person (a reply, a watch-level alert) waited too long unhandled.
+    WAITING = "waiting"
 
 
 class AlertStatus(StrEnum):

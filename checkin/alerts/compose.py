@@ -52,6 +52,7 @@ KIND_LABELS: dict[str, str] = {
     AlertKind.RED_FLAG: "red-flag reply",
     AlertKind.CONTACT_PROBLEM: "cannot reach patient",
     AlertKind.MISSED_CHECKIN: "missed check-in",
+    AlertKind.WAITING: "waiting too long for a person",
 }
 
 

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
+from checkin.alerts import inbox, notify
 from checkin.alerts import lifecycle as alerts
-from checkin.alerts import notify
 from checkin.alerts.digest import DIGEST_HOUR, Digest, collect_digest, digest_once
 from checkin.deps import Services
 from checkin.states import AlertKind, AlertStatus, EnrollmentStatus, OutboxStatus
@@ -90,8 +90,9 @@ def missed_once(services: Services, now: datetime, *, limit: int = 500) -> int:
     ``sent_at + missed_after``, once per question (``outbox.missed_at``); a question whose
     reminder was answered counts as answered. Also opens a ``contact_problem`` alert, once per
     opt-out, for an enrolled patient who opted out of SMS (STOP, or Twilio's 21610): the team
-    must find another way to follow their recovery. Notifications go out at once (ladder step 0).
-    Returns alerts opened or joined."""
+    must find another way to follow their recovery. And puts what waited too long for a person
+    on the ladder (``checkin.alerts.inbox.waiting_once``). Notifications go out at once (ladder
+    step 0). Returns alerts opened or joined."""
     with services.sessions() as session:
         candidates = session.execute(
             select(OutboxMessage.id, OutboxMessage.key, OutboxMessage.sent_at, OutboxMessage.missed_after_s)
@@ -115,7 +116,7 @@ def missed_once(services: Services, now: datetime, *, limit: int = 500) -> int:
             continue
         with services.sessions() as session, session.begin():
             done += _missed(session, services, row_id, key, now)
-    return done + _opted_out(services, now)
+    return done + _opted_out(services, now) + inbox.waiting_once(services, now)
 
 
 def _missed(session: Session, services: Services, row_id: int, key: str, now: datetime) -> int:

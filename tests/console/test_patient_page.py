@@ -188,6 +188,26 @@ def test_pause_resume_withdraw_and_mark_handled(
         assert [e.actor for e in audit_rows(services, action)] == [NURSE], action
 
 
+def test_marking_the_last_waiting_reply_handled_stops_its_waiting_ladder(
+    services: Services, client: TestClient, patient: tuple[int, str, str]
+) -> None:
+    from checkin.alerts.sweeps import missed_once
+
+    _pid, ref, phone = patient
+    reply(services, phone, "can I shower yet?")
+    services.clock.advance(timedelta(hours=4))  # type: ignore[attr-defined]
+    assert missed_once(services, services.clock.now()) == 1
+    (waiting,) = [a for a in alerts(services) if a.kind == "waiting"]
+    assert waiting.status == "open"
+    assert sign_in(client, NURSE).status_code == 303  # four idle hours ended the session
+    assert "waiting too long for a person" in client.get("/console").text
+    with services.sessions() as s:
+        q = s.scalars(select(InboundMessage).where(InboundMessage.body == "can I shower yet?")).one()
+    assert post(client, ref, "handled", inbound=str(q.id))[1].endswith("?done=handled")
+    (waiting,) = [a for a in alerts(services) if a.kind == "waiting"]
+    assert (waiting.status, waiting.resolved_by) == ("resolved", NURSE)
+
+
 def test_search_is_a_post_and_finds_by_name_mrn_or_reference_within_the_team(
     services: Services, client: TestClient, patient: tuple[int, str, str]
 ) -> None:

@@ -5,7 +5,8 @@ red-flag topic was mentioned but triage could not decide, a watch-level flag fir
 asked for a person to read the reply), ``contact_problem`` (the care team must sort out how to
 reach the patient: shared phone, opt-out request to review, a number or address the provider
 refused; severity ``watch`` unless the text itself was alarming), ``missed_checkin`` (a
-check-in question went unanswered past its ``missed_after``; ``watch``). ``flags`` holds flag
+check-in question went unanswered past its ``missed_after``; ``watch``), ``waiting`` (a reply
+or watch-level alert nobody handled in time; ``urgent``, see ``checkin.alerts.inbox``). ``flags`` holds flag
 codes, plus ``ambiguous:<topic>`` for undecided topics, ``review:<reason>`` when triage asks for
 a person, and the reason code for contact problems and missed check-ins.
 
@@ -103,7 +104,7 @@ def unresolved(session: Session, patient_id: int, kind: str) -> Alert | None:
 def _what_a_join_means(alert: Alert, kind: str, severity: str, flags: list[str]) -> tuple[bool, bool, bool]:
     """(severity rose, new round, news) for ``flags`` at ``severity`` joining ``alert``."""
     rose = rank(severity) > rank(alert.severity)
-    paging = kind == AlertKind.RED_FLAG and rank(severity) >= rank("urgent")
+    paging = kind in (AlertKind.RED_FLAG, AlertKind.WAITING) and rank(severity) >= rank("urgent")
     # A red flag on an acknowledged alert is news to whoever acknowledged it (the patient is told
     # a nurse will call): the ladder starts again. On an open alert only a flag it lacked is news;
     # the same flags again are the worried texts that storm suppression keeps to one page.
@@ -281,6 +282,30 @@ def open_contact_problem_for(
         inbound=None,
         now=now,
         reason=detail or reason,
+    )
+
+
+def open_waiting(
+    session: Session,
+    *,
+    patient: Patient,
+    waiting: list[str],
+    inbound: InboundMessage | None,
+    now: datetime,
+) -> AlertChange:
+    """An ``urgent`` alert for items that waited too long for a person (``waiting``: ``reply``
+    or the kinds of watch-level alerts; ``checkin.alerts.inbox``). Joins the patient's
+    unresolved one; one that was acknowledged starts a new round (something new waits)."""
+    return raise_or_join(
+        session,
+        patient=patient,
+        enrollment=None,
+        kind=AlertKind.WAITING,
+        severity="urgent",
+        flags=[f"waiting:{w}" for w in waiting],
+        inbound=inbound,
+        now=now,
+        reason="waited too long",
     )
 
 

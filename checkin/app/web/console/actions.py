@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from checkin.alerts import lifecycle
+from checkin.alerts import inbox, lifecycle
 from checkin.app.web.console.access import Refusal
 from checkin.app.web.console.patient import STAFF_REPLY_PREFIX
 from checkin.enrollment import pause as pausing
@@ -257,6 +257,8 @@ def handled(
         patient_ref=patient.reference,
         subject=f"inbound:{raw}",
     )
+    if changed:
+        inbox.resolve_when_handled(session, patient.id, by=who.email, now=now)
     return "handled"
 
 

@@ -15,9 +15,10 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, literal, or_, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from checkin.alerts.inbox import needs_person
 from checkin.alerts.lifecycle import UNRESOLVED
 from checkin.alerts.notify import FLAG_LABELS, KIND_LABELS
 from checkin.app.web.console.render import age
@@ -29,26 +30,6 @@ from checkin.store.models import Alert, Enrollment, InboundMessage, Patient
 LIMIT = 100  # rows per list: more than a nurse can work from one screen; the heading says '+'
 SEVERITIES = ("emergency", "urgent", "watch")
 _ORDER = case({"emergency": 0, "urgent": 1, "watch": 2}, value=Alert.severity, else_=3)
-
-
-def needs_person() -> Any:
-    """Replies a person should read (see the module docstring). Mirrors the partial index
-    ``ix_inbound_needs_person`` so the inbox never scans the whole message history."""
-    return (
-        InboundMessage.handled_at.is_(None),
-        InboundMessage.patient_id.is_not(None),
-        or_(
-            InboundMessage.keyword.is_(None),
-            InboundMessage.keyword == "stop",
-        ),
-        or_(InboundMessage.severity.is_(None), InboundMessage.severity.in_(("none", "watch"))),
-        or_(
-            InboundMessage.severity == "watch",
-            InboundMessage.outbox_id.is_(None),
-            InboundMessage.body.like(literal("%?%", literal_execute=True)),
-            InboundMessage.keyword == "stop",
-        ),
-    )
 
 
 @dataclass
