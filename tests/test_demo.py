@@ -24,10 +24,12 @@ def test_it_runs_the_recovery_and_reports_what_happened(tmp_path: Path) -> None:
     assert s["replies_by_severity"].get("emergency") == 1 and s["replies_by_severity"].get("urgent") == 2
     # The care team heard about it: one emergency alert acknowledged within minutes, and the
     # urgent ones escalated (email, email, on-call SMS, its repeats) until acknowledged two hours
-    # in; after that nobody is paged about them again.
-    assert s["alerts_by_severity"].get("emergency") == 1 and s["alerts_by_severity"].get("urgent") == 2
-    assert s["nurse_acknowledgements"] == 3 and s["alert_emails"] >= 3 and s["ladder_steps"] > 6
-    assert s["staff_notifications_sent"] < 60
+    # in; after that nobody is paged about them again. Urgent: the two red flags and five
+    # "waiting too long for a person" (questions and watch alerts the demo nurse never handles;
+    # she acknowledges each from its email, and again when something new waits).
+    assert s["alerts_by_severity"].get("emergency") == 1 and s["alerts_by_severity"].get("urgent") == 7
+    assert s["nurse_acknowledgements"] == 14 and s["alert_emails"] >= 3 and s["ladder_steps"] > 6
+    assert s["staff_notifications_sent"] < 120
     assert "call 911" in text.lower() and "tengo fiebre" in text
     assert json.loads((tmp_path / "summary.json").read_text())["messages_planned"] == s["messages_planned"]
     # Piped progress is line-based: a start line, then about one line per simulated week.

@@ -49,8 +49,8 @@ def _hidden(html: str, name: str) -> str | None:
 
 
 def acknowledge(link: str) -> tuple[str, int] | None:
-    """Open ``link``, sign in, acknowledge the page's first open alert: (alert id, HTTP status),
-    or None if the page offered nothing to acknowledge."""
+    """Open ``link``, sign in, acknowledge the alert the link is about (else the page's first
+    open alert): (alert id, HTTP status), or None if the page offered nothing to acknowledge."""
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     with opener.open(link, timeout=30) as page:  # -> /login?next=/console/patients/...
         html, url = page.read().decode(), page.geturl()
@@ -60,10 +60,14 @@ def acknowledge(link: str) -> tuple[str, int] | None:
     data = urllib.parse.urlencode(form).encode()
     with opener.open(urllib.request.Request(base + "/login", data=data), timeout=30) as page:  # noqa: S310
         html, url = page.read().decode(), page.geturl()
-    alert = re.search(
+    forms = re.finditer(
         r'/ack"><input type="hidden" name="csrf" value="([^"]+)"><input type="hidden" name="alert" value="(\d+)"',
         html,
     )
+    # The alert the email was about (the link lands on #alert-<id>), else the first open one.
+    wanted = url.rsplit("#alert-", 1)[1] if "#alert-" in url else None
+    found = list(forms)
+    alert = next((m for m in found if m.group(2) == wanted), found[0] if found else None)
     if not alert or "/console/patients/" not in url:
         return None
     action = url.split("#", 1)[0].split("?", 1)[0] + "/ack"

@@ -76,10 +76,14 @@ def test_it_opens_one_low_alert_for_a_missed_check_in_once(services: Services) -
     mails = staff_rows(services)  # the watch ladder: one team email each, at once
     assert sorted(r.recipient or "" for r in mails) == list(NURSES)
     assert all((r.subject or "").startswith(f"WATCH: patient {ref} - missed check-in") for r in mails)
-    # The next day's question missed too: joins the open alert, no new mail.
+    # The next day's question missed too: joins the open alert, no new mail for it. (The day-old
+    # watch alert nobody acknowledged also goes on the urgent ladder: checkin.alerts.inbox.)
     question(services, pid, sent_at=NOW + 24 * H)
-    assert missed_once(services, NOW + 48 * H) == 1
-    assert len(alerts(services)) == 1 and len(staff_rows(services)) == len(NURSES)
+    assert missed_once(services, NOW + 48 * H) == 2
+    missed = [a for a in alerts(services) if a.kind == "missed_checkin"]
+    assert [a.id for a in missed] == [alert.id]
+    assert len([r for r in staff_rows(services) if r.key.startswith(f"alert:{alert.id}:")]) == len(NURSES)
+    assert [a.kind for a in alerts(services) if a.id != alert.id] == ["waiting"]
 
 
 def test_it_does_not_report_an_answered_question_or_one_answered_through_its_reminder(
