@@ -21,26 +21,14 @@ from sqlalchemy.orm import Session
 from checkin.config import DEFAULT_EMERGENCY_REGIONS, Settings
 from checkin.core.schedule import Schedule
 from checkin.enrollment.csvfile import CsvFormat, check_header, detect_format, iter_rows, read_header
-from checkin.enrollment.enroll import EnrollRequest, EnrollResult, enroll_many, parse_request
+from checkin.enrollment.enroll import FIELDS, EnrollRequest, EnrollResult, enroll_many, parse_request
 from checkin.enrollment.phones import region_problem, region_refused
 from checkin.enrollment.sanity import phone_holders, surgery_date_problem
 from checkin.errors import EnrollmentError, ImportRowError
 from checkin.states import EnrollmentStatus
 from checkin.store.models import Enrollment, Patient
 
-COLUMNS = (
-    "mrn",
-    "first_name",
-    "phone",
-    "email",
-    "procedure",
-    "surgery_date",
-    "timezone",
-    "language",
-    "smoker",
-    "channel",
-    "attributes",
-)
+COLUMNS = FIELDS  # a CSV row holds the fields of one enrollment request, in that order
 REQUIRED = ("mrn", "first_name", "procedure", "surgery_date")
 CHUNK = 1000  # rows validated against the database, or enrolled, at a time
 
