@@ -69,7 +69,8 @@ def build_hl7_feed(
         settings.default_region, settings.emergency_number, settings.crisis_line, settings.emergency_regions
     )
     mapping = load_hl7_mapping(settings.schedules_dir, schedules.values())
-    return Feed(sessions, mapping=mapping, schedules=schedules, site=site, clock=clock)
+    sqlite = sessions.kw["bind"].dialect.name == "sqlite"
+    return Feed(sessions, mapping=mapping, schedules=schedules, site=site, clock=clock, one_at_a_time=sqlite)
 
 
 def sms_channel(settings: Settings) -> tuple[Channel, str]:

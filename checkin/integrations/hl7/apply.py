@@ -200,6 +200,7 @@ def update_patient(
     """Apply what an A08/A31 sends (fields it leaves empty stay as they are), then re-plan the
     patient's active timelines (a new email or phone can change which channel a step uses)."""
     patient = _patient(session, person.mrn)
+    had = (patient.phone is None, patient.email is None)
     changed: list[str] = []
     if person.phone:
         try:
@@ -232,11 +233,14 @@ def update_patient(
         return
     session.flush()
     moved = 0
-    for enrollment in _active(session, patient):
-        schedule = schedules.get(enrollment.procedure)
-        if schedule is not None:
-            pin = stored_plan_input(session, enrollment)
-            moved += len(replan(session, enrollment, schedule, pin, now=now).moves)
+    # Only having a phone or an email changes which messages are planned (and on which channel);
+    # a new number or name is read at send time.
+    if (patient.phone is None) != had[0] or (patient.email is None) != had[1]:
+        for enrollment in _active(session, patient):
+            schedule = schedules.get(enrollment.procedure)
+            if schedule is not None:
+                pin = stored_plan_input(session, enrollment)
+                moved += len(replan(session, enrollment, schedule, pin, now=now).moves)
     audit.record(
         session,
         at=now,

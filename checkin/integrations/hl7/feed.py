@@ -17,7 +17,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +43,12 @@ from checkin.store.models import Patient
 log = logging.getLogger("checkin.integrations.hl7")
 ops = logging.getLogger("checkin.ops")
 MAX_CONTROL_ID = 64
+TRIES = 3
+RETRYABLE = ("40P01", "40001")  # PostgreSQL: deadlock detected, serialization failure
+
+
+class _Transient(Exception):
+    """The transaction lost a race the database resolves by aborting one side: run it again."""
 
 
 @dataclass(frozen=True)
@@ -61,17 +69,22 @@ class Feed:
         schedules: Mapping[str, Schedule],
         site: Site,
         clock: Clock,
+        one_at_a_time: bool = False,
     ) -> None:
-        self.sessions, self.mapping, self.schedules, self.site, self.clock = (
-            sessions,
-            mapping,
-            schedules,
-            site,
-            clock,
+        self.sessions, self.mapping, self.schedules = sessions, mapping, schedules
+        self.site, self.clock = site, clock
+        # SQLite has one writer: this process's connections take turns here instead of failing
+        # on "database is locked" (PostgreSQL needs no such lock).
+        self._turn: contextlib.AbstractContextManager[object] = (
+            threading.Lock() if one_at_a_time else contextlib.nullcontext()
         )
 
     def handle(self, text: str) -> Outcome:
         """The ACK for ``text`` (see the module docstring)."""
+        with self._turn:
+            return self._handle(text)
+
+    def _handle(self, text: str) -> Outcome:
         try:
             msg, header = read_header(text)
         except Hl7Problem as p:
@@ -86,10 +99,14 @@ class Feed:
                     extra={"event": "hl7.duplicate", "hl7_id": stored.id, "ack": stored.ack_code},
                 )
                 return Outcome(stored.ack, stored.ack_code, stored.id, duplicate=True, problem=stored.problem)
-        try:
-            return self._accept(msg, header, text, key)
-        except Hl7Problem as p:
-            return self._record(header, text, p)
+        for attempt in range(1, TRIES + 1):
+            try:
+                return self._accept(msg, header, text, key, last_try=attempt == TRIES)
+            except Hl7Problem as p:
+                return self._record(header, text, p)
+            except _Transient:
+                continue  # a deadlock or serialization failure: the whole transaction again
+        raise AssertionError("unreachable: the last try never raises _Transient")
 
     def replay(self, message_id: int) -> Outcome:
         """Handle a stored rejected message again (after the mapping or the data was fixed); its
@@ -101,6 +118,10 @@ class Feed:
             if entry.outcome == ACCEPTED:
                 raise EnrollmentError("id", f"HL7 message {message_id} was accepted already")
             text = entry.raw
+        with self._turn:
+            return self._replay(message_id, text)
+
+    def _replay(self, message_id: int, text: str) -> Outcome:
         header: Header | None = None
         try:
             msg, header = read_header(text)
@@ -123,6 +144,7 @@ class Feed:
         key: tuple[str, str | None] | None,
         *,
         replaying: int | None = None,
+        last_try: bool = True,
     ) -> Outcome:
         event = read_event(msg, header, self.mapping)
         now = self.clock.now()
@@ -159,7 +181,7 @@ class Feed:
         except EnrollmentError as e:
             problem = error(location_of(e.field, self.mapping), e.problem)
             return self._store_problem(header, problem, text=text, replaying=replaying)
-        except IntegrityError:
+        except IntegrityError as e:
             if key is not None:
                 with self.sessions() as s:
                     stored = self._stored(s, key)
@@ -167,9 +189,11 @@ class Feed:
                     return Outcome(
                         stored.ack, stored.ack_code, stored.id, duplicate=True, problem=stored.problem
                     )
-            return self._internal(header)
-        except SQLAlchemyError:
-            return self._internal(header)
+            return self._internal(header, e)
+        except SQLAlchemyError as e:
+            if not last_try and getattr(getattr(e, "orig", None), "sqlstate", None) in RETRYABLE:
+                raise _Transient from e
+            return self._internal(header, e)
         finally:
             session.close()
         log.info(
@@ -214,14 +238,14 @@ class Feed:
                 )
                 session.flush()
                 row_id = entry.id
-        except IntegrityError:
+        except IntegrityError as e:
             with self.sessions() as session:
                 stored = self._stored(session, key)
             if stored is None:
-                return self._internal(header)
+                return self._internal(header, e)
             return Outcome(stored.ack, stored.ack_code, stored.id, duplicate=True, problem=stored.problem)
-        except SQLAlchemyError:
-            return self._internal(header)
+        except SQLAlchemyError as e:
+            return self._internal(header, e)
         log.info(
             "hl7 message refused",
             extra={
@@ -234,8 +258,13 @@ class Feed:
         )
         return Outcome(ack, problem.ack, row_id, problem=str(problem))
 
-    def _internal(self, header: Header | None) -> Outcome:
-        ops.error("hl7 message not handled: database error", extra={"event": "hl7.internal_error"})
+    def _internal(self, header: Header | None, exc: SQLAlchemyError) -> Outcome:
+        # The driver's class and SQLSTATE only: its message may quote the values (PHI).
+        sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+        ops.error(
+            "hl7 message not handled: database error",
+            extra={"event": "hl7.internal_error", "error": type(exc).__name__, "sqlstate": sqlstate},
+        )
         problem = Hl7Problem("AE", None, "checkin could not store the message; send it again", INTERNAL_ERROR)
         return Outcome(
             build_ack(header, "AE", ack_id=_ack_id(), now=self.clock.now(), problem=problem), "AE", None
