@@ -37,29 +37,30 @@ def model(
     return from_dict(doc)
 
 
-ENDING = model({W + "ending": [0, 60.0], W + "ending it": [0, 60.0]})
+# a wording the rules do not know, so only the learned layer can read it
+FINISHING = model({W + "finishing": [0, 60.0], W + "finishing it": [0, 60.0]})
 
 
 def test_a_confident_candidate_the_rules_missed_becomes_a_flag_with_its_words() -> None:
-    a = assess_with("I keep thinking about ending it", None, ENDING)
+    a = assess_with("I keep thinking about finishing it", None, FINISHING)
     assert {f.value for f in a.flags} == {"self_harm"} and a.severity.value == "emergency"
     (ev,) = [e for e in a.evidence if e.topic == "self_harm"]
-    assert ev.layer == "learned" and ev.words == "ending"
+    assert ev.layer == "learned" and ev.words == "finishing"
 
 
 def test_without_the_learned_layer_the_same_reply_is_not_flagged() -> None:
-    assert assess_with("I keep thinking about ending it", None, None).flags == frozenset()
+    assert assess_with("I keep thinking about finishing it", None, None).flags == frozenset()
 
 
 @pytest.mark.parametrize(
     "text",
     [
-        "no thoughts of ending it",  # negated right before the words
-        "my friend keeps talking about ending it",  # someone else
+        "no thoughts of finishing it",  # negated right before the words
+        "my friend keeps talking about finishing it",  # someone else
     ],
 )
 def test_the_rules_scopes_apply_to_learned_candidates(text: str) -> None:
-    a = assess_with(text, None, ENDING)
+    a = assess_with(text, None, FINISHING)
     assert a.flags == frozenset(), a.to_dict()
 
 
@@ -121,7 +122,7 @@ def test_the_product_scores_without_scikit_learn() -> None:
 
 def test_assess_uses_the_packaged_model() -> None:
     m = load_packaged()
-    text = "I keep thinking about ending it all"
+    text = "I keep thinking about finishing it all"
     assert assess(text, None) == assess_with(text, None, m)
 
 

@@ -34,6 +34,10 @@ from .negation import (
 
 EMERGENCY_FLAGS = frozenset(f.value for f, s in FLAG_SEVERITY.items() if s is Severity.EMERGENCY)
 
+# A self-harm statement made conditional ("if this pain doesn't stop I'll end it"; pills saved
+# "in case this doesn't get better") is still a self-harm statement: a person must call back.
+_CONDITIONAL_STANDS = frozenset({"self_harm"})
+
 # An ambiguous topic is moot once one of these flags is decided.
 AMBIGUITY_COVERED_BY: dict[str, frozenset[str]] = {
     "numbness/weakness": frozenset({"new_numbness", "new_weakness"}),
@@ -127,7 +131,7 @@ def _decide(
     """Turn one mention into a flag, a watch item, an ambiguity, or nothing."""
     m = h.mods
     kind, name = h.label[0], h.label[2:]
-    if m & (M_HYPO | M_THIRD):
+    if m & M_THIRD or (m & M_HYPO and name not in _CONDITIONAL_STANDS):
         return
     if kind == "f":
         if name in EMERGENCY_FLAGS:

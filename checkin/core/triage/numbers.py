@@ -34,6 +34,17 @@ _EXCLUDE_AFTER = re.compile(
     r"feet\b|ft\b|miles?\b|oz\b|th\b|st\b|nd\b|rd\b|o'?clock|level|levels|flights?|stairs|"
     r"laps|reps|sets|blocks|cups?|glasses|vasos?|litros?|liters?|lb)"
 )
+# A reading of the weather or a room, not of the patient ("it's 101 degrees outside").
+_WEATHER_AFTER = re.compile(
+    r"\s*(?:°|degrees?|deg|grados)?\s*(?:f\b|fahrenheit\b)?\s*(?:out(?:side|doors| there| today)\b|"
+    r"in (?:here|the house|my house|the room)\b|afuera\b|de calor\b|and humid\b|heat\b)"
+)
+_WEATHER_BEFORE = re.compile(
+    r"\b(?:weather|outside|outdoors|heat index|forecast|thermostat|oven|afuera|clima|hot out)\b"
+    r"[^.!?\d]{0,25}$"
+)
+# "10/10 would recommend": a rating of the care, not a pain score.
+_RATING_AFTER = re.compile(r"\W*(?:would|wud|id|i'?d|will|def|definitely|totally)?\s*recommend")
 _F_AFTER = re.compile(r"\s*(?:°|degrees?|deg|grados)?\s*(?:f|fahrenheit|farenheit)\b")
 _C_AFTER = re.compile(r"\s*(?:°|degrees?|deg|grados)?\s*(?:c|celsius|centigrados?)\b")
 _DEG_AFTER = re.compile(r"\s*(?:°|degrees?\b|deg\b|grados\b)")
@@ -106,7 +117,9 @@ _WORD_NUM = {
 }
 _WN = "|".join(_WORD_NUM)
 WORD_NUM_RE = re.compile(rf"\b({_WN})\b")
-_BARE_WORD_RE = re.compile(rf"\W*(?:about |like |maybe |a |an |un |una )*({_WN})\W*$")
+_BARE_WORD_RE = re.compile(
+    rf"\W*(?:about |around |like |maybe |probably |a |an |un |una |como |es |esta |tipo )*({_WN})\W*$"
+)
 _EN_UNITS = "one|two|three|four|five|six"
 _DIGIT_WORDS = "zero|one|two|three|four|five|six|seven|eight|nine|\\d"
 SPELLED_F_RE = re.compile(
@@ -221,11 +234,12 @@ class NumberReader:
         a, b = m.span()
         after = s[b : b + 16]
         before = s[max(0, a - 40) : a]
-        if _FRAC_AFTER.match(after):
-            if hi <= 10:
+        frac = _FRAC_AFTER.match(after)
+        if frac:
+            if hi <= 10 and not _RATING_AFTER.match(s, b + frac.end()):
                 out.append(Reading("pain", v, (a, b), True, lo, hi))
             return
-        if _EXCLUDE_AFTER.match(after):
+        if _EXCLUDE_AFTER.match(after) or _weather(s, a, b):
             return
         r = _anchored(v, lo, hi, (a, b), after, before, temp_before, pain_before)
         if r is not None:
@@ -277,7 +291,15 @@ def _bare(
         return Reading("pain", v, span, False, lo, hi)
     if decimal and 99.0 <= v <= 107.0:
         return Reading("temp", v, span, False, lo, hi)
+    if decimal and 35.0 <= v <= 42.5:  # "tengo 38,9": a decimal in this range is °C
+        f = round(v * 9 / 5 + 32, 1)
+        return Reading("temp", f, span, False, f, f)
     return None
+
+
+def _weather(s: str, a: int, b: int) -> bool:
+    """The number at ``s[a:b]`` is the weather's or a room's temperature."""
+    return bool(_WEATHER_AFTER.match(s, b, b + 30) or _WEATHER_BEFORE.search(s, max(0, a - 40), a))
 
 
 def _spelled(

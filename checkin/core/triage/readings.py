@@ -9,6 +9,7 @@ severe_pain flags and watch items their values call for, and returns (highest te
 from __future__ import annotations
 
 import math
+import re
 
 from .decide import add_evidence
 from .mentions import item_at
@@ -54,6 +55,26 @@ _NUMBER_WORDS = frozenset(
 )
 
 
+# A pain score said of an earlier time ("it was a 9 last night, now a 4"; "9 yesterday, 3 today").
+_EARLIER = re.compile(r"\b(?:yesterday|yday|last night|overnight|earlier|was|were|used to|ayer|anoche)\b")
+_CLAUSE_EDGE = re.compile(r"[.,;!?]|\bbut\b|\bpero\b")
+
+
+def _current_pains(text: str, pains: list[Reading]) -> list[Reading]:
+    """When a reply gives pain scores for earlier and for now, the current ones decide; with
+    no current score, every score stands (a 9 last night with nothing since is still a 9)."""
+    low = text.lower()
+    now = [r for r in pains if not _EARLIER.search(_clause_around(low, r.span))]
+    return now if now else pains
+
+
+def _clause_around(low: str, span: tuple[int, int]) -> str:
+    """The text of the clause holding ``span`` (between clause edges)."""
+    a = max((m.end() for m in _CLAUSE_EDGE.finditer(low, 0, span[0])), default=0)
+    m = _CLAUSE_EDGE.search(low, span[1])
+    return low[a : m.start() if m else len(low)]
+
+
 def has_number(words: list[str], text: str) -> bool:
     """Cheap pre-check so replies without any number skip the number reader."""
     return not _NUMBER_WORDS.isdisjoint(words)
@@ -83,6 +104,8 @@ def read_numbers(
             (past if m & M_PAST else current).append((r.value, r))
         else:
             pains.append(r)
+    if len(pains) > 1:
+        pains = _current_pains(text, pains)
     temperature_f: float | None = None
     current_temp: float | None = None
     if current:
