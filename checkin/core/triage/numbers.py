@@ -43,8 +43,12 @@ _WEATHER_BEFORE = re.compile(
     r"\b(?:weather|outside|outdoors|heat index|forecast|thermostat|oven|afuera|clima|hot out)\b"
     r"[^.!?\d]{0,25}$"
 )
-# "10/10 would recommend": a rating of the care, not a pain score.
-_RATING_AFTER = re.compile(r"\W*(?:would|wud|id|i'?d|will|def|definitely|totally)?\s*recommend")
+# "10/10 would recommend", "ten out of ten for the doctor": a rating of the care, not pain.
+_RATING_AFTER = re.compile(
+    r"\W*(?:(?:would|wud|id|i'?d|will|def|definitely|totally)?\s*recommend|"
+    r"(?:for|to|para) (?:the |my |el |la |los |las )?(?:doctor|dr|doc|nurses?|staff|care|team|"
+    r"service|hospital|surgeon|enfermeras?|doctora?|equipo))"
+)
 _F_AFTER = re.compile(r"\s*(?:°|degrees?|deg|grados)?\s*(?:f|fahrenheit|farenheit)\b")
 _C_AFTER = re.compile(r"\s*(?:°|degrees?|deg|grados)?\s*(?:c|celsius|centigrados?)\b")
 _DEG_AFTER = re.compile(r"\s*(?:°|degrees?\b|deg\b|grados\b)")
@@ -206,8 +210,10 @@ class NumberReader:
         bare_pain: list[Reading] = []
         temp_before = self.temp_before.search if self.temp_hint.search(s) else _no_match
         pain_before = self.pain_before.search if self.pain_hint.search(s) else _no_match
+        done = 0  # the end of the last "x out of 10": its 10 is no reading of its own
         for m in NUM_RE.finditer(s):
-            self._classify(s, m, context, out, bare_pain, temp_before, pain_before)
+            if m.start() >= done:
+                done = self._classify(s, m, context, out, bare_pain, temp_before, pain_before)
         _spelled(s, context, out, temp_before, pain_before)
         if context == "pain_scale" and not bare_pain:
             bare = _BARE_WORD_RE.match(s)  # "ten", "a nine", "like a 7ish" is digits anyway
@@ -227,7 +233,8 @@ class NumberReader:
         bare_pain: list[Reading],
         temp_before: Callable[[str], object],
         pain_before: Callable[[str], object],
-    ) -> None:
+    ) -> int:
+        """Classify one number; returns where the next reading may start."""
         lo = _num(m.group(1))
         hi = _num(m.group(2)) if m.group(2) else lo
         v = (lo + hi) / 2
@@ -238,19 +245,20 @@ class NumberReader:
         if frac:
             if hi <= 10 and not _RATING_AFTER.match(s, b + frac.end()):
                 out.append(Reading("pain", v, (a, b), True, lo, hi))
-            return
+            return b + frac.end()
         if _EXCLUDE_AFTER.match(after) or _weather(s, a, b):
-            return
+            return b
         r = _anchored(v, lo, hi, (a, b), after, before, temp_before, pain_before)
         if r is not None:
             out.append(r)
-            return
+            return b
         if _excluded_before(before):
-            return
+            return b
         decimal = "." in m.group(1) or "," in m.group(1)
         r = _bare(v, lo, hi, (a, b), context, decimal)
         if r is not None:
             (bare_pain if r.kind == "pain" and context == "pain_scale" else out).append(r)
+        return b
 
 
 def _anchored(
@@ -325,11 +333,25 @@ def _spelled(
             if context == "fever_check" or temp_before(before):
                 f = round(c * 9 / 5 + 32, 1)
                 out.append(Reading("temp", f, m.span(), True, f, f))
+    _spelled_pain(s, out, pain_before)
+
+
+def _spelled_pain(s: str, out: list[Reading], pain_before: Callable[[str], object]) -> None:
+    """Pain scores in words: "eight out of ten", "pain is a nine" (not "ten out of ten for
+    the nurses", a rating)."""
+    done = 0
     for m in WORD_NUM_RE.finditer(s):
+        if m.start() < done:
+            continue  # the "ten" of "x out of ten"
         after = s[m.end() : m.end() + 16]
         before = s[max(0, m.start() - 40) : m.start()]
         v = float(_WORD_NUM[m.group(1)])
-        if _FRAC_AFTER.match(after) or (pain_before(before) and not _EXCLUDE_AFTER.match(after)):
+        frac = _FRAC_AFTER.match(after)
+        if frac:
+            done = m.end() + frac.end()
+            if _RATING_AFTER.match(s, done):
+                continue
+        if frac or (pain_before(before) and not _EXCLUDE_AFTER.match(after)):
             out.append(Reading("pain", v, m.span(), True, v, v))
 
 

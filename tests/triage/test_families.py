@@ -1,0 +1,124 @@
+"""Families of wording the unseen authors used, each stated in words none of the corpora use.
+
+A rule that fixes one sentence is a smell (issue 16): every row here is a variant of a
+family (urinary retention, saddle numbness, passive or conditional suicidal ideation, chest
+metaphors, fever that is over, ratings that are not pain, the weather's temperature...), so
+a rule written for the corpus sentence alone fails it.  The learned layer is off (rules
+only), so the rows state what the rules read.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from checkin.core.triage.assess import assess_with
+
+E, U, W, N = "emergency", "urgent", "watch", "none"
+
+
+def check(text: str, context: str | None, flags: set[str], severity: str) -> None:
+    a = assess_with(text, context, None)
+    got = ({f.value for f in a.flags}, a.severity.value)
+    assert got == (flags, severity), a.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("text", "context"),
+    [
+        ("he hasn't passed any water since lunch", None),
+        ("she can only get a trickle out", "bladder_check"),
+        ("tried to pee four times, just a few drops", "bladder_check"),
+        ("my butt feels asleep on the toilet", None),
+        ("it's numb where I sit", None),
+        ("the skin between my legs feels dead", None),
+        ("lady parts feel kinda numb", None),
+        ("found my sheets wet and never felt the urge", None),
+    ],
+)
+def test_retention_saddle_numbness_and_unfelt_leaks_are_emergencies(text, context) -> None:
+    check(text, context, {"bowel_bladder"}, E)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "she wishes she had died in surgery",
+        "he keeps praying for God to take him home",
+        "my kids would be better without me",
+        "I'm not planning on being around much longer",
+        "if the pain keeps up like this I'll end it myself",
+        "been stockpiling my oxycodone in case it never gets better",
+        "i'm tired of living like this",
+    ],
+)
+def test_passive_and_conditional_suicidal_ideation_is_an_emergency(text) -> None:
+    check(text, "mood_check", {"self_harm"}, E)
+
+
+@pytest.mark.parametrize(
+    ("text", "context"),
+    [
+        ("feels like an elephant is standing on my chest", None),
+        ("there's a weight on my chest", None),
+        ("sucking wind just getting to the kitchen", None),
+        ("puffing after two steps", "breathing_check"),
+    ],
+)
+def test_chest_metaphors_and_breathlessness_are_emergencies(text, context) -> None:
+    check(text, context, {"chest_breathing"}, E)
+
+
+@pytest.mark.parametrize(
+    ("text", "context"),
+    [
+        ("fever free since Sunday", None),
+        ("my fever broke last night", None),
+        ("no thoughts of killing myself, just sad", "mood_check"),
+        ("the tingling in my toes is not worse", "numbness_check"),
+        ("the numb spot is still there but not spreading", "numbness_check"),
+        ("my cane fell over", "fall_check"),
+        ("the dog fell off the bed", "fall_check"),
+        ("this humidity is killing me", None),
+        ("going a bit stir crazy, cabin fever", "mood_check"),
+        ("some bruising by the incision, purple going yellow", "wound_check"),
+        ("a spot of old dried blood on the gauze", "wound_check"),
+        ("breathing like a champ", "breathing_check"),
+    ],
+)
+def test_what_only_looks_like_a_red_flag_is_not_urgent(text, context) -> None:
+    a = assess_with(text, context, None)
+    assert a.severity.value in (N, W), a.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("text", "context", "flags", "severity"),
+    [
+        ("it was 102 degrees outside today", None, set(), N),
+        ("thermostat says 101 in the house", None, set(), N),
+        ("10/10 would recommend this surgeon", "pain_scale", set(), N),
+        ("ten out of ten for the nurses", "pain_scale", set(), N),
+        ("a 9 yesterday but a 4 today", "pain_scale", set(), N),
+        ("a 9 last night", "pain_scale", {"severe_pain"}, U),  # nothing current: the 9 stands
+        ("tengo 38,6", None, {"fever"}, U),
+        ("37,2 esta manana", None, set(), N),
+        ("la temperatura esta en 38.9", None, {"fever"}, U),
+    ],
+)
+def test_numbers_are_read_in_their_context(text, context, flags, severity) -> None:
+    check(text, context, flags, severity)
+
+
+@pytest.mark.parametrize(
+    ("text", "context", "flags", "severity"),
+    [
+        ("me fui al piso en el baño", "fall_check", {"fall"}, U),
+        ("no puedo pasar ni el agua", "swallow_check", {"swallowing"}, U),
+        ("sí tengo", "fever_check", {"fever"}, U),
+        ("le pido a Dios que me recoja", "mood_check", {"self_harm"}, E),
+        ("estarian mejor sin mi", "mood_check", {"self_harm"}, E),
+        ("tosí con sangre", None, {"chest_breathing"}, E),
+        ("se cayó la lámpara", "fall_check", set(), N),
+    ],
+)
+def test_spanish_families(text, context, flags, severity) -> None:
+    check(text, context, flags, severity)
