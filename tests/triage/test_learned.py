@@ -64,6 +64,13 @@ def test_the_rules_scopes_apply_to_learned_candidates(text: str) -> None:
     assert a.flags == frozenset(), a.to_dict()
 
 
+def test_a_one_word_reply_goes_to_a_person_not_to_a_flag() -> None:
+    a = assess_with("finishing", None, FINISHING)
+    assert a.flags == frozenset()
+    assert a.needs_review and "self_harm" in a.review_reason
+    assert {f.value for f in assess_with("finishing today", None, FINISHING).flags} == {"self_harm"}
+
+
 def test_a_candidate_in_the_uncertainty_band_goes_to_a_person_not_to_a_flag() -> None:
     unsure = model({W + "zorblax": [0, 0.1]}, bias=0.0, flag_at=0.9)  # p just above 0.5
     a = assess_with("the zorblax again", None, unsure)

@@ -7,7 +7,9 @@ the future, not about someone else.  A topic the rules mentioned is the rules' t
 read negation, chronic and numbers more precisely), so the learned layer never overrides them.
 A candidate between ``review_at`` and ``flag_at`` (or out of scope only by a hedge) is not a
 flag but a reason for a person to read the reply, returned as a short code
-(``learned_unsure:<flag>,...``; ``question``; ``unreadable``).
+(``learned_unsure:<flag>,...``; ``question``; ``unreadable``).  A reply of fewer than
+``MIN_WORDS`` words never gets a learned flag, only review: one word is a handful of
+character grams ("templates" shares "temp" with fever).
 ``review_reason`` covers the other "neither benign nor flagged" replies: questions to staff
 and text with nothing readable in it.
 """
@@ -51,6 +53,9 @@ def learned_candidates(
     if not any(w.isalpha() for w in words.words):
         return ""  # numbers and bare symbols are the rules' to read
     probs = model.scores(words)
+    # A reply of one word gives the model a handful of character grams: "templates" shares
+    # "temp" with fever.  What it says there goes to a person, never to a flag.
+    short = sum(1 for w in words.words if w.isalpha()) < MIN_WORDS
     review: list[str] = []
     for j, p in enumerate(probs):
         if p < model.review_at[j]:
@@ -65,7 +70,7 @@ def learned_candidates(
         k = _item_at(a, toks.starts, items)
         if k >= 0 and (_read_by_rules(items[k][2]) or _out_of_scope(k, items, clause, name in _EMERGENCY)):
             continue
-        if p >= model.flag_at[j] and (name in _EMERGENCY or not _in_question(folded, a)):
+        if p >= model.flag_at[j] and not short and (name in _EMERGENCY or not _in_question(folded, a)):
             ev = Evidence(name, text[a:b], (a, b), "flag", "learned")
             flags.setdefault(name, []).append(ev)
         else:
@@ -77,6 +82,7 @@ def learned_candidates(
 
 
 _RANK = {f.value: s.rank for f, s in FLAG_SEVERITY.items()}
+MIN_WORDS = 2
 
 
 _RULES_WORDS = frozenset({"c:yes", "c:no", "c:neutral"})
