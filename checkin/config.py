@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 
 from checkin.core.zones import zone_problem
 from checkin.errors import ConfigError
+from checkin.fhir_settings import FhirSettings, fhir_settings, read_token
 
 # A well-known development key: fine on a laptop, refused when CHECKIN_ENV=production.
 DEV_SECRET_KEY = "checkin-development-key-not-for-production"  # noqa: S105 - public by design
@@ -192,15 +193,6 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
-class FhirSettings:
-    base_url: str
-    token_url: str
-    client_id: str
-    private_key: str = field(repr=False)
-    mrn_system: str
-
-
-@dataclass(frozen=True)
 class Settings:
     env: str = "development"
     database_url: str = "sqlite:///checkin.store.db"
@@ -302,9 +294,9 @@ class Settings:
             mail_listen=_listen(env, "CHECKIN_MAIL_LISTEN"),
             session_idle_minutes=_int(env, "CHECKIN_SESSION_IDLE_MINUTES", low=1, high=24 * 60),
             nurse_totp=_choice(env, "CHECKIN_NURSE_TOTP", ("on", "off")) == "on",
-            fhir=_fhir(env),
+            fhir=fhir_settings(env, http_url=_http_url, get=_get),
             fhir_mrn_system=_get(env, "CHECKIN_FHIR_MRN_SYSTEM"),
-            fhir_read_token=_read_token(env),
+            fhir_read_token=read_token(_secret(env, "CHECKIN_FHIR_READ_TOKEN")),
             inbox_escalate_minutes=_int(env, "CHECKIN_INBOX_ESCALATE_MINUTES", low=15, high=7 * 24 * 60),
             warnings=tuple(warnings),
         )
@@ -385,36 +377,6 @@ def _smtp(env: Mapping[str, str], warnings: list[str]) -> SmtpSettings | None:
         tls=tls,
         sender=sender,
     )
-
-
-def _fhir(env: Mapping[str, str]) -> FhirSettings | None:
-    base = _http_url(env, "CHECKIN_FHIR_BASE_URL")
-    if base is None:
-        return None
-    found = {n: (_http_url(env, n) if n.endswith("URL") else _get(env, n)) or "" for n in _FHIR_NEEDS}
-    found["CHECKIN_FHIR_PRIVATE_KEY"] = _secret(env, "CHECKIN_FHIR_PRIVATE_KEY") or ""
-    for name, value in found.items():
-        if not value:
-            raise ConfigError(name, "is required when CHECKIN_FHIR_BASE_URL is set")
-    if "PRIVATE KEY" not in found["CHECKIN_FHIR_PRIVATE_KEY"]:
-        raise ConfigError("CHECKIN_FHIR_PRIVATE_KEY", "is not a PEM private key")
-    return FhirSettings(
-        base_url=base,
-        token_url=found["CHECKIN_FHIR_TOKEN_URL"],
-        client_id=found["CHECKIN_FHIR_CLIENT_ID"],
-        private_key=found["CHECKIN_FHIR_PRIVATE_KEY"],
-        mrn_system=_get(env, "CHECKIN_FHIR_MRN_SYSTEM"),
-    )
-
-
-_FHIR_NEEDS = ("CHECKIN_FHIR_TOKEN_URL", "CHECKIN_FHIR_CLIENT_ID")
-
-
-def _read_token(env: Mapping[str, str]) -> str | None:
-    token = _secret(env, "CHECKIN_FHIR_READ_TOKEN")
-    if token is not None and len(token) < 32:
-        raise ConfigError("CHECKIN_FHIR_READ_TOKEN", "must be at least 32 characters (a random secret)")
-    return token
 
 
 def _reply_to(env: Mapping[str, str]) -> str | None:

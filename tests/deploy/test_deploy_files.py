@@ -80,7 +80,16 @@ def test_it_gives_secrets_as_files_in_env_example() -> None:
             assert f"{s.name}_FILE=" in text and f"\n{s.name}=" not in text
 
 
-@pytest.mark.parametrize("unit", ["checkin-web.service", "checkin-worker.service", "checkin-mail.service"])
+UNITS = [
+    "checkin-web.service",
+    "checkin-worker.service",
+    "checkin-mail.service",
+    "checkin-hl7.service",
+    "checkin-fhir.service",
+]
+
+
+@pytest.mark.parametrize("unit", UNITS)
 def test_it_writes_systemd_units_that_systemd_accepts(unit: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
@@ -95,7 +104,7 @@ def test_it_writes_systemd_units_that_systemd_accepts(unit: str, tmp_path: Path)
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
 
 
-@pytest.mark.parametrize("unit", ["checkin-web.service", "checkin-worker.service", "checkin-mail.service"])
+@pytest.mark.parametrize("unit", UNITS)
 def test_it_hardens_the_systemd_units(unit: str) -> None:
     text = (DEPLOY / unit).read_text()
     for option in (

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from checkin.clock import ManualClock
-from checkin.config import FhirSettings
+from checkin.fhir_settings import FhirSettings
 from checkin.integrations.fhir.client import FhirClient
 from checkin.integrations.fhir.export import PassReport, run_pass
 from checkin.integrations.fhir.queue import Systems
@@ -212,3 +212,22 @@ def test_checkin_fhir_export_once(
     assert result.exit_code == 0, result.output
     assert "queued 3, written 3, to retry 0, refused 0" in result.output
     assert len(server.resources) == 3 and server.invalid == []
+
+
+def test_fhir_settings_name_what_is_missing_and_read_the_key_file_late(tmp_path, server: FhirServer) -> None:  # type: ignore[no-untyped-def]
+    from checkin.config import Settings
+    from checkin.errors import ConfigError
+
+    env = {"CHECKIN_FHIR_BASE_URL": server.base, "CHECKIN_FHIR_TOKEN_URL": f"{server.base}/token"}
+    with pytest.raises(ConfigError, match="CHECKIN_FHIR_CLIENT_ID: is required"):
+        Settings.from_env(env)
+    key = tmp_path / "key.pem"
+    settings = Settings.from_env(
+        {**env, "CHECKIN_FHIR_CLIENT_ID": "c", "CHECKIN_FHIR_PRIVATE_KEY_FILE": str(key)}
+    )
+    assert settings.fhir is not None  # the file is not read by every process
+    with pytest.raises(ConfigError, match="cannot read"):
+        settings.fhir.key()
+    key.write_text(server.private_key)  # type: ignore[attr-defined]
+    assert settings.fhir.key().startswith("-----BEGIN PRIVATE KEY-----")
+    assert Settings.from_env({}).fhir is None

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 import jwt
 
-from checkin.config import FhirSettings
+from checkin.fhir_settings import FhirSettings
 
 SCOPE = "system/Observation.write system/Flag.write"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -42,6 +42,7 @@ class TokenError(Exception):
 class SmartAuth:
     def __init__(self, settings: FhirSettings, http: httpx.Client) -> None:
         self.settings, self.http = settings, http
+        self._key = settings.key()  # read once, at start-up: a bad key fails there
         self._token: str | None = None
         self._until = 0.0
 
@@ -56,7 +57,7 @@ class SmartAuth:
             "iat": now,
             "exp": now + 300,  # SMART: no more than five minutes
         }
-        return jwt.encode(claims, self.settings.private_key, algorithm="RS384")
+        return jwt.encode(claims, self._key, algorithm="RS384")
 
     def token(self) -> str:
         if self._token is not None and time.monotonic() < self._until:
