@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 from checkin.core.zones import zone_problem
 from checkin.errors import ConfigError
 from checkin.fhir_settings import FhirSettings, fhir_settings, read_token
+from checkin.oidc_settings import OidcSettings, oidc_settings
 
 # A well-known development key: fine on a laptop, refused when CHECKIN_ENV=production.
 DEV_SECRET_KEY = "checkin-development-key-not-for-production"  # noqa: S105 - public by design
@@ -112,6 +113,12 @@ SETTINGS: tuple[Setting, ...] = (
         "bearer token of the EHR's reads of `/fhir/…`; unset: no read API",
         secret=True,
     ),
+    # -- single sign-on (OpenID Connect, checkin.staff.oidc): off until all three are set --
+    Setting(
+        "CHECKIN_OIDC_ISSUER", None, "the OpenID provider's issuer URL; set, /login offers single sign-on"
+    ),
+    Setting("CHECKIN_OIDC_CLIENT_ID", None, "checkin's client id registered with the provider"),
+    Setting("CHECKIN_OIDC_CLIENT_SECRET", None, "its client secret", secret=True),
     Setting(
         "CHECKIN_INBOX_ESCALATE_MINUTES",
         "240",
@@ -224,6 +231,7 @@ class Settings:
     fhir_mrn_system: str = "urn:checkin:mrn"
     fhir_read_token: str | None = field(default=None, repr=False)
     inbox_escalate_minutes: int = 240
+    oidc: OidcSettings | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -298,6 +306,7 @@ class Settings:
             fhir_mrn_system=_get(env, "CHECKIN_FHIR_MRN_SYSTEM"),
             fhir_read_token=read_token(_secret(env, "CHECKIN_FHIR_READ_TOKEN")),
             inbox_escalate_minutes=_int(env, "CHECKIN_INBOX_ESCALATE_MINUTES", low=15, high=7 * 24 * 60),
+            oidc=oidc_settings(env, http_url=_http_url, get=_get, secret=_secret),
             warnings=tuple(warnings),
         )
 
@@ -377,6 +386,13 @@ def _smtp(env: Mapping[str, str], warnings: list[str]) -> SmtpSettings | None:
         tls=tls,
         sender=sender,
     )
+
+
+def _read_token(env: Mapping[str, str]) -> str | None:
+    token = _secret(env, "CHECKIN_FHIR_READ_TOKEN")
+    if token is not None and len(token) < 32:
+        raise ConfigError("CHECKIN_FHIR_READ_TOKEN", "must be at least 32 characters (a random secret)")
+    return token
 
 
 def _reply_to(env: Mapping[str, str]) -> str | None:

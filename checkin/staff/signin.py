@@ -126,6 +126,53 @@ def sign_in(
     assert staff is not None and staff.password_hash is not None
     if passwords.needs_rehash(staff.password_hash):
         staff.password_hash = passwords.hash_password(password)
+    return _open_session(session, staff, address, now, method="password")
+
+
+def sign_in_sso(
+    session: Session, *, email: str, mfa: bool, address: str, now: datetime, nurses_need_totp: bool
+) -> SignedIn | Refused:
+    """Open a session for ``email`` as vouched for by the OpenID provider
+    (``checkin.staff.oidc``): an active account with that email, throttled like a password
+    sign-in; an account that needs a second factor needs ``mfa`` from the provider (its TOTP
+    is not asked again). Recorded and audited like ``sign_in`` (``method=oidc``)."""
+    email = email.strip().lower()[:254]
+    address = address[:64]
+    staff = session.scalar(select(Staff).where(Staff.email == email))
+    reason: str | None = None
+    if throttled(session, email, address, now):
+        reason = "throttled"
+    elif staff is None:
+        reason = "unknown"  # no account is created from a provider's say-so
+    elif not staff.active:
+        reason = "disabled"
+    elif not mfa and (staff.totp_secret is not None or needs_totp(staff, nurses_need_totp)):
+        reason = "sso_mfa_required"
+    session.add(SignInAttempt(at=now, email=email, address=address, ok=reason is None, reason=reason or "ok"))
+    if reason is not None:
+        audit.record(
+            session,
+            at=now,
+            actor=email,
+            action="staff.sign_in_refused",
+            subject=f"staff:{staff.id}" if staff else None,
+            reason=reason,
+            method="oidc",
+        )
+        return Refused(reason)
+    assert staff is not None
+    return _open_session(session, staff, address, now, method="oidc")
+
+
+def refuse_sso(session: Session, *, reason: str, address: str, now: datetime) -> Refused:
+    """Record a single sign-on that failed before we knew who it was (bad state, a token that
+    did not verify): counted against the address, audited with the reason code."""
+    session.add(SignInAttempt(at=now, email="", address=address[:64], ok=False, reason=reason[:32]))
+    audit.record(session, at=now, actor="sso", action="staff.sign_in_refused", reason=reason, method="oidc")
+    return Refused(reason)
+
+
+def _open_session(session: Session, staff: Staff, address: str, now: datetime, *, method: str) -> SignedIn:
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     session.add(
         StaffSession(
@@ -138,7 +185,14 @@ def sign_in(
             expires_at=now + ABSOLUTE_LIFETIME,
         )
     )
-    audit.record(session, at=now, actor=email, action="staff.signed_in", subject=subject)
+    audit.record(
+        session,
+        at=now,
+        actor=staff.email,
+        action="staff.signed_in",
+        subject=f"staff:{staff.id}",
+        method=method,
+    )
     return SignedIn(token, csrf, staff.id)
 
 

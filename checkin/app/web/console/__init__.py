@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 
-from checkin.app.web.console import routes, signin_pages
+from checkin.app.web.console import routes, signin_pages, sso_pages
 from checkin.app.web.console.access import NotSignedIn, login_path
 from checkin.app.web.console.headers import SecurityHeadersMiddleware
 
@@ -26,6 +26,7 @@ async def _not_signed_in(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     app.include_router(signin_pages.router)
+    app.include_router(sso_pages.router)
     app.include_router(routes.router)
     app.add_exception_handler(NotSignedIn, _not_signed_in)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -27,7 +27,8 @@ THROTTLED = "Too many attempts. Wait 15 minutes, or ask an administrator."
 def _with_pre_cookie(request: Request, template: str, status: int = 200, **ctx: Any) -> Response:
     nonce, fresh = access.pre_nonce(request)
     secret = web_of(request).services.settings.secret_key
-    response = page(template, status, csrf=access.pre_value(secret, nonce), **ctx)
+    sso = web_of(request).services.settings.oidc is not None
+    response = page(template, status, csrf=access.pre_value(secret, nonce), sso=sso, **ctx)
     if fresh:
         response.set_cookie(
             access.PRE_COOKIE,
