@@ -289,3 +289,28 @@ def test_it_redirects_only_twilio_hosts(url: str, expected: str, monkeypatch: py
         client.request("GET", url)
 
     assert seen == [expected]
+
+
+def test_it_reads_proxy_settings_once_when_built_not_on_every_send(
+    fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    dead_proxy = closed_port_url()
+    monkeypatch.setenv("HTTP_PROXY", dead_proxy)
+    through_dead_proxy = TwilioSmsChannel(twilio_config(fake_twilio.url))
+    monkeypatch.delenv("HTTP_PROXY")
+    direct = TwilioSmsChannel(twilio_config(fake_twilio.url))
+    monkeypatch.setenv("HTTP_PROXY", dead_proxy)  # set after it was built: no effect
+
+    assert direct.send(sms()).provider_id.startswith("SM")
+    with pytest.raises(ChannelError):  # the proxy it was built with still applies
+        through_dead_proxy.send(sms())
+    assert len(fake_twilio.creates()) == 1
+
+
+def test_it_keeps_a_connection_for_every_concurrent_sender() -> None:
+    client = CheckinTwilioHttpClient(timeout=1.0, connections=48)
+    adapter = client.session.get_adapter("https://api.twilio.com")
+    # the library's default is min(32, cores + 4): six on a two-core host
+    assert adapter.poolmanager.connection_pool_kw["maxsize"] == 48  # type: ignore[attr-defined]
