@@ -4,18 +4,25 @@
         [--latency 0.150] [--rate 1000] [--backend postgres]
 
 Real worker processes (``python -m tests.outbound.run_worker``: ``worker.run`` with the real
-Twilio adapter) send ``--messages`` due SMS through the recording Twilio fake on loopback,
-which waits ``--latency`` seconds before answering each create. The send pool is sized by
+Twilio adapter) send ``--messages`` due SMS through the recording Twilio fake on loopback
+(keeping connections open, as Twilio does), which waits ``--latency`` seconds before
+answering each create. The send pool is sized by
 the worker itself (``dispatch.InFlight``: rate x observed latency). One JSON line per worker
 count: messages, seconds from the first provider request to the last ``sent`` row,
 messages_per_s, and the speedup over one worker. ``--rate`` is ``CHECKIN_SMS_RATE`` (shared
 by all workers through the rate-limit table), so the figure is capped by it.
+
+On a shared machine the rate says more about the neighbours than about the code, so each line
+also gives the CPU the workers spent per message (``worker_cpu_ms_per_msg``, from
+``/proc/<pid>/stat``) and what this process spent serving the fake (``fake_cpu_ms_per_msg``):
+``1000 / worker_cpu_ms_per_msg`` is what one worker could send on a core of its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -40,7 +47,7 @@ def run(backend: str, workers: int, messages: int, latency: float, rate: float) 
 
     tuning = {**FAST_TUNING, "batch": 100, "policy": {**FAST_TUNING["policy"], "lease": 60.0}}  # type: ignore[dict-item]
     tuning.pop("concurrency")  # sized by the worker from the rate and the latency
-    with database(backend) as url, HoldingTwilio() as fake, TemporaryDirectory() as tmp:
+    with database(backend) as url, HoldingTwilio(keep_alive=True) as fake, TemporaryDirectory() as tmp:
         fake.latency = (latency, latency)
         local = make_services(url)
         add_due_now(local, messages)
@@ -50,6 +57,7 @@ def run(backend: str, workers: int, messages: int, latency: float, rate: float) 
             for n in range(workers)
         ]
         try:
+            own_cpu = time.process_time()
             while not fake.creates():
                 time.sleep(0.01)
             start = time.monotonic()
@@ -62,6 +70,8 @@ def run(backend: str, workers: int, messages: int, latency: float, rate: float) 
                     break
                 time.sleep(0.05)
             seconds = time.monotonic() - start
+            worker_cpu = sum(cpu_seconds(w.proc.pid) for w in procs)
+            fake_cpu = time.process_time() - own_cpu
         finally:
             for w in procs:
                 w.proc.send_signal(signal.SIGTERM)
@@ -72,7 +82,15 @@ def run(backend: str, workers: int, messages: int, latency: float, rate: float) 
         "messages": messages,
         "seconds": round(seconds, 2),
         "messages_per_s": round(messages / seconds, 1),
+        "worker_cpu_ms_per_msg": round(1000 * worker_cpu / messages, 2),
+        "fake_cpu_ms_per_msg": round(1000 * fake_cpu / messages, 2),
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process (Linux), from its start."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -94,15 +94,20 @@ class RecordedRequest:
 
 
 class FakeTwilio:
-    """Start with ``with FakeTwilio() as fake:``; ``fake.url`` is the ``api_base_url``."""
+    """Start with ``with FakeTwilio() as fake:``; ``fake.url`` is the ``api_base_url``.
 
-    def __init__(self) -> None:
+    ``keep_alive``: answer HTTP/1.1 and keep connections open between requests, as Twilio
+    does (benchmarks); by default every answer closes its connection, which keeps the
+    fault tests' hang-ups and late answers simple.
+    """
+
+    def __init__(self, *, keep_alive: bool = False) -> None:
         self.requests: list[RecordedRequest] = []
         self.messages: list[dict[str, Any]] = []
         self._script: deque[Answer] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _KeepAliveHandler if keep_alive else _Handler)
         self._server.fake = self
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -273,6 +278,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+class _KeepAliveHandler(_Handler):
+    protocol_version = "HTTP/1.1"
 
 
 def closed_port_url() -> str:

@@ -267,8 +267,8 @@ class HoldingTwilio(FakeTwilio):
     - ``per_outbox()``: how many messages were created per outbox id (from StatusCallback).
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, keep_alive: bool = False) -> None:
+        super().__init__(keep_alive=keep_alive)
         self.latency: tuple[float, float] | None = None
         self.arrived = threading.Semaphore(0)  # one release per create request received
         self._hold = threading.Event()
