@@ -49,6 +49,7 @@ def test_retention_saddle_numbness_and_unfelt_leaks_are_emergencies(text, contex
         "if the pain keeps up like this I'll end it myself",
         "been stockpiling my oxycodone in case it never gets better",
         "i'm tired of living like this",
+        "i keep thinking about not waking up",
     ],
 )
 def test_passive_and_conditional_suicidal_ideation_is_an_emergency(text) -> None:
@@ -83,6 +84,14 @@ def test_chest_metaphors_and_breathlessness_are_emergencies(text, context) -> No
         ("some bruising by the incision, purple going yellow", "wound_check"),
         ("a spot of old dried blood on the gauze", "wound_check"),
         ("breathing like a champ", "breathing_check"),
+        ("had some tingling in my hand last night but fine today", "numbness_check"),
+        ("pills are hard to swallow but they always were", "swallow_check"),
+        ("no problem to swallow", "swallow_check"),
+        ("weak all over, haven't been eating", "weakness_check"),
+        ("peeing every hour but I have control", "bladder_check"),
+        ("tuve hormigueo en la mano el lunes, hoy nada", "numbness_check"),
+        ("el que se cayó fue mi hermano", "fall_check"),
+        ("la patoja tiene calentura", "fever_check"),
     ],
 )
 def test_what_only_looks_like_a_red_flag_is_not_urgent(text, context) -> None:

@@ -38,6 +38,15 @@ EMERGENCY_FLAGS = frozenset(f.value for f, s in FLAG_SEVERITY.items() if s is Se
 # "in case this doesn't get better") is still a self-harm statement: a person must call back.
 _CONDITIONAL_STANDS = frozenset({"self_harm"})
 
+# A watch topic the rules read is the benign neighbour of a flag ("peeing every hour" is
+# urinary symptoms, not retention; "tripped" is a near fall): the rules decided that topic,
+# so the learned layer leaves the flag alone, as it does for the flags the rules mention.
+WATCH_COVERS: dict[str, str] = {
+    "urinary_symptoms": "bowel_bladder",
+    "constipation": "bowel_bladder",
+    "near_fall": "fall",
+}
+
 # An ambiguous topic is moot once one of these flags is decided.
 AMBIGUITY_COVERED_BY: dict[str, frozenset[str]] = {
     "numbness/weakness": frozenset({"new_numbness", "new_weakness"}),
@@ -93,6 +102,8 @@ def topics_seen(hits: list[Hit], pain_read: bool, temperature_read: bool) -> set
     for h in hits:
         if h.label[0] == "a":
             seen |= AMBIGUITY_COVERED_BY.get(h.label[2:], {h.label[2:]})
+        elif h.label[0] == "w" and h.label[2:] in WATCH_COVERS:
+            seen.add(WATCH_COVERS[h.label[2:]])
     return seen
 
 

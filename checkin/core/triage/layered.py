@@ -70,7 +70,13 @@ def learned_candidates(
         k = _item_at(a, toks.starts, items)
         if k >= 0 and (_read_by_rules(items[k][2]) or _out_of_scope(k, items, clause, name in _EMERGENCY)):
             continue
-        if p >= model.flag_at[j] and not short and (name in _EMERGENCY or not _in_question(folded, a)):
+        topic = _topic_word(items[k][2]) if k >= 0 else ""
+        if (
+            p >= model.flag_at[j]
+            and not short
+            and not (topic and name not in _EMERGENCY)
+            and (name in _EMERGENCY or not _in_question(folded, a))
+        ):
             ev = Evidence(name, text[a:b], (a, b), "flag", "learned")
             flags.setdefault(name, []).append(ev)
         else:
@@ -95,6 +101,19 @@ def _read_by_rules(labels: frozenset[str] | None) -> bool:
     if not labels or labels is HARD or labels is SOFT:
         return False
     return not _RULES_WORDS.isdisjoint(labels) or any(lab[1] == ":" and lab[0] in "fwa" for lab in labels)
+
+
+def _topic_word(labels: frozenset[str] | None) -> str:
+    """The lexicon set ("s:pain_meds") when the words are only a topic the rules know
+    ("pills", "incision", "legs": set words that say no symptom), else "".  An urgent
+    candidate driven by them goes to a person, not to a flag.  Emergencies keep them: the
+    folds lose emergencies that hang on "chest", "bottom" or "oxy" when they do not (which
+    leaves "took one of my pills" flagged as self-harm: a known false alarm)."""
+    if not labels or labels is HARD or labels is SOFT:
+        return ""
+    if not all(lab[0] in "sc" for lab in labels):
+        return ""
+    return min((lab for lab in labels if lab[0] == "s"), default="")
 
 
 _FLAG_CODES = frozenset(f.value for f in Flag)

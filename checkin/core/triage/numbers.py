@@ -124,6 +124,12 @@ WORD_NUM_RE = re.compile(rf"\b({_WN})\b")
 _BARE_WORD_RE = re.compile(
     rf"\W*(?:about |around |like |maybe |probably |a |an |un |una |como |es |esta |tipo )*({_WN})\W*$"
 )
+# Under pain_scale, a spelled score that opens the reply: "ten, I haven't slept", "eight period"
+# (dictated punctuation), "Ten plus.", "Oh about a nine nine and a half".
+_LEADING_WORD_RE = re.compile(
+    rf"\W*(?:oh |um |well |about |around |like |maybe |probably |a |an |un |una |como |es )*({_WN})"
+    rf"(?=\W*$|\s*(?:[.,!;]|plus\b|period\b|and a half\b|or\b|to\b|{_WN}\b))"
+)
 _EN_UNITS = "one|two|three|four|five|six"
 _DIGIT_WORDS = "zero|one|two|three|four|five|six|seven|eight|nine|\\d"
 SPELLED_F_RE = re.compile(
@@ -216,7 +222,7 @@ class NumberReader:
                 done = self._classify(s, m, context, out, bare_pain, temp_before, pain_before)
         _spelled(s, context, out, temp_before, pain_before)
         if context == "pain_scale" and not bare_pain:
-            bare = _BARE_WORD_RE.match(s)  # "ten", "a nine", "like a 7ish" is digits anyway
+            bare = _BARE_WORD_RE.match(s) or _LEADING_WORD_RE.match(s)  # "ten", "a nine", "ten, ..."
             if bare:
                 v = float(_WORD_NUM[bare.group(1)])
                 bare_pain.append(Reading("pain", v, bare.span(1), False, v, v))
