@@ -49,27 +49,34 @@ def _readings(session: Session, systems: Systems, now: datetime) -> int:
     ).all()
     queued = 0
     for inbound_id, assessment, received_at, mrn in rows:
-        for kind, value in readings_of(assessment or {}):
-            identifier = f"obs-{inbound_id}-{kind}"
-            resource = observation(
+        for identifier, resource in reply_observations(inbound_id, assessment, received_at, mrn, systems):
+            queued += _add(session, identifier, "Observation", "inbound", inbound_id, resource, now, None)
+    return queued
+
+
+def reply_observations(
+    inbound_id: int, assessment: dict[str, Any] | None, received_at: datetime, mrn: str, systems: Systems
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(identifier, Observation) for each pain score and temperature one reply's triage read;
+    the export and the read API share the identifiers."""
+    for kind, key in ((PAIN, "pain_score"), (TEMPERATURE, "temperature_f")):
+        value = (assessment or {}).get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        identifier = f"obs-{inbound_id}-{kind}"
+        yield (
+            identifier,
+            observation(
                 kind,
-                value,
+                float(value),
                 identifier=identifier,
                 id_system=systems.ids,
                 mrn=mrn,
                 mrn_system=systems.mrn,
                 effective=received_at,
                 message_identifier=f"message-{inbound_id}",
-            )
-            queued += _add(session, identifier, "Observation", "inbound", inbound_id, resource, now, None)
-    return queued
-
-
-def readings_of(assessment: dict[str, Any]) -> Iterator[tuple[str, float]]:
-    for kind, key in ((PAIN, "pain_score"), (TEMPERATURE, "temperature_f")):
-        value = assessment.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            yield kind, float(value)
+            ),
+        )
 
 
 def _alerts(session: Session, systems: Systems, now: datetime) -> int:

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from checkin.core.fhir.resources import observation, patient, searchset
-from checkin.integrations.fhir.queue import Systems, readings_of
+from checkin.core.fhir.resources import patient, searchset
+from checkin.integrations.fhir.queue import Systems, reply_observations
 from checkin.store import audit
 from checkin.store.models import InboundMessage, Patient
 
@@ -71,18 +71,9 @@ def observations(
             .limit(MAX_RESULTS)
         ).all()
         for inbound_id, assessment, received_at in rows:
-            for kind, value in readings_of(assessment or {}):
-                identifier = f"obs-{inbound_id}-{kind}"
-                resource = observation(
-                    kind,
-                    value,
-                    identifier=identifier,
-                    id_system=systems.ids,
-                    mrn=found.mrn,
-                    mrn_system=systems.mrn,
-                    effective=received_at,
-                    message_identifier=f"message-{inbound_id}",
-                )
+            for identifier, resource in reply_observations(
+                inbound_id, assessment, received_at, found.mrn, systems
+            ):
                 resource["id"] = identifier
                 resource["subject"] = {"reference": f"Patient/{found.reference}", **resource["subject"]}
                 resources.append(resource)
