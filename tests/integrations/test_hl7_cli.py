@@ -6,7 +6,9 @@ import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import text
 
 from checkin.app.bootstrap import build_schedules
 from checkin.clock import ManualClock
@@ -44,6 +46,15 @@ def test_a_refused_message_is_listed_then_replayed_once_the_mapping_is_fixed(tmp
     assert listed.exit_code == 0, listed.output
     assert f"{out.message_id:>6}" in listed.output and "AE  SIU^S12" in listed.output
     assert "AIS-3: code '22614' is not a procedure or appointment type" in listed.output
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        viewed = (
+            conn.execute(text("SELECT actor FROM audit_log WHERE action = 'hl7.errors_viewed'"))
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    assert viewed == ["cli"]  # the problems quote patients' data: looking at them is audited
 
     still = run("hl7", "replay", str(out.message_id))
     assert still.exit_code == 1 and "refused again (AE): AIS-3" in still.output
@@ -62,3 +73,43 @@ def test_a_refused_message_is_listed_then_replayed_once_the_mapping_is_fixed(tmp
 
     again = run("hl7", "replay", str(out.message_id))
     assert again.exit_code == 1 and "was accepted already" in again.output
+
+
+@pytest.mark.slow
+def test_checkin_hl7_listen_acks_over_tcp_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The deployed command, as a process: an S12 over MLLP gets AA; SIGTERM ends it cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.integrations.support import send
+    from tests.support import free_port
+
+    db = tmp_path / "listen.db"
+    env = {
+        **os.environ,
+        "CHECKIN_DATABASE_URL": f"sqlite:///{db}",
+        "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
+        "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
+    }
+    run = [
+        sys.executable,
+        "-c",
+        "from checkin.app.cli.main import main; main()",
+        "--env-file",
+        "/nonexistent",
+    ]
+    assert subprocess.run([*run, "db", "upgrade"], env=env, capture_output=True, check=False).returncode == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        [*run, "hl7", "listen", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and "listening for HL7" in proc.stdout.readline()
+        soon = (date.today() + timedelta(days=30)).strftime("%Y%m%d")
+        (ack,) = send(port, siu(control="L1", start=soon))
+        assert "MSA|AA|L1" in ack
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0

@@ -64,6 +64,7 @@ def errors(app: App, limit: int) -> None:
     """Messages refused (AE/AR) and not replayed since, newest first: id, time, type, problem."""
     from sqlalchemy import select
 
+    from checkin.store import audit
     from checkin.store.hl7_messages import ACCEPTED, Hl7Message
 
     with app.session() as session:
@@ -78,6 +79,10 @@ def errors(app: App, limit: int) -> None:
                 f"{r.id:>6}  {r.received_at:%Y-%m-%d %H:%M}Z  {r.ack_code}  {clean(r.message_type) or '-':<8}  "
                 f"{clean(r.control_id or '-'):<20}  {clean(r.problem or '')}"
             )
+        # The problems quote patients' data: who looked, and at which messages, is audited.
+        audit.record(
+            session, at=app.clock.now(), actor="cli", action="hl7.errors_viewed", ids=[r.id for r in rows]
+        )
     click.echo(f"{len(rows)} refused message(s)" + (" shown" if len(rows) == limit else ""))
 
 
