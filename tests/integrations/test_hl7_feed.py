@@ -189,3 +189,23 @@ def test_patient_data_stays_out_of_the_logs(
     assert "hl7.refused" in logged and "hl7.accepted" in logged
     for phi in ("778899", "Zelda", "555-01", "5550147", "Reyes"):
         assert phi not in logged
+
+
+def test_adt_about_a_patient_checkin_does_not_follow_is_acknowledged_and_ignored(
+    engine: Engine, default_schedules: dict
+) -> None:
+    """An ADT feed carries the whole hospital: an A08 or A03 for someone never enrolled (or
+    withdrawn) is not an error for the engine to chase."""
+    f = feed(engine, default_schedules)
+    before = _counts(engine)
+    pv1 = "|".join(["PV1", "1", "I", *[""] * 42, "20260323"])
+    outs = [f.handle(adt("A08", pid("999001"))), f.handle(adt("A03", pid("999001"), pv1))]
+    assert [o.code for o in outs] == ["AA", "AA"]
+    assert _counts(engine) == before
+    f.handle(siu(pid_segment=pid("999002")))
+    f.handle(siu("S15", pid_segment=pid("999002")))
+    assert f.handle(adt("A03", pid("999002"), pv1)).code == "AA"  # withdrawn: nothing to move
+    assert _enrollment(engine).discharge_date is None
+    with session_factory(engine)() as s:
+        refs = s.scalars(select(Hl7Message.patient_ref).where(Hl7Message.message_type.like("ADT%"))).all()
+        assert refs == [None, None, None]

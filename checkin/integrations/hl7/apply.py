@@ -78,8 +78,13 @@ def apply(
     schedules: Mapping[str, Schedule],
     site: Site,
     now: datetime,
-) -> str:
-    """Apply ``event``; returns the MRN it concerned (the caller looks up the patient's reference)."""
+) -> str | None:
+    """Apply ``event``; returns the MRN it concerned (the caller looks up the patient's
+    reference), or None when it concerns no patient of checkin's: an ADT feed carries every
+    admission of the hospital, so an A03/A08/A31/A40 for someone checkin does not follow (no
+    active enrollment) is acknowledged and changes nothing."""
+    if isinstance(event, Discharge | UpdatePatient | Merge) and not _followed(session, event):
+        return None
     if isinstance(event, Enroll):
         _enroll(session, event, schedules, site, now)
         return event.person.mrn
@@ -126,6 +131,18 @@ def apply(
         return event.person.mrn
     merge(session, event, now=now)
     return event.surviving_mrn
+
+
+def _followed(session: Session, event: Discharge | UpdatePatient | Merge) -> bool:
+    mrn = (
+        event.person.mrn
+        if isinstance(event, UpdatePatient)
+        else event.prior_mrn
+        if isinstance(event, Merge)
+        else event.mrn
+    )
+    patient = session.scalar(select(Patient).where(Patient.mrn == mrn))
+    return patient is not None and bool(_active(session, patient))
 
 
 def _patient(session: Session, mrn: str) -> Patient:

@@ -176,7 +176,8 @@ class Feed:
                     None,
                     now,
                 )
-                entry.patient_ref = session.scalar(select(Patient.reference).where(Patient.mrn == mrn))
+                if mrn is not None:
+                    entry.patient_ref = session.scalar(select(Patient.reference).where(Patient.mrn == mrn))
                 row_id, ref = entry.id, entry.patient_ref
         except EnrollmentError as e:
             problem = error(location_of(e.field, self.mapping), e.problem)
@@ -204,6 +205,7 @@ class Feed:
                 "type": header.kind,
                 "patient_ref": ref,
                 "replay": bool(replaying),
+                "ignored": mrn is None,  # an ADT message about no patient checkin follows
             },
         )
         return Outcome(ack, "AA", row_id)
