@@ -90,6 +90,8 @@ def test_chest_metaphors_and_breathlessness_are_emergencies(text, context) -> No
         ("weak all over, haven't been eating", "weakness_check"),
         ("peeing every hour but I have control", "bladder_check"),
         ("tuve hormigueo en la mano el lunes, hoy nada", "numbness_check"),
+        ("my hand tingled, went away after I shook it out", "numbness_check"),
+        ("my brother in law had a fever all week", None),
         ("el que se cayó fue mi hermano", "fall_check"),
         ("la patoja tiene calentura", "fever_check"),
     ],
@@ -108,6 +110,7 @@ def test_what_only_looks_like_a_red_flag_is_not_urgent(text, context) -> None:
         ("ten out of ten for the nurses", "pain_scale", set(), N),
         ("a 9 yesterday but a 4 today", "pain_scale", set(), N),
         ("a 9 last night", "pain_scale", {"severe_pain"}, U),  # nothing current: the 9 stands
+        ("the pain in my back is about a nine tonight", None, {"severe_pain"}, U),  # <= 6 words apart
         ("tengo 38,6", None, {"fever"}, U),
         ("37,2 esta manana", None, set(), N),
         ("la temperatura esta en 38.9", None, {"fever"}, U),
@@ -131,3 +134,10 @@ def test_numbers_are_read_in_their_context(text, context, flags, severity) -> No
 )
 def test_spanish_families(text, context, flags, severity) -> None:
     check(text, context, flags, severity)
+
+
+@pytest.mark.parametrize(
+    "text", ["fell in the garden yesterday but I'm ok now", "me caí anoche pero ya estoy bien"]
+)
+def test_a_fall_is_still_a_fall_when_the_patient_is_fine_now(text) -> None:
+    check(text, None, {"fall"}, U)

@@ -38,6 +38,10 @@ EMERGENCY_FLAGS = frozenset(f.value for f, s in FLAG_SEVERITY.items() if s is Se
 # "in case this doesn't get better") is still a self-harm statement: a person must call back.
 _CONDITIONAL_STANDS = frozenset({"self_harm"})
 
+# An event is not over because the patient is fine now: "fell last night but I'm ok now" is
+# still a fall to report.  Only a negation ("I didn't fall") takes it back.
+_EVENTS = frozenset({"fall"})
+
 # A watch topic the rules read is the benign neighbour of a flag ("peeing every hour" is
 # urinary symptoms, not retention; "tripped" is a near fall): the rules decided that topic,
 # so the learned layer leaves the flag alone, as it does for the flags the rules mention.
@@ -150,7 +154,7 @@ def _decide(
             if not m & (M_NEG_TIGHT | M_RES_TIGHT):
                 add_evidence(flags, name, text, h.span, "flag")
             return
-        if m & (M_NEG | M_RES | M_NORMAL):
+        if m & (M_NEG | (0 if name in _EVENTS else M_RES | M_NORMAL)):
             return
         group, topic, ev_kind = _downgrade(h, name, m)
         if group == "flag":

@@ -263,7 +263,7 @@ class _Scan:
             lend = bits & _LENDABLE
             if self.only_no and self.nonempty:
                 lend |= M_NEG | M_NEG_TIGHT
-            if self.orphan_res and not self.content:
+            if self.orphan_res:
                 lend |= M_RES | M_RES_TIGHT
             self.cbits[self.last_with_term] |= lend
         self.c += 1
@@ -290,10 +290,10 @@ class _Scan:
         if not p & P_NEGNO:
             self.only_no = False
         self.bits |= p >> CUE_SHIFT
+        if p & P_RESA and not self.content:
+            self.orphan_res = True  # "..., went away after I sat down": the clause opens with it
         if not p & P_ONLYCUES:
             self.content = True
-        elif p & P_RESA:
-            self.orphan_res = True
         if self.neg_on:
             self._negation(k, p, t, props)
         if p & P_NEGSTART:

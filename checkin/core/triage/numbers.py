@@ -49,6 +49,7 @@ _RATING_AFTER = re.compile(
     r"(?:for|to|para) (?:the |my |el |la |los |las )?(?:doctor|dr|doc|nurses?|staff|care|team|"
     r"service|hospital|surgeon|enfermeras?|doctora?|equipo))"
 )
+PAIN_WORDS_BETWEEN = 6  # "pain is a 9": at most this many words between the pain word and the score
 _F_AFTER = re.compile(r"\s*(?:°|degrees?|deg|grados)?\s*(?:f|fahrenheit|farenheit)\b")
 _C_AFTER = re.compile(r"\s*(?:°|degrees?|deg|grados)?\s*(?:c|celsius|centigrados?)\b")
 _DEG_AFTER = re.compile(r"\s*(?:°|degrees?\b|deg\b|grados\b)")
@@ -204,7 +205,9 @@ class NumberReader:
 
         # anchor word, then at most 3 words ("pain is a 9", "fever of 101", "temp was like 38,5")
         self.temp_before = re.compile(rf"(?:\b(?:{alternation('temp_words')})\b|🌡)\W*(?:[a-z]+\W+){{0,3}}$")
-        self.pain_before = re.compile(rf"\b(?:{alternation('pain_words')})\b\W*(?:[a-z]+\W+){{0,3}}$")
+        self.pain_before = re.compile(
+            rf"\b(?:{alternation('pain_words')})\b\W*(?:[a-z]+\W+){{0,{PAIN_WORDS_BETWEEN}}}$"
+        )
         # Any anchor word anywhere in the reply at all?  If not, the (costly, every-position)
         # anchor searches of its number windows cannot match and are skipped.
         self.temp_hint = re.compile(rf"{alternation('temp_words')}|🌡")
