@@ -116,13 +116,9 @@ def sign_in(
         reason = "totp_required"  # an admin who never enrolled a second factor cannot sign in
     elif staff.totp_secret is not None and not passwords.totp_ok(staff.totp_secret, code, now):
         reason = "totp"
-    session.add(SignInAttempt(at=now, email=email, address=address, ok=reason is None, reason=reason or "ok"))
-    subject = f"staff:{staff.id}" if staff else None
-    if reason is not None:
-        audit.record(
-            session, at=now, actor=email, action="staff.sign_in_refused", subject=subject, reason=reason
-        )
-        return Refused(reason)
+    refused = _attempt(session, email=email, address=address, now=now, reason=reason, staff=staff)
+    if refused is not None:
+        return refused
     assert staff is not None and staff.password_hash is not None
     if passwords.needs_rehash(staff.password_hash):
         staff.password_hash = passwords.hash_password(password)
@@ -148,18 +144,11 @@ def sign_in_sso(
         reason = "disabled"
     elif not mfa and (staff.totp_secret is not None or needs_totp(staff, nurses_need_totp)):
         reason = "sso_mfa_required"
-    session.add(SignInAttempt(at=now, email=email, address=address, ok=reason is None, reason=reason or "ok"))
-    if reason is not None:
-        audit.record(
-            session,
-            at=now,
-            actor=email,
-            action="staff.sign_in_refused",
-            subject=f"staff:{staff.id}" if staff else None,
-            reason=reason,
-            method="oidc",
-        )
-        return Refused(reason)
+    refused = _attempt(
+        session, email=email, address=address, now=now, reason=reason, staff=staff, method="oidc"
+    )
+    if refused is not None:
+        return refused
     assert staff is not None
     return _open_session(session, staff, address, now, method="oidc")
 
@@ -167,8 +156,36 @@ def sign_in_sso(
 def refuse_sso(session: Session, *, reason: str, address: str, now: datetime) -> Refused:
     """Record a single sign-on that failed before we knew who it was (bad state, a token that
     did not verify): counted against the address, audited with the reason code."""
-    session.add(SignInAttempt(at=now, email="", address=address[:64], ok=False, reason=reason[:32]))
-    audit.record(session, at=now, actor="sso", action="staff.sign_in_refused", reason=reason, method="oidc")
+    refused = _attempt(session, email="", address=address[:64], now=now, reason=reason[:32], method="oidc")
+    assert refused is not None
+    return refused
+
+
+def _attempt(
+    session: Session,
+    *,
+    email: str,
+    address: str,
+    now: datetime,
+    reason: str | None,
+    staff: Staff | None = None,
+    method: str = "password",
+) -> Refused | None:
+    """Record a sign-in attempt (it counts towards the throttle); a refusal (``reason``) is
+    also audited, under the email tried (``sso`` when none is known yet)."""
+    session.add(SignInAttempt(at=now, email=email, address=address, ok=reason is None, reason=reason or "ok"))
+    if reason is None:
+        return None
+    extra = {} if method == "password" else {"method": method}
+    audit.record(
+        session,
+        at=now,
+        actor=email or "sso",
+        action="staff.sign_in_refused",
+        subject=f"staff:{staff.id}" if staff else None,
+        reason=reason,
+        **extra,
+    )
     return Refused(reason)
 
 
