@@ -16,9 +16,10 @@ patient. With them:
   untouched (its attempt uncounted) until the next probe; after ``first_open`` one probe is let
   through; a failed probe doubles the wait (up to ``longest_open``), a success closes it;
 - the state is shared with the other workers through a ``circuit:<channel>`` row in
-  ``rate_limits`` (its ``next_free_at`` is when the circuit may be probed again), so one
-  operations alert goes out per opening (``channel.circuit_open`` on ``checkin.ops``), every
-  worker holds back, and ``checkin status`` can show it.
+  ``rate_limits`` (its ``next_free_at`` is when the circuit may be probed again; ``CLOSED``
+  when closed), so one operations alert goes out per opening (``channel.circuit_open`` on
+  ``checkin.ops``), every worker holds back and probes with one send, and ``checkin status``
+  can show it.
 
 A ``Breaker`` is one channel's state in one worker, in memory and thread-safe; ``Breakers``
 keeps one per channel and talks to the shared rows.
@@ -29,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -42,6 +43,8 @@ from checkin.store.status import CIRCUIT_PREFIX
 ops = logging.getLogger("checkin.ops")
 
 PREFIX = CIRCUIT_PREFIX  # checkin status reads the same rows
+CLOSED = datetime(2000, 1, 1, tzinfo=UTC)  # a closed circuit's next_free_at
+STALE = timedelta(hours=1)
 # Refusals that may be a relay's or an account's answer to everyone; an opt-out never is.
 _BURSTABLE = frozenset({Refusal.REJECTED, Refusal.UNREACHABLE, Refusal.BAD_ADDRESS, Refusal.NOT_MOBILE})
 
@@ -95,6 +98,13 @@ class Breaker:
                 return False
             self.probing_since = now
             return True
+
+    def adopt(self, until: datetime) -> None:
+        """Another worker opened this channel's circuit until ``until``: hold back as well."""
+        with self._lock:
+            if self.open_until is None or self.open_until < until:
+                self.open_until = until
+                self.wait = self.wait or self.policy.first_open
 
     def retry_at(self, now: datetime) -> datetime:
         """When a send refused by ``allow`` should be tried again."""
@@ -180,10 +190,12 @@ class Breakers:
             return breaker
 
     def blocked(self, session: Session, now: datetime) -> set[str]:
-        """Channels no row should be claimed for now: open here, or opened by another worker."""
+        """Channels no row should be claimed for now: open here, or opened by another worker
+        (whose opening this worker adopts, so that it too probes with one send, not a batch)."""
+        for channel, until in open_circuits(session, now).items():
+            self[channel].adopt(until)
         with self._lock:
-            mine = {c for c, b in self._by_channel.items() if b.is_open(now)}
-        return mine | set(open_circuits(session, now))
+            return {c for c, b in self._by_channel.items() if b.is_open(now)}
 
 
 def tell_opened(channel: str, judged: Judged) -> None:
@@ -218,14 +230,15 @@ def open_circuits(session: Session, now: datetime) -> dict[str, datetime]:
 
 def open_circuit(session: Session, channel: str, until: datetime, now: datetime) -> bool:
     """Mark ``channel``'s circuit open until ``until`` for every worker; True if it was closed
-    (this worker is the one to tell operations)."""
+    (this worker is the one to tell operations). A circuit no probe closed within ``STALE``
+    (its workers went away) counts as closed."""
     key = PREFIX + channel
     if insert_ignore(session, RateLimit, {"key": key, "next_free_at": until}, ["key"]):
         return True
     was_closed = rowcount(
         session.execute(
             update(RateLimit)
-            .where(RateLimit.key == key, RateLimit.next_free_at <= now)
+            .where(RateLimit.key == key, RateLimit.next_free_at <= now - STALE)
             .values(next_free_at=until)
         )
     )
@@ -238,8 +251,11 @@ def open_circuit(session: Session, channel: str, until: datetime, now: datetime)
     return bool(was_closed)
 
 
-def close_circuit(session: Session, channel: str, now: datetime) -> None:
-    session.execute(update(RateLimit).where(RateLimit.key == PREFIX + channel).values(next_free_at=now))
+def close_circuit(session: Session, channel: str) -> bool:
+    """Mark ``channel``'s circuit closed for every worker; True if it was open (this worker
+    is the one to tell operations)."""
+    closing = update(RateLimit).where(RateLimit.key == PREFIX + channel, RateLimit.next_free_at > CLOSED)
+    return bool(rowcount(session.execute(closing.values(next_free_at=CLOSED))))
 
 
 __all__ = [

@@ -398,8 +398,9 @@ def _hold_back(services: Services, p: Prepared, worker_id: str, breaker: Breaker
 
 def _circuit_closed(services: Services, channel: str) -> None:
     with services.sessions() as session, session.begin():
-        close_circuit(session, channel, services.clock.now())
-    tell_closed(channel)
+        first = close_circuit(session, channel)
+    if first:  # the other workers' probes may close it too; ops hear it once
+        tell_closed(channel)
 
 
 def _release(services: Services, p: Prepared, worker_id: str) -> None:

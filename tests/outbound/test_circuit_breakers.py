@@ -165,3 +165,31 @@ def test_a_relay_refusing_everyone_dead_letters_one_email_and_opens_no_alert_sto
     with services.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Alert)) <= 1
     assert ops_events(caplog, "channel.circuit_open") == 1
+
+
+def test_another_worker_holds_back_too_and_probes_with_one_send(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="checkin.ops")
+    plant(services, 30)
+    channel = services.sms
+    assert isinstance(channel, MemoryChannel)
+    channel.fail_next(10_000, REFUSED)
+    run_once(services, NOW, worker_id=W, breakers=Breakers())  # worker-a opens the circuit
+    other = Breakers()
+    assert run_once(services, NOW + timedelta(seconds=1), worker_id="worker-b", breakers=other) == 0
+
+    probe = NOW + POLICY.first_open
+    advance_to(services, probe)
+    tried = len(channel.attempts)
+    run_once(services, probe, worker_id="worker-b", breakers=other)
+
+    assert len(channel.attempts) == tried + 1  # one probe, not a batch
+    assert ops_events(caplog, "channel.circuit_open") == 1  # its failed probe is no new opening
+    channel.clear_failures()
+    later = probe + timedelta(minutes=5)
+    advance_to(services, later)
+    for _ in range(3):
+        run_once(services, later, worker_id="worker-b", breakers=other)
+    assert statuses(services) == {"sent": 30}
+    assert ops_events(caplog, "channel.circuit_closed") == 1
