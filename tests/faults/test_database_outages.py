@@ -13,11 +13,14 @@ a stranded row fails the test), and no row may be ``sent`` without its provider 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -185,21 +188,47 @@ def test_every_row_goes_once_within_30s_of_a_15s_postgresql_stop(
 def test_every_row_goes_once_within_30s_of_sqlite_turning_read_only(
     fake: HoldingTwilio, procs: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root ignores file permissions, so chmod cannot make SQLite read-only")
     from checkin.store.db import upgrade
 
-    path = tmp_path / "checkin.db"
+    folder = tmp_path / "db"
+    folder.mkdir()
+    path = folder / "checkin.db"
     url = f"sqlite:///{path}"
     upgrade(url)
     local = make_services(url)
 
     def outage() -> float:
-        for p in (path, tmp_path):
-            p.chmod(0o555 if p.is_dir() else 0o444)
-        time.sleep(5)
-        tmp_path.chmod(0o755)
-        path.chmod(0o644)
+        with read_only(folder):
+            time.sleep(5)
         return time.monotonic()
 
     run_outage(local, url, fake, procs, tmp_path, workers=1, total=300, outage=outage)
+    assert '"event": "db.retry"' in procs[0].output()  # the worker did meet the refusal
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """Make ``folder`` and the database files in it (the database and its WAL) refuse writes,
+    also through descriptors already open. Root ignores file modes, so as root the
+    files are made immutable (``chattr +i``) instead of ``chmod``-ed."""
+    # Not the shared-memory index: SQLite writes it through a memory map, which no file mode
+    # stops either (and, made immutable, it left the worker stuck without an error, unlike
+    # anything chmod can do). It holds locks and the WAL index, not data.
+    paths = [*(p for p in folder.iterdir() if not p.name.endswith("-shm")), folder]
+    if os.geteuid() == 0:
+        if shutil.which("chattr") is None:
+            pytest.skip("running as root without chattr: nothing can make SQLite read-only")
+        subprocess.run(["chattr", "+i", *map(str, paths)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
+        return
+    modes = {p: p.stat().st_mode for p in paths}
+    for p in paths:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        yield
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
