@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from checkin.app import safety
 from checkin.channels import Channel
 from checkin.clock import Clock, SystemClock
 from checkin.config import Settings
 from checkin.content.care_teams import CareTeamsFile
 from checkin.content.render import Renderer
+from checkin.core.care_teams import FILE_NAME
 from checkin.core.schedule import Schedule
 from checkin.deps import Services
+from checkin.errors import ConfigError
 
 if TYPE_CHECKING:
     from checkin.integrations.hl7.feed import Feed
@@ -73,9 +76,16 @@ def build_hl7_feed(
     return Feed(sessions, mapping=mapping, schedules=schedules, site=site, clock=clock, one_at_a_time=sqlite)
 
 
+def _no_console_in_production(settings: Settings, variable: str) -> None:
+    # Console channels print recipients and full texts: never where output lands in a journal.
+    if settings.env == "production":
+        raise ConfigError(variable, "is required when CHECKIN_ENV=production (no console channels)")
+
+
 def sms_channel(settings: Settings) -> tuple[Channel, str]:
     """The SMS channel the settings ask for, and a line saying which one it is."""
     if settings.twilio is None:
+        _no_console_in_production(settings, "TWILIO_ACCOUNT_SID")
         from checkin.channels.console import ConsoleChannel
 
         return ConsoleChannel(sys.stdout), "SMS: console (TWILIO_ACCOUNT_SID not set); nothing is texted"
@@ -97,6 +107,7 @@ def sms_channel(settings: Settings) -> tuple[Channel, str]:
 
 def email_channel(settings: Settings) -> tuple[Channel, str]:
     if settings.smtp is None:
+        _no_console_in_production(settings, "CHECKIN_SMTP_HOST")
         from checkin.channels.console import ConsoleChannel
 
         return ConsoleChannel(sys.stdout), "Email: console (CHECKIN_SMTP_HOST not set); nothing is mailed"
@@ -114,6 +125,19 @@ def email_channel(settings: Settings) -> tuple[Channel, str]:
     return SmtpEmailChannel(config), f"Email: SMTP {s.host}:{s.port} ({s.tls})"
 
 
+def check_deployment(
+    settings: Settings, care_teams: CareTeamsFile, schedules: dict[str, Schedule]
+) -> list[safety.Verdict]:
+    """Every safety verdict on this deployment (``checkin check`` prints the same list)."""
+    where = care_teams.directory / FILE_NAME
+    return safety.verdicts(
+        settings,
+        care_teams.current(),
+        schedules,
+        care_teams_file=str(where) if where.is_file() else "CHECKIN_ALERT_EMAILS",
+    )
+
+
 def build_services(
     settings: Settings,
     *,
@@ -126,8 +150,16 @@ def build_services(
     **engine_kw: Any,
 ) -> Services:
     """Everything a process needs. Raises DatabaseNotReady, ScheduleErrors or ConfigError early,
-    so a misconfigured process stops at start-up rather than on its first message."""
+    so a misconfigured process stops at start-up rather than on its first message; in
+    production, ``UnsafeSettings`` naming every unsafe setting (``checkin.app.safety``), before
+    anything is opened. In development those are logged at WARNING instead."""
     notes = list(settings.warnings)
+    renderer = build_renderer(settings)
+    if schedules is None:
+        schedules = build_schedules(settings, renderer)
+    care_teams = CareTeamsFile(settings.schedules_dir, settings.alert_emails)
+    safety.enforce(settings, check_deployment(settings, care_teams, schedules))
+    notes.append(safety.routing_line(care_teams.current()))
     if engine is None:
         engine = build_engine(settings, **engine_kw)
     sessions = build_sessions(engine, check_migrated=check_migrated)
@@ -137,7 +169,6 @@ def build_services(
     if email is None:
         email, note = email_channel(settings)
         notes.append(note)
-    renderer = build_renderer(settings)
     return Services(
         settings=settings,
         engine=engine,
@@ -146,7 +177,7 @@ def build_services(
         sms=sms,
         email=email,
         renderer=renderer,
-        schedules=schedules if schedules is not None else build_schedules(settings, renderer),
-        care_teams=CareTeamsFile(settings.schedules_dir, settings.alert_emails),
+        schedules=schedules,
+        care_teams=care_teams,
         notes=notes,
     )

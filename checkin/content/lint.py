@@ -8,13 +8,14 @@ unnoticed (validation with a short sample name did exactly that).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from checkin.content.render import QUITLINES
+from checkin.core.care_teams import CareTeams
+from checkin.core.placeholders import placeholder_email, placeholder_phone
 from checkin.core.schedule import PlanInput, Schedule
 from checkin.core.schedule.anchors import followup_phrase
 from checkin.core.schedule.burden import limit_for
@@ -29,14 +30,6 @@ _LONGEST_NAME = {
 # a location of the longest length appointments accept.
 _LONGEST_WHERE = "Riverside Medical Plaza, 2nd floor, B12"
 _LONGEST_VISIT = datetime(2026, 9, 30, 12, 30)
-
-
-# North American 555 numbers (555-0100..0199, and area code 555) are reserved for fiction: a
-# real site must set its own number.
-def _placeholder_phone(phone: str) -> bool:
-    digits = re.sub(r"\D", "", phone)
-    national = digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
-    return national.startswith("555") or national[3:8].startswith("55501")
 
 
 _DEFAULT_CLINIC_NAME = "Spine Center"
@@ -85,12 +78,25 @@ def site_problems(schedule: Schedule, site: Site) -> tuple[list[str], list[str]]
         problems.append(
             "clinical_sign_off: no clinician has signed off this schedule (by and date are not both set)"
         )
-    if _placeholder_phone(clinic_phone):
+    if placeholder_phone(clinic_phone):
         problems.append(
             f"CHECKIN_CLINIC_PHONE {clinic_phone!r} is a placeholder (555-01xx); patients would call it"
         )
     if clinic_name == _DEFAULT_CLINIC_NAME:
         problems.append(f"CHECKIN_CLINIC_NAME is the default {clinic_name!r}; set this clinic's name")
+    return (problems, []) if site.production else ([], problems)
+
+
+def care_team_problems(teams: CareTeams, site: Site) -> tuple[list[str], list[str]]:
+    """``(errors, warnings)`` for placeholder contacts in a care-team file (alerts to nobody):
+    warnings in development, errors in production, like ``site_problems``."""
+    problems = []
+    for team in teams.teams.values():
+        for c in (*team.nurses, *([team.on_call] if team.on_call else [])):
+            if c.email and placeholder_email(c.email):
+                problems.append(f"team {team.id}: {c.name}: {c.email} is a placeholder address")
+            if c.phone and placeholder_phone(c.phone):
+                problems.append(f"team {team.id}: {c.name}: {c.phone} is a placeholder number (555)")
     return (problems, []) if site.production else ([], problems)
 
 

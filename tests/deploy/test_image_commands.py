@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from tests.support import free_port
+from tests.support.production import STRONG_KEY, TWILIO_TOKEN, production_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -113,19 +114,35 @@ def service_env(image: dict[str, object], pg_url: str, tmp_path: Path) -> dict[s
     env = dict(compose["x-checkin"]["environment"])
     secrets = tmp_path / "secrets"
     secrets.mkdir()
+    # Secrets of the right shape: production refuses weak keys and malformed Twilio tokens.
+    values = {"checkin_secret_key": STRONG_KEY, "twilio_auth_token": TWILIO_TOKEN}
     for key in [k for k in env if k.endswith("_FILE")]:
         name = Path(env[key]).name
-        (secrets / name).write_text("image-smoke-" + "s" * 24 + "\n")
+        (secrets / name).write_text(values.get(name, "image-smoke-" + name) + "\n")
         env[key] = str(secrets / name)
     env["CHECKIN_DATABASE_URL"] = pg_url  # the compose file's "postgres" host is this server
+    safe = production_env(tmp_path, pg_url)
     env.update(
         {
-            "TWILIO_ACCOUNT_SID": "AC" + "e" * 32,
-            "TWILIO_FROM_NUMBER": "+15005550006",
-            "CHECKIN_PUBLIC_URL": "https://checkin.example.org",
-            "CHECKIN_TWILIO_API_URL": "http://127.0.0.1:9",
+            k: safe[k]
+            for k in (
+                "TWILIO_ACCOUNT_SID",
+                "TWILIO_FROM_NUMBER",
+                "CHECKIN_PUBLIC_URL",
+                "CHECKIN_CLINIC_NAME",
+                "CHECKIN_CLINIC_PHONE",
+                "CHECKIN_SMTP_HOST",
+                "CHECKIN_SMTP_PORT",
+                "CHECKIN_SMTP_TLS",
+                "CHECKIN_EMAIL_FROM",
+                "CHECKIN_ALERT_EMAILS",
+                # The image's schedules are unsigned until a clinician reviews them: production
+                # refuses them, so the site mounts its signed copy (as compose does).
+                "CHECKIN_SCHEDULES_DIR",
+            )
         }
-    )  # never the real Twilio
+    )
+    env["CHECKIN_TWILIO_API_URL"] = "http://127.0.0.1:9"  # never the real Twilio
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TWILIO_"))}
     path = f"{image['bin']}:{base.get('PATH', '')}"
     return {**base, **image["env"], **env, "PATH": path}  # type: ignore[dict-item]

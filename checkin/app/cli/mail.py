@@ -24,6 +24,9 @@ def mail_receive(app: App) -> None:
 
     if app.settings.email_reply_to is None:
         raise ConfigError("CHECKIN_EMAIL_REPLY_TO", "is not set: there is no reply address to receive for")
+    from checkin.app.cli.processes import start_logging
+
+    start_logging(app)
     services = build_services(app.settings)
     host, port = app.settings.mail_listen
     click.echo(f"receiving replies for {app.settings.email_reply_to} on {host}:{port}")

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "checkin.app.cli.staff",
     "checkin.app.cli.hl7",
     "checkin.app.cli.fhir",
+    "checkin.app.cli.check",
 )
 
 

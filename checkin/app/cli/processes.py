@@ -33,6 +33,14 @@ def demo(days: int, seed: int, fast: bool, workdir: Path | None, serve: bool) ->
 # ---- processes --------------------------------------------------------------------------
 
 
+def start_logging(app: App) -> None:
+    """JSON logs through the redaction filter before anything is built, so start-up's own
+    warnings (unsafe defaults in development) are written like every other line."""
+    from checkin.logs import configure
+
+    configure(app.settings.log_level)
+
+
 @click.command()
 @click.option(
     "--id", "worker_id", default=None, help="Worker name in logs and heartbeats (default host:pid)."
@@ -44,6 +52,7 @@ def worker(app: App, worker_id: str | None) -> None:
     from checkin.app.bootstrap import build_services
     from checkin.app.worker import run
 
+    start_logging(app)
     run(build_services(app.settings), worker_id=worker_id)
 
 
@@ -57,6 +66,7 @@ def web(app: App, host: str, port: int) -> None:
     from checkin.app.bootstrap import build_services
     from checkin.app.web import serve
 
+    start_logging(app)
     serve(build_services(app.settings), host=host, port=port)
 
 
@@ -73,6 +83,7 @@ def serve(app: App, host: str, port: int) -> None:
     from checkin.app.web import serve as serve_web
     from checkin.app.worker import default_worker_id, register, run
 
+    start_logging(app)
     services = build_services(app.settings)
     # Register here, not only in the thread: a database that cannot be written (read-only,
     # refused) then stops the process with one line instead of a thread's traceback.

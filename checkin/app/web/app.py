@@ -17,6 +17,7 @@ receive its parts as FastAPI dependencies (``ServicesDep``, ``MetricsDep``, ``We
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 from typing import Any
 
@@ -30,6 +31,8 @@ from checkin.app.web.limits import MAX_BODY_BYTES, BodyLimitMiddleware
 from checkin.app.web.metrics import Metrics
 from checkin.deps import Services
 from checkin.inbound.process import Assess
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -95,6 +98,8 @@ def serve(services: Services, host: str = "127.0.0.1", port: int = 8000, **uvico
     from checkin.logs import configure
 
     configure(services.settings.log_level)
+    for note in services.notes:  # which channels, where alerts go: as the worker says them
+        log.info(note, extra={"event": "web.note"})
     app = create_app(services)
     # Everything built so far lives as long as the process. Freezing it keeps the collector from
     # re-scanning it on every full collection: measured, those pauses were 15-30 ms at 200
