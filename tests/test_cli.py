@@ -39,7 +39,7 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_it_validates_the_default_schedules(run) -> None:  # type: ignore[no-untyped-def]
     result = run("schedules", "validate")
     assert result.exit_code == 0, result.output
-    assert "ok: 4 file(s) valid" in result.output  # two schedules, care teams, HL7 mapping
+    assert "ok: 3 file(s) valid" in result.output  # two schedules, the HL7 mapping
 
 
 def test_it_fails_validation_with_file_line_and_key(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from typing import Any
 
 from checkin.config import Settings
 from checkin.content.hl7_mapping import HL7_FILE, check_hl7_mapping
-from checkin.content.lint import Site, measuring_contexts, site_problems
+from checkin.content.lint import Site, care_team_problems, measuring_contexts, site_problems
 from checkin.content.render import QUITLINES, Renderer, sample_context
 from checkin.content.validate import template_problems, validate_schedule_templates
 from checkin.core.care_teams import FILE_NAME as CARE_TEAMS_FILE
@@ -75,6 +75,9 @@ def validate_paths(
             try:
                 teams = parse_care_teams(path.read_text(encoding="utf-8"), str(path), alert_emails)
                 report.info.append(f"{path}: {len(teams.teams)} care team(s), default {teams.default}")
+                errors, warnings = care_team_problems(teams, site) if site else ([], [])
+                report.errors.extend(f"{path}: {e}" for e in errors)
+                report.warnings.extend(f"{path}: {w}" for w in warnings)
             except ScheduleErrors as e:
                 report.errors.extend(str(x) for x in e.errors)
             continue

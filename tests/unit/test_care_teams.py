@@ -25,9 +25,14 @@ teams:
 """
 
 
-def test_it_loads_the_shipped_care_teams() -> None:
-    teams = load_care_teams(ROOT / "schedules", [])
+def test_it_parses_the_shipped_example_and_ships_no_live_file() -> None:
+    example = ROOT / "schedules" / "care-teams.yaml.example"
+    teams = parse_care_teams(example.read_text(), str(example))
     assert teams.for_name(None).on_call is not None
+    # One source of alert routing: without a real file, CHECKIN_ALERT_EMAILS.
+    assert load_care_teams(ROOT / "schedules", ["nurse@hospital.test"]).for_name(None).emails == (
+        "nurse@hospital.test",
+    )
 
 
 def test_it_falls_back_to_alert_emails_without_a_file(tmp_path: Path) -> None:
