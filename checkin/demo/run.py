@@ -192,7 +192,7 @@ class Simulation:
         while self.replies and self.replies[0].at <= now:
             r = heapq.heappop(self.replies)
             self.seq += 1
-            sid = f"SMdemo{self.seq:08d}"
+            sid = f"SM{self.seq:032x}"
             status, body = web.post_sms(services.settings, r.persona, r.text, sid)
             self.webhook_statuses[status] += 1
             self.conversations[r.persona.mrn].append(Exchange(now, "in", r.text, sid=sid))

@@ -3,6 +3,7 @@ catcher, webhooks signed with a made-up token) and the real web app under uvicor
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import urllib.error
@@ -11,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Self
 
-from checkin.config import Settings
+from checkin.config import DEMO_SECRET_KEY, Settings
 from checkin.demo.patients import Persona
 
 TZ = "America/New_York"
@@ -27,14 +28,23 @@ def content_dir(name: str) -> Path:
     return Path(__file__).resolve().parents[2] / name
 
 
+def demo_schedules(workdir: Path) -> Path:
+    """The shipped schedules with the example care-team file in use: the demo shows the whole
+    ladder (team email, then the on-call SMS), which a site gets only from its own file."""
+    target = workdir / "schedules"
+    shutil.copytree(content_dir("schedules"), target, dirs_exist_ok=True)
+    shutil.copyfile(target / "care-teams.yaml.example", target / "care-teams.yaml")
+    return target
+
+
 def demo_settings(workdir: Path, smtp_port: int, web_port: int, sms_rate: float) -> Settings:
     return Settings.from_env(
         {
             "CHECKIN_DATABASE_URL": f"sqlite:///{workdir / 'demo.db'}",
-            "CHECKIN_SCHEDULES_DIR": str(content_dir("schedules")),
+            "CHECKIN_SCHEDULES_DIR": str(demo_schedules(workdir)),
             "CHECKIN_TEMPLATES_DIR": str(content_dir("templates")),
             "CHECKIN_DEFAULT_TIMEZONE": TZ,
-            "CHECKIN_SECRET_KEY": "demo-secret-key-0123456789abcdef",
+            "CHECKIN_SECRET_KEY": DEMO_SECRET_KEY,
             "CHECKIN_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
             "CHECKIN_CLINIC_NAME": "Riverside Spine Center",
             "CHECKIN_CLINIC_PHONE": "+1 555 010 0100",
@@ -94,6 +104,7 @@ class WebApp:
         path = "/webhooks/twilio/sms"
         params = {
             "MessageSid": sid,
+            "SmsSid": sid,
             "AccountSid": ACCOUNT_SID,
             "From": persona.phone,
             "To": "+15005550006",

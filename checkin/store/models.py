@@ -243,7 +243,7 @@ class OutboxMessage(Base):
     # When the last attempt was committed as ``sending``: reconciliation asks the provider for
     # messages to this recipient since then, before it ever sends again.
     last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    last_error_code: Mapped[str | None] = mapped_column(String(16))
+    last_error_code: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -259,7 +259,7 @@ class DeliveryEvent(Base):
     provider_id: Mapped[str] = mapped_column(String(64))
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"), index=True)
     status: Mapped[str] = mapped_column(String(16))
-    error_code: Mapped[str | None] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -310,7 +310,8 @@ class InboundMessage(Base):
     # Twilio's MessageSid (or a web-form token id): the same reply is processed once.
     message_sid: Mapped[str] = mapped_column(String(64), unique=True)
     channel: Mapped[str] = mapped_column(String(8), default=ChannelName.SMS)
-    from_phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    # 64: Twilio's From can be a channel address (whatsapp:+15551234567), not only E.164.
+    from_phone: Mapped[str | None] = mapped_column(String(64), index=True)
     body: Mapped[str] = mapped_column(Text)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"))

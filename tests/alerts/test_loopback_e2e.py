@@ -2,7 +2,7 @@
 uvicorn, the worker's own jobs on a controlled clock, a signed red-flag SMS in.
 
 The alert email must arrive with the severity first, the reference and an acknowledgement
-link; without an acknowledgement the ladder of schedules/care-teams.yaml fires at 15 and 30
+link; without an acknowledgement the ladder of the demo's care-team file (the shipped example) fires at 15 and 30
 minutes; posting the acknowledgement stops it; a replayed webhook makes no second alert."""
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def on_call_texts(world: dict[str, Any]) -> list[Any]:
 def test_it_emails_escalates_on_time_and_stops_when_acknowledged(world: dict[str, Any]) -> None:
     services: Services = world["services"]
     status, body = world["web"].post_sms(
-        services.settings, PATIENT, "fever 102.5 and chills since noon", "SMe2e1"
+        services.settings, PATIENT, "fever 102.5 and chills since noon", "SM" + "0" * 28 + "e2e1"
     )
     assert status == 200 and "nurse will call" in body
 
@@ -160,7 +160,7 @@ def test_it_emails_escalates_on_time_and_stops_when_acknowledged(world: dict[str
 
 def test_it_refuses_an_acknowledgement_without_the_page_s_csrf_value(world: dict[str, Any]) -> None:
     services: Services = world["services"]
-    world["web"].post_sms(services.settings, PATIENT, "my incision is leaking pus", "SMe2e2")
+    world["web"].post_sms(services.settings, PATIENT, "my incision is leaking pus", "SM" + "0" * 28 + "e2e2")
     tick(world, START)
     link = re.search(r"(http://127\.0\.0\.1:\d+/a/\S+)", alert_emails(world)[0].text())
     assert link is not None
@@ -183,7 +183,9 @@ def test_it_refuses_an_acknowledgement_without_the_page_s_csrf_value(world: dict
 def test_it_makes_no_second_alert_for_a_replayed_webhook(world: dict[str, Any]) -> None:
     services: Services = world["services"]
     for _ in range(3):
-        status, _ = world["web"].post_sms(services.settings, PATIENT, "chest pain, can't breathe", "SMe2e3")
+        status, _ = world["web"].post_sms(
+            services.settings, PATIENT, "chest pain, can't breathe", "SM" + "0" * 28 + "e2e3"
+        )
         assert status == 200
     tick(world, START)
     with services.sessions() as s:

@@ -75,7 +75,7 @@ def run(backend: str, n: int, rate: float) -> dict[str, object]:
             time.sleep(1.5)  # let the worker register and finish its start-up pass
             for i, p in enumerate(personas):
                 sent_at[refs[p.phone]] = time.monotonic()
-                status, _ = web.post_sms(settings, p, "chest pain and I can't breathe", f"SMbench{i:06d}")
+                status, _ = web.post_sms(settings, p, "chest pain and I can't breathe", f"SM{i:032x}")
                 assert status == 200, status
                 time.sleep(1.0 / rate)
             deadline = time.monotonic() + 30

@@ -114,6 +114,7 @@ def post_reply(port: int, phone: str, body: str, sid: str) -> int:
     path = "/webhooks/twilio/sms"
     params = {
         "MessageSid": sid,
+        "SmsSid": sid,
         "AccountSid": "AC" + "0123456789abcdef" * 2,
         "From": phone,
         "To": "+15005550001",
@@ -188,7 +189,7 @@ def test_it_sends_every_message_once_and_assesses_every_reply_once_across_proces
 
     # Replies, concurrently, to both web processes; every fifth one replayed to the other.
     texts = ["doing fine", "pain is a 4", "fever 102.6 and chills", "no", "my incision is leaking pus"]
-    replies = [(phones[i], texts[i % len(texts)], f"SMso{i:05d}") for i in range(PATIENTS)]
+    replies = [(phones[i], texts[i % len(texts)], f"SM{i:032x}") for i in range(PATIENTS)]
     jobs = [(ports[i % 2], *r) for i, r in enumerate(replies)]
     jobs += [(ports[(i + 1) % 2], *replies[i]) for i in range(0, PATIENTS, 5)]
     killed = threading.Event()

@@ -20,7 +20,13 @@ Signature policy:
 - A signed request from another ``AccountSid`` than ours is refused too (403).
 
 After verification: a request without ``MessageSid`` is answered 200 with empty TwiML (Twilio
-would only retry it); a database failure is 503 (Twilio may retry; the insert is idempotent);
+would only retry it); an inbound SMS whose ``MessageSid`` is not ``SM``/``MM`` and 32 hex digits,
+or differs from ``SmsSid``, is refused with 400. Why: Twilio's signature concatenates names and
+values without separators, so a captured request re-posted as ``MessageSid=<sid>NumMedia0``
+(without ``NumMedia``) keeps a valid signature; only the SID's fixed shape, and its second copy,
+tell the replay from the original, which the MessageSid dedupe then drops. Columns hold what
+Twilio sends (``From`` 64 characters, ``ErrorCode`` 32, migration 0009); anything longer is
+cut to fit rather than failing the insert with a 503 that Twilio would retry forever; a database failure is 503 (Twilio may retry; the insert is idempotent);
 any other processing failure stores the raw message for a later look, logs it, and still sends
 the patient a safe generic reply naming the emergency number — never a 500 and silence.
 """
@@ -28,6 +34,7 @@ the patient a safe generic reply naming the emergency number — never a 500 and
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +54,9 @@ from checkin.store import audit
 log = logging.getLogger(__name__)
 router = APIRouter()
 SIGNATURE_HEADER = "x-twilio-signature"
+MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-f]{32}")
+ERROR_CODE_MAX = 32  # delivery_events.error_code, outbox.last_error_code
+FROM_MAX = 64  # inbound_messages.from_phone (whatsapp:+…, messenger:… are longer than a phone)
 TWIML = "application/xml"
 
 
@@ -122,9 +132,16 @@ async def inbound_sms(request: Request, state: WebDep) -> Response:
     if not sid:
         state.metrics.inc("webhook_rejected_total", endpoint="sms", reason="no_message_sid")
         return twiml(None)
+    if not MESSAGE_SID.fullmatch(sid) or form.get("SmsSid") != sid:
+        state.metrics.inc("webhook_rejected_total", endpoint="sms", reason="bad_message_sid")
+        log.warning(
+            "Twilio webhook with a malformed or mismatched MessageSid refused", extra={"endpoint": "sms"}
+        )
+        return _plain(400, "malformed MessageSid")
+    sender = form.get("From") or None
     msg = inbound.InboundSms(
-        message_sid=sid[:64],
-        from_phone=(form.get("From") or None),
+        message_sid=sid,
+        from_phone=sender[:FROM_MAX] if sender else None,
         to_phone=form.get("To"),
         body=form.get("Body", ""),
     )
@@ -212,7 +229,7 @@ async def status_callback(request: Request, state: WebDep) -> Response:
                 provider_id=sid[:64],
                 outbox_id=outbox_id,
                 status=status[:16],
-                error_code=(form.get("ErrorCode") or None),
+                error_code=(form.get("ErrorCode") or "")[:ERROR_CODE_MAX] or None,
                 now=now,
             )
 
