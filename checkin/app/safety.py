@@ -188,14 +188,17 @@ def verdicts(
     )
 
 
-def enforce(settings: Settings, found: Iterable[Verdict]) -> None:
-    """Production: raise ``UnsafeSettings`` if anything was found. Development: log each at
-    WARNING (``checkin.ops``, event ``settings.unsafe``) and carry on."""
+def enforce(settings: Settings, found: Iterable[Verdict]) -> list[Verdict]:
+    """Production: raise ``UnsafeSettings`` if anything was found. Development: return what
+    was found, for ``warn`` once the process is otherwise ready."""
     found = list(found)
-    if not found:
-        return
-    if settings.env == "production":
+    if found and settings.env == "production":
         raise UnsafeSettings(found)
+    return found
+
+
+def warn(found: Iterable[Verdict]) -> None:
+    """Log each verdict at WARNING (``checkin.ops``, event ``settings.unsafe``)."""
     for v in found:
         ops.warning(
             "unsafe default (refused in production): %s",

@@ -39,10 +39,10 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_add_prints_a_one_time_set_password_link(run) -> None:  # type: ignore[no-untyped-def]
     done = run("staff", "add", "Dana@Example.org", "--name", "Dana Reyes", "--role", "nurse")
     assert done.exit_code == 0, done.output
-    assert "added nurse dana@example.org (team spine)" in done.output
+    assert "added nurse dana@example.org (team default)" in done.output
     assert re.search(r"https://checkin\.example\.org/set-password/[\w.\-]+", done.output)
     listed = run("staff", "list")
-    assert "dana@example.org\tDana Reyes\tnurse\tspine\tawaiting password" in listed.output
+    assert "dana@example.org\tDana Reyes\tnurse\tdefault\tawaiting password" in listed.output
 
 
 def test_add_with_password_stdin_sets_it_and_an_admin_gets_a_totp_secret(run) -> None:  # type: ignore[no-untyped-def]
