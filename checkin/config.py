@@ -48,7 +48,6 @@ SETTINGS: tuple[Setting, ...] = (
         "CHECKIN_DATABASE_URL",
         "sqlite:///checkin.store.db",
         "SQLAlchemy URL; SQLite file for one box, `postgresql+psycopg://…` for several workers",
-        secret=True,
     ),
     Setting("CHECKIN_SCHEDULES_DIR", "schedules", "folder of `*.yaml` schedule files"),
     Setting("CHECKIN_TEMPLATES_DIR", "templates", "folder of message templates"),
@@ -98,6 +97,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("CHECKIN_MAIL_LISTEN", "127.0.0.1:2525", "host:port `checkin mail receive` listens on (SMTP)"),
     Setting("CHECKIN_ALERT_EMAILS", "", "comma-separated nurse addresses for the default care team"),
+    Setting(
+        "CHECKIN_METRICS_TOKEN",
+        None,
+        "bearer token `/metrics` requires; unset: open in development, closed (401) in production",
+        secret=True,
+    ),
     Setting("CHECKIN_SESSION_IDLE_MINUTES", "15", "console sessions end after this long without activity"),
     Setting("CHECKIN_NURSE_TOTP", "off", "`on` requires a TOTP code from nurses too (always for admins)"),
     # -- FHIR R4 out (checkin.integrations.fhir): off until the base URL is set --
@@ -235,6 +240,7 @@ class Settings:
     fhir_read_token: str | None = field(default=None, repr=False)
     inbox_escalate_minutes: int = 240
     oidc: OidcSettings | None = field(default=None, repr=False)
+    metrics_token: str | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -309,6 +315,7 @@ class Settings:
             fhir_read_token=read_token(_secret(env, "CHECKIN_FHIR_READ_TOKEN")),
             inbox_escalate_minutes=_int(env, "CHECKIN_INBOX_ESCALATE_MINUTES", low=15, high=7 * 24 * 60),
             oidc=oidc_settings(env, http_url=_http_url, get=_get, secret=_secret),
+            metrics_token=_metrics_token(env),
             warnings=tuple(warnings),
         )
 
@@ -392,6 +399,10 @@ def _read_token(env: Mapping[str, str]) -> str | None:
     token = _secret(env, "CHECKIN_FHIR_READ_TOKEN")
     if token is not None and len(token) < 32:
         raise ConfigError("CHECKIN_FHIR_READ_TOKEN", "must be at least 32 characters (a random secret)")
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    token = _secret(env, "CHECKIN_METRICS_TOKEN")
+    if token is not None and (len(token) < 24 or any(c.isspace() for c in token)):
+        raise ConfigError("CHECKIN_METRICS_TOKEN", "must be at least 24 characters, without spaces")
     return token
 
 

@@ -61,7 +61,7 @@ class Transcript:
     texts: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._console = ConsoleChannel(self.log)
+        self._console = ConsoleChannel(self.log, reveal=True)  # synthetic patients, a file
         self._lock = threading.Lock()
 
     def send(self, message: OutgoingMessage) -> Receipt:

@@ -25,7 +25,7 @@ def sms(outbox_id: int = 1, to: str = "+15005550006", text: str = "Drink water."
 
 def test_it_prints_one_block_per_message_with_counting_ids() -> None:
     out = io.StringIO()
-    console = ConsoleChannel(out)
+    console = ConsoleChannel(out, reveal=True)
     email = OutgoingMessage(
         outbox_id=8,
         to="p@example.org",
@@ -45,6 +45,27 @@ def test_it_prints_one_block_per_message_with_counting_ids() -> None:
     assert "email outbox=8 ref=P-8" in second
     assert "subject: Visit" in second and "Line one\nLine two" in second
     assert "[html alternative: 8 characters, not shown]" in second
+
+
+def test_it_redacts_like_a_log_unless_told_to_reveal() -> None:
+    out = io.StringIO()
+    console = ConsoleChannel(out)
+    console.send(sms(outbox_id=3, to="+16175550142", text="My fever is 103 and my wound leaks"))
+    email = OutgoingMessage(
+        outbox_id=4,
+        to="ana.lopez@mail.test",
+        channel="email",
+        text="Hi Ana",
+        subject="Ana, day 3",
+        reference="P-4",
+    )
+    console.send(email)
+    printed = out.getvalue()
+    assert "sms outbox=3 ref=P-3" in printed and "to: ###########" in printed
+    assert "to: …@mail.test" in printed and "ana.lopez" not in printed
+    for secret in ("6175550142", "fever", "Hi Ana", "Ana, day 3"):
+        assert secret not in printed
+    assert "[text: 34 characters, redacted; reveal=True prints it]" in printed
 
 
 def test_it_numbers_console_messages_uniquely_across_threads() -> None:

@@ -27,8 +27,10 @@ from twilio.request_validator import RequestValidator
 
 from checkin.app.web import checkin_form, console, fhir_api, health, nurse, twilio
 from checkin.app.web.deps import WebState
+from checkin.app.web.hardening import AccessLog, RelativeRedirects
 from checkin.app.web.limits import MAX_BODY_BYTES, BodyLimitMiddleware
 from checkin.app.web.metrics import Metrics
+from checkin.app.web.metrics_cache import FiguresCache
 from checkin.deps import Services
 from checkin.inbound.process import Assess
 
@@ -65,6 +67,7 @@ def create_app(
         # burst that churn, not the work, ate the CPU. Requests beyond the limit wait in the event
         # loop, which costs nothing.
         db_limiter=anyio.CapacityLimiter(_pool_size(services)),
+        figures=FiguresCache(),
     )
     app.include_router(health.router)
     app.include_router(twilio.router)
@@ -72,11 +75,13 @@ def create_app(
     app.include_router(nurse.router)
     app.include_router(fhir_api.router)
     console.install(app)
+    app.add_middleware(RelativeRedirects)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=max_body_bytes,
         on_reject=lambda reason: metrics.inc("http_rejected_total", reason=reason),
     )
+    app.add_middleware(AccessLog)  # outermost: sees every request, refused ones included
     return app
 
 
@@ -90,8 +95,8 @@ def serve(services: Services, host: str = "127.0.0.1", port: int = 8000, **uvico
 
     Proxy headers are off: signatures are checked against CHECKIN_PUBLIC_URL, so nothing needs
     ``X-Forwarded-*``, and trusting them from any peer would let it spoof scheme and client
-    address. The access log is off because check-in form URLs carry the patient's token;
-    requests are logged by the handlers with ids only.
+    address. uvicorn's access log is off because check-in form URLs carry the patient's token;
+    ``AccessLog`` writes one line per request with the route template instead of the path.
     """
     import uvicorn
 

@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection
 from twilio.request_validator import RequestValidator
 
 from checkin.app.web.metrics import Metrics
+from checkin.app.web.metrics_cache import FiguresCache
 from checkin.deps import Services
 from checkin.inbound.process import Assess
 
@@ -30,6 +31,7 @@ class WebState:
     validator: RequestValidator | None  # None when Twilio is not configured: webhooks answer 503
     write_lock: threading.Lock | None  # SQLite: this process's writers queue here
     db_limiter: anyio.CapacityLimiter  # at most the pool's size of threads touch the database
+    figures: FiguresCache  # /metrics: database figures, one computation per interval
 
 
 def web_of(conn: HTTPConnection) -> WebState:

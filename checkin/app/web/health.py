@@ -4,14 +4,17 @@ a load balancer stops sending webhooks that would fail."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
-from checkin.app.web.deps import MetricsDep, ServicesDep
+from checkin.app.web.deps import MetricsDep, ServicesDep, WebDep
 from checkin.app.web.limits import in_db_thread
+from checkin.config import Settings
+from checkin.store.status import Figures
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -38,21 +41,38 @@ async def readyz(request: Request, services: ServicesDep, metrics: MetricsDep) -
     return JSONResponse({"status": "ready"})
 
 
+def metrics_allowed(settings: Settings, authorization: str | None) -> bool:
+    """A matching ``Authorization: Bearer`` when CHECKIN_METRICS_TOKEN is set; without it, only
+    in development (production keeps /metrics closed rather than public)."""
+    token = settings.metrics_token
+    if token is None:
+        return settings.env != "production"
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 @router.get("/metrics")
-async def metrics_page(request: Request, services: ServicesDep, metrics: MetricsDep) -> PlainTextResponse:
-    """Prometheus text: database-derived figures (every process's work) plus this process's
-    counters (webhook signature failures, rejections). Keep it off the public internet
-    (deploy/reverse-proxy.md)."""
+async def metrics_page(request: Request, web: WebDep) -> PlainTextResponse:
+    """Prometheus text: database-derived figures (every process's work, cached for
+    ``METRICS_INTERVAL``) plus this process's counters (webhook signature failures,
+    rejections). Behind CHECKIN_METRICS_TOKEN (deploy/reverse-proxy.md also keeps it off the
+    internet)."""
     from checkin.store.status import collect, prometheus_text
 
-    def figures() -> str:
+    services, metrics = web.services, web.metrics
+    if not metrics_allowed(services.settings, request.headers.get("authorization")):
+        metrics.inc("metrics_refused_total")
+        return PlainTextResponse(
+            "unauthorized\n", status_code=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'}
+        )
+
+    def figures() -> Figures:
         with services.sessions() as session:
-            f = collect(session, services.clock.now())
-        return prometheus_text(f, metrics.snapshot())
+            return collect(session, services.clock.now())
 
     try:
-        body = await in_db_thread(request, figures)
+        f = await in_db_thread(request, web.figures.get, figures)
     except Exception as exc:  # noqa: BLE001 - a scrape must not take the process down
         log.warning("metrics failed", extra={"error": type(exc).__name__})
         return PlainTextResponse("# database unavailable\n", status_code=503)
-    return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
+    return PlainTextResponse(prometheus_text(f, metrics.snapshot()), media_type="text/plain; version=0.0.4")
