@@ -115,12 +115,16 @@ def service_env(image: dict[str, object], pg_url: str, tmp_path: Path) -> dict[s
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     # Secrets of the right shape: production refuses weak keys and malformed Twilio tokens.
-    values = {"checkin_secret_key": STRONG_KEY, "twilio_auth_token": TWILIO_TOKEN}
+    values = {
+        "checkin_secret_key": STRONG_KEY,
+        "twilio_auth_token": TWILIO_TOKEN,
+        "database_url": pg_url,  # the compose file's "postgres" host is this server
+        "metrics_token": "image-smoke-metrics-token-0123456789",
+    }
     for key in [k for k in env if k.endswith("_FILE")]:
         name = Path(env[key]).name
         (secrets / name).write_text(values.get(name, "image-smoke-" + name) + "\n")
         env[key] = str(secrets / name)
-    env["CHECKIN_DATABASE_URL"] = pg_url  # the compose file's "postgres" host is this server
     safe = production_env(tmp_path, pg_url)
     env.update(
         {
@@ -197,12 +201,12 @@ def test_it_installs_migrates_serves_and_works_as_the_image_would(
             if healthy.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert healthy.returncode == 0, healthy.stderr
     finally:
         web.send_signal(signal.SIGTERM)
         worker.send_signal(signal.SIGTERM)
         web_out = web.communicate(timeout=30)[0]
         worker_out = worker.communicate(timeout=60)[0]
+    assert healthy.returncode == 0, web_out[-3000:]
     assert worker.returncode == 0, worker_out[-2000:]
     stopped = [e for e in _json_lines(worker_out) if e.get("event") == "worker.stopped"]
     assert [e.get("worker_id") for e in stopped] == ["worker-1"], worker_out[-2000:]
