@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "checkin.app.cli.hl7",
     "checkin.app.cli.fhir",
     "checkin.app.cli.check",
+    "checkin.app.cli.retention",
 )
 
 
