@@ -53,6 +53,25 @@ _TWILIO_SID = {
 DEFAULT_CLINIC_NAME = "Spine Center"
 
 
+# Every setting or file a verdict can name: README's "Going live" checklist lists each one
+# (tests/safety/test_checklist.py).
+CHECKED = (
+    "CHECKIN_SECRET_KEY",
+    "CHECKIN_SMTP_HOST",
+    "CHECKIN_SMTP_TLS",
+    "CHECKIN_PUBLIC_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_MESSAGING_SERVICE_SID",
+    "TWILIO_FROM_NUMBER",
+    "CHECKIN_CLINIC_PHONE",
+    "CHECKIN_CLINIC_NAME",
+    "CHECKIN_ALERT_EMAILS",
+    "care-teams.yaml",
+    "clinical_sign_off",
+)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """One unsafe setting: ``setting`` is the variable (or ``file: key``) to change."""

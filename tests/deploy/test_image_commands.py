@@ -138,6 +138,7 @@ def service_env(image: dict[str, object], pg_url: str, tmp_path: Path) -> dict[s
                 "CHECKIN_SMTP_HOST",
                 "CHECKIN_SMTP_PORT",
                 "CHECKIN_SMTP_TLS",
+                "CHECKIN_SMTP_USER",
                 "CHECKIN_EMAIL_FROM",
                 "CHECKIN_ALERT_EMAILS",
                 # The image's schedules are unsigned until a clinician reviews them: production

@@ -50,6 +50,8 @@ def production_env(tmp_path: Path, database_url: str | None = None) -> dict[str,
         "CHECKIN_SMTP_HOST": "127.0.0.1",
         "CHECKIN_SMTP_PORT": "2525",
         "CHECKIN_SMTP_TLS": "none",
+        "CHECKIN_SMTP_USER": "checkin",
+        "CHECKIN_SMTP_PASSWORD": "relay-password",
         "CHECKIN_EMAIL_FROM": "checkin@riverside-hospital.test",
         "CHECKIN_ALERT_EMAILS": "spine-nurses@riverside-hospital.test",
     }
