@@ -76,3 +76,23 @@ def test_a_long_error_code_is_recorded(client: TestClient, services: Services) -
     with services.sessions() as s:
         codes = s.scalars(select(DeliveryEvent.error_code)).all()
     assert codes == ["30008-carrier-violation-extra"]
+
+
+def test_an_unknown_number_gets_one_reply_a_day_except_emergencies(
+    client: TestClient, services: Services
+) -> None:
+    stranger = "+12125550123"
+
+    def text(body: str) -> str:
+        params = sms_params(body, from_phone=stranger)
+        r = client.post(PATH, data=params, headers=signed_headers(PATH, params))
+        assert r.status_code == 200
+        return r.text
+
+    assert "<Message>" in text("hello?")
+    assert "<Message>" not in text("hello again")
+    assert "<Message>" not in text("anyone there")
+    assert "<Message>" in text("chest pain and I can't breathe")  # emergencies always answered
+    assert len(stored(services)) == 4  # every message is kept
+    services.clock.advance(timedelta(days=1, minutes=1))  # type: ignore[attr-defined]
+    assert "<Message>" in text("hello, new day")

@@ -26,7 +26,9 @@ values without separators, so a captured request re-posted as ``MessageSid=<sid>
 (without ``NumMedia``) keeps a valid signature; only the SID's fixed shape, and its second copy,
 tell the replay from the original, which the MessageSid dedupe then drops. Columns hold what
 Twilio sends (``From`` 64 characters, ``ErrorCode`` 32, migration 0009); anything longer is
-cut to fit rather than failing the insert with a 503 that Twilio would retry forever; a database failure is 503 (Twilio may retry; the insert is idempotent);
+cut to fit rather than failing the insert with a 503 that Twilio would retry forever; a number
+that matches no patient gets at most one reply a day, emergencies excepted
+(``checkin.app.web.unknown_senders``); a database failure is 503 (Twilio may retry; the insert is idempotent);
 any other processing failure stores the raw message for a later look, logs it, and still sends
 the patient a safe generic reply naming the emergency number — never a 500 and silence.
 """
@@ -46,6 +48,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from checkin.app.web.deps import WebDep, web_of
 from checkin.app.web.limits import in_db_thread, is_form, parse_form
+from checkin.app.web.unknown_senders import stay_quiet
 from checkin.core import replies
 from checkin.deps import Services
 from checkin.inbound import process as inbound
@@ -165,6 +168,9 @@ async def inbound_sms(request: Request, state: WebDep) -> Response:
         )
         return twiml(await in_db_thread(request, _store_unprocessed, services, msg, now))
     state.metrics.inc("inbound_messages_total", kind=_kind(result))
+    if await in_db_thread(request, stay_quiet, services, result, msg.from_phone, now):
+        state.metrics.inc("replies_withheld_total", reason="unknown_sender")
+        return twiml(None)
     return twiml(result.reply_text)
 
 
