@@ -194,7 +194,8 @@ def test_it_installs_migrates_serves_and_works_as_the_image_would(
     try:
         probe = [a.replace("8000", str(port)) for a in image["health"]]  # type: ignore[union-attr]
         probe[0] = str(Path(str(image["bin"])) / "python")
-        deadline = time.monotonic() + 30
+        # Generous: an image compiles no bytecode, so start-up imports are slow on a busy host.
+        deadline = time.monotonic() + 120
         while True:
             healthy = subprocess.run(
                 probe, cwd=image["app"], env=service_env, capture_output=True, timeout=10, check=False
