@@ -25,7 +25,7 @@ or differs from ``SmsSid``, is refused with 400. Why: Twilio's signature concate
 values without separators, so a captured request re-posted as ``MessageSid=<sid>NumMedia0``
 (without ``NumMedia``) keeps a valid signature; only the SID's fixed shape, and its second copy,
 tell the replay from the original, which the MessageSid dedupe then drops. Columns hold what
-Twilio sends (``From`` 64 characters, ``ErrorCode`` 32, migration 0009); anything longer is
+Twilio sends (``From`` 64 characters, ``ErrorCode`` 32, migration 0012); anything longer is
 cut to fit rather than failing the insert with a 503 that Twilio would retry forever; a number
 that matches no patient gets at most one reply a day, emergencies excepted
 (``checkin.app.web.unknown_senders``); a database failure is 503 (Twilio may retry; the insert is idempotent);

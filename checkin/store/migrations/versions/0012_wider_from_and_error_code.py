@@ -3,8 +3,8 @@
 A signed webhook with ``From=whatsapp:+1…`` (over 20 characters) or a long ``ErrorCode`` failed
 its insert on PostgreSQL (SQLite ignores lengths), answered 503 and was lost.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-01
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
