@@ -6,38 +6,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from checkin.store.db import current_revision, head_revision, make_engine
-from tests.conftest import PG_ADMIN_URL
-from tests.shared_data import unavailable
+from tests.conftest import throwaway_database
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 def fresh_pg() -> Iterator[str]:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as e:
-        admin.dispose()
-        unavailable("PostgreSQL", f"unreachable at {PG_ADMIN_URL}: {e}")
-    name = f"checkin_lock_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("checkin_lock") as url:
+        yield url
 
 
 def test_concurrent_upgrades_take_turns(fresh_pg: str, tmp_path: Path) -> None:
