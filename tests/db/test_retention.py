@@ -70,3 +70,36 @@ def test_it_clears_old_bodies_and_keeps_the_rest(session: Session) -> None:
 def test_it_refuses_a_short_retention(session: Session) -> None:
     with pytest.raises(ValueError, match="at least 30 days"):
         purge(session, now=NOW, days=7, actor="cli:test")
+
+
+def test_the_command_shows_asks_and_clears(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from checkin.app.cli.main import cli
+    from checkin.store.db import make_engine, session_factory, upgrade
+    from tests.support import ROOT
+
+    db = Path(str(tmp_path)) / "r.db"
+    url = f"sqlite:///{db}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_factory(engine).begin() as s:
+        p = add_patient(s)
+        reply(s, p.id, "SM" + "3" * 32, NOW - timedelta(days=4000), "old words")
+    env = {
+        "CHECKIN_DATABASE_URL": url,
+        "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
+        "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
+    }
+    run = CliRunner()
+    base = ["--env-file", str(db) + ".none", "retention", "purge"]
+    assert run.invoke(cli, [*base, "--days", "7"], env=env).exit_code == 2
+    declined = run.invoke(cli, [*base, "--days", "365"], env=env, input="n\n")
+    assert "1 reply text(s)" in declined.output and "nothing cleared" in declined.output
+    done = run.invoke(cli, [*base, "--days", "365", "--yes"], env=env)
+    assert done.exit_code == 0 and "cleared 1 reply text(s)" in done.output, done.output
+    with session_factory(engine)() as s:
+        assert s.scalars(select(InboundMessage.body)).all() == [PURGED]
+    engine.dispose()

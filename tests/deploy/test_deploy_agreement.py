@@ -122,3 +122,15 @@ def test_env_example_as_written_is_refused_only_for_its_placeholders(tmp_path: P
         "TWILIO_ACCOUNT_SID",
         "TWILIO_FROM_NUMBER",
     ]
+
+
+def test_the_build_context_leaves_out_the_virtualenv_and_secrets_but_not_what_the_image_copies() -> None:
+    ignored = {
+        line.strip() for line in (DEPLOY.parent / ".dockerignore").read_text().splitlines() if line.strip()
+    }
+    ignored = {line for line in ignored if not line.startswith("#")}
+    assert {".venv", ".git", ".env", "deploy/secrets", "deploy/env", "*.db"} <= ignored
+    copied = re.findall(r"^COPY (.+) \S+$", (DEPLOY / "Dockerfile").read_text(), re.M)
+    sources = {src for line in copied for src in line.split()}
+    assert sources and not sources & ignored
+    assert not any(src.split("/")[0] in ignored for src in sources)

@@ -126,3 +126,15 @@ def test_placeholder_email(value: str, placeholder: bool) -> None:
 )
 def test_placeholder_phone(value: str, placeholder: bool) -> None:
     assert placeholder_phone(value) is placeholder
+
+
+def test_production_never_builds_a_console_channel(tmp_path: Path) -> None:
+    from checkin.app.bootstrap import email_channel, sms_channel
+    from checkin.errors import ConfigError
+
+    settings = settings_of(tmp_path)
+    with pytest.raises(ConfigError, match="TWILIO_ACCOUNT_SID"):
+        sms_channel(settings.replace(twilio=None))
+    with pytest.raises(ConfigError, match="CHECKIN_SMTP_HOST"):
+        email_channel(settings.replace(smtp=None))
+    assert "console" in sms_channel(settings.replace(twilio=None, env="development"))[1]
