@@ -134,3 +134,9 @@ def test_the_build_context_leaves_out_the_virtualenv_and_secrets_but_not_what_th
     sources = {src for line in copied for src in line.split()}
     assert sources and not sources & ignored
     assert not any(src.split("/")[0] in ignored for src in sources)
+
+
+def test_env_example_points_at_no_secret_file() -> None:
+    # A NAME_FILE here is read by every process that loads the file (web, workers, mail, CLI);
+    # a path that exists for one unit only stops the others. The units and compose set them.
+    assert [k for k in env_example() if k.endswith("_FILE")] == []
