@@ -395,13 +395,6 @@ def _smtp(env: Mapping[str, str], warnings: list[str]) -> SmtpSettings | None:
     )
 
 
-def _read_token(env: Mapping[str, str]) -> str | None:
-    token = _secret(env, "CHECKIN_FHIR_READ_TOKEN")
-    if token is not None and len(token) < 32:
-        raise ConfigError("CHECKIN_FHIR_READ_TOKEN", "must be at least 32 characters (a random secret)")
-    return token
-
-
 def _metrics_token(env: Mapping[str, str]) -> str | None:
     token = _secret(env, "CHECKIN_METRICS_TOKEN")
     if token is not None and (len(token) < 24 or any(c.isspace() for c in token)):
