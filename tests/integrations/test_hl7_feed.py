@@ -133,6 +133,11 @@ def test_a08_updates_contact_details_and_a40_merges(engine: Engine, default_sche
         (siu(facility="ELSEWHERE"), "AR", "MSH-6: facility 'ELSEWHERE' is not served here"),
         (siu().replace("SIU^S12^SIU_S12", "ORU^R01^ORU_R01"), "AR", "MSH-9: message type 'ORU^R01'"),
         ("PID|1||100234\r", "AR", "MSH: the message does not start with an MSH segment"),
+        (
+            siu(extra=("this is not a segment",)),
+            "AE",
+            "segment 6: 'this is not a segmen' is not a segment id",
+        ),
         (siu(start="20240101"), "AE", "AIS-4: surgery date 2024-01-01 is 792 day(s) in the past"),
     ],
 )

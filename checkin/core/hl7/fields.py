@@ -105,6 +105,18 @@ def parse(text: str) -> Parsed:
         raise reject("MSH", f"the message cannot be parsed ({e})", "100") from None
 
 
+def check_segments(parsed: Parsed) -> None:
+    """Raise Hl7Problem (AE) for a line that is not a segment (its MSH was read, so the message
+    is HL7 and ours to answer; ERR names the line, as an ERL cannot)."""
+    for number, segment in enumerate(parsed.message, start=1):
+        name = str(segment[0])
+        if not _SEGMENT.match(name):
+            raise error(None, f"segment {number}: {name[:20]!r} is not a segment id like PID", "100")
+
+
+_SEGMENT = re.compile(r"^[A-Z][A-Z0-9]{2}$")
+
+
 _DTM = re.compile(
     r"^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(?:\.\d{1,4})?)?(?:([+-])(\d{2})(\d{2}))?$"
 )

@@ -26,6 +26,7 @@ from checkin.core.hl7.fields import (
     UNSUPPORTED_EVENT,
     UNSUPPORTED_MESSAGE_TYPE,
     Parsed,
+    check_segments,
     error,
     parse,
     parse_date,
@@ -161,6 +162,7 @@ def read_event(msg: Parsed, header: Header, mapping: Hl7Mapping) -> Event:
         raise reject(
             "MSH-6", f"facility {header.receiving_facility!r} is not served here", TABLE_VALUE_NOT_FOUND
         )
+    check_segments(msg)
     if not msg.has("PID"):
         raise error("PID", "the PID segment is missing", REQUIRED_MISSING)
     zone = ZoneInfo(mapping.timezone)
