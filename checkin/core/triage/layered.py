@@ -17,11 +17,11 @@ and text with nothing readable in it.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Sequence
 
 from .features import words_of
 from .learned import LearnedModel, load_packaged
+from .mentions import item_at
 from .model import FLAG_SEVERITY, Evidence, Flag, Severity
 from .negation import HARD, SOFT, Item
 from .normalize import Tokens
@@ -67,7 +67,7 @@ def learned_candidates(
         if i < 0 or words.words[i] == "#":
             continue  # a number drove it: readings are the rules' (units, ranges, context)
         a, b = words.spans[i]
-        k = _item_at(a, toks.starts, items)
+        k = item_at(a, toks.starts, items)
         if k >= 0 and (_read_by_rules(items[k][2]) or _out_of_scope(k, items, clause, name in _EMERGENCY)):
             continue
         topic = _topic_word(items[k][2]) if k >= 0 else ""
@@ -137,19 +137,8 @@ def _in_question(folded: str, pos: int) -> bool:
 def in_scope(pos: int, starts: Sequence[int], items: Sequence[Item], clause: Sequence[int]) -> bool:
     """The words at ``pos`` are the patient's and not negated (hypotheticals stay in scope:
     the caller uses it for emergencies)."""
-    k = _item_at(pos, starts, items)
+    k = item_at(pos, starts, items)
     return k < 0 or not _out_of_scope(k, items, clause, True)
-
-
-def _item_at(pos: int, starts: Sequence[int], items: Sequence[Item]) -> int:
-    """Index of the rules item holding the token that starts at or before ``pos``."""
-    t = bisect_right(starts, pos) - 1
-    if t < 0:
-        return -1
-    for k, (i0, i1, _labels) in enumerate(items):
-        if i0 <= t < i1:
-            return k
-    return -1
 
 
 def _out_of_scope(k: int, items: Sequence[Item], clause: Sequence[int], emergency: bool) -> bool:

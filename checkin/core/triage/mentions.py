@@ -9,6 +9,7 @@ clause ("red" + "incision" -> wound_redness), absorbing the single-part hits the
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,7 +159,7 @@ def patterns(
         hits.append(Hit(label, -1, mods[k] if k >= 0 else 0, m.span()))
 
 
-def item_at(pos: int, starts: list[int], items: list[Item]) -> int:
+def item_at(pos: int, starts: Sequence[int], items: Sequence[Item]) -> int:
     """Index of the item holding the token that starts at or before ``pos``."""
     t = bisect_right(starts, pos) - 1
     if t < 0:

@@ -206,12 +206,13 @@ def evaluate(rows: Sequence[dict[str, Any]], model_doc: dict[str, Any] | None) -
     """Score ``assess`` (rules + the given learned artefact, or rules only for None) on
     labelled rows with the metrics of the project's corpus scorer: emergency recall,
     required-flag recall, flag precision, false-alarm rate (true none/watch assessed
-    urgent/emergency), and how many replies go to review."""
+    urgent/emergency), how many replies go to review, and how many of the replies with a
+    missed required flag a person still reads (``misses_to_review``: the review band's worth)."""
     from .assess import assess_with
     from .learned import from_dict
 
     model = from_dict(model_doc) if model_doc is not None else None
-    em = em_hit = req = req_hit = found = found_ok = benign = fa = review = 0
+    em = em_hit = req = req_hit = found = found_ok = benign = fa = review = missed = missed_seen = 0
     for r in rows:
         a = assess_with(r["text"], _reminder(r["context"]), model)
         got = {f.value for f in a.flags}
@@ -227,6 +228,9 @@ def evaluate(rows: Sequence[dict[str, Any]], model_doc: dict[str, Any] | None) -
             benign += 1
             fa += a.severity.rank >= 2
         review += a.needs_review
+        if want - got:
+            missed += 1
+            missed_seen += a.needs_review
     return {
         "n": len(rows),
         "emergency_recall": round(em_hit / em, 4) if em else None,
@@ -234,6 +238,7 @@ def evaluate(rows: Sequence[dict[str, Any]], model_doc: dict[str, Any] | None) -
         "flag_precision": round(found_ok / found, 4) if found else None,
         "false_alarm_rate": round(fa / benign, 4) if benign else None,
         "review_rate": round(review / len(rows), 4) if rows else None,
+        "misses_to_review": round(missed_seen / missed, 4) if missed else None,
     }
 
 
@@ -267,4 +272,5 @@ def worst(per_fold: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "flag_precision": pick("flag_precision", min),
         "false_alarm_rate": pick("false_alarm_rate", max),
         "review_rate": pick("review_rate", max),
+        "misses_to_review": pick("misses_to_review", min),
     }
