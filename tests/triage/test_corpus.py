@@ -26,11 +26,11 @@ FLOORS: dict[str, tuple[float, float, float]] = {
     "team-heldout": (1.0, 0.95, 0.05),
     "dev": (1.0, 0.95, 0.05),
     # reached 2026-12-01 (issue 16, second pass): 1.0 / 0.9684 / 0.0853, 1.0 / 0.9834 / 0.039,
-    # 1.0 / 0.9688 / 0.039 (the learned layer no longer flags an urgent topic from a topic
+    # 1.0 / 0.9896 / 0.039 (the learned layer no longer flags an urgent topic from a topic
     # word alone, which the folds chose: in-sample recall gives a little, false alarms halve)
     "older-and-caregivers": (1.0, 0.96, 0.086),
     "texting": (1.0, 0.98, 0.04),
-    "spanish": (1.0, 0.96, 0.04),
+    "spanish": (1.0, 0.98, 0.04),
 }
 PATHS: dict[str, Path] = {"team-extra": EXTRA_CORPUS, "team-heldout": HELDOUT_CORPUS, **AUTHOR_FILES}
 

@@ -130,6 +130,9 @@ def test_numbers_are_read_in_their_context(text, context, flags, severity) -> No
         ("estarian mejor sin mi", "mood_check", {"self_harm"}, E),
         ("tosí con sangre", None, {"chest_breathing"}, E),
         ("se cayó la lámpara", "fall_check", set(), N),
+        ("la herida se ve coloradita", None, {"wound_redness"}, U),
+        ("la pantorrilla izquierda está más gorda y me duele", None, {"calf_clot"}, U),
+        ("se me cierra la garganta cuando como", "swallow_check", {"swallowing"}, U),
     ],
 )
 def test_spanish_families(text, context, flags, severity) -> None:
