@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .features import words_of
+from .features import Words, words_of
 from .learned import LearnedModel, load_packaged
 from .mentions import item_at
 from .model import FLAG_SEVERITY, Evidence, Flag, Severity
@@ -58,33 +58,48 @@ def learned_candidates(
     short = sum(1 for w in words.words if w.isalpha()) < MIN_WORDS
     review: list[str] = []
     for j, p in enumerate(probs):
-        if p < model.review_at[j]:
-            continue
         name = model.labels[j]
-        if name in flags or name in rules_topics or name not in _FLAG_CODES:
+        if p < model.review_at[j] or name in flags or name in rules_topics or name not in _FLAG_CODES:
             continue
-        i = model.strongest_word(words, j)
-        if i < 0 or words.words[i] == "#":
-            continue  # a number drove it: readings are the rules' (units, ranges, context)
-        a, b = words.spans[i]
-        k = item_at(a, toks.starts, items)
-        if k >= 0 and (_read_by_rules(items[k][2]) or _out_of_scope(k, items, clause, name in _EMERGENCY)):
+        found = _driving_words(model, words, j, toks, items, clause)
+        if found is None:
             continue
-        topic = _topic_word(items[k][2]) if k >= 0 else ""
-        if (
-            p >= model.flag_at[j]
-            and not short
-            and not (topic and name not in _EMERGENCY)
-            and (name in _EMERGENCY or not _in_question(folded, a))
-        ):
-            ev = Evidence(name, text[a:b], (a, b), "flag", "learned")
-            flags.setdefault(name, []).append(ev)
+        (a, b), labels = found
+        if p >= model.flag_at[j] and not short and _may_flag(name, labels, folded, a):
+            flags.setdefault(name, []).append(Evidence(name, text[a:b], (a, b), "flag", "learned"))
         else:
             review.append(name)
     # unsure of something no worse than what is already flagged: the flag brings a person anyway
     top = max((_RANK[f] for f in flags), default=0)
     review = [r for r in review if _RANK[r] > top]
     return f"learned_unsure:{','.join(review)}" if review else ""
+
+
+def _driving_words(
+    model: LearnedModel, words: Words, j: int, toks: Tokens, items: Sequence[Item], clause: Sequence[int]
+) -> tuple[tuple[int, int], frozenset[str] | None] | None:
+    """The span of the word that drove label ``j`` and the rules' labels on it, or None when
+    that word is out of the layer's reach: a number (readings are the rules': units, ranges,
+    context), a phrase the rules concluded on, or out of the rules' scopes."""
+    i = model.strongest_word(words, j)
+    if i < 0 or words.words[i] == "#":
+        return None
+    a, b = words.spans[i]
+    k = item_at(a, toks.starts, items)
+    if k < 0:
+        return (a, b), None
+    labels = items[k][2]
+    if _read_by_rules(labels) or _out_of_scope(k, items, clause, model.labels[j] in _EMERGENCY):
+        return None
+    return (a, b), labels
+
+
+def _may_flag(name: str, labels: frozenset[str] | None, folded: str, pos: int) -> bool:
+    """A confident candidate becomes a flag, unless it is urgent and hangs on a bare topic
+    word ("incision") or sits in a question ("how do I prevent a clot"): those go to a person."""
+    if name in _EMERGENCY:
+        return True
+    return not _topic_word(labels) and not _in_question(folded, pos)
 
 
 _RANK = {f.value: s.rank for f, s in FLAG_SEVERITY.items()}
