@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +32,17 @@ def relative(location: str) -> str:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
+def on_response_start(send: Send, change: Callable[[Message], None]) -> Send:
+    """``send``, with ``change`` applied to the ``http.response.start`` message first."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            change(message)
+        await send(message)
+
+    return wrapped
+
+
 class RelativeRedirects:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -40,15 +52,14 @@ class RelativeRedirects:
             await self.app(scope, receive, send)
             return
 
-        async def send_relative(message: Message) -> None:
-            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+        def make_relative(message: Message) -> None:
+            if 300 <= message["status"] < 400:
                 message["headers"] = [
                     (k, relative(v.decode("latin-1")).encode("latin-1") if k.lower() == b"location" else v)
                     for k, v in message.get("headers", [])
                 ]
-            await send(message)
 
-        await self.app(scope, receive, send_relative)
+        await self.app(scope, receive, on_response_start(send, make_relative))
 
 
 class AccessLog:
@@ -60,16 +71,13 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # if the app raises before answering
+        status = [500]  # if the app raises before answering
 
-        async def send_noting(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
+        def note(message: Message) -> None:
+            status[0] = int(message["status"])
 
         try:
-            await self.app(scope, receive, send_noting)
+            await self.app(scope, receive, on_response_start(send, note))
         finally:
             route = scope.get("route")
             access.info(
@@ -78,7 +86,7 @@ class AccessLog:
                     "event": "http.request",
                     "method": scope.get("method"),
                     "route": getattr(route, "path", None) or "-",
-                    "status": status,
+                    "status": status[0],
                     "ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
