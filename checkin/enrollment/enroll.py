@@ -35,8 +35,9 @@ from checkin.enrollment.replan import (
 )
 from checkin.errors import EnrollmentError
 from checkin.states import EnrollmentStatus
-from checkin.store import audit, outbox
+from checkin.store import audit, consents, outbox
 from checkin.store.bulk import insert_outbox_rows
+from checkin.store.consents import Provenance
 
 
 @dataclass(frozen=True)
@@ -224,8 +225,14 @@ def enroll_many(
     schedules: Mapping[str, Schedule],
     now: datetime,
     actor: str = "system",
+    consent: Provenance | Sequence[Provenance] | None = None,
 ) -> EnrollResult:
     """Enroll every request and plan its timeline into the outbox.
+
+    Each enrolled patient's consent is recorded as granted for the channels they gave a
+    contact for (SMS with a phone, email with an address), at ``now``, with ``consent``: one
+    provenance for the batch, or one per request in order. None means a caller of this Python
+    API (source ``api``, recorded by ``actor``).
 
     Raises EnrollmentError (field ``mrn``) if an MRN is already enrolled on the same procedure
     or appears twice in ``requests``; nothing is written in that case.
@@ -233,6 +240,7 @@ def enroll_many(
     result = EnrollResult()
     if not requests:
         return result
+    each = _provenances(requests, consent or Provenance("api", actor))
     _refuse_twice(requests)
     existing, active = known_patients(session, requests)
     _refuse_active(requests, active)
@@ -240,7 +248,36 @@ def enroll_many(
     result.enrollment_ids = insert_enrollments(session, requests, existing, schedules, now)
     result.enrollments = len(result.enrollment_ids)
     result.planned = _plan_outbox(session, requests, result.enrollment_ids, existing, schedules, now, actor)
+    _grant_consent(session, requests, existing, each, now)
     return result
+
+
+def _provenances(
+    requests: Sequence[EnrollRequest], consent: Provenance | Sequence[Provenance]
+) -> list[Provenance]:
+    each = [consent] * len(requests) if isinstance(consent, Provenance) else list(consent)
+    if len(each) != len(requests):
+        raise ValueError(f"{len(each)} consent provenance(s) for {len(requests)} request(s)")
+    return each
+
+
+def _grant_consent(
+    session: Session,
+    requests: Sequence[EnrollRequest],
+    existing: dict[str, tuple[int, str]],
+    each: Sequence[Provenance],
+    now: datetime,
+) -> None:
+    """Consent rows for each request's channels: granted by whoever enrolled them."""
+    consents.record_many(
+        session,
+        (
+            consents.values(existing[req.mrn][0], channel, consents.GRANTED, why, now)
+            for req, why in zip(requests, each, strict=True)
+            for channel, contact in (("sms", req.phone), ("email", req.email))
+            if contact is not None
+        ),
+    )
 
 
 def _refuse_twice(requests: Sequence[EnrollRequest]) -> None:
@@ -324,8 +361,9 @@ def enroll(
     schedules: Mapping[str, Schedule],
     now: datetime,
     actor: str = "system",
+    consent: Provenance | None = None,
 ) -> EnrollResult:
-    return enroll_many(session, [req], schedules=schedules, now=now, actor=actor)
+    return enroll_many(session, [req], schedules=schedules, now=now, actor=actor, consent=consent)
 
 
 def reschedule(

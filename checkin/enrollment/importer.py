@@ -26,6 +26,7 @@ from checkin.enrollment.phones import region_problem, region_refused
 from checkin.enrollment.sanity import phone_holders, surgery_date_problem
 from checkin.errors import EnrollmentError, ImportRowError
 from checkin.states import EnrollmentStatus
+from checkin.store.consents import Provenance
 from checkin.store.models import Enrollment, Patient
 
 COLUMNS = FIELDS  # a CSV row holds the fields of one enrollment request, in that order
@@ -313,22 +314,26 @@ def _enroll(
     now: datetime,
     actor: str,
 ) -> EnrollResult:
-    """Second pass: enroll the good rows in chunks, flushing each so the session holds none."""
+    """Second pass: enroll the good rows in chunks, flushing each so the session holds none.
+    Each row's consent is recorded as the file's name and the row's line."""
     total = EnrollResult()
     chunk: list[EnrollRequest] = []
+    lines: list[Provenance] = []
 
     def flush() -> None:
-        done = enroll_many(session, chunk, schedules=schedules, now=now, actor=actor)
+        done = enroll_many(session, chunk, schedules=schedules, now=now, actor=actor, consent=lines)
         total.patients += done.patients
         total.enrollments += done.enrollments
         total.planned += done.planned
         session.flush()  # the audit rows leave the session; its identity map keeps no rows
         chunk.clear()
+        lines.clear()
 
     for line, _, parsed in rows.parse():
         if line in bad_lines or isinstance(parsed, ImportRowError):
             continue
         chunk.append(parsed)
+        lines.append(Provenance("csv", f"csv:{rows.path.name}:{line}"))
         if len(chunk) >= CHUNK:
             flush()
     if chunk:

@@ -59,6 +59,7 @@ def enroll(
     from checkin.enrollment.phones import region_problem, region_refused
     from checkin.enrollment.sanity import shared_phone, surgery_date_problem
     from checkin.errors import EnrollmentError
+    from checkin.store.consents import Provenance
 
     req = parse_request(
         {
@@ -90,7 +91,9 @@ def enroll(
         raise click.ClickException(f"{odd_date}. Check the date, or add --force to enroll anyway.")
     with app.session() as session:
         sharing = shared_phone(session, req.phone, req.mrn)
-        result = do_enroll(session, req, schedules=app.schedules, now=now, actor="cli")
+        result = do_enroll(
+            session, req, schedules=app.schedules, now=now, actor="cli", consent=Provenance("cli", "cli")
+        )
     if odd_date:
         click.echo(f"warning: {odd_date}", err=True)
     if sharing:

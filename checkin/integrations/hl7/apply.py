@@ -37,6 +37,7 @@ from checkin.enrollment.sanity import surgery_date_problem
 from checkin.errors import EnrollmentError
 from checkin.states import EnrollmentStatus
 from checkin.store import audit
+from checkin.store.consents import Provenance
 from checkin.store.models import Enrollment, Patient
 
 ACTOR = "hl7"
@@ -78,15 +79,17 @@ def apply(
     schedules: Mapping[str, Schedule],
     site: Site,
     now: datetime,
+    consent: Provenance,
 ) -> str | None:
-    """Apply ``event``; returns the MRN it concerned (the caller looks up the patient's
+    """Apply ``event``; ``consent`` says where an enrollment's consent came from (the
+    message's sender, control id and type). Returns the MRN it concerned (the caller looks up the patient's
     reference), or None when it concerns no patient of checkin's: an ADT feed carries every
     admission of the hospital, so an A03/A08/A31/A40 for someone checkin does not follow (no
     active enrollment) is acknowledged and changes nothing."""
     if isinstance(event, Discharge | UpdatePatient | Merge) and not _followed(session, event):
         return None
     if isinstance(event, Enroll):
-        _enroll(session, event, schedules, site, now)
+        _enroll(session, event, schedules, site, now, consent)
         return event.person.mrn
     if isinstance(event, MoveSurgery):
         reschedule(
@@ -162,7 +165,12 @@ def _active(session: Session, patient: Patient, procedure: str | None = None) ->
 
 
 def _enroll(
-    session: Session, event: Enroll, schedules: Mapping[str, Schedule], site: Site, now: datetime
+    session: Session,
+    event: Enroll,
+    schedules: Mapping[str, Schedule],
+    site: Site,
+    now: datetime,
+    consent: Provenance,
 ) -> None:
     p = event.person
     existing = session.scalar(select(Patient).where(Patient.mrn == p.mrn))
@@ -200,7 +208,7 @@ def _enroll(
     odd = surgery_date_problem(schedules[req.procedure], req, now=now)
     if odd:
         raise EnrollmentError("surgery_date", odd)
-    enroll(session, req, schedules=schedules, now=now, actor=ACTOR)
+    enroll(session, req, schedules=schedules, now=now, actor=ACTOR, consent=consent)
 
 
 def _check_region(phone: str | None, site: Site) -> None:

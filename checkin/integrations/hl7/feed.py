@@ -37,6 +37,7 @@ from checkin.core.hl7.message import Header, read_event, read_header
 from checkin.core.schedule import Schedule
 from checkin.errors import EnrollmentError
 from checkin.integrations.hl7.apply import Site, apply, location_of
+from checkin.store.consents import Provenance
 from checkin.store.hl7_messages import ACCEPTED, ERROR, REJECTED, Hl7Message
 from checkin.store.models import Patient
 
@@ -167,7 +168,13 @@ class Feed:
                         )
                     entry.replays += 1
                 mrn = apply(
-                    session, event, mapping=self.mapping, schedules=self.schedules, site=self.site, now=now
+                    session,
+                    event,
+                    mapping=self.mapping,
+                    schedules=self.schedules,
+                    site=self.site,
+                    now=now,
+                    consent=consent_of(header),
                 )
                 entry.outcome, entry.ack_code, entry.ack, entry.problem, entry.updated_at = (
                     ACCEPTED,
@@ -271,6 +278,11 @@ class Feed:
         return Outcome(
             build_ack(header, "AE", ack_id=_ack_id(), now=self.clock.now(), problem=problem), "AE", None
         )
+
+
+def consent_of(header: Header) -> Provenance:
+    """An HL7 enrollment's consent: recorded by the sending facility and the control id."""
+    return Provenance("hl7", f"hl7:{header.sender} {header.control_id}", evidence=header.kind)
 
 
 def _new_row(key: tuple[str, str | None], header: Header | None, text: str, now: datetime) -> Hl7Message:
