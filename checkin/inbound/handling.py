@@ -29,7 +29,7 @@ from checkin.inbound.statements import (
     aware,
 )
 from checkin.states import ChannelName, OutboxStatus, supported_language
-from checkin.store import outbox
+from checkin.store import consents, outbox
 from checkin.store.models import Enrollment, InboundMessage, OutboxMessage, Patient
 
 if TYPE_CHECKING:
@@ -162,8 +162,10 @@ class Handling:
         for p in patients:
             if kw == keywords.Keyword.STOP:
                 changed += self._opt_out(p, reason="STOP")
+                self._consent(p, consents.REVOKED, kw)
             elif kw == keywords.Keyword.START:
                 changed += self._opt_in(p)
+                self._consent(p, consents.GRANTED, kw)
         # A Spanish keyword gets a Spanish answer; otherwise the patient's language.
         language = "es" if kind.language == "es" else reply_language(patients, fallback="en")
         template = {
@@ -188,6 +190,11 @@ class Handling:
         return outbox.release_sms_hold(
             self.session, patient, now=self.now, actor="patient", subject=self._subject
         )
+
+    def _consent(self, patient: Patient, decision: str, kw: keywords.Keyword) -> None:
+        """Every STOP and START into the consent history, repeats too: what they said, when."""
+        why = consents.Provenance("patient-keyword", "patient", f"{kw.value.upper()} ({self._subject})")
+        consents.record(self.session, patient.id, "sms", decision, why, at=self.now)
 
     @property
     def _subject(self) -> str:
