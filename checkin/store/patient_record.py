@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from checkin.states import OutboxStatus
-from checkin.store import audit
+from checkin.store import audit, consents
 from checkin.store.models import (
     Alert,
     AuditEvent,
@@ -45,6 +45,7 @@ class PatientRecord:
     enrollments: list[tuple[Enrollment, list[OutboxMessage]]] = field(default_factory=list)
     conversation: list[Turn] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    consents: list[consents.Consent] = field(default_factory=list)  # oldest first
 
 
 def find_patient(session: Session, key: str) -> Patient | None:
@@ -72,6 +73,7 @@ def read_record(session: Session, patient: Patient, *, actor: str, now: datetime
     record.alerts = list(
         session.scalars(select(Alert).where(Alert.patient_id == patient.id).order_by(Alert.opened_at))
     )
+    record.consents = consents.history(session, patient.id)
     audit.record(session, at=now, actor=actor, action="patient.viewed", patient_ref=patient.reference)
     return record
 

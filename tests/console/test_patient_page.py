@@ -234,3 +234,21 @@ def test_an_alert_opened_after_the_page_loaded_can_still_be_acknowledged(
     alert: Alert = alerts(services)[0]
     assert post(client, ref, "ack", alert=str(alert.id))[1].endswith("?done=acknowledged")
     assert post(client, ref, "ack", alert="999999")[0] == 404
+
+
+def test_the_page_shows_the_current_consent_per_channel(
+    services: Services, client: TestClient, patient: tuple[int, str, str]
+) -> None:
+    from checkin.store import consents
+
+    pid, ref, _ = patient
+    assert "Consent: none recorded" in client.get(f"/console/patients/{ref}").text
+    with services.sessions.begin() as s:
+        feed = consents.Provenance("hl7", "hl7:EPIC^RIVERSIDE C1")
+        stop = consents.Provenance("patient-keyword", "patient", "STOP")
+        consents.record(s, pid, "sms", consents.GRANTED, feed, at=NOW - timedelta(days=3))
+        consents.record(s, pid, "email", consents.GRANTED, feed, at=NOW - timedelta(days=3))
+        consents.record(s, pid, "sms", consents.REVOKED, stop, at=NOW - timedelta(days=1))
+    html = client.get(f"/console/patients/{ref}").text
+    assert "SMS revoked (patient-keyword, " in html and "email granted (hl7, " in html
+    assert "SMS granted" not in html

@@ -108,6 +108,12 @@ def record_lines(record: PatientRecord) -> list[str]:
             f"  opened {local(a.opened_at)}"
             + (f"  note: {clean(a.resolution_note)}" if a.resolution_note else "")
         )
+    lines.append(f"\nConsent ({len(record.consents)})")
+    for c in record.consents:
+        lines.append(
+            f"  {local(c.recorded_at):<22} {c.channel:<5} {c.decision:<7} {c.source:<15} "
+            f"by {clean(c.recorded_by)}" + (f"  [{clean(c.evidence)}]" if c.evidence else "")
+        )
     for e, rows in record.enrollments:
         lines.append(f"\n{e.procedure} (surgery {e.surgery_date}, {e.status}, schedule {e.schedule_version})")
         for m in rows:

@@ -27,7 +27,7 @@ from checkin.config import Settings
 from checkin.content.render import Renderer
 from checkin.staff.signin import Current
 from checkin.states import OutboxStatus
-from checkin.store import audit
+from checkin.store import audit, consents
 from checkin.store.models import (
     Alert,
     AuditEvent,
@@ -57,6 +57,7 @@ class PatientView:
     enrollment_status: str
     sms_opted_out: bool
     paused: bool
+    consent: list[str] = field(default_factory=list)  # "SMS granted (hl7, 2026-03-01)"
     thread: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -151,6 +152,11 @@ def load(
         enrollment_status=enrollment.status if enrollment else "none",
         sms_opted_out=patient.sms_opted_out,
         paused=patient.paused_at is not None,
+        consent=[
+            f"{c.channel.upper() if c.channel == 'sms' else c.channel} {c.decision} "
+            f"({c.source}, {c.recorded_at.astimezone(tz):%Y-%m-%d})"
+            for c in consents.current(consents.history(session, patient.id)).values()
+        ],
     )
     inbound = list(
         session.scalars(
