@@ -4,7 +4,7 @@ file records nothing, that rows cannot be changed, and the migration on both dat
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,34 +13,18 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
 from checkin.core.schedule import Schedule
-from checkin.core.schedule.load import parse_schedule_text
 from checkin.enrollment.enroll import EnrollRequest, enroll, enroll_many
-from checkin.enrollment.importer import import_csv
 from checkin.store import consents
 from checkin.store.consents import Consent, Provenance
 from checkin.store.db import alembic_config, make_engine, upgrade
 from checkin.store.models import AppendOnlyError, Patient
 from tests.conftest import throwaway_database
+from tests.db import test_csv_import
+from tests.db.test_csv_import import ANA, HEADER, NOW
+from tests.db.test_csv_import import run as _import
 
-NOW = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
-HEADER = "mrn,first_name,phone,email,procedure,surgery_date,timezone,language,smoker,channel\n"
-ANA = "A1,Ana,6175550123,,test-fusion,2026-03-10,,en,no,sms\n"
+schedules = test_csv_import.schedules  # the same one-step schedule, as a fixture here
 BO = "A2,Bo,6175550124,bo@example.org,test-fusion,2026-03-11,,en,no,both\n"
-
-
-@pytest.fixture
-def schedules() -> dict[str, Schedule]:
-    yaml = (
-        'id: test-fusion\nname: Test fusion\nsend_window: ["09:00", "20:00"]\nsteps:\n'
-        '  - id: fever\n    day: 1\n    time: "10:00"\n    every: 1\n    until: 3\n    message: fever_check\n'
-    )
-    return {"test-fusion": parse_schedule_text(yaml, "test-fusion.yaml")}
-
-
-def _import(session: Session, schedules: dict[str, Schedule], path: Path):  # type: ignore[no-untyped-def]
-    return import_csv(
-        session, path, schedules=schedules, default_region="US", default_timezone="America/New_York", now=NOW
-    )
 
 
 def _rows(session: Session) -> list[tuple[str, str, str, str, str, datetime]]:
