@@ -144,3 +144,33 @@ def test_spanish_families(text, context, flags, severity) -> None:
 )
 def test_a_fall_is_still_a_fall_when_the_patient_is_fine_now(text) -> None:
     check(text, None, {"fall"}, U)
+
+
+@pytest.mark.parametrize(
+    ("text", "context"),
+    [
+        ("Not me, my daughter twisted her ankle and fell on the ice", "fall_check"),
+        ("my son has a fever of 103, I'm taking my own pills on time", None),
+        ("I feel fine myself, my mom is the one with chills and a temp of 101.8", None),
+        ("my dad's back is a 9 today, mine is a 3", "pain_scale"),
+        ("mi esposo tiene mucha fiebre, yo estoy bien", None),
+    ],
+)
+def test_a_relatives_symptom_is_someone_elses_when_the_writer_speaks_as_the_patient(text, context) -> None:
+    a = assess_with(text, context, None)
+    assert a.severity.rank <= 1, a.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("text", "context", "flags", "severity"),
+    [
+        # no word of the writer's own: the caregiver writes about the patient
+        ("my husband has a fever of 102 and chills", None, {"fever"}, U),
+        ("my wife fell in the shower this morning", "fall_check", {"fall"}, U),
+        ("mi papa tiene fiebre de 39", None, {"fever"}, U),
+        # the writer speaks as the patient AND reports a symptom of their own
+        ("not me but my wife is sick, and my incision is leaking pus", None, {"wound_drainage"}, U),
+    ],
+)
+def test_a_caregivers_relative_is_still_the_patient(text, context, flags, severity) -> None:
+    check(text, context, flags, severity)

@@ -24,7 +24,7 @@ from .learned import LearnedModel
 from .matching import INABILITY, LEX, NUMBERS, TOKENIZE, match_phrases
 from .mentions import combos, mentions, patterns
 from .model import FLAG_SEVERITY, Assessment, Evidence, Flag, Severity
-from .negation import P_CARE, scopes
+from .negation import scopes, writer_role
 from .normalize import fold
 from .readings import has_number, read_numbers
 
@@ -58,8 +58,9 @@ def assess_with(text: str, context: str | None, model: LearnedModel | None) -> A
     items, props, labeled, allp = match_phrases(toks.words)
     starts, ends = toks.starts, toks.ends
     words = toks.words
+    caregiver, relatives = writer_role(allp)
     mods, clause, _terms = scopes(
-        items, props, bool(allp & P_CARE), lambda k: words[items[k][0]] in INABILITY
+        items, props, caregiver, lambda k: words[items[k][0]] in INABILITY, relatives
     )
 
     def span_of(k: int) -> tuple[int, int]:

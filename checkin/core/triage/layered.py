@@ -182,18 +182,23 @@ def _someone_else(k: int, items: Sequence[Item]) -> bool:
     caregiver's message, by "she"/"mom"), closed by a first-person word or a clause break...
     except that a caregiver's "she" IS the patient, so it only opens on "not the patient"
     cues there; see negation.scopes."""
-    caregiver = any(labels and "c:care" in labels for _a, _b, labels in items)
-    on = False
+    care = any(labels and "c:care" in labels for _a, _b, labels in items)
+    own = any(labels and "c:self" in labels for _a, _b, labels in items)
+    caregiver, relatives = care and not own, care and own
+    on = rel = False
     for j in range(k):
         labels = items[j][2]
         if labels is None:
             continue
         if labels is HARD or labels is SOFT:
-            on = False
+            rel = rel and labels is SOFT  # a relative's scope crosses commas (negation.scopes)
+            on = rel
+        elif relatives and "c:care" in labels:
+            on = rel = True
         elif "c:third" in labels or (caregiver and "c:notpt" in labels):
             on = True
         elif "c:me" in labels:
-            on = False
+            on = rel = False
     return on
 
 

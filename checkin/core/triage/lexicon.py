@@ -63,6 +63,7 @@ CUE_CODE = {
     "first_person": "me",
     "not_patient": "notpt",
     "caregiver": "care",
+    "patient_self": "self",
     "past": "past",
     "mild": "mild",
     "clause_break": "brk",

@@ -42,6 +42,7 @@ CUE_NAMES = frozenset(
         "first_person",
         "not_patient",
         "caregiver",
+        "patient_self",
         "past",
         "mild",
         "clause_break",

@@ -20,6 +20,10 @@ Scopes, and why:
   earlier clause that has one; a clause made only of "no"/"nope" negates that clause.
 * third-party cues ("my friend") run forward until a first-person word ("I", "my", "yo");
   "I'm the one with..." works the same way, but only in a caregiver's message.
+* a relative ("my wife", "mi hijo") is the patient in a caregiver's message, but someone else
+  when the writer also speaks as the patient ("not me", "myself", "yo estoy bien": cue
+  ``patient_self``): then the relative opens a third-party scope that runs across commas
+  ("my wife has the flu, fever of 102") until a first-person word or a period/"but".
 """
 
 from __future__ import annotations
@@ -120,6 +124,7 @@ P_NORM = 1 << 16
 P_SKIP = 1 << 17
 P_CARE = 1 << 18
 P_YES = 1 << 19
+P_SELF = 1 << 20  # the writer speaks as the patient ("not me", "myself")
 P_ANYBREAK = P_HARD | P_SOFT | P_BRK
 CUE_SHIFT = 24  # clause-level cue bits (cue_bits) live above this
 
@@ -153,6 +158,7 @@ def leaf_props(labels: frozenset[str] | None, primary: frozenset[str]) -> int:
         ("c:skip", P_SKIP),
         ("c:care", P_CARE),
         ("c:yes", P_YES),
+        ("c:self", P_SELF),
     ):
         if lab in labels:
             p |= bit
@@ -179,14 +185,20 @@ def modifiers(
 
 
 def scopes(
-    items: Sequence[Item], props: Sequence[int], caregiver: bool, inability: Callable[[int], bool] | None
+    items: Sequence[Item],
+    props: Sequence[int],
+    caregiver: bool,
+    inability: Callable[[int], bool] | None,
+    relatives: bool = False,
 ) -> tuple[list[int], list[int], list[int]]:
     """``modifiers`` over precomputed ``leaf_props``: (mods, clause per item, term indices).
     Clauses, clause cues, orphan-clause lending and the forward scopes are found in one pass
     (``_Scan``); a second pass over the terms only adds clause bits and the cues that follow
-    a term (``_after``)."""
+    a term (``_after``).  ``relatives``: a relative is someone else (see the module docstring;
+    ``writer_role`` decides it with ``caregiver``)."""
     n = len(items)
     scan = _Scan(items, caregiver, n)
+    scan.relatives = relatives
     for k in range(n):
         p = props[k]
         if p & P_ANYBREAK:
@@ -224,6 +236,8 @@ class _Scan:
         "nonempty",
         "only_no",
         "orphan_res",
+        "rel_on",
+        "relatives",
         "terms",
         "third_on",
     )
@@ -246,6 +260,8 @@ class _Scan:
         self.neg_end = 0
         self.crossed = False
         self.third_on = False
+        self.relatives = False
+        self.rel_on = False  # the third-party scope a relative opened (crosses commas)
 
     def _open_clause(self) -> None:
         self.bits = 0
@@ -272,7 +288,8 @@ class _Scan:
             self.crossed = True
         else:
             self.neg_on = False
-        self.third_on = False
+        self.rel_on = self.rel_on and bool(p & P_SOFT)
+        self.third_on = self.rel_on
 
     def item(self, k: int, p: int, props: Sequence[int]) -> None:
         """One item inside a clause: the clause's state, then the forward scopes."""
@@ -302,10 +319,13 @@ class _Scan:
             self.neg_list = bool(p & P_NEGL)
             self.neg_end = self.items[k][1]
             self.crossed = False
-        if p & P_THIRD or (self.caregiver and p & P_NOTPT):
+        if self.relatives and p & P_CARE:
+            self.third_on = self.rel_on = True
+            self.mods[k] |= M_THIRD  # numbers read in its clause see it (readings)
+        elif p & P_THIRD or (self.caregiver and p & P_NOTPT):
             self.third_on = True
         elif p & P_ME:
-            self.third_on = False
+            self.third_on = self.rel_on = False
         elif self.third_on and t:
             self.mods[k] |= M_THIRD
 
@@ -322,6 +342,14 @@ class _Scan:
                 self.neg_on = False
         elif not p & P_CONT:
             self.neg_on = False
+
+
+def writer_role(allp: int) -> tuple[bool, bool]:
+    """(caregiver, relatives) from the OR of a reply's ``leaf_props``: a relative named in a
+    reply whose writer also speaks as the patient is someone else, not the patient."""
+    care = bool(allp & P_CARE)
+    own = bool(allp & P_SELF)
+    return care and not own, care and own
 
 
 def _after(k: int, props: Sequence[int], n: int, inability: Callable[[int], bool] | None) -> int:
