@@ -166,8 +166,9 @@ def _twilio_verdicts(settings: Settings) -> list[Verdict]:
     }
     for name, value in values.items():
         if value is not None and not _TWILIO_SID[name].fullmatch(value):
-            shape = _TWILIO_SID[name].pattern.replace("[0-9a-f]{32}", " and 32 lower-case hex digits")
-            out.append(Verdict(name, f"is not a Twilio value of the right shape ({shape.strip()})"))
+            prefix = _TWILIO_SID[name].pattern[:2] if name != "TWILIO_AUTH_TOKEN" else ""
+            shape = f"{prefix} followed by 32 lower-case hex digits" if prefix else "32 lower-case hex digits"
+            out.append(Verdict(name, f"is not of Twilio's shape: {shape}"))
     if t.from_number and not t.messaging_service_sid and placeholder_phone(t.from_number):
         out.append(Verdict("TWILIO_FROM_NUMBER", f"{t.from_number} is a placeholder (555 number)"))
     return out

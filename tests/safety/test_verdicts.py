@@ -138,3 +138,11 @@ def test_production_never_builds_a_console_channel(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="CHECKIN_SMTP_HOST"):
         email_channel(settings.replace(smtp=None))
     assert "console" in sms_channel(settings.replace(twilio=None, env="development"))[1]
+
+
+def test_a_malformed_twilio_value_says_the_shape_it_needs(tmp_path: Path) -> None:
+    found = all_verdicts(settings_of(tmp_path, TWILIO_AUTH_TOKEN="tok", TWILIO_MESSAGING_SERVICE_SID="MS1"))
+    assert [str(v) for v in found] == [
+        "TWILIO_AUTH_TOKEN: is not of Twilio's shape: 32 lower-case hex digits",
+        "TWILIO_MESSAGING_SERVICE_SID: is not of Twilio's shape: MG followed by 32 lower-case hex digits",
+    ]
