@@ -174,3 +174,29 @@ def test_a_relatives_symptom_is_someone_elses_when_the_writer_speaks_as_the_pati
 )
 def test_a_caregivers_relative_is_still_the_patient(text, context, flags, severity) -> None:
     check(text, context, flags, severity)
+
+
+@pytest.mark.parametrize(
+    ("text", "context"),
+    [
+        ("my legs feel weak from using the walker all day", "weakness_check"),
+        ("hands are weak, I think it's from the exercises they gave me", "weakness_check"),
+        ("my pinky goes numb when I sleep on that arm", "numbness_check"),
+        ("las manos se me duermen cuando duermo encima de ellas", "numbness_check"),
+        ("tiene las piernas débiles, es porque casi no come", "weakness_check"),
+    ],
+)
+def test_a_deficit_explained_by_an_everyday_cause_is_not_new(text, context) -> None:
+    a = assess_with(text, context, None)
+    assert a.severity.rank <= 1, a.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("text", "context", "flags"),
+    [
+        ("my legs are numb from the hips down", None, {"new_numbness"}),
+        ("my right leg got weak out of nowhere this morning", None, {"new_weakness"}),
+    ],
+)
+def test_a_deficit_without_an_everyday_cause_stays_urgent(text, context, flags) -> None:
+    check(text, context, flags, U)
