@@ -200,3 +200,30 @@ def test_a_deficit_explained_by_an_everyday_cause_is_not_new(text, context) -> N
 )
 def test_a_deficit_without_an_everyday_cause_stays_urgent(text, context, flags) -> None:
     check(text, context, flags, U)
+
+
+@pytest.mark.parametrize(
+    ("text", "context"),
+    [
+        ("I'm short of breath on hills, but I've had emphysema for twenty years, nothing different", None),
+        ("a little leaking when I sneeze, been like that for decades, no change", "bladder_check"),
+        ("me falta el aire al subir, así he estado desde hace años, nada diferente", None),
+    ],
+)
+def test_a_baseline_both_old_and_unchanged_is_watch_not_an_alarm(text, context) -> None:
+    a = assess_with(text, context, None)
+    assert a.severity.value == W, a.to_dict()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # old but worse now, or old without "unchanged": still the alarm
+        "I've had a bad heart for years, no change, but now I can't catch my breath at all",
+        "short of breath, had asthma for twenty years and it's getting worse",
+        "can't breathe since this morning, same as always they say",
+    ],
+)
+def test_a_baseline_that_is_worse_or_not_stated_unchanged_stays_an_emergency(text) -> None:
+    a = assess_with(text, None, None)
+    assert a.severity.value == E, a.to_dict()

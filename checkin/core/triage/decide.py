@@ -1,7 +1,9 @@
 """Deciding each mention: a flag, a watch item, an ambiguity, or nothing.
 
 Contract (docs/adr/0005): a hypothetical or someone else's mention is nothing; an emergency
-flag is suppressed only by a tight, explicit negation or resolution; an urgent flag is
+flag is suppressed only by a tight, explicit negation or resolution, and softened to watch only
+when its clause states a baseline both old AND unchanged (chronic + persistent cues, nothing
+worse); an urgent flag is
 negated/resolved/normal -> nothing, or softened by its modifiers (chronic, persistent,
 improving, hedged, mild, bilateral, past) per its lexicon options; watch and ambiguous
 topics are kept unless negated.  ``evidence_in_order`` gives the Assessment's evidence.
@@ -151,8 +153,14 @@ def _decide(
     if kind == "f":
         if name in EMERGENCY_FLAGS:
             # emergencies: only a tight, explicit negation or resolution suppresses them
-            if not m & (M_NEG_TIGHT | M_RES_TIGHT):
-                add_evidence(flags, name, text, h.span, "flag")
+            if m & (M_NEG_TIGHT | M_RES_TIGHT):
+                return
+            if _baseline(m):
+                # a baseline the patient states as both old and unchanged ("out of breath,
+                # bad heart for ten years, no change"): a person reads it, no 911 alarm
+                add_evidence(watch, f"{name}_baseline", text, h.span, "watch")
+                return
+            add_evidence(flags, name, text, h.span, "flag")
             return
         if m & (M_NEG | (0 if name in _EVENTS else M_RES | M_NORMAL)):
             return
@@ -177,6 +185,8 @@ def _downgrade(h: Hit, name: str, m: int) -> tuple[str, str, EvidenceKind]:
     ambiguous (group, topic, kind), or ("", "", "flag") for nothing (chronic, not new)."""
     opt = LEX.options[name]
     worse = bool(m & M_WORSE)
+    if _baseline(m) and not opt.new_only:
+        return "watch", f"{name}_baseline", "watch"
     if opt.new_only and not worse:
         if m & M_CHRONIC:
             return "", "", "flag"
@@ -194,3 +204,9 @@ def _downgrade(h: Hit, name: str, m: int) -> tuple[str, str, EvidenceKind]:
     if opt.transient and m & M_PAST:
         return "watch", f"{name}_past", "watch"
     return "flag", name, "flag"
+
+
+def _baseline(m: int) -> bool:
+    """The clause states a baseline both old and unchanged ("for ten years, no change") and
+    nothing worse: a person reads it (watch), no alarm."""
+    return bool(m & M_CHRONIC) and bool(m & M_PERSIST) and not m & M_WORSE
