@@ -72,14 +72,7 @@ def validate_paths(
         if path.name == HL7_FILE:
             continue  # after the schedules: it must name theirs
         if path.name == CARE_TEAMS_FILE:
-            try:
-                teams = parse_care_teams(path.read_text(encoding="utf-8"), str(path), alert_emails)
-                report.info.append(f"{path}: {len(teams.teams)} care team(s), default {teams.default}")
-                errors, warnings = care_team_problems(teams, site) if site else ([], [])
-                report.errors.extend(f"{path}: {e}" for e in errors)
-                report.warnings.extend(f"{path}: {w}" for w in warnings)
-            except ScheduleErrors as e:
-                report.errors.extend(str(x) for x in e.errors)
+            _check_care_teams(path, alert_emails, site, report)
             continue
         try:
             schedule = load_schedule(path, template_exists=renderer.has_message)
@@ -91,28 +84,48 @@ def validate_paths(
             continue
         seen[schedule.id] = path
         loaded.append(schedule)
-        # Measured as this site's patients will get them (see checkin.content.lint).
-        contexts = (
-            measuring_contexts(site.clinic_name, site.clinic_phone, site.emergency_number, site.crisis_line)
-            if site
-            else None
-        )
-        errors, warnings, rows = validate_schedule_templates(schedule, renderer, contexts=contexts)
-        site_errors, site_warnings = site_problems(schedule, site) if site else ([], [])
-        report.errors.extend(errors)  # each names its own file and line
-        report.errors.extend(f"{path}: {e}" for e in site_errors)
-        report.warnings.extend(f"{path}: {w}" for w in [*warnings, *site_warnings])
-        report.info.append(f"{path}: {schedule.id} v{schedule.version}, {len(schedule.steps)} steps")
-        for r in rows:
-            if r["channel"] == ChannelName.SMS:
-                report.info.append(
-                    f"  sms {r['language']} {r['message']:<28} {r['encoding'] or '-':<5} "
-                    f"{r['segments'] if r['segments'] is not None else '-'} segment(s)"
-                )
+        _check_schedule(path, schedule, renderer, site, report)
     for path in paths:
         if path.name == HL7_FILE:
             check_hl7_mapping(path, loaded or None, report.errors, report.info)
     return report
+
+
+def _check_care_teams(
+    path: Path, alert_emails: Sequence[str], site: Site | None, report: ValidationReport
+) -> None:
+    try:
+        teams = parse_care_teams(path.read_text(encoding="utf-8"), str(path), alert_emails)
+        report.info.append(f"{path}: {len(teams.teams)} care team(s), default {teams.default}")
+        errors, warnings = care_team_problems(teams, site) if site else ([], [])
+        report.errors.extend(f"{path}: {e}" for e in errors)
+        report.warnings.extend(f"{path}: {w}" for w in warnings)
+    except ScheduleErrors as e:
+        report.errors.extend(str(x) for x in e.errors)
+
+
+def _check_schedule(
+    path: Path, schedule: Schedule, renderer: Renderer, site: Site | None, report: ValidationReport
+) -> None:
+    """Render every template of a loaded schedule; with ``site``, its own rules too."""
+    # Measured as this site's patients will get them (see checkin.content.lint).
+    contexts = (
+        measuring_contexts(site.clinic_name, site.clinic_phone, site.emergency_number, site.crisis_line)
+        if site
+        else None
+    )
+    errors, warnings, rows = validate_schedule_templates(schedule, renderer, contexts=contexts)
+    site_errors, site_warnings = site_problems(schedule, site) if site else ([], [])
+    report.errors.extend(errors)  # each names its own file and line
+    report.errors.extend(f"{path}: {e}" for e in site_errors)
+    report.warnings.extend(f"{path}: {w}" for w in [*warnings, *site_warnings])
+    report.info.append(f"{path}: {schedule.id} v{schedule.version}, {len(schedule.steps)} steps")
+    for r in rows:
+        if r["channel"] == ChannelName.SMS:
+            report.info.append(
+                f"  sms {r['language']} {r['message']:<28} {r['encoding'] or '-':<5} "
+                f"{r['segments'] if r['segments'] is not None else '-'} segment(s)"
+            )
 
 
 def message_context(
