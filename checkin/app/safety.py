@@ -122,14 +122,19 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def settings_verdicts(settings: Settings) -> list[Verdict]:
-    """What is unsafe in the settings alone (no files read)."""
-    out: list[Verdict] = []
+def key_verdicts(settings: Settings) -> list[Verdict]:
+    """The secret key alone: every command that signs a link (``staff add`` prints one) needs it."""
     key = settings.secret_key
     if key in PUBLISHED_KEYS:
-        out.append(Verdict("CHECKIN_SECRET_KEY", f"not set or a key published in the source; {KEY_HINT}"))
-    elif key_bits(key) < MIN_KEY_BITS:
-        out.append(Verdict("CHECKIN_SECRET_KEY", f"shorter than 32 random bytes; {KEY_HINT}"))
+        return [Verdict("CHECKIN_SECRET_KEY", f"not set or a key published in the source; {KEY_HINT}")]
+    if key_bits(key) < MIN_KEY_BITS:
+        return [Verdict("CHECKIN_SECRET_KEY", f"shorter than 32 random bytes; {KEY_HINT}")]
+    return []
+
+
+def settings_verdicts(settings: Settings) -> list[Verdict]:
+    """What is unsafe in the settings alone (no files read)."""
+    out = key_verdicts(settings)
     smtp = settings.smtp
     if smtp is None:
         out.append(

@@ -12,7 +12,7 @@ from checkin.app.safety import routing_line
 from checkin.core.care_teams import load_care_teams, parse_care_teams
 from checkin.store.db import upgrade
 from tests.support import ROOT, make_settings, memory_services
-from tests.support.production import copy_content
+from tests.support.production import STRONG_KEY, copy_content
 
 EXAMPLE = ROOT / "schedules" / "care-teams.yaml.example"
 
@@ -44,6 +44,7 @@ def validate(schedules: Path, env: str) -> tuple[int, str]:
             "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
             "CHECKIN_CLINIC_NAME": "Riverside Spine Clinic",
             "CHECKIN_CLINIC_PHONE": "+1 312 555 4821",
+            "CHECKIN_SECRET_KEY": STRONG_KEY,  # production refuses every command without one
         },
     )
     return result.exit_code, result.output

@@ -97,7 +97,7 @@ def test_development_warns_once_per_unsafe_default(run: Run, command: str) -> No
 
 
 def test_check_prints_the_verdicts_start_up_refuses_on(run: Run) -> None:
-    changes = {"CHECKIN_SECRET_KEY": None, "CHECKIN_PUBLIC_URL": "http://x.riverside-hospital.test"}
+    changes = {"CHECKIN_SMTP_HOST": None, "CHECKIN_PUBLIC_URL": "http://x.riverside-hospital.test"}
     refused = run("worker", **changes)
     check = run("check", **changes)
     assert check.exit_code == 1
@@ -112,3 +112,16 @@ def test_check_passes_a_safe_production_site_and_fails_development(run: Run) -> 
     dev = run("check", CHECKIN_ENV="development")
     assert dev.exit_code == 1
     assert "refused: CHECKIN_ENV: development" in dev.output
+
+
+def test_no_command_signs_links_with_a_weak_key_in_production(run: Run) -> None:
+    assert run("db", "upgrade").exit_code == 0
+    added = run(
+        "staff", "add", "dana@riverside-hospital.test", "--name", "Dana", CHECKIN_SECRET_KEY=DEV_SECRET_KEY
+    )
+    assert added.exit_code == 1
+    assert added.output.splitlines()[:2] == [f"Error: {REFUSED}", added.output.splitlines()[1]]
+    assert "CHECKIN_SECRET_KEY" in added.output and "set-password" not in added.output
+    # checkin check still reports everything, the key among them.
+    check = run("check", CHECKIN_SECRET_KEY=DEV_SECRET_KEY, CHECKIN_SMTP_HOST=None)
+    assert "refused: CHECKIN_SECRET_KEY" in check.output and "refused: CHECKIN_SMTP_HOST" in check.output

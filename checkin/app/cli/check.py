@@ -21,10 +21,11 @@ def check(app: App) -> None:
     """Check the settings and content against production's rules; exit 1 on any problem."""
     from checkin.app import safety
     from checkin.app.bootstrap import build_schedules, check_deployment
+    from checkin.config import load_settings
     from checkin.content.care_teams import CareTeamsFile
 
     try:
-        settings = app.settings
+        settings = load_settings(app.env_file)  # not app.settings: it stops at a weak key
     except CheckinError as e:
         click.echo(f"refused: {e}", err=True)
         sys.exit(1)

@@ -31,7 +31,17 @@ class App:
 
     @cached_property
     def settings(self) -> Settings:
-        return load_settings(self.env_file)
+        """The settings; in production, refused (``UnsafeSettings``'s lines) while the key is
+        weak or published, so no command signs a forgeable link (``staff add`` prints one).
+        ``checkin check`` reads them with ``load_settings`` to report everything instead."""
+        settings = load_settings(self.env_file)
+        if settings.env == "production":
+            from checkin.app.safety import UnsafeSettings, key_verdicts
+
+            weak = key_verdicts(settings)
+            if weak:  # a ClickException: every command prints it as one error, wrapped or not
+                raise click.ClickException(str(UnsafeSettings(weak)))
+        return settings
 
     @cached_property
     def engine(self) -> Engine:
