@@ -71,14 +71,14 @@ def phone(i: int) -> str:
     return f"+1617555{i:04d}"
 
 
-def seed(url: str, now: datetime) -> None:
+def seed(url: str, now: datetime, patients: int = PATIENTS) -> None:
     from checkin.store.db import make_engine, session_factory, upgrade
     from checkin.store.models import Enrollment, OutboxMessage, Patient
 
     upgrade(url)
     engine = make_engine(url)
     with session_factory(engine).begin() as s:
-        for i in range(PATIENTS):
+        for i in range(patients):
             p = Patient(
                 reference=f"P-B{i:06d}",
                 mrn=f"BENCH{i}",
@@ -138,7 +138,7 @@ def serve(url: str, port: int) -> None:
     serve_web(build_services(Settings.from_env(env_for(url)), schedules={}), host="127.0.0.1", port=port)
 
 
-def requests_for(n: int) -> list[tuple[dict[str, str], dict[str, str]]]:
+def requests_for(n: int, patients: int = PATIENTS) -> list[tuple[dict[str, str], dict[str, str]]]:
     from twilio.request_validator import RequestValidator
 
     validator = RequestValidator(AUTH_TOKEN)
@@ -146,13 +146,13 @@ def requests_for(n: int) -> list[tuple[dict[str, str], dict[str, str]]]:
     for i in range(n):
         r = i % 20
         if r < 12:
-            body, sender = CALM[i % len(CALM)], phone(i % PATIENTS)
+            body, sender = CALM[i % len(CALM)], phone(i % patients)
         elif r < 17:
-            body, sender = URGENT[i % len(URGENT)], phone(i % PATIENTS)
+            body, sender = URGENT[i % len(URGENT)], phone(i % patients)
         elif r == 17:
-            body, sender = EMERGENCY[i % len(EMERGENCY)], phone(i % PATIENTS)
+            body, sender = EMERGENCY[i % len(EMERGENCY)], phone(i % patients)
         elif r == 18:
-            body, sender = "HELP", phone(i % PATIENTS)
+            body, sender = "HELP", phone(i % patients)
         else:
             body, sender = "hello?", f"+1212555{i % 10000:04d}"
         sid = f"SM{uuid.uuid4().hex}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import click
@@ -59,15 +60,51 @@ def worker(app: App, worker_id: str | None) -> None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Web processes sharing the port (one core each; PostgreSQL only above 1).",
+)
 @pass_app
 @fail_cleanly
-def web(app: App, host: str, port: int) -> None:
+def web(app: App, host: str, port: int, workers: int) -> None:
     """Run the web app: Twilio webhooks, check-in forms, nurse pages, /healthz, /readyz."""
     from checkin.app.bootstrap import build_services
     from checkin.app.web import serve
 
     start_logging(app)
-    serve(build_services(app.settings), host=host, port=port)
+    if workers == 1:
+        serve(build_services(app.settings), host=host, port=port)
+        return
+    from checkin.app.web import workers as several
+
+    if not several.supported():
+        raise click.ClickException("--workers above 1 needs SO_REUSEPORT and fork (Linux, BSD, macOS)")
+    if app.settings.database_url.startswith("sqlite"):
+        # One writer at a time: more processes would only queue on the file's lock, and the
+        # web app's in-process write lock (which keeps SQLite's busy handler out) covers one.
+        raise click.ClickException("--workers above 1 needs PostgreSQL; on SQLite run one web process")
+    try:
+        several.check_port(host, port)
+    except OSError as e:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    settings = app.settings  # read once here; every process inherits it
+
+    @fail_cleanly
+    def start(sock: socket.socket) -> None:
+        serve(build_services(settings), sockets=[sock], supervised=True)
+
+    def child(sock: socket.socket) -> int:
+        try:
+            start(sock)
+        except click.ClickException as e:
+            e.show()  # the one line ``fail_cleanly`` made, as a single process prints it
+            return 1
+        return 0
+
+    raise SystemExit(several.run_workers(workers, host, port, child))
 
 
 @click.command()

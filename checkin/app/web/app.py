@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import signal
+import socket
 import threading
 from typing import Any
 
@@ -90,8 +93,21 @@ def _pool_size(services: Services) -> int:
     return max(1, int(size())) if callable(size) else 4
 
 
-def serve(services: Services, host: str = "127.0.0.1", port: int = 8000, **uvicorn_kw: Any) -> None:
+def serve(
+    services: Services,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    sockets: list[socket.socket] | None = None,
+    supervised: bool = False,
+    **uvicorn_kw: Any,
+) -> None:
     """Run the app under uvicorn until interrupted.
+
+    ``sockets``: listen on these instead of binding ``host:port`` (``checkin web --workers``).
+    ``supervised``: one of several processes under ``checkin.app.web.workers``: SIGINT is left
+    to the parent (which passes a SIGTERM on, so Ctrl-C in a terminal does not arrive twice and
+    turn a graceful stop into a forced one), and the process stops if its parent is gone.
 
     Proxy headers are off: signatures are checked against CHECKIN_PUBLIC_URL, so nothing needs
     ``X-Forwarded-*``, and trusting them from any peer would let it spoof scheme and client
@@ -120,12 +136,21 @@ def serve(services: Services, host: str = "127.0.0.1", port: int = 8000, **uvico
     }
     options.update(uvicorn_kw)
 
+    parent = os.getppid()
+
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
+            if supervised and sig == signal.SIGINT:
+                return
             # uvicorn shuts down gracefully and then re-raises the signal, which would end the
             # process before `checkin serve` has stopped its worker (sends in flight, leases,
             # the worker's row). Return normally instead; the exit code is then 0.
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
 
-    Server(uvicorn.Config(app, host=host, port=port, **options)).run()
+        async def on_tick(self, counter: int) -> bool:
+            if supervised and counter % 10 == 0 and os.getppid() != parent:
+                self.should_exit = True  # the supervisor was killed: do not linger unsupervised
+            return await super().on_tick(counter)
+
+    Server(uvicorn.Config(app, host=host, port=port, **options)).run(sockets=sockets)
