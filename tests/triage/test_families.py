@@ -22,6 +22,12 @@ def check(text: str, context: str | None, flags: set[str], severity: str) -> Non
     assert got == (flags, severity), a.to_dict()
 
 
+def check_benign(text: str, context: str | None) -> None:
+    """No flag that alarms: at most watch (a person may still read it)."""
+    a = assess_with(text, context, None)
+    assert a.severity.rank <= 1, a.to_dict()
+
+
 @pytest.mark.parametrize(
     ("text", "context"),
     [
@@ -157,8 +163,7 @@ def test_a_fall_is_still_a_fall_when_the_patient_is_fine_now(text) -> None:
     ],
 )
 def test_a_relatives_symptom_is_someone_elses_when_the_writer_speaks_as_the_patient(text, context) -> None:
-    a = assess_with(text, context, None)
-    assert a.severity.rank <= 1, a.to_dict()
+    check_benign(text, context)
 
 
 @pytest.mark.parametrize(
@@ -187,8 +192,7 @@ def test_a_caregivers_relative_is_still_the_patient(text, context, flags, severi
     ],
 )
 def test_a_deficit_explained_by_an_everyday_cause_is_not_new(text, context) -> None:
-    a = assess_with(text, context, None)
-    assert a.severity.rank <= 1, a.to_dict()
+    check_benign(text, context)
 
 
 @pytest.mark.parametrize(
@@ -203,27 +207,38 @@ def test_a_deficit_without_an_everyday_cause_stays_urgent(text, context, flags) 
 
 
 @pytest.mark.parametrize(
-    ("text", "context"),
+    ("text", "context", "flags", "severity"),
     [
-        ("I'm short of breath on hills, but I've had emphysema for twenty years, nothing different", None),
-        ("a little leaking when I sneeze, been like that for decades, no change", "bladder_check"),
-        ("me falta el aire al subir, así he estado desde hace años, nada diferente", None),
+        (
+            "I'm short of breath on hills, but I've had emphysema for twenty years, nothing different",
+            None,
+            set(),
+            W,
+        ),
+        ("a little leaking when I sneeze, been like that for decades, no change", "bladder_check", set(), W),
+        ("me falta el aire al subir, así he estado desde hace años, nada diferente", None, set(), W),
+        # old but worse now, or old without "unchanged": still the alarm
+        (
+            "I've had a bad heart for years, no change, but now I can't catch my breath",
+            None,
+            {"chest_breathing"},
+            E,
+        ),
+        ("short of breath, had asthma for twenty years and it's getting worse", None, {"chest_breathing"}, E),
+        ("can't breathe since this morning, same as always they say", None, {"chest_breathing"}, E),
     ],
 )
-def test_a_baseline_both_old_and_unchanged_is_watch_not_an_alarm(text, context) -> None:
-    a = assess_with(text, context, None)
-    assert a.severity.value == W, a.to_dict()
+def test_a_baseline_is_watch_only_when_both_old_and_unchanged(text, context, flags, severity) -> None:
+    check(text, context, flags, severity)
 
 
 @pytest.mark.parametrize(
     "text",
     [
-        # old but worse now, or old without "unchanged": still the alarm
-        "I've had a bad heart for years, no change, but now I can't catch my breath at all",
-        "short of breath, had asthma for twenty years and it's getting worse",
-        "can't breathe since this morning, same as always they say",
+        "amaneció mojada la cama y ella no se dio cuenta",
+        "se hizo en el sillón sin sentirlo",
+        "me mojé los pantalones y no sentí nada",
     ],
 )
-def test_a_baseline_that_is_worse_or_not_stated_unchanged_stays_an_emergency(text) -> None:
-    a = assess_with(text, None, None)
-    assert a.severity.value == E, a.to_dict()
+def test_a_spanish_leak_the_patient_did_not_feel_is_an_emergency(text) -> None:
+    check(text, None, {"bowel_bladder"}, E)
