@@ -96,3 +96,21 @@ def test_an_unknown_number_gets_one_reply_a_day_except_emergencies(
     assert len(stored(services)) == 4  # every message is kept
     services.clock.advance(timedelta(days=1, minutes=1))  # type: ignore[attr-defined]
     assert "<Message>" in text("hello, new day")
+
+
+def test_a_status_callback_with_a_malformed_sid_is_refused(client: TestClient) -> None:
+    account = sms_params("x")["AccountSid"]
+    for form in (
+        {"MessageSid": "SM" + "d" * 32 + "MessageStatusdelivered", "AccountSid": account},
+        {"MessageSid": "SMx", "MessageStatus": "delivered", "AccountSid": account},
+        {
+            "MessageSid": "SM" + "d" * 32,
+            "SmsSid": "SM" + "e" * 32,
+            "MessageStatus": "sent",
+            "AccountSid": account,
+        },
+    ):
+        form.setdefault("MessageStatus", "delivered")
+        target = "/webhooks/twilio/status?outbox=1"
+        sig = signature(form, url="https://checkin.example.org" + target)
+        assert client.post(target, data=form, headers={"X-Twilio-Signature": sig}).status_code == 400, form

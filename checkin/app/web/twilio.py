@@ -20,17 +20,18 @@ Signature policy:
 - A signed request from another ``AccountSid`` than ours is refused too (403).
 
 After verification: a request without ``MessageSid`` is answered 200 with empty TwiML (Twilio
-would only retry it); an inbound SMS whose ``MessageSid`` is not ``SM``/``MM`` and 32 hex digits,
-or differs from ``SmsSid``, is refused with 400. Why: Twilio's signature concatenates names and
-values without separators, so a captured request re-posted as ``MessageSid=<sid>NumMedia0``
-(without ``NumMedia``) keeps a valid signature; only the SID's fixed shape, and its second copy,
-tell the replay from the original, which the MessageSid dedupe then drops. Columns hold what
-Twilio sends (``From`` 64 characters, ``ErrorCode`` 32, migration 0012); anything longer is
-cut to fit rather than failing the insert with a 503 that Twilio would retry forever; a number
-that matches no patient gets at most one reply a day, emergencies excepted
-(``checkin.app.web.unknown_senders``); a database failure is 503 (Twilio may retry; the insert is idempotent);
-any other processing failure stores the raw message for a later look, logs it, and still sends
-the patient a safe generic reply naming the emergency number — never a 500 and silence.
+would only retry it). A ``MessageSid`` that is not ``SM``/``MM`` and 32 hex digits, or differs
+from ``SmsSid``, is refused with 400 (inbound SMS and status callbacks). Why: Twilio's
+signature concatenates names and values without separators, so a captured request re-posted as
+``MessageSid=<sid>NumMedia0`` (without ``NumMedia``) keeps a valid signature; only the SID's
+fixed shape, and its second copy, tell the replay from the original, which the MessageSid
+dedupe then drops. Columns hold what Twilio sends (``From`` 64 characters, ``ErrorCode`` 32,
+migration 0012); anything longer is cut to fit rather than failing the insert with a 503 that
+Twilio would retry forever. A number that matches no patient gets at most one reply a day,
+emergencies excepted (``checkin.app.web.unknown_senders``). A database failure is 503 (Twilio
+may retry; the insert is idempotent); any other processing failure stores the raw message for a
+later look, logs it, and still sends the patient a safe generic reply naming the emergency
+number — never a 500 and silence.
 """
 
 from __future__ import annotations
@@ -223,6 +224,9 @@ async def status_callback(request: Request, state: WebDep) -> Response:
     if not sid or not status:
         state.metrics.inc("status_callbacks_total", result="incomplete")
         return Response(status_code=200)
+    if not MESSAGE_SID.fullmatch(sid) or form.get("SmsSid", sid) != sid:
+        state.metrics.inc("status_callbacks_total", result="bad_message_sid")
+        return _plain(400, "malformed MessageSid")
     services = state.services
     now = services.clock.now()
 
