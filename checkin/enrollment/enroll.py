@@ -240,7 +240,7 @@ def enroll_many(
     result = EnrollResult()
     if not requests:
         return result
-    each = _provenances(requests, consent or Provenance("api", actor))
+    each = _provenances(requests, Provenance("api", actor) if consent is None else consent)
     _refuse_twice(requests)
     existing, active = known_patients(session, requests)
     _refuse_active(requests, active)

@@ -87,12 +87,15 @@ def test_the_python_api_records_its_actor_unless_told_the_source(
     ]
 
 
-def test_a_refused_batch_records_nothing(session: Session, schedules: dict[str, Schedule]) -> None:
-    with pytest.raises(ValueError, match="2 consent provenance"):
+@pytest.mark.parametrize("given", [0, 2])
+def test_a_batch_with_the_wrong_number_of_provenances_records_nothing(
+    session: Session, schedules: dict[str, Schedule], given: int
+) -> None:
+    with pytest.raises(ValueError, match=f"{given} consent provenance"):
         enroll_many(
-            session, [_request("M1")], schedules=schedules, now=NOW, consent=[Provenance("api", "a")] * 2
+            session, [_request("M1")], schedules=schedules, now=NOW, consent=[Provenance("api", "a")] * given
         )
-    assert _rows(session) == []
+    assert _rows(session) == [] and session.scalar(select(Patient.id)) is None
 
 
 def test_current_is_the_latest_decision_per_channel(session: Session, schedules: dict[str, Schedule]) -> None:
