@@ -49,7 +49,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from checkin.app.web.deps import WebDep, web_of
 from checkin.app.web.limits import in_db_thread, is_form, parse_form
-from checkin.app.web.unknown_senders import stay_quiet
+from checkin.app.web.unknown_senders import may_withhold, stay_quiet
 from checkin.core import replies
 from checkin.deps import Services
 from checkin.inbound import process as inbound
@@ -169,7 +169,11 @@ async def inbound_sms(request: Request, state: WebDep) -> Response:
         )
         return twiml(await in_db_thread(request, _store_unprocessed, services, msg, now))
     state.metrics.inc("inbound_messages_total", kind=_kind(result))
-    if await in_db_thread(request, stay_quiet, services, result, msg.from_phone, now):
+    # Checked here first: a patient's reply (nearly every one) then needs no second trip
+    # through the thread pool, which cost as much CPU as a short query.
+    if may_withhold(result, msg.from_phone) and await in_db_thread(
+        request, stay_quiet, services, result, msg.from_phone, now
+    ):
         state.metrics.inc("replies_withheld_total", reason="unknown_sender")
         return twiml(None)
     return twiml(result.reply_text)

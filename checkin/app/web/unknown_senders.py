@@ -20,15 +20,21 @@ from checkin.store.models import InboundMessage
 WINDOW = timedelta(days=1)
 
 
+def may_withhold(result: InboundResult, from_phone: str | None) -> bool:
+    """Whether ``stay_quiet`` could withhold ``result``'s reply at all (no database needed):
+    only a reply to a number that matched no patient, and never an emergency's."""
+    return (
+        result.matched == "unknown"
+        and result.severity != "emergency"
+        and result.reply_text is not None
+        and result.inbound_id is not None
+        and bool(from_phone)
+    )
+
+
 def stay_quiet(services: Services, result: InboundResult, from_phone: str | None, now: datetime) -> bool:
     """Whether to withhold ``result``'s reply (and audit that it was withheld)."""
-    if (
-        result.matched != "unknown"
-        or result.severity == "emergency"
-        or result.reply_text is None
-        or result.inbound_id is None
-        or not from_phone
-    ):
+    if not may_withhold(result, from_phone):
         return False
     with services.sessions.begin() as session:
         earlier = session.scalar(
