@@ -1,9 +1,10 @@
 """Webhook latency at a steady request rate: signature check + triage + commit, as Twilio sees it.
 
     python -m tests.benchmarks.webhook_latency [--rate 200] [--seconds 10] [--backend sqlite postgres]
+        [--workers 2]
 
-For each backend the app runs under uvicorn (one process, as ``checkin web`` runs it) on
-127.0.0.1, in a child process so the load generator does not share its interpreter. The
+For each backend the real ``checkin web --workers N`` (default 1; above 1 PostgreSQL only)
+serves 127.0.0.1 in its own process, so the load generator does not share its interpreter. The
 database (a SQLite file, or a throwaway PostgreSQL database) holds 500 enrolled patients, each
 with an open check-in question. The generator pre-signs every request with twilio's
 RequestValidator, then sends them open-loop at ``--rate`` requests/s from an asyncio client
@@ -12,7 +13,9 @@ over a bounded number of keep-alive connections. The mix: 60 % calm answers, 25 
 
 One JSON line per backend: requests, errors, achieved rate, latency p50/p90/p99/max in ms
 (request sent → response read), and p99 measured from each request's *scheduled* send time
-(which also counts any time a request waited for a free connection). Goal: p99 < 50 ms.
+(which also counts any time a request waited for a free connection), server CPU per request
+(parent and web processes), and the load average before and after (the machine may be shared).
+Goal (issue 15): p99 < 50 ms at 400 requests/s with 2 processes on two cores.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -129,15 +134,6 @@ def seed(url: str, now: datetime, patients: int = PATIENTS) -> None:
     engine.dispose()
 
 
-def serve(url: str, port: int) -> None:
-    """The server child: ``checkin.app.web.serve``, what ``checkin web`` runs, on the benchmark database."""
-    from checkin.app.bootstrap import build_services
-    from checkin.app.web import serve as serve_web
-    from checkin.config import Settings
-
-    serve_web(build_services(Settings.from_env(env_for(url)), schedules={}), host="127.0.0.1", port=port)
-
-
 def requests_for(n: int, patients: int = PATIENTS) -> list[tuple[dict[str, str], dict[str, str]]]:
     from twilio.request_validator import RequestValidator
 
@@ -231,30 +227,21 @@ def load(base: str, rate: float, seconds: float, connections: int) -> dict[str, 
     }
 
 
-def run_backend(backend: str, rate: float, seconds: float, connections: int) -> dict[str, Any]:
+def run_backend(backend: str, rate: float, seconds: float, connections: int, workers: int) -> dict[str, Any]:
     from sqlalchemy import text
 
     from checkin.store.db import make_engine
-    from tests.support import free_port
 
     now = datetime.now(UTC)
+    before = os.getloadavg()
     with database(backend, migrate=False) as url:
         seed(url, now)
-        port = free_port()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.benchmarks.webhook_latency", "--serve", url, str(port)], cwd=ROOT
-        )
-        try:
-            _wait_ready(f"http://127.0.0.1:{port}")
-            cpu_before = _cpu_seconds(child.pid)
-            result = load(f"http://127.0.0.1:{port}", rate, seconds, connections)
-            cpu = _cpu_seconds(child.pid) - cpu_before
-            if cpu >= 0:
-                # Server CPU per request (warm-up included): the headroom one core has left.
-                result["server_cpu_ms_per_request"] = round(cpu * 1000 / (result["requests"] + 50), 2)
-        finally:
-            child.terminate()
-            child.wait(timeout=15)
+        with web_processes(url, workers) as (base, pids):
+            cpu_before = cpu_seconds(pids)
+            result = load(base, rate, seconds, connections)
+            # Server CPU per request (warm-up included): the headroom the cores have left.
+            cpu = cpu_seconds(pids) - cpu_before
+            result["server_cpu_ms_per_request"] = round(cpu * 1000 / (result["requests"] + 50), 2)
         engine = make_engine(url)
         with engine.connect() as c:
             stored = c.execute(text("SELECT count(*) FROM inbound_messages")).scalar()
@@ -263,6 +250,7 @@ def run_backend(backend: str, rate: float, seconds: float, connections: int) -> 
     return {
         "bench": "webhook_latency",
         "backend": backend,
+        "workers": workers,
         "rate": rate,
         "seconds": seconds,
         "client_connections": connections,
@@ -270,8 +258,48 @@ def run_backend(backend: str, rate: float, seconds: float, connections: int) -> 
         "rows_stored": stored,
         "alerts": alerts,
         "goal_p99_ms": 50,
+        "loadavg_before": [round(x, 2) for x in before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
+
+
+@contextmanager
+def web_processes(url: str, workers: int) -> Iterator[tuple[str, list[int]]]:
+    """``checkin web --workers N`` (the real command, its own process) on ``url``, ready:
+    its base URL and the pids of the parent and every web process under it."""
+    from tests.support import free_port
+
+    port = free_port()
+    env = {**os.environ, **env_for(url), "CHECKIN_ENV": "development"}
+    command = [sys.executable, "-m", "checkin", "web", "--port", str(port), "--workers", str(workers)]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base)
+        yield base, [server.pid, *_children(server.pid, workers if workers > 1 else 0)]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(max(0.0, _cpu_seconds(pid)) for pid in pids)
+
+
+def _children(pid: int, count: int) -> list[int]:
+    """The ``count`` web processes under ``checkin web --workers N`` (Linux /proc)."""
+    deadline = time.monotonic() + 30
+    found: list[int] = []
+    while count and time.monotonic() < deadline:
+        try:
+            found = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+        if len(found) >= count:
+            break
+        time.sleep(0.1)
+    return found
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -305,13 +333,11 @@ def main() -> None:
     parser.add_argument(
         "--backend", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
     )
-    parser.add_argument("--serve", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=1, help="checkin web --workers (PostgreSQL above 1)")
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve[0], int(args.serve[1]))
-        return
     for backend in args.backend:
-        print(json.dumps(run_backend(backend, args.rate, args.seconds, args.connections)), flush=True)
+        result = run_backend(backend, args.rate, args.seconds, args.connections, args.workers)
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -23,17 +23,20 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from tests.benchmarks.support import database
-from tests.benchmarks.webhook_latency import PATH, env_for, percentile, requests_for, seed
+from tests.benchmarks.webhook_latency import (
+    PATH,
+    cpu_seconds,
+    percentile,
+    requests_for,
+    seed,
+    web_processes,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 WARMUP = 100
 
 
@@ -85,27 +88,15 @@ def load(base: str, concurrency: int, seconds: float, patients: int) -> dict[str
 
 
 def run_once(backend: str, workers: int, concurrency: int, seconds: float, patients: int) -> dict[str, Any]:
-    from tests.benchmarks.webhook_latency import _cpu_seconds, _wait_ready
-    from tests.support import free_port
-
     before = os.getloadavg()
     with database(backend, migrate=False) as url:
         seed(url, datetime.now(UTC), patients)
-        port = free_port()
-        env = {**os.environ, **env_for(url), "CHECKIN_ENV": "development"}
-        command = [sys.executable, "-m", "checkin", "web", "--port", str(port), "--workers", str(workers)]
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-        try:
-            _wait_ready(f"http://127.0.0.1:{port}")
-            pids = [server.pid, *_children(server.pid)]
-            cpu_before = sum(_cpu_seconds(pid) for pid in pids)
-            result = load(f"http://127.0.0.1:{port}", concurrency, seconds, patients)
-            cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu_before
+        with web_processes(url, workers) as (base, pids):
+            cpu_before = cpu_seconds(pids)
+            result = load(base, concurrency, seconds, patients)
+            cpu = cpu_seconds(pids) - cpu_before
             result["server_cpu_ms_per_request"] = round(cpu * 1000 / (result["requests"] + WARMUP), 2)
-            result["web_processes"] = len(pids) - (1 if workers > 1 else 0)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+            result["web_processes"] = max(1, len(pids) - 1)
     return {
         "bench": "webhook_throughput",
         "backend": backend,
@@ -118,21 +109,6 @@ def run_once(backend: str, workers: int, concurrency: int, seconds: float, patie
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
-
-
-def _children(pid: int) -> list[int]:
-    """The web processes under ``checkin web --workers N`` (Linux /proc), waiting for them all."""
-    deadline = time.monotonic() + 30
-    found: list[int] = []
-    while time.monotonic() < deadline:
-        try:
-            found = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except OSError:
-            return []
-        if found:
-            return found
-        time.sleep(0.1)
-    return found
 
 
 def main() -> None:
