@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from checkin import tokens
 from checkin.app.web import create_app
+from checkin.app.web.hardening import own_hosts, relative
 from checkin.app.web.metrics_cache import FiguresCache
 from checkin.deps import Services
 from checkin.store.status import Figures
@@ -74,6 +75,21 @@ def test_no_redirect_is_built_from_the_host_header(client: TestClient) -> None:
     r = client.get(f"/a/{token}/", headers={"Host": "evil.test"}, follow_redirects=False)
     assert 300 <= r.status_code < 400
     assert r.headers["location"] == f"/a/{token}"
+
+
+@pytest.mark.parametrize(
+    ("location", "kept"),
+    [
+        ("http://evil.test/a/x?y=1", "/a/x?y=1"),  # built from the client's Host: cut
+        ("http://127.0.0.1:8000/console", "/console"),  # the server's own address: cut
+        ("/console", "/console"),
+        # Sent elsewhere on purpose (sign-in at the hospital's identity provider): kept whole.
+        ("https://idp.hospital.test/authorize?state=s", "https://idp.hospital.test/authorize?state=s"),
+    ],
+)
+def test_only_redirects_to_this_site_are_made_relative(location: str, kept: str) -> None:
+    scope = {"headers": [(b"host", b"Evil.test")], "server": ("127.0.0.1", 8000)}
+    assert relative(location, own_hosts(scope)) == kept
 
 
 def test_a_token_from_the_future_is_refused(client: TestClient) -> None:

@@ -1,10 +1,13 @@
 """Two plain ASGI middlewares every response passes through.
 
-``RelativeRedirects``: a ``Location`` header that names a scheme and host is cut to its path and
-query. Starlette builds absolute redirects (trailing-slash redirects among them) from the
-request's ``Host`` header, which the client chooses: ``/a/<token>/`` answered 307 to
-``http://<any host>/a/<token>``, handing a nurse's signed link to that host. Every redirect of
-ours stays on this site, so a relative one is always right (RFC 9110 allows it).
+``RelativeRedirects``: a ``Location`` header that names the request's own host (as the client
+sent it in ``Host``, or the server's address without one) is cut to its path and query.
+Starlette builds absolute redirects (trailing-slash redirects among them) from the request's
+``Host`` header, which the client chooses: ``/a/<token>/`` answered 307 to
+``http://<any host>/a/<token>``, handing a nurse's signed link to that host. A redirect to this
+site is right as a relative one (RFC 9110 allows it). A redirect our code sends elsewhere on
+purpose (single sign-on to the hospital's identity provider) names a host from settings, not
+from the request, and is left whole.
 
 ``AccessLog``: one line per request on the ``checkin.access`` logger (method, the route's
 template such as ``/c/{token}`` instead of the path, status, milliseconds). Paths carry check-in
@@ -24,12 +27,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 access = logging.getLogger("checkin.access")
 
 
-def relative(location: str) -> str:
-    """``location`` without its scheme and host (``/`` when it had no path)."""
+def relative(location: str, own: frozenset[str]) -> str:
+    """``location`` without its scheme and host (``/`` when it had no path) if that host is one
+    of ``own`` (lower-case ``host`` or ``host:port``); otherwise unchanged."""
     parts = urlsplit(location)
-    if not parts.scheme and not parts.netloc:
+    if not parts.netloc or parts.netloc.lower() not in own:
         return location
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def own_hosts(scope: Scope) -> frozenset[str]:
+    """The names this request reached us by: its ``Host`` header and the server's address."""
+    names = {v.decode("latin-1").lower() for k, v in scope.get("headers", []) if k == b"host"}
+    server = scope.get("server")
+    if server:
+        host, port = server[0], server[1]
+        names.update({str(host).lower(), f"{host}:{port}".lower()})
+    return frozenset(names)
 
 
 def on_response_start(send: Send, change: Callable[[Message], None]) -> Send:
@@ -52,10 +66,17 @@ class RelativeRedirects:
             await self.app(scope, receive, send)
             return
 
+        own = own_hosts(scope)
+
         def make_relative(message: Message) -> None:
             if 300 <= message["status"] < 400:
                 message["headers"] = [
-                    (k, relative(v.decode("latin-1")).encode("latin-1") if k.lower() == b"location" else v)
+                    (
+                        k,
+                        relative(v.decode("latin-1"), own).encode("latin-1")
+                        if k.lower() == b"location"
+                        else v,
+                    )
                     for k, v in message.get("headers", [])
                 ]
 
