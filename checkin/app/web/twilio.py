@@ -47,7 +47,7 @@ from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from checkin.app.web.deps import WebDep, web_of
+from checkin.app.web.deps import web_of
 from checkin.app.web.limits import in_db_thread, is_form, parse_form
 from checkin.app.web.unknown_senders import may_withhold, stay_quiet
 from checkin.core import replies
@@ -126,7 +126,10 @@ async def verify(request: Request, endpoint: str) -> Verified:
 
 
 @router.post("/webhooks/twilio/sms")
-async def inbound_sms(request: Request, state: WebDep) -> Response:
+async def inbound_sms(request: Request) -> Response:
+    # web_of, not a WebDep parameter: resolving a FastAPI dependency was 6 % of the busy
+    # samples of a web process under webhook load (py-spy, tests/benchmarks/webhook_throughput).
+    state = web_of(request)
     checked = await verify(request, "sms")
     if checked.response is not None:
         return checked.response
@@ -213,7 +216,8 @@ def _store_unprocessed(services: Services, msg: inbound.InboundSms, now: datetim
 
 
 @router.post("/webhooks/twilio/status")
-async def status_callback(request: Request, state: WebDep) -> Response:
+async def status_callback(request: Request) -> Response:
+    state = web_of(request)  # as in inbound_sms: no per-request dependency resolution
     checked = await verify(request, "status")
     if checked.response is not None:
         return checked.response
