@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
+
+import pytest
 
 from checkin.demo.run import run_demo
 
 
-def test_it_runs_the_recovery_and_reports_what_happened(tmp_path: Path) -> None:
+def test_it_runs_the_recovery_and_reports_what_happened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
     out, progress = io.StringIO(), io.StringIO()
     # --fast (the highest SMS rate the settings accept) and progress to a pipe, not a terminal.
     result = run_demo(days=20, seed=7, fast=True, workdir=tmp_path, out=out, progress_to=progress)
@@ -33,7 +39,10 @@ def test_it_runs_the_recovery_and_reports_what_happened(tmp_path: Path) -> None:
     assert "call 911" in text.lower() and "tengo fiebre" in text
     assert json.loads((tmp_path / "summary.json").read_text())["messages_planned"] == s["messages_planned"]
     # Piped progress is line-based: a start line, then about one line per simulated week.
-    lines = progress.getvalue().splitlines()
+    # The demo's development settings are named in one line, not one warning each.
+    first, *lines = progress.getvalue().splitlines()
+    assert first.startswith("demo: development settings (") and "would be refused in production" in first
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "settings.unsafe"]
     assert lines[0].startswith("simulating recovery: Feb 16") and "\r" not in progress.getvalue()
     assert 4 <= len(lines) <= 8 and lines[-1].strip().startswith("100%")
     # Every captured email is kept as an .eml file beside the SMS log.

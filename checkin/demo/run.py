@@ -34,7 +34,7 @@ from checkin.clock import ManualClock
 from checkin.demo.mailcatcher import MailCatcher, free_port
 from checkin.demo.patients import PERSONAS, Persona, reply_for
 from checkin.demo.progress import Progress
-from checkin.demo.site import TZ, WebApp, demo_settings, twiml_text
+from checkin.demo.site import TZ, WebApp, demo_settings, twiml_text, unsafe_defaults_counted
 from checkin.states import AlertStatus, ChannelName
 
 # Every moment that matters is a candidate in next_instant (a message due or deferred to its
@@ -307,7 +307,13 @@ def run_demo(
         settings = demo_settings(workdir, mail.port, port, sms_rate=FAST_SMS_RATE if fast else SMS_RATE)
         upgrade(settings.database_url)
         transcript = Transcript(sms_log)
-        services = build_services(settings, clock=clock, sms=transcript)
+        with unsafe_defaults_counted() as unsafe:
+            services = build_services(settings, clock=clock, sms=transcript)
+        if unsafe and progress:
+            (progress_to or sys.stderr).write(
+                f"demo: development settings ({len(unsafe)} of them would be refused in production; "
+                "`checkin check` lists them)\n"
+            )
         nurse.add_account(services)
         planned = sim.enroll(services, surgery, clock.now())
         worker_id = "demo-worker"

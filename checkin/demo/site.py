@@ -3,12 +3,15 @@ catcher, webhooks signed with a made-up token) and the real web app under uvicor
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
@@ -132,3 +135,27 @@ def twiml_text(body: str) -> str:
     except ET.ParseError:
         return ""
     return " ".join((m.text or "").strip() for m in root.iter("Message"))
+
+
+@contextmanager
+def unsafe_defaults_counted() -> Iterator[list[str]]:
+    """Inside: the start-up warnings about unsafe defaults (``settings.unsafe``) are collected
+    into the yielded list instead of logged. The demo runs on development settings by design
+    (console SMS, a made-up key, a local http URL); a newcomer's first command should say so in
+    one line, not ten warnings. Every other process still logs each one."""
+    collected: list[str] = []
+
+    class Collect(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if getattr(record, "event", None) == "settings.unsafe":
+                collected.append(record.getMessage())
+                return False
+            return True
+
+    ops = logging.getLogger("checkin.ops")
+    only = Collect()
+    ops.addFilter(only)
+    try:
+        yield collected
+    finally:
+        ops.removeFilter(only)
