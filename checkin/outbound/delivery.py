@@ -132,7 +132,7 @@ def open_contact_problem(
 def _unreachable(error_code: str | None) -> bool:
     # Only the SMS channel knows what its provider's codes mean (and only SMS gets status
     # callbacks); imported here so that importing this module does not load the Twilio library.
-    from checkin.channels.sms import delivery_refusal
+    from checkin.channels.twilio_errors import delivery_refusal
 
     return delivery_refusal(error_code) is Refusal.UNREACHABLE
 

@@ -11,13 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from checkin.channels import OutgoingMessage
-from checkin.channels.sms import (
-    CheckinTwilioHttpClient,
-    TwilioConfig,
-    TwilioSmsChannel,
-    classify_twilio_error,
-    parse_retry_after,
-)
+from checkin.channels.sms import CheckinTwilioHttpClient, TwilioConfig, TwilioSmsChannel
+from checkin.channels.twilio_errors import classify_twilio_error, parse_retry_after
 from checkin.errors import ChannelError, ConfigError
 from tests.channels.channels_support import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, twilio_config
 from tests.channels.fake_twilio_server import Answer, FakeTwilio, closed_port_url

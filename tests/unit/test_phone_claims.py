@@ -7,7 +7,7 @@ import re
 import phonenumbers
 import pytest
 
-from checkin.channels.sms import send_refusal
+from checkin.channels.twilio_errors import send_refusal
 from checkin.enrollment.phones import normalize_phone
 from checkin.errors import Refusal
 from tests.support import ROOT
