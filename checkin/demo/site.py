@@ -85,14 +85,14 @@ class WebApp:
             lifespan="off",
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="demo-web", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name="checkin-web", daemon=True)
 
     def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the demo web app did not start")
+                raise RuntimeError("the web app did not start")
             time.sleep(0.02)
         return self
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from checkin.app.web import create_app
+from checkin.demo.site import WebApp
 from checkin.deps import Services
 from tests.alerts.support import NURSES, add_patient, alerts, make_services, reply, staff_rows
 from tests.console.support import PASSWORD, add_staff
@@ -36,25 +33,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Services, str]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     services = make_services(url, tmp_path, CHECKIN_PUBLIC_URL=base)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(services),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield services, base
-    server.should_exit = True
-    thread.join(10)
+    with WebApp(services, port):
+        yield services, base
     services.engine.dispose()
 
 

@@ -14,18 +14,15 @@ import json
 import os
 import re
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from checkin.app.web import create_app
+from checkin.demo.site import WebApp
 from checkin.deps import Services
 from checkin.outbound.dispatch import run_once
 from checkin.store.models import AuditEvent
@@ -70,25 +67,8 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Se
     base = f"http://127.0.0.1:{port}"
     with FakeTwilio() as fake:
         services = make_services(url, tmp_path, CHECKIN_PUBLIC_URL=base, sms=twilio_channel(fake.url))
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(services),
-                host="127.0.0.1",
-                port=port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield services, base, fake
-        server.should_exit = True
-        thread.join(10)
+        with WebApp(services, port):
+            yield services, base, fake
         services.engine.dispose()
 
 
