@@ -57,7 +57,10 @@ def on_response_start(send: Send, change: Callable[[Message], None]) -> Send:
     return wrapped
 
 
-class RelativeRedirects:
+class HttpMiddleware:
+    """A plain ASGI middleware that acts on HTTP requests (``handle``); anything else (lifespan,
+    websockets) passes through untouched."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -65,7 +68,14 @@ class RelativeRedirects:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
 
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RelativeRedirects(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         own = own_hosts(scope)
 
         def make_relative(message: Message) -> None:
@@ -83,14 +93,8 @@ class RelativeRedirects:
         await self.app(scope, receive, on_response_start(send, make_relative))
 
 
-class AccessLog:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class AccessLog(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = [500]  # if the app raises before answering
 
