@@ -50,6 +50,7 @@ from checkin.inbound.message import (
     storable,
 )
 from checkin.inbound.statements import insert_once
+from checkin.store.db import again_if_disconnected
 from checkin.store.models import InboundMessage
 
 if TYPE_CHECKING:
@@ -83,11 +84,20 @@ def handle_sms(
     ``write_lock``: on SQLite the web app passes one process-wide lock, so its threads queue
     for the database's single write lock in Python rather than in SQLite's busy handler, which
     sleeps in steps of up to 100 ms and so turns a 2 ms wait into a 100 ms one. Other processes
-    (the worker) still meet the busy timeout, as R6b requires."""
-    with write_lock or nullcontext(), services.sessions.begin() as session:
-        return process(
-            session, msg, now=now, settings=services.settings, renderer=services.renderer, assess=assess
-        )
+    (the worker) still meet the busy timeout, as R6b requires.
+
+    A connection found dead (PostgreSQL restarted; the web processes do not ping on checkout,
+    ADR 0020) fails the transaction: it is run once more, on a fresh connection. Nothing of the
+    first attempt was committed, or, if the connection died while COMMIT was answered, the
+    message is stored and the second attempt finds it as a replay (as Twilio's own retry would)."""
+
+    def attempt() -> InboundResult:
+        with write_lock or nullcontext(), services.sessions.begin() as session:
+            return process(
+                session, msg, now=now, settings=services.settings, renderer=services.renderer, assess=assess
+            )
+
+    return again_if_disconnected(attempt, message_sid=msg.message_sid)
 
 
 def process(

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import CursorResult, Engine, Result
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from checkin.errors import DatabaseNotReady
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def rowcount(result: Result[Any]) -> int:
@@ -51,12 +55,36 @@ def make_engine(url: str, **kw: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    # pre_ping: a PostgreSQL restart must not leave the worker with dead pooled connections.
-    # Room for a worker's sending threads (one connection each for its receipts, and short
-    # ones for pacing): the dispatcher sizes its pool to fit (``dispatch.pool_room``).
+    # pre_ping (one ``SELECT 1`` round trip per checkout): a PostgreSQL restart must not leave
+    # the worker with dead pooled connections. The web processes turn it off and retry instead
+    # (``checkin web``, ADR 0020). Room for a worker's sending threads (one connection each for
+    # its receipts, and short ones for pacing): the dispatcher sizes its pool to fit
+    # (``dispatch.pool_room``).
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 30)
-    return create_engine(url, pool_pre_ping=True, **kw)
+    kw.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kw)
+
+
+def again_if_disconnected(transaction: Callable[[], T], **ids: Any) -> T:
+    """Run ``transaction`` (which opens, and commits or rolls back, its own transaction); if it
+    fails because its connection was found dead (SQLAlchemy then invalidates the connection and
+    every other one the pool held before it), run it once more, on a fresh connection.
+
+    For engines without ``pool_pre_ping`` (the web processes, ADR 0020), and only for work that
+    may run twice: nothing of a failed attempt was committed, unless the connection died while
+    COMMIT was being answered, so the work must be idempotent (the inbound insert and the
+    status callback are). ``ids`` (no patient data) go into the warning logged on a retry."""
+    try:
+        return transaction()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning(
+            "database connection found dead; transaction run again on a fresh one",
+            extra={"event": "db.retried", "error": type(exc.orig).__name__, **ids},
+        )
+    return transaction()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

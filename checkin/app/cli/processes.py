@@ -75,8 +75,11 @@ def web(app: App, host: str, port: int, workers: int) -> None:
     from checkin.app.web import serve
 
     start_logging(app)
+    # No ping on each connection checkout (a round trip per request): the webhooks retry a
+    # transaction that met a dead connection instead (ADR 0020). ``checkin serve`` keeps the
+    # ping, its worker shares the engine.
     if workers == 1:
-        serve(build_services(app.settings), host=host, port=port)
+        serve(build_services(app.settings, pool_pre_ping=False), host=host, port=port)
         return
     from checkin.app.web import workers as several
 
@@ -94,7 +97,7 @@ def web(app: App, host: str, port: int, workers: int) -> None:
 
     @fail_cleanly
     def start(sock: socket.socket) -> None:
-        serve(build_services(settings), sockets=[sock], supervised=True)
+        serve(build_services(settings, pool_pre_ping=False), sockets=[sock], supervised=True)
 
     def child(sock: socket.socket) -> int:
         try:

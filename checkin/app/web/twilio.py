@@ -54,6 +54,7 @@ from checkin.core import replies
 from checkin.deps import Services
 from checkin.inbound import process as inbound
 from checkin.store import audit
+from checkin.store.db import again_if_disconnected
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -258,7 +259,8 @@ async def status_callback(request: Request) -> Response:
             )
 
     try:
-        await in_db_thread(request, record)
+        # Idempotent (one delivery event per message and status), so safe to run twice.
+        await in_db_thread(request, again_if_disconnected, record, provider_id=sid[:64])
     except (OperationalError, DBAPIError) as exc:
         state.metrics.inc("status_callbacks_total", result="database")
         log.error("status callback not stored: database unavailable", extra={"error": type(exc).__name__})
