@@ -46,7 +46,7 @@ PREFIX = CIRCUIT_PREFIX  # checkin status reads the same rows
 CLOSED = datetime(2000, 1, 1, tzinfo=UTC)  # a closed circuit's next_free_at
 STALE = timedelta(hours=1)
 # Refusals that may be a relay's or an account's answer to everyone; an opt-out never is.
-_BURSTABLE = frozenset({Refusal.REJECTED, Refusal.UNREACHABLE, Refusal.BAD_ADDRESS, Refusal.NOT_MOBILE})
+BURSTABLE = frozenset({Refusal.REJECTED, Refusal.UNREACHABLE, Refusal.BAD_ADDRESS, Refusal.NOT_MOBILE})
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class Breaker:
                 self.faults += 1
                 return self._after_fault(error, self.faults >= self.policy.faults, now)
             self.faults = 0  # the provider answered about this message
-            if error.refusal not in _BURSTABLE:
+            if error.refusal not in BURSTABLE:
                 return Judged(error)
             if error.code != self.refusal_code:
                 self.refusal_code, self.refused, self.run_started = error.code, {recipient}, now
@@ -259,6 +259,7 @@ def close_circuit(session: Session, channel: str) -> bool:
 
 
 __all__ = [
+    "BURSTABLE",
     "Breaker",
     "BreakerPolicy",
     "Breakers",

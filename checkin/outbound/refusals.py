@@ -4,7 +4,12 @@ The channel has already translated the provider's answer into ``ChannelError``'s
 terms; nothing here knows a provider code. In order:
 
 - ``ambiguous`` (a 5xx, a read timeout): ``in_doubt``, reconciled before any resend.
-- ``permanent``: ``dead``, or ``held`` when the patient opted out (and then every pending SMS
+- ``permanent``: the first time a row gets a refusal that a relay or an account refusing
+  everyone would also give (``breaker.BURSTABLE``), ``pending`` again, its attempt uncounted,
+  to be asked once more (``Policy.confirm_refusal`` later): a single refusal cannot be told
+  from a relay-wide one when it arrives, and by the retry the circuit breaker has seen the
+  others or the relay is sending again. The same refusal again (``outbox.unconfirmed`` is the
+  row's memory of it) is final: ``dead``, or ``held`` when the patient opted out (and then every pending SMS
   of theirs is held until they text START). A bad or landline number also marks the patient's
   phone, plans the same step by email and opens a contact-problem alert; an address the
   provider cannot deliver to opens the alert too.
@@ -19,10 +24,12 @@ import random
 from datetime import datetime, timedelta
 from typing import TypedDict
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from checkin.deps import Services
 from checkin.errors import ChannelError, Refusal
+from checkin.outbound.breaker import BURSTABLE
 from checkin.outbound.delivery import open_contact_problem
 from checkin.outbound.ratelimit import hold_sender
 from checkin.outbound.recheck import Prepared
@@ -62,6 +69,18 @@ def record_failure(
             "send outcome unknown; reconciling before any resend",
             extra={"event": "outbox.in_doubt", **fields},
         )
+    elif error.permanent and _unconfirmed(session, p, error):
+        ours = outbox.confirm_refusal(
+            session,
+            p.row_id,
+            at=now + policy.confirm_refusal,
+            reason=f"{error.reason}; asking once more before giving up",
+            **_attempt(p, error, worker_id, now),
+        )
+        log.info(
+            "refused; asking once more before giving up",
+            extra={"event": "outbox.confirming", **fields},
+        )
     elif error.permanent:
         ours = _permanent(session, services, p, error, now, worker_id)
     elif p.attempts >= policy.max_attempts:
@@ -92,6 +111,15 @@ def record_failure(
         log.warning(
             "row not ours any more; outcome not recorded", extra={"event": "outbox.lost_lease", **fields}
         )
+
+
+def _unconfirmed(session: Session, p: Prepared, error: ChannelError) -> bool:
+    """Whether this permanent refusal is the row's first of its kind and may be the relay's
+    answer to everyone (an opt-out never is: it is acted on at once)."""
+    if error.refusal not in BURSTABLE:
+        return False
+    last = session.scalar(select(OutboxMessage.last_error_code).where(OutboxMessage.id == p.row_id))
+    return last != outbox.unconfirmed(error.code)
 
 
 def _permanent(

@@ -17,7 +17,8 @@ from checkin.outbound.breaker import Breaker, BreakerPolicy, Breakers, open_circ
 from checkin.outbound.dispatch import run_once
 from checkin.store.models import Alert, OutboxMessage
 from checkin.store.status import collect, status_lines
-from tests.outbound.support import NOW, add_patient, add_row, statuses
+from checkin.store.outbox import DEFAULT_POLICY
+from tests.outbound.support import NOW, add_patient, add_row, get_row, statuses
 
 W = "worker-a"
 POLICY = BreakerPolicy()
@@ -25,6 +26,7 @@ REFUSED = ChannelError("could not connect (refused)", permanent=False)
 RELAY_550 = ChannelError(
     "SMTP rcpt refused with 550", permanent=True, code="550", refusal=Refusal.UNREACHABLE
 )
+OPTED_OUT = ChannelError("opted out", permanent=True, code="21610", refusal=Refusal.OPTED_OUT)
 SLOW_DOWN = ChannelError("429", permanent=False, code="20429", retry_after=1, refusal=Refusal.RATE_LIMITED)
 
 
@@ -145,11 +147,11 @@ def test_a_provider_outage_holds_the_queue_with_its_attempts_unspent(
         assert open_circuits(s, later) == {}
 
 
-def test_a_relay_refusing_everyone_dead_letters_one_email_and_opens_no_alert_storm(
+def test_a_relay_refusing_everyone_dead_letters_nothing_and_opens_no_alert_storm(
     services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="checkin.ops")
-    plant(services, 30, channel="email")
+    ids = plant(services, 30, channel="email")
     channel = services.email
     assert isinstance(channel, MemoryChannel)
     channel.fail_next(12, RELAY_550)  # a relay-wide 550 for a while
@@ -161,10 +163,71 @@ def test_a_relay_refusing_everyone_dead_letters_one_email_and_opens_no_alert_sto
         run_once(services, now, worker_id=W, breakers=breakers)
         now += timedelta(minutes=5)
 
-    assert statuses(services) == {"sent": 29, "dead": 1}  # only the first, before it could tell
+    # Not even the first refusal: it was asked again, and by then the relay was sending.
+    assert statuses(services) == {"sent": 30}
+    assert sorted(m.outbox_id for m in channel.sent) == ids  # each once
     with services.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(Alert)) <= 1
+        assert s.scalar(select(func.count()).select_from(Alert)) == 0
     assert ops_events(caplog, "channel.circuit_open") == 1
+
+
+def test_a_refusal_asked_again_is_final_and_the_memory_is_the_rows(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A genuine bad address: refused, asked again a little later (by a restarted worker, so
+    with a new breaker), refused again: dead, and the nurses' contact-problem alert opens."""
+    [row_id] = plant(services, 1, channel="email")
+    channel = services.email
+    assert isinstance(channel, MemoryChannel)
+    channel.fail_next(2, RELAY_550)
+
+    run_once(services, NOW, worker_id=W, breakers=Breakers())
+    row = get_row(services, row_id)
+    assert (row.status, row.attempts, row.last_error_code) == ("pending", 0, "?550")
+    assert row.next_attempt_at == NOW + DEFAULT_POLICY.confirm_refusal
+    with services.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Alert)) == 0
+
+    again = NOW + DEFAULT_POLICY.confirm_refusal
+    advance_to(services, again)
+    run_once(services, again, worker_id="worker-b", breakers=Breakers())
+    row = get_row(services, row_id)
+    assert (row.status, row.attempts, row.last_error_code) == ("dead", 1, "550")
+    with services.sessions() as s:
+        assert [a.kind for a in s.scalars(select(Alert))] == ["contact_problem"]
+    assert len(channel.attempts) == 2
+
+
+def test_a_different_answer_between_two_refusals_starts_the_confirmation_again(
+    services: Services,
+) -> None:
+    [row_id] = plant(services, 1, channel="email")
+    channel = services.email
+    assert isinstance(channel, MemoryChannel)
+    channel.fail_next(1, RELAY_550)
+    channel.fail_next(1, REFUSED)
+    channel.fail_next(1, RELAY_550)
+
+    now = NOW
+    for _ in range(3):
+        advance_to(services, now)
+        run_once(services, now, worker_id=W, breakers=Breakers())
+        now += timedelta(hours=2)
+    row = get_row(services, row_id)
+    # 550, a connection refused, 550: not twice in a row, so still pending, once more to ask
+    assert (row.status, row.last_error_code) == ("pending", "?550")
+    assert row.attempts == 1  # only the transient failure spent one
+
+
+def test_an_opt_out_is_acted_on_at_once(services: Services) -> None:
+    [row_id] = plant(services, 1)
+    channel = services.sms
+    assert isinstance(channel, MemoryChannel)
+    channel.fail_next(1, OPTED_OUT)
+
+    run_once(services, NOW, worker_id=W, breakers=Breakers())
+    row = get_row(services, row_id)
+    assert (row.status, row.last_error_code) == ("held", "21610")
 
 
 def test_another_worker_holds_back_too_and_probes_with_one_send(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import email
 import re
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from email.policy import default as default_policy
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from checkin.channels.email import SmtpConfig, SmtpEmailChannel
 from checkin.deps import Services
-from checkin.outbound.breaker import Breakers
+from checkin.outbound.breaker import BreakerPolicy, Breakers
 from checkin.outbound.dispatch import run_once
 from checkin.outbound.reconcile import reconcile_once
 from checkin.store.models import Alert, AuditEvent
@@ -35,13 +35,12 @@ class Relay:
         self.received: list[email.message.EmailMessage] = []
         self.refuse: dict[str, deque[str]] = {}
         self.drop_after_data = 0  # how many DATA to queue and then hang up on before replying
-        self.refuse_everyone = 0  # how many RCPT of any address to answer 550 (a relay-wide fault)
+        self.refusing_everyone: Callable[[], bool] = lambda: False  # a relay-wide 550 while True
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
-        if self.refuse_everyone:
-            self.refuse_everyone -= 1
+        if self.refusing_everyone():
             return "550 5.7.1 Relaying denied"
         replies = self.refuse.get(address)
         if replies:
@@ -125,6 +124,10 @@ def test_it_treats_a_550_as_permanent_for_that_recipient_only(mailer: Services, 
     smtp.relay.refuse["gone@example.org"] = deque(["550 5.1.1 No such user"])
 
     run_once(mailer, NOW, worker_id=W)
+    # One 550 could be the relay's answer to everyone: asked once more before it is final.
+    assert (get_row(mailer, bounced).status, get_row(mailer, bounced).last_error_code) == ("pending", "?550")
+    with mailer.sessions() as s:
+        assert s.scalars(select(Alert)).all() == []
     run_once(mailer, NOW + timedelta(hours=2), worker_id=W)
 
     row = get_row(mailer, bounced)
@@ -169,21 +172,28 @@ def test_a_resend_after_a_lost_data_reply_carries_the_same_message_id(mailer: Se
     assert row.provider_id == fit_provider_id(first)
 
 
-def test_a_relay_wide_550_holds_the_queue_instead_of_dead_lettering_it(
-    mailer: Services, smtp: Server
+def test_a_relay_wide_550_for_10_seconds_dead_letters_nothing(
+    mailer: Services, smtp: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="checkin.ops")
     ids = [email_row(mailer, f"p{i}@example.org") for i in range(20)]
-    smtp.relay.refuse_everyone = 8
+    smtp.relay.refusing_everyone = lambda: mailer.clock.now() < NOW + timedelta(seconds=10)
     breakers = Breakers()
 
     now = NOW
-    for _ in range(30):
+    for _ in range(180):  # the worker's dispatch tick, every second for 3 minutes
         mailer.clock.set(now)  # type: ignore[attr-defined]
         run_once(mailer, now, worker_id=W, breakers=breakers)
-        now += timedelta(minutes=2)
+        now += timedelta(seconds=1)
 
     rows = [get_row(mailer, i) for i in ids]
-    assert sorted(r.status for r in rows) == ["dead"] + ["sent"] * 19  # only the first refusal
-    assert sum(smtp.relay.per_outbox().values()) == 19
+    assert [r.status for r in rows] == ["sent"] * 20  # not even the first refusal is dead
+    assert smtp.relay.per_outbox() == dict.fromkeys(ids, 1)
+    # Rows held while the circuit was open kept their attempt budget: only the refused sends
+    # after the first (read as the relay's) and the failed probe spent one.
+    spent = sorted(r.attempts for r in rows)
+    assert spent.count(1) >= 20 - BreakerPolicy().burst and max(spent) == 2
     with mailer.sessions() as s:
-        assert len(s.scalars(select(Alert)).all()) <= 1  # not one contact alert per patient
+        assert s.scalars(select(Alert)).all() == []  # no contact-problem alert for anyone
+    opened = [r for r in caplog.records if getattr(r, "event", None) == "channel.circuit_open"]
+    assert len(opened) == 1

@@ -273,11 +273,16 @@ def test_it_flags_a_bad_number_falls_back_to_email_and_tells_the_care_team(
             s, p, e, step="b", due=NOW + timedelta(days=1), expires=NOW + timedelta(days=1, hours=6)
         ).id
         patient_id, enrollment_id = p.id, e.id
-    fake.script(Answer.error(400, code, "bad number"))
+    fake.script(Answer.error(400, code, "bad number"), Answer.error(400, code, "bad number"))
 
-    run_once(twilio, NOW, worker_id=W)
+    run_once(twilio, NOW, worker_id=W)  # one refusal could be Twilio's answer to everyone
+    first = get_row(twilio, refused)
+    assert (first.status, first.attempts, first.last_error_code) == ("pending", 0, f"?{code}")
+    with twilio.sessions() as s:
+        assert s.scalar(select(Alert)) is None
+    confirm = refuse_again(twilio)
     row = get_row(twilio, refused)
-    assert (row.status, row.last_error_code) == ("dead", str(code))
+    assert (row.status, row.last_error_code, row.attempts) == ("dead", str(code), 1)
     with twilio.sessions() as s:
         patient = s.get(Patient, patient_id)
         assert patient is not None and patient.phone_status == phone_status
@@ -286,7 +291,7 @@ def test_it_flags_a_bad_number_falls_back_to_email_and_tells_the_care_team(
     assert fallback is not None and (fallback.status, fallback.channel) == ("pending", "email")
     assert [(a.kind, a.severity, a.status) for a in alerts] == [("contact_problem", "watch", "open")]
 
-    run_once(twilio, NOW, worker_id=W)  # the fallback email goes at once
+    run_once(twilio, confirm, worker_id=W)  # the fallback email goes at once
     assert isinstance(twilio.email, MemoryChannel)
     assert [m.outbox_id for m in twilio.email.sent] == [fallback.id]
 
@@ -295,7 +300,7 @@ def test_it_flags_a_bad_number_falls_back_to_email_and_tells_the_care_team(
     at(twilio, later)
     run_once(twilio, later, worker_id=W)
     assert get_row(twilio, next_day).status == "skipped"
-    assert len(fake.creates()) == 1
+    assert len(fake.creates()) == 2
     with twilio.sessions() as s:
         assert (
             s.scalar(select(OutboxMessage.status).where(OutboxMessage.key == f"{enrollment_id}:b:1:email"))
@@ -310,11 +315,46 @@ def test_it_opens_the_contact_alert_but_no_fallback_without_email_consent(
     with twilio.sessions() as s, s.begin():
         p, e = add_patient(s)
         add_row(s, p, e)
-    fake.script(Answer.error(400, 21211, "bad number"))
+    fake.script(Answer.error(400, 21211, "bad number"), Answer.error(400, 21211, "bad number"))
     run_once(twilio, NOW, worker_id=W)
+    refuse_again(twilio)
     with twilio.sessions() as s:
         assert [r.channel for r in s.scalars(select(OutboxMessage))] == ["sms"]
         assert len(list(s.scalars(select(Alert)))) == 1
+
+
+def test_a_bad_number_refusal_that_does_not_come_again_is_no_bad_number(
+    twilio: Services, fake: HoldingTwilio
+) -> None:
+    """Twilio answering 21211 once (to everyone, for a moment) must not flag the patient's
+    number, fall back to email or tell nurses: the row is asked once more and goes."""
+    with twilio.sessions() as s, s.begin():
+        p, e = add_patient(s, email="ana@example.org")
+        row_id = add_row(s, p, e).id
+        patient_id = p.id
+    fake.script(Answer.error(400, 21211, "bad number"), Answer.ok())
+
+    run_once(twilio, NOW, worker_id=W)
+    refuse_again(twilio)
+
+    row = get_row(twilio, row_id)
+    assert (row.status, row.attempts, row.last_error_code) == ("sent", 1, None)
+    with twilio.sessions() as s:
+        patient = s.get(Patient, patient_id)
+        assert patient is not None and patient.phone_status == "ok"
+        assert [r.channel for r in s.scalars(select(OutboxMessage))] == ["sms"]  # no fallback
+        assert s.scalar(select(Alert)) is None
+        confirming = s.scalars(select(AuditEvent).where(AuditEvent.action == "outbox.confirming")).all()
+    assert len(confirming) == 1 and len(fake.creates()) == 2
+
+
+def refuse_again(services: Services) -> object:
+    """Run the dispatcher when the refused row is asked again; returns that time."""
+    confirm = NOW + DEFAULT_POLICY.confirm_refusal
+    assert run_once(services, confirm - timedelta(seconds=1), worker_id=W) == 0  # not before
+    at(services, confirm)
+    run_once(services, confirm, worker_id=W)
+    return confirm
 
 
 # ---- provider outages behind the circuit breaker -------------------------------------------

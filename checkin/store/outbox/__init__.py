@@ -49,7 +49,9 @@ from checkin.store.outbox.recovery import (
 from checkin.store.outbox.replies import REPLY_STEP, enqueue_email_reply
 from checkin.store.outbox.sending import (
     RANK,
+    UNCONFIRMED,
     SentRecord,
+    confirm_refusal,
     dead_letter,
     first_status,
     fit_provider_id,
@@ -60,6 +62,7 @@ from checkin.store.outbox.sending import (
     rank_below,
     rank_of,
     retry_later,
+    unconfirmed,
 )
 from checkin.store.outbox.unsent import (
     OPTED_OUT,
@@ -90,6 +93,7 @@ __all__ = [
     "PAUSED",
     "RANK",
     "REPLY_STEP",
+    "UNCONFIRMED",
     "Policy",
     "SentRecord",
     "abandon",
@@ -100,6 +104,7 @@ __all__ = [
     "cancel_rescheduled",
     "cancel_unsent",
     "claim",
+    "confirm_refusal",
     "confirm_sent",
     "dead_letter",
     "defer",
@@ -141,4 +146,5 @@ __all__ = [
     "skip",
     "skip_expired",
     "strand",
+    "unconfirmed",
 ]

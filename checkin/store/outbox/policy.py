@@ -16,6 +16,10 @@ class Policy:
     max_attempts: int = 8  # provider calls per row before it is dead-lettered
     backoff_base: timedelta = timedelta(seconds=30)
     backoff_cap: timedelta = timedelta(hours=1)
+    # A first permanent refusal that a relay refusing everyone would also give is asked again
+    # this long after (about the circuit breaker's window, docs/adr/0016): by then a relay-wide
+    # refusal has refused other rows and opened the channel's circuit, or it is over.
+    confirm_refusal: timedelta = timedelta(seconds=60)
     # A worker whose heartbeat is older than this is presumed dead (procrastinate uses 30 s).
     stale_after: timedelta = timedelta(seconds=30)
     # A lease this far past its end is taken back even from a worker that still beats: its

@@ -240,6 +240,48 @@ def retry_later(
     )
 
 
+# ``last_error_code`` of a row refused once with a refusal that could be the relay's answer to
+# everyone: the refusal is asked again before it is final (``confirm_refusal``).
+UNCONFIRMED = "?"
+
+
+def unconfirmed(code: str | None) -> str:
+    """The ``last_error_code`` ``confirm_refusal`` leaves for ``code`` (within the column)."""
+    return (UNCONFIRMED + (code or ""))[:32]
+
+
+def confirm_refusal(
+    session: Session,
+    row_id: int,
+    *,
+    worker_id: str,
+    now: datetime,
+    at: datetime,
+    patient_ref: str | None,
+    attempt: int,
+    reason: str,
+    code: str | None,
+) -> bool:
+    """``sending`` → ``pending`` from ``at`` on, its attempt uncounted, remembering the
+    refusal as ``unconfirmed(code)``: a first permanent refusal that a relay refusing everyone
+    would also give is asked once more before the row is dead-lettered. The memory is in the
+    row, so it survives a worker restart; any other outcome of the row overwrites it."""
+    return _transition(
+        session,
+        row_id,
+        worker_id,
+        now,
+        "outbox.confirming",
+        patient_ref,
+        attempt,
+        status=OutboxStatus.PENDING,
+        status_reason=reason[:200],
+        last_error_code=unconfirmed(code),
+        next_attempt_at=at,
+        attempts=OutboxMessage.attempts - 1,
+    )
+
+
 def dead_letter(
     session: Session,
     row_id: int,
@@ -324,7 +366,9 @@ def _transition(
 
 __all__ = [
     "RANK",
+    "UNCONFIRMED",
     "SentRecord",
+    "confirm_refusal",
     "dead_letter",
     "first_status",
     "fit_provider_id",
@@ -335,4 +379,5 @@ __all__ = [
     "rank_below",
     "rank_of",
     "retry_later",
+    "unconfirmed",
 ]
