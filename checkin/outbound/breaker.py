@@ -19,7 +19,11 @@ patient. With them:
   ``rate_limits`` (its ``next_free_at`` is when the circuit may be probed again; ``CLOSED``
   when closed), so one operations alert goes out per opening (``channel.circuit_open`` on
   ``checkin.ops``), every worker holds back and probes with one send, and ``checkin status``
-  can show it.
+  can show it;
+- a circuit open longer than ``STILL_OPEN`` is told to operations once more
+  (``channel.circuit_still_open``), by whichever worker notices first: ``circuit-since:<channel>``
+  holds when it opened until one worker's compare-and-set takes it. Openings and long openings
+  are audited, so the daily digest can tell staff.
 
 A ``Breaker`` is one channel's state in one worker, in memory and thread-safe; ``Breakers``
 keeps one per channel and talks to the shared rows.
@@ -36,15 +40,18 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from checkin.errors import ChannelError, Refusal
+from checkin.store import audit
 from checkin.store.db import insert_ignore, rowcount
 from checkin.store.models import RateLimit
-from checkin.store.status import CIRCUIT_PREFIX
+from checkin.store.status import CIRCUIT_OPENED, CIRCUIT_PREFIX, CIRCUIT_SINCE_PREFIX, CIRCUIT_STILL_OPEN
 
 ops = logging.getLogger("checkin.ops")
 
 PREFIX = CIRCUIT_PREFIX  # checkin status reads the same rows
 CLOSED = datetime(2000, 1, 1, tzinfo=UTC)  # a closed circuit's next_free_at
 STALE = timedelta(hours=1)
+# Open this long, the outage is more than a blip: operations hear again (once per opening).
+STILL_OPEN = timedelta(minutes=5)
 # Refusals that may be a relay's or an account's answer to everyone; an opt-out never is.
 BURSTABLE = frozenset({Refusal.REJECTED, Refusal.UNREACHABLE, Refusal.BAD_ADDRESS, Refusal.NOT_MOBILE})
 
@@ -56,6 +63,7 @@ class BreakerPolicy:
     window: timedelta = timedelta(seconds=60)  # a run older than this starts again
     first_open: timedelta = timedelta(seconds=5)
     longest_open: timedelta = timedelta(seconds=60)
+    still_open: timedelta = STILL_OPEN  # open this long: one more operations alert
 
 
 @dataclass(frozen=True)
@@ -192,8 +200,12 @@ class Breakers:
     def blocked(self, session: Session, now: datetime) -> set[str]:
         """Channels no row should be claimed for now: open here, or opened by another worker
         (whose opening this worker adopts, so that it too probes with one send, not a batch)."""
-        for channel, until in open_circuits(session, now).items():
+        opened = open_circuits(session, now)
+        for channel, until in opened.items():
             self[channel].adopt(until)
+        if opened:  # no query at all while every circuit is closed
+            for channel, since in still_open(session, now, self.policy.still_open):
+                tell_still_open(channel, since, now)
         with self._lock:
             return {c for c, b in self._by_channel.items() if b.is_open(now)}
 
@@ -207,6 +219,20 @@ def tell_opened(channel: str, judged: Judged) -> None:
             "code": judged.error.code,
             "reason": judged.error.reason,
             "probe_at": judged.opened_until.isoformat() if judged.opened_until else None,
+        },
+    )
+
+
+def tell_still_open(channel: str, since: datetime, now: datetime) -> None:
+    # Logged inside the caller's transaction: if it rolls back, a later step tells again
+    # (twice rather than never).
+    ops.error(
+        "channel circuit still open: the provider has been failing for minutes",
+        extra={
+            "event": "channel.circuit_still_open",
+            "channel": channel,
+            "open_since": since.isoformat(),
+            "open_s": round((now - since).total_seconds()),
         },
     )
 
@@ -234,6 +260,7 @@ def open_circuit(session: Session, channel: str, until: datetime, now: datetime)
     (its workers went away) counts as closed."""
     key = PREFIX + channel
     if insert_ignore(session, RateLimit, {"key": key, "next_free_at": until}, ["key"]):
+        _opened(session, channel, now)
         return True
     was_closed = rowcount(
         session.execute(
@@ -248,18 +275,65 @@ def open_circuit(session: Session, channel: str, until: datetime, now: datetime)
             .where(RateLimit.key == key, RateLimit.next_free_at < until)
             .values(next_free_at=until)
         )
+    else:
+        _opened(session, channel, now)
     return bool(was_closed)
+
+
+def _opened(session: Session, channel: str, now: datetime) -> None:
+    """The circuit was closed and this worker opened it: it is open since ``now``."""
+    key = CIRCUIT_SINCE_PREFIX + channel
+    if not insert_ignore(session, RateLimit, {"key": key, "next_free_at": now}, ["key"]):
+        session.execute(update(RateLimit).where(RateLimit.key == key).values(next_free_at=now))
+    audit.record(
+        session, at=now, actor="system", action=CIRCUIT_OPENED, subject=PREFIX + channel, channel=channel
+    )
+
+
+def still_open(session: Session, now: datetime, after: timedelta = STILL_OPEN) -> list[tuple[str, datetime]]:
+    """Circuits open for ``after`` or more that no worker has told operations about yet, each
+    with when it opened; this worker now has (a compare-and-set on ``circuit-since:``, audited
+    ``channel.circuit_still_open``), and the caller tells."""
+    due = session.execute(
+        select(RateLimit.key, RateLimit.next_free_at).where(
+            RateLimit.key.startswith(CIRCUIT_SINCE_PREFIX),
+            RateLimit.next_free_at > CLOSED,
+            RateLimit.next_free_at <= now - after,
+        )
+    ).all()
+    told = []
+    for key, since in due:
+        taken = update(RateLimit).where(RateLimit.key == key, RateLimit.next_free_at == since)
+        if not rowcount(session.execute(taken.values(next_free_at=CLOSED))):
+            continue  # another worker told
+        channel = key.removeprefix(CIRCUIT_SINCE_PREFIX)
+        audit.record(
+            session,
+            at=now,
+            actor="system",
+            action=CIRCUIT_STILL_OPEN,
+            subject=PREFIX + channel,
+            channel=channel,
+            open_since=since.isoformat(),
+        )
+        told.append((channel, since))
+    return told
 
 
 def close_circuit(session: Session, channel: str) -> bool:
     """Mark ``channel``'s circuit closed for every worker; True if it was open (this worker
     is the one to tell operations)."""
     closing = update(RateLimit).where(RateLimit.key == PREFIX + channel, RateLimit.next_free_at > CLOSED)
-    return bool(rowcount(session.execute(closing.values(next_free_at=CLOSED))))
+    was_open = bool(rowcount(session.execute(closing.values(next_free_at=CLOSED))))
+    if was_open:  # closed within STILL_OPEN: no "still open" alert for this opening
+        since = update(RateLimit).where(RateLimit.key == CIRCUIT_SINCE_PREFIX + channel)
+        session.execute(since.values(next_free_at=CLOSED))
+    return was_open
 
 
 __all__ = [
     "BURSTABLE",
+    "STILL_OPEN",
     "Breaker",
     "BreakerPolicy",
     "Breakers",
@@ -267,6 +341,8 @@ __all__ = [
     "close_circuit",
     "open_circuit",
     "open_circuits",
+    "still_open",
     "tell_closed",
     "tell_opened",
+    "tell_still_open",
 ]

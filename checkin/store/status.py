@@ -19,8 +19,14 @@ from checkin.store.models import Alert, InboundMessage, OutboxMessage, RateLimit
 STATUSES = ("pending", "held", "sending", "in_doubt", "sent", "skipped", "cancelled", "dead")
 SEVERITIES = ("emergency", "urgent", "watch", "none")
 WORKER_FRESH = timedelta(seconds=30)
-# Rate-limit rows the dispatcher's circuit breakers keep per channel (checkin.outbound.breaker).
+# Rate-limit rows the dispatcher's circuit breakers keep per channel (checkin.outbound.breaker):
+# ``circuit:<channel>`` (open until), and ``circuit-since:<channel>`` (open since, until the
+# "still open" operations alert is given).
 CIRCUIT_PREFIX = "circuit:"
+CIRCUIT_SINCE_PREFIX = "circuit-since:"
+# Audit actions of the breakers' shared rows, which the daily digest reads back.
+CIRCUIT_OPENED = "channel.circuit_opened"
+CIRCUIT_STILL_OPEN = "channel.circuit_still_open"
 
 
 @dataclass

@@ -15,9 +15,9 @@ from checkin.deps import Services
 from checkin.errors import ChannelError, Refusal
 from checkin.outbound.breaker import Breaker, BreakerPolicy, Breakers, open_circuits
 from checkin.outbound.dispatch import run_once
-from checkin.store.models import Alert, OutboxMessage
-from checkin.store.status import collect, status_lines
+from checkin.store.models import Alert, AuditEvent, OutboxMessage
 from checkin.store.outbox import DEFAULT_POLICY
+from checkin.store.status import collect, status_lines
 from tests.outbound.support import NOW, add_patient, add_row, get_row, statuses
 
 W = "worker-a"
@@ -256,3 +256,75 @@ def test_another_worker_holds_back_too_and_probes_with_one_send(
         run_once(services, later, worker_id="worker-b", breakers=other)
     assert statuses(services) == {"sent": 30}
     assert ops_events(caplog, "channel.circuit_closed") == 1
+
+
+# ---- operations hear of a long outage ------------------------------------------------------
+
+
+def test_a_circuit_open_for_minutes_is_told_to_operations_once_by_one_of_the_workers(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="checkin.ops")
+    plant(services, 20)
+    channel = services.sms
+    assert isinstance(channel, MemoryChannel)
+    channel.fail_next(10_000, REFUSED)
+    workers = {"worker-a": Breakers(), "worker-b": Breakers()}
+
+    now = NOW
+    while now < NOW + 3 * POLICY.still_open:  # both workers tick every 5 s through the outage
+        advance_to(services, now)
+        for name, breakers in workers.items():
+            run_once(services, now, worker_id=name, breakers=breakers)
+        now += timedelta(seconds=5)
+        if now <= NOW + POLICY.still_open:
+            assert ops_events(caplog, "channel.circuit_still_open") == 0
+
+    told = [r for r in caplog.records if getattr(r, "event", None) == "channel.circuit_still_open"]
+    assert len(told) == 1 and told[0].channel == "sms"  # type: ignore[attr-defined]
+    assert told[0].open_since == NOW.isoformat()  # type: ignore[attr-defined]
+    with services.sessions() as s:
+        audited = s.scalars(select(AuditEvent).where(AuditEvent.action.like("channel.circuit%"))).all()
+    assert [(a.action, a.detail["channel"]) for a in audited] == [
+        ("channel.circuit_opened", "sms"),
+        ("channel.circuit_still_open", "sms"),
+    ]
+
+    # It closes, and a later opening that lasts is a new outage: told again.
+    channel.clear_failures()
+    back = now
+    while now < back + POLICY.longest_open:  # the next probe goes through
+        advance_to(services, now)
+        run_once(services, now, worker_id="worker-a", breakers=workers["worker-a"])
+        now += timedelta(seconds=5)
+    assert ops_events(caplog, "channel.circuit_closed") == 1
+    channel.fail_next(10_000, REFUSED)
+    plant(services, 10)
+    end = now + 2 * POLICY.still_open
+    while now < end:
+        advance_to(services, now)
+        run_once(services, now, worker_id="worker-b", breakers=workers["worker-b"])
+        now += timedelta(seconds=5)
+    assert ops_events(caplog, "channel.circuit_still_open") == 2
+
+
+def test_a_circuit_closed_within_minutes_is_no_long_outage(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="checkin.ops")
+    plant(services, 20)
+    channel = services.sms
+    assert isinstance(channel, MemoryChannel)
+    channel.fail_next(POLICY.faults + 3, REFUSED)  # five faults open it, three probes fail
+    breakers = Breakers()
+
+    now = NOW
+    while now < NOW + 3 * POLICY.still_open:
+        advance_to(services, now)
+        run_once(services, now, worker_id=W, breakers=breakers)
+        now += timedelta(seconds=5)
+
+    assert statuses(services) == {"sent": 20}
+    assert ops_events(caplog, "channel.circuit_open") == 1
+    assert ops_events(caplog, "channel.circuit_closed") == 1
+    assert ops_events(caplog, "channel.circuit_still_open") == 0
