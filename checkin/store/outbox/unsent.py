@@ -340,27 +340,27 @@ def cancel_alert_notifications(session: Session, alert_id: int, *, now: datetime
 
 
 _OUTBOX = cast(Table, OutboxMessage.__table__)
-_ANSWER = (
-    update(_OUTBOX)
-    .where(_OUTBOX.c.id == bindparam("question_id"), _OUTBOX.c.answered_at.is_(None))
-    .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
-)
-# The same question sent on both channels (a patient who chose "both"): an answer on one
-# answers the other, or the email copy would later count as a missed check-in.
+# The question, and the same question sent on the other channel (a patient who chose "both"):
+# an answer on one answers the other, or the email copy would later count as a missed check-in.
+# One statement, not two: this runs in every answered reply's webhook (issue 15).
 _SIBLING = _OUTBOX.alias("sibling")
-_ANSWER_SIBLINGS = (
+
+
+def _of_question(column: Any) -> Any:
+    return select(column).where(_SIBLING.c.id == bindparam("question_id")).scalar_subquery()
+
+
+_ANSWER = (
     update(_OUTBOX)
     .where(
         _OUTBOX.c.answered_at.is_(None),
-        _OUTBOX.c.ask.is_not(None),
-        _OUTBOX.c.enrollment_id
-        == select(_SIBLING.c.enrollment_id)
-        .where(_SIBLING.c.id == bindparam("question_id"))
-        .scalar_subquery(),
-        _OUTBOX.c.step_id
-        == select(_SIBLING.c.step_id).where(_SIBLING.c.id == bindparam("question_id")).scalar_subquery(),
-        _OUTBOX.c.occurrence
-        == select(_SIBLING.c.occurrence).where(_SIBLING.c.id == bindparam("question_id")).scalar_subquery(),
+        (_OUTBOX.c.id == bindparam("question_id"))
+        | (
+            _OUTBOX.c.ask.is_not(None)
+            & (_OUTBOX.c.enrollment_id == _of_question(_SIBLING.c.enrollment_id))
+            & (_OUTBOX.c.step_id == _of_question(_SIBLING.c.step_id))
+            & (_OUTBOX.c.occurrence == _of_question(_SIBLING.c.occurrence))
+        ),
     )
     .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
 )
@@ -369,7 +369,6 @@ _ANSWER_SIBLINGS = (
 def mark_answered(session: Session, question_id: int, now: datetime) -> None:
     """The patient answered this question (and so its copy on the other channel)."""
     session.execute(_ANSWER, {"question_id": question_id, "at": now})
-    session.execute(_ANSWER_SIBLINGS, {"question_id": question_id, "at": now})
 
 
 def adopt_answer(session: Session, row_id: int, answered_at: datetime, now: datetime) -> None:
