@@ -15,19 +15,9 @@ from checkin.config import Settings
 from checkin.content.render import Renderer
 from checkin.core import keywords, replies
 from checkin.errors import TemplateError
+from checkin.inbound import lookup
 from checkin.inbound.message import Assess, InboundResult, InboundSms, match_kind, reply_language
-from checkin.inbound.statements import (
-    AUDIT,
-    BY_ID,
-    BY_PHONE,
-    LAST_REMINDER,
-    LOCKED,
-    OPEN_QUESTIONS,
-    RESULT_FIELDS,
-    SAVE_RESULT,
-    Question,
-    aware,
-)
+from checkin.inbound.statements import AUDIT, BY_ID, BY_PHONE, RESULT_FIELDS, SAVE_RESULT, Question
 from checkin.states import ChannelName, OutboxStatus, supported_language
 from checkin.store import consents, outbox
 from checkin.store.models import Enrollment, InboundMessage, OutboxMessage, Patient
@@ -55,6 +45,7 @@ class Handling:
         self.session, self.inbound, self.msg, self.now = session, inbound, msg, now
         self.settings, self.renderer, self.assess = settings, renderer, assess
         self._audit: list[dict[str, Any]] = []
+        self._found = lookup.Found()
 
     def audit(self, *, actor: str, action: str, patient_ref: str | None, **detail: Any) -> None:
         """Queue an audit row; ``_reply`` writes the queue in one INSERT (one round trip)."""
@@ -115,40 +106,13 @@ class Handling:
         return self._patients(BY_PHONE, {"phone": phone})
 
     def _patients(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Patient, Enrollment | None]]:
-        """Patients matching ``stmt`` (``BY_PHONE``/``BY_ID``), each with its latest active
-        enrollment (or None), in one query. On PostgreSQL the patient rows are locked
-        (``FOR UPDATE OF patients``) so two replies from one patient are processed one after the
-        other: alert find-or-open and STOP/START are then not racy. SQLite's BEGIN IMMEDIATE
-        already holds the only write lock."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            stmt = LOCKED[id(stmt)]
-        out: dict[int, tuple[Patient, Enrollment | None]] = {}
-        for patient, enrollment in self.session.execute(stmt, params):
-            out.setdefault(patient.id, (patient, enrollment))  # first row: latest active enrollment
-        return list(out.values())
+        """``lookup.find``: the patients, their open questions kept for ``_open_question``."""
+        self._found = lookup.find(self.session, stmt, params, self.now)
+        return self._found.patients
 
     def _open_question(self, patient: Patient) -> Question | None:
-        since = self.now - replies.QUESTION_WINDOW
-        rows = self.session.execute(OPEN_QUESTIONS, {"patient_id": patient.id, "since": since}).all()
-        picked = replies.pick_question(
-            (
-                replies.OpenQuestion(r.id, r.ask or "general", r.sent_at, r.step_id == replies.FOLLOWUP_STEP)
-                for r in rows
-            ),
-            now=self.now,
-        )
-        if picked is not None and replies.is_bare_yes_no(self.msg.body):
-            last = self.session.execute(LAST_REMINDER, {"patient_id": patient.id, "since": since}).scalar()
-            if replies.answer_context(picked, self.msg.body, aware(last)) == "reminder":
-                return None  # "yes" to the reminder sent since: the question stays open
-        return next(
-            (
-                Question(r.id, r.ask, r.step_id, r.enrollment_id)
-                for r in rows
-                if picked and r.id == picked.outbox_id
-            ),
-            None,
-        )
+        rows = self._found.questions.get(patient.id, [])
+        return lookup.open_question(self.session, rows, patient.id, self.msg.body, self.now)
 
     # ---- keywords ------------------------------------------------------------------------
     def _keyword(self, kind: keywords.Classification, patients: list[Patient]) -> InboundResult:

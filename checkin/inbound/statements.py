@@ -9,7 +9,7 @@ from typing import cast
 
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from checkin.inbound.message import InboundSms, storable
 from checkin.states import EnrollmentStatus, OutboxStatus
@@ -23,10 +23,24 @@ INSERT_ONCE = {
     .returning(INBOUND.c.id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
+# A reply's patients, each row with one active enrollment (latest first) and one open question
+# (a sent, unanswered ``ask`` row within the window; NULLs when none): who sent it and what it
+# answers in one round trip instead of two (issue 15). Rows are patients x enrollments x
+# questions; ``checkin.inbound.lookup`` folds them.
+OPEN = aliased(OutboxMessage, name="open_question")
 PATIENTS = (
-    select(Patient, Enrollment)
+    select(Patient, Enrollment, OPEN.id, OPEN.ask, OPEN.sent_at, OPEN.step_id, OPEN.enrollment_id)
     .outerjoin(
         Enrollment, (Enrollment.patient_id == Patient.id) & (Enrollment.status == EnrollmentStatus.ACTIVE)
+    )
+    .outerjoin(
+        OPEN,
+        (OPEN.patient_id == Patient.id)
+        & OPEN.ask.is_not(None)
+        & (OPEN.status == OutboxStatus.SENT)
+        & OPEN.answered_at.is_(None)
+        & OPEN.sent_at.is_not(None)
+        & (OPEN.sent_at >= bindparam("since")),
     )
     .order_by(Patient.id, Enrollment.created_at.desc(), Enrollment.id.desc())
 )
@@ -35,20 +49,6 @@ BY_ID = PATIENTS.where(Patient.id == bindparam("patient_id"))
 LOCKED = {
     id(q): q.with_for_update(of=Patient).execution_options(populate_existing=True) for q in (BY_PHONE, BY_ID)
 }
-OPEN_QUESTIONS = select(
-    OutboxMessage.id,
-    OutboxMessage.ask,
-    OutboxMessage.sent_at,
-    OutboxMessage.step_id,
-    OutboxMessage.enrollment_id,
-).where(
-    OutboxMessage.patient_id == bindparam("patient_id"),
-    OutboxMessage.ask.is_not(None),
-    OutboxMessage.status == OutboxStatus.SENT,
-    OutboxMessage.answered_at.is_(None),
-    OutboxMessage.sent_at.is_not(None),
-    OutboxMessage.sent_at >= bindparam("since"),
-)
 # The latest message that asked nothing (a reminder): a bare YES/NO sent after it answers it.
 LAST_REMINDER = select(func.max(OutboxMessage.sent_at)).where(
     OutboxMessage.patient_id == bindparam("patient_id"),
