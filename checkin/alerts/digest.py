@@ -1,5 +1,6 @@
 """The daily digest: one email per care team each morning with the day's open alerts,
-missed check-ins and patients who cannot be reached.
+missed check-ins and patients who cannot be reached, and an operations part when messages
+expired unsent or a provider was failing for minutes (``checkin.store.status.operations_since``).
 
 ``digest_once`` is safe in two workers at once: the day's claim row ``digest:<team>:<date>``
 is inserted with ``ON CONFLICT DO NOTHING``, and only the transaction that inserted it composes
@@ -31,6 +32,7 @@ from checkin.store.models import (
     OutboxMessage,
     Patient,
 )
+from checkin.store.status import LONG_OUTAGE, Operations, operations_since
 
 log = logging.getLogger(__name__)
 ops = logging.getLogger("checkin.ops")
@@ -48,9 +50,10 @@ class Digest:
     contact_problems: list[dict[str, Any]] = field(default_factory=list)
     watch_replies: list[dict[str, Any]] = field(default_factory=list)
     opted_out: list[dict[str, Any]] = field(default_factory=list)
+    operations: Operations = field(default_factory=Operations)
 
     def empty(self) -> bool:
-        return not (
+        return self.operations.quiet() and not (
             self.open_alerts or self.missed or self.contact_problems or self.watch_replies or self.opted_out
         )
 
@@ -58,7 +61,8 @@ class Digest:
 def digest_once(services: Services, now: datetime, *, hour: int = DIGEST_HOUR) -> int:
     """Once per local day (CHECKIN_DEFAULT_TIMEZONE), at the first run at or after ``hour``,
     compose each team's digest: unresolved alerts (oldest first), and from the last 24 hours
-    missed check-ins, contact problems, watch-level replies and opt-outs, with counts; one
+    missed check-ins, contact problems, watch-level replies and opt-outs, with counts, and
+    messages expired unsent or a provider failing for minutes (for every team); one
     email per nurse of the team. Decided once per team and day by inserting the claim row
     ``digest:<team>:<date>`` (status ``skipped``, never sent): a day with nothing to report
     sends nothing and is not reconsidered later that day; a day the worker was down entirely
@@ -277,16 +281,30 @@ def collect_digest(
         )
     ):
         d.opted_out.append({"reference": r.reference, "at": at(r.sms_opted_out_at)})
+    d.operations = operations_since(session, since)
     return d
 
 
 def digest_context(services: Services, team: CareTeam, day: date, d: Digest) -> dict[str, Any]:
+    ops_ = d.operations
     counts = {
         "open_alerts": len(d.open_alerts),
         "missed": len(d.missed),
         "contact_problems": len(d.contact_problems),
         "watch_replies": len(d.watch_replies),
         "opted_out": len(d.opted_out),
+        "expired_unsent": sum(ops_.expired.values()),
+        "long_outages": len(ops_.outages),
+    }
+    tz = ZoneInfo(services.settings.default_timezone)
+    operations = {
+        "expired": counts["expired_unsent"],
+        "expired_by_channel": ", ".join(f"{c} {n}" for c, n in ops_.expired.items()),
+        "outages": [
+            {"channel": o.channel, "since": o.since.astimezone(tz).strftime("%a %b %d %H:%M")}
+            for o in ops_.outages
+        ],
+        "outage_minutes": round(LONG_OUTAGE.total_seconds() / 60),
     }
     return {
         "team_name": team.name,
@@ -297,6 +315,7 @@ def digest_context(services: Services, team: CareTeam, day: date, d: Digest) -> 
         "contact_problems": d.contact_problems,
         "watch_replies": d.watch_replies,
         "opted_out": d.opted_out,
+        "operations": operations,
         "counts": counts,
         "clinic_name": services.settings.clinic_name,
         "public_url": (services.settings.public_url or "").rstrip("/"),
@@ -331,7 +350,24 @@ def compose_digest(services: Services, ctx: dict[str, Any]) -> tuple[str, str, s
             f"- {a['severity'].upper()} {a['reference']} {a['kind_label']} since {a['opened_at']} ({a['status']})"
             for a in ctx["open_alerts"]
         ]
+        lines += operations_lines(ctx["operations"])
         return f"Daily digest {ctx['date']}: {c['open_alerts']} open alert(s)", "\n".join(lines) + "\n", None
+
+
+def operations_lines(o: dict[str, Any]) -> list[str]:
+    """The operations part of the built-in text (the templates word their own)."""
+    lines = []
+    if o["expired"]:
+        lines.append(
+            f"Operations: {o['expired']} message(s) expired unsent and were skipped "
+            f"({o['expired_by_channel']}) in the last 24 h"
+        )
+    lines += [
+        f"Operations: {x['channel']} provider failing; sending held more than "
+        f"{o['outage_minutes']} minutes from {x['since']}"
+        for x in o["outages"]
+    ]
+    return lines
 
 
 __all__ = ["DIGEST_HOUR", "Digest", "collect_digest", "compose_digest", "digest_context", "digest_once"]

@@ -43,7 +43,13 @@ from checkin.errors import ChannelError, Refusal
 from checkin.store import audit
 from checkin.store.db import insert_ignore, rowcount
 from checkin.store.models import RateLimit
-from checkin.store.status import CIRCUIT_OPENED, CIRCUIT_PREFIX, CIRCUIT_SINCE_PREFIX, CIRCUIT_STILL_OPEN
+from checkin.store.status import (
+    CIRCUIT_OPENED,
+    CIRCUIT_PREFIX,
+    CIRCUIT_SINCE_PREFIX,
+    CIRCUIT_STILL_OPEN,
+    LONG_OUTAGE,
+)
 
 ops = logging.getLogger("checkin.ops")
 
@@ -51,7 +57,7 @@ PREFIX = CIRCUIT_PREFIX  # checkin status reads the same rows
 CLOSED = datetime(2000, 1, 1, tzinfo=UTC)  # a closed circuit's next_free_at
 STALE = timedelta(hours=1)
 # Open this long, the outage is more than a blip: operations hear again (once per opening).
-STILL_OPEN = timedelta(minutes=5)
+STILL_OPEN = LONG_OUTAGE  # the daily digest's "long outage" too
 # Refusals that may be a relay's or an account's answer to everyone; an opt-out never is.
 BURSTABLE = frozenset({Refusal.REJECTED, Refusal.UNREACHABLE, Refusal.BAD_ADDRESS, Refusal.NOT_MOBILE})
 

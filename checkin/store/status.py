@@ -14,7 +14,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from checkin.states import AlertStatus, OutboxStatus
-from checkin.store.models import Alert, InboundMessage, OutboxMessage, RateLimit, Worker
+from checkin.store.models import Alert, AuditEvent, InboundMessage, OutboxMessage, RateLimit, Worker
 
 STATUSES = ("pending", "held", "sending", "in_doubt", "sent", "skipped", "cancelled", "dead")
 SEVERITIES = ("emergency", "urgent", "watch", "none")
@@ -27,6 +27,8 @@ CIRCUIT_SINCE_PREFIX = "circuit-since:"
 # Audit actions of the breakers' shared rows, which the daily digest reads back.
 CIRCUIT_OPENED = "channel.circuit_opened"
 CIRCUIT_STILL_OPEN = "channel.circuit_still_open"
+# A circuit open this long is an outage staff hear of (the breaker's ``STILL_OPEN``).
+LONG_OUTAGE = timedelta(minutes=5)
 
 
 @dataclass
@@ -123,6 +125,49 @@ def collect(session: Session, now: datetime) -> Figures:
     ).all()
     f.circuits_open = {key.removeprefix(CIRCUIT_PREFIX): until for key, until in circuits}
     return f
+
+
+@dataclass(frozen=True)
+class Outage:
+    channel: str
+    since: datetime  # when its circuit opened; it stayed open at least ``LONG_OUTAGE``
+
+
+@dataclass
+class Operations:
+    """What staff should hear of the sending itself over a period (the daily digest): no
+    patient in it, only channels, counts and times."""
+
+    expired: dict[str, int] = field(default_factory=dict)  # channel: unsent rows skipped as expired
+    outages: list[Outage] = field(default_factory=list)
+
+    def quiet(self) -> bool:
+        return not (self.expired or self.outages)
+
+
+def operations_since(session: Session, since: datetime) -> Operations:
+    """Messages that expired unsent (skipped ``expired`` after a long outage or while no worker
+    ran, by their ``updated_at``) and circuits open longer than ``LONG_OUTAGE`` (their
+    ``channel.circuit_still_open`` audit rows), from ``since`` on."""
+    expired = session.execute(
+        select(OutboxMessage.channel, func.count())
+        .where(
+            OutboxMessage.status == OutboxStatus.SKIPPED,
+            OutboxMessage.status_reason == "expired",
+            OutboxMessage.updated_at >= since,
+        )
+        .group_by(OutboxMessage.channel)
+        .order_by(OutboxMessage.channel)
+    ).all()
+    told = session.scalars(
+        select(AuditEvent.detail)
+        .where(AuditEvent.at >= since, AuditEvent.action == CIRCUIT_STILL_OPEN)
+        .order_by(AuditEvent.at, AuditEvent.id)
+    ).all()
+    return Operations(
+        expired={channel: int(n) for channel, n in expired},
+        outages=[Outage(d["channel"], datetime.fromisoformat(d["open_since"])) for d in told],
+    )
 
 
 def _line(name: str, value: float | None, **labels: str) -> list[str]:
