@@ -114,6 +114,27 @@ def test_it_accepts_the_public_url_with_the_default_port(
     assert r.status_code == 200 and rows(services) == 1
 
 
+def test_a_request_signed_for_the_public_url_costs_one_hmac(
+    client: TestClient, services: Services, ana: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, with_port = sms_params("fine today"), sms_params("ok")
+    port_url = "https://checkin.example.org:443" + PATH
+    plain_headers, port_headers = signed_headers(PATH, plain), signed_headers(PATH, with_port, url=port_url)
+    urls: list[str] = []
+    compute = RequestValidator.compute_signature
+
+    def counted(self: RequestValidator, uri: str, params: Any, algorithm: str | None = None) -> str:
+        urls.append(uri)
+        return compute(self, uri, params, algorithm)
+
+    monkeypatch.setattr(RequestValidator, "compute_signature", counted)
+    assert client.post(PATH, data=plain, headers=plain_headers).status_code == 200
+    assert urls == [PUBLIC_URL + PATH]
+    urls.clear()  # signed with the port: the configured URL, then the other one
+    assert client.post(PATH, data=with_port, headers=port_headers).status_code == 200
+    assert urls == [PUBLIC_URL + PATH, port_url]
+
+
 def test_it_refuses_a_signed_request_from_another_account(client: TestClient, services: Services) -> None:
     params = sms_params("hello", AccountSid="AC" + "f" * 32)
     assert post(client, params).status_code == 403
