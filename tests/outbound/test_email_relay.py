@@ -197,3 +197,36 @@ def test_a_relay_wide_550_for_10_seconds_dead_letters_nothing(
         assert s.scalars(select(Alert)).all() == []  # no contact-problem alert for anyone
     opened = [r for r in caplog.records if getattr(r, "event", None) == "channel.circuit_open"]
     assert len(opened) == 1
+
+
+def test_a_minute_of_relay_down_then_10_seconds_of_550_dead_letters_nothing(
+    mailer: Services, smtp: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15's provider faults back to back through one circuit: the relay refuses
+    connections for 60 s, comes back answering 550 to everyone for 10 s, then recovers."""
+    caplog.set_level("INFO", logger="checkin.ops")
+    ids = [email_row(mailer, f"p{i}@example.org") for i in range(20)]
+    back = NOW + timedelta(seconds=60)
+    smtp.relay.refusing_everyone = lambda: mailer.clock.now() < back + timedelta(seconds=10)
+    smtp.stop()
+    breakers = Breakers()
+
+    now = NOW
+    for _ in range(240):  # the worker's dispatch tick, every second for 4 minutes
+        if now == back:
+            smtp.start()
+        mailer.clock.set(now)  # type: ignore[attr-defined]
+        run_once(mailer, now, worker_id=W, breakers=breakers)
+        now += timedelta(seconds=1)
+
+    rows = [get_row(mailer, i) for i in ids]
+    assert [r.status for r in rows] == ["sent"] * 20
+    assert smtp.relay.per_outbox() == dict.fromkeys(ids, 1)
+    # Failed sends: the faults that opened the circuit, then one per probe (waits of 5, 10, 20,
+    # 40 s…); every row held meanwhile kept its attempt budget.
+    failed = sum(r.attempts for r in rows) - 20
+    assert failed <= BreakerPolicy().faults + 4, sorted(r.attempts for r in rows)
+    with mailer.sessions() as s:
+        assert s.scalars(select(Alert)).all() == []
+    opened = [r for r in caplog.records if getattr(r, "event", None) == "channel.circuit_open"]
+    assert len(opened) == 1
