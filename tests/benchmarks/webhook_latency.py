@@ -7,14 +7,16 @@ For each backend the real ``checkin web --workers N`` (default 1; above 1 Postgr
 serves 127.0.0.1 in its own process, so the load generator does not share its interpreter. The
 database (a SQLite file, or a throwaway PostgreSQL database) holds 500 enrolled patients, each
 with an open check-in question. The generator pre-signs every request with twilio's
-RequestValidator, then sends them open-loop at ``--rate`` requests/s from an asyncio client
-over a bounded number of keep-alive connections. The mix: 60 % calm answers, 25 % urgent (an alert opens or joins),
-5 % emergencies, 5 % HELP, 5 % unknown senders.
+RequestValidator and encodes them to HTTP/1.1 bytes, then sends them open-loop at ``--rate``
+requests/s from plain asyncio streams over a bounded number of keep-alive connections (the
+client shares the cores with the server, so it does as little as it can). The mix: 60 % calm
+answers, 25 % urgent (an alert opens or joins), 5 % emergencies, 5 % HELP, 5 % unknown senders.
 
 One JSON line per backend: requests, errors, achieved rate, latency p50/p90/p99/max in ms
 (request sent → response read), and p99 measured from each request's *scheduled* send time
 (which also counts any time a request waited for a free connection), server CPU per request
-(parent and web processes), and the load average before and after (the machine may be shared).
+(parent and web processes), the client's own CPU per request, and the load average before and
+after (the machine may be shared).
 Goal (issue 15): p99 < 50 ms at 400 requests/s with 2 processes on two cores.
 """
 
@@ -171,47 +173,100 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
+def encode(host: str, item: tuple[dict[str, str], dict[str, str]]) -> bytes:
+    """One signed webhook as the bytes of an HTTP/1.1 keep-alive request."""
+    from urllib.parse import urlencode
+
+    params, headers = item
+    body = urlencode(params).encode()
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    )
+    return head.encode() + body
+
+
+class Connections:
+    """At most ``limit`` keep-alive connections to ``host:port``, opened as needed, reused."""
+
+    def __init__(self, host: str, port: int, limit: int) -> None:
+        import asyncio
+
+        self.host, self.port, self.limit, self.opened = host, port, limit, 0
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def exchange(self, request: bytes) -> int:
+        """Send ``request``, read the whole response; its status."""
+        import asyncio
+
+        if self.idle.empty() and self.opened < self.limit:
+            self.opened += 1
+            conn = await asyncio.open_connection(self.host, self.port)
+        else:
+            conn = await self.idle.get()
+        reader, writer = conn
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length, close = 0, False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+            elif name.lower() == b"connection" and value.strip().lower() == b"close":
+                close = True
+        await reader.readexactly(length)
+        if close:
+            writer.close()
+            self.opened -= 1
+        else:
+            self.idle.put_nowait(conn)
+        return int(head.split(b" ", 2)[1])
+
+
 def load(base: str, rate: float, seconds: float, connections: int) -> dict[str, Any]:
     """Open-loop load from this process (the server is another): one asyncio task per request,
-    started on schedule, over at most ``connections`` keep-alive connections. A thread pool of
-    blocking clients was tried first and measured its own GIL contention: /healthz alone showed
-    a 30 ms p99 with 32 client threads, 2 ms with this."""
+    started on schedule, over at most ``connections`` keep-alive connections. Each request is
+    signed and encoded to bytes before the clock starts, and the client writes those bytes and
+    reads the response on plain asyncio streams: it shares the two cores with the server, and
+    an HTTP client library's own work (about 1.4 ms of CPU per request for httpx) was a third
+    of what the server spent. A thread pool of blocking clients was tried first and measured
+    its own GIL contention: /healthz alone showed a 30 ms p99 with 32 client threads."""
     import asyncio
-
-    import httpx2
+    from urllib.parse import urlsplit
 
     n = int(rate * seconds)
-    warmup = requests_for(50)
-    work = requests_for(n)
+    where = urlsplit(base)
+    host, port = where.hostname or "127.0.0.1", where.port or 80
+    warmup = [encode(where.netloc, item) for item in requests_for(50)]
+    work = [encode(where.netloc, item) for item in requests_for(n)]
 
-    async def run() -> tuple[list[tuple[float, float, int]], float]:
-        limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
-        async with httpx2.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+    async def run() -> tuple[list[tuple[float, float, int]], float, float]:
+        pool = Connections(host, port, connections)
 
-            async def send(
-                item: tuple[dict[str, str], dict[str, str]], scheduled: float
-            ) -> tuple[float, float, int]:
-                started = time.perf_counter()
-                try:
-                    status = (await client.post(PATH, data=item[0], headers=item[1])).status_code
-                except Exception:
-                    status = 0
-                done = time.perf_counter()
-                return done - started, done - scheduled, status
+        async def send(request: bytes, scheduled: float) -> tuple[float, float, int]:
+            started = time.perf_counter()
+            try:
+                status = await pool.exchange(request)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                status = 0
+            done = time.perf_counter()
+            return done - started, done - scheduled, status
 
-            await asyncio.gather(*(send(item, time.perf_counter()) for item in warmup))
-            start = time.perf_counter()
-            tasks = []
-            for i, item in enumerate(work):
-                scheduled = start + i / rate
-                delay = scheduled - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(send(item, scheduled)))
-            results = await asyncio.gather(*tasks)
-            return list(results), time.perf_counter() - start
+        await asyncio.gather(*(send(item, time.perf_counter()) for item in warmup))
+        cpu = time.process_time()
+        start = time.perf_counter()
+        tasks = []
+        for i, item in enumerate(work):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(item, scheduled)))
+        results = await asyncio.gather(*tasks)
+        return list(results), time.perf_counter() - start, time.process_time() - cpu
 
-    results, elapsed = asyncio.run(run())
+    results, elapsed, client_cpu = asyncio.run(run())
     latencies = [r[0] * 1000 for r in results]
     from_schedule = [r[1] * 1000 for r in results]
     errors = sum(1 for r in results if r[2] != 200)
@@ -224,6 +279,7 @@ def load(base: str, rate: float, seconds: float, connections: int) -> dict[str, 
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(max(latencies), 2),
         "p99_from_schedule_ms": round(percentile(from_schedule, 99), 2),
+        "client_cpu_ms_per_request": round(client_cpu * 1000 / n, 2),
     }
 
 
