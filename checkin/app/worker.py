@@ -8,7 +8,8 @@ with ``services.clock.now()``:
 job id         every        step
 =============  ===========  =====================================================
 dispatch       1 s          ``sweeps.escalate_once`` (alert ladder steps due now), then
-                            ``dispatch.run_once`` (repeated while batches are full)
+                            ``dispatch.run_once`` (both repeated while batches are full;
+                            each step claims more while it sends, for up to 5 s)
 reconcile      30 s         ``reconcile.reconcile_once``
 heartbeat      10 s         this worker's ``workers.heartbeat_at``
 expire_stale   60 s         ``outbox.expire_stale`` (unsent rows past expiry → skipped)
@@ -75,6 +76,10 @@ class Tuning:
     sweep_every: float = 60.0
     digest_every: float = 300.0
     batch: int = 100
+    # One dispatch step claims the next batch while it sends the last (``dispatch.Refill``):
+    # at most this many rows, and no claim after this many seconds, then the tick comes round.
+    step_rows: int = 1_000
+    step_seconds: float = 5.0
     # Provider calls in flight per worker; None sizes it from the SMS rate and the provider's
     # observed latency (``dispatch.InFlight``). The rate limit still applies.
     concurrency: int | None = None
@@ -217,13 +222,16 @@ def make_scheduler(
         else dispatch.InFlight(services.settings.sms_rate)
     )
     breakers = Breakers()  # per channel, kept across dispatch steps
+    refill = dispatch.Refill(rows=tuning.step_rows, seconds=tuning.step_seconds)
 
     def dispatch_tick() -> None:
-        # New alerts are saved with ladder step 0 due now: compose those messages first, so a
-        # nurse's email leaves on this tick, not the next escalation sweep.
-        if not stop.is_set():
-            sweeps.escalate_once(services, services.clock.now())
         while not stop.is_set():
+            # New alerts are saved with ladder step 0 due now: compose those messages first, so
+            # a nurse's email leaves on this tick, not the next escalation sweep; and between
+            # steps, so a long backlog does not hold an alert's next step back.
+            sweeps.escalate_once(services, services.clock.now())
+            if stop.is_set():
+                return
             claimed = dispatch.run_once(
                 services,
                 services.clock.now(),
@@ -233,6 +241,7 @@ def make_scheduler(
                 concurrency=inflight,
                 policy=policy,
                 breakers=breakers,
+                refill=refill,
             )
             if claimed < tuning.batch:
                 return  # drained; a full batch means more may be due right now

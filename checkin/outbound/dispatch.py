@@ -22,8 +22,8 @@ import logging
 import random
 import threading
 import time as _time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from functools import partial
 from typing import Protocol, TypeVar
@@ -33,9 +33,11 @@ from sqlalchemy.orm import Session
 
 from checkin.channels import Receipt
 from checkin.deps import Services
-from checkin.errors import ChannelError, TemplateError
+from checkin.errors import ChannelError
+from checkin.outbound.batches import Claims, apply_verdict, claim_batch
 from checkin.outbound.breaker import Breaker, Breakers, close_circuit, open_circuit, tell_closed, tell_opened
-from checkin.outbound.inflight import InFlight, pool_room
+from checkin.outbound.inflight import InFlight, Kept, pool_room
+from checkin.outbound.pipeline import Refill, pump
 from checkin.outbound.ratelimit import Pacer
 from checkin.outbound.receipts import Receipts, record_sent_unrecorded
 from checkin.outbound.recheck import (
@@ -46,14 +48,13 @@ from checkin.outbound.recheck import (
     load,
     recheck,
     sender_key,
-    to_patient,
     window_for,
 )
 from checkin.outbound.refusals import record_failure
 from checkin.outbound.retry import until_stored
-from checkin.states import ChannelName, OutboxStatus
+from checkin.states import OutboxStatus
 from checkin.store import outbox
-from checkin.store.models import OutboxMessage, Patient
+from checkin.store.models import OutboxMessage
 from checkin.store.outbox import DEFAULT_POLICY, Policy
 
 log = logging.getLogger(__name__)
@@ -81,19 +82,24 @@ def run_once(
     rng: random.Random | None = None,
     outage_sleep: Callable[[float], None] | None = None,
     breakers: Breakers | None = None,
+    refill: Refill | None = None,
 ) -> int:
     """Claim up to ``limit`` due rows at ``now`` and handle each; returns how many were claimed
-    (so a caller can loop while the batch was full).
+    (so a caller can loop while batches are full).
 
     ``now`` is the claim instant; after a rate wait the time is read again from
     ``services.clock``. ``pacer`` defaults to ``CHECKIN_SMS_RATE`` per sender, waiting on
     ``stop``; ``Pacer.unlimited()`` turns pacing off. ``concurrency`` > 1 (or an ``InFlight``
     sized from the rate and the provider's latency) overlaps provider latency with that many
-    threads (the pacer still bounds the rate). When ``stop`` is set, rows not yet sent are
-    released back to ``pending``; sends in flight finish and are recorded. ``outage_sleep``
-    is how the send path waits between tries while the database is away (``time.sleep``).
-    ``breakers`` (kept by the worker across steps) holds back a channel whose provider is
-    failing (``checkin.outbound.breaker``): its rows are not claimed, or deferred untouched.
+    threads (the pacer still bounds the rate), at most ``pool_room`` of them, each keeping one
+    database connection. With ``refill``, while a full batch is being sent the next one is
+    claimed and prepared (``checkin.outbound.pipeline``), within ``refill``'s bounds; later
+    claims are at ``now`` plus the time that passed on ``services.clock``. When ``stop`` is set,
+    rows not yet sent are released back to ``pending``; sends in flight finish and are
+    recorded. ``outage_sleep`` is how the send path waits between tries while the database is
+    away (``time.sleep``). ``breakers`` (kept by the worker across steps) holds back a channel
+    whose provider is failing (``checkin.outbound.breaker``): its rows are not claimed, or
+    deferred untouched.
 
     One worker runs one ``run_once`` at a time, so when it starts no row of this worker can
     be in flight: any row still ``sending`` under ``worker_id`` is a claim whose answer was
@@ -104,10 +110,7 @@ def run_once(
     breakers = breakers or Breakers()
     with services.sessions() as session, session.begin():
         stranded = outbox.release_stranded(session, worker_id=worker_id, now=now)
-        blocked = breakers.blocked(session, now)
-        where = outbox.due(now) & OutboxMessage.channel.notin_(blocked) if blocked else None
-        ids = outbox.claim(session, now, worker_id=worker_id, limit=limit, lease=policy.lease, where=where)
-        ready = _prepare(session, services, ids, now) if ids else []
+        ids, ready = claim_batch(session, services, now, worker_id, limit, policy, breakers)
     if stranded:
         ops.warning(
             "released rows stranded by a lost claim",
@@ -115,13 +118,18 @@ def run_once(
         )
     if not ids:
         return 0
-    if pacer is None:
-        pacer = Pacer(services.sessions, services.clock, services.settings.sms_rate, stop=stop)
     inflight = concurrency if isinstance(concurrency, InFlight) else None
     threads = concurrency.size() if isinstance(concurrency, InFlight) else concurrency
     threads = min(threads, pool_room(services))
-
-    receipts = Receipts(services)
+    kept = Kept(services.engine)
+    if pacer is None:
+        pacer = Pacer(
+            services.sessions, services.clock, services.settings.sms_rate, stop=stop, begin=kept.session
+        )
+    stopping = (lambda: stop.is_set()) if stop is not None else (lambda: False)
+    store: Store = partial(until_stored, sleep=outage_sleep)
+    more = Claims(services, now, worker_id, limit, policy, breakers, refill or Refill(rows=0), stopping)
+    more.count(len(ids))
 
     def deliver(p: Prepared) -> None:
         try:
@@ -130,12 +138,12 @@ def run_once(
                 p,
                 worker_id=worker_id,
                 pacer=pacer,
-                stop=stop,
+                stopping=stopping,
                 policy=policy,
                 rng=rng,
-                receipts=receipts,
+                kept=kept,
                 inflight=inflight,
-                store=partial(until_stored, sleep=outage_sleep),
+                store=store,
                 breaker=breakers[p.message.channel],
             )
         except Exception:  # noqa: BLE001 - logged with its traceback; the batch goes on
@@ -145,99 +153,18 @@ def run_once(
                 extra={"event": "outbox.deliver_error", "outbox_id": p.row_id, "patient_ref": p.patient_ref},
             )
 
+    def give_back(rows: list[Prepared]) -> None:
+        store(
+            lambda: _release(
+                services.sessions.begin, [p.row_id for p in rows], worker_id, services.clock.now()
+            )
+        )
+
     try:
-        if threads <= 1 or len(ready) <= 1:
-            for p in ready:
-                deliver(p)
-        else:
-            with ThreadPoolExecutor(max_workers=min(threads, len(ready)), thread_name_prefix="send") as pool:
-                # submit, not map: a failed item of map cancels every item not yet started.
-                for future in [pool.submit(deliver, p) for p in ready]:
-                    future.result()
+        pump(ready, deliver, threads=threads, more=more, give_back=give_back, stopping=stopping)
     finally:
-        receipts.close()
-    return len(ids)
-
-
-def _prepare(session: Session, services: Services, ids: Sequence[int], now: datetime) -> list[Prepared]:
-    ready: list[Prepared] = []
-    for row, patient, enrollment in load(session, ids):
-        verdict = recheck(row, patient, enrollment, window_for(services, enrollment), now)
-        if verdict is not None:
-            _apply(session, services, row, patient, verdict, now)
-            continue
-        try:
-            message = build_message(services, row, patient, enrollment)
-        except TemplateError as exc:
-            # An admin's template broke: retrying cannot help, and ops must hear of it.
-            ref = patient.reference if patient else None
-            ops.error(
-                "template error; row dead",
-                extra={
-                    "event": "outbox.template_error",
-                    "outbox_id": row.id,
-                    "patient_ref": ref,
-                    "error": str(exc),
-                },
-            )
-            outbox.reject(
-                session, row, reason=f"template error: {exc}"[:200], now=now, patient_ref=ref, uncount=False
-            )
-            continue
-        ready.append(
-            Prepared(
-                row_id=row.id,
-                message=message,
-                attempts=row.attempts,
-                patient_id=row.patient_id if to_patient(row, patient) else None,
-                enrollment_id=row.enrollment_id,
-                rate_key=sender_key(services.settings, row.channel),
-                claimed_at=now,
-            )
-        )
-    return ready
-
-
-_SETTLE = {
-    OutboxStatus.SKIPPED: outbox.skip,
-    OutboxStatus.HELD: outbox.hold,
-    OutboxStatus.CANCELLED: outbox.cancel,
-    OutboxStatus.DEAD: outbox.reject,
-}
-
-
-def _apply(
-    session: Session,
-    services: Services,
-    row: OutboxMessage,
-    patient: Patient | None,
-    verdict: Verdict,
-    now: datetime,
-) -> None:
-    """Move a claimed row that must not go now to ``verdict``'s status (no provider call was
-    made, so the claim's attempt is uncounted)."""
-    ref = patient.reference if patient else None
-    if verdict.status == OutboxStatus.PENDING:
-        outbox.defer(session, row, until=verdict.retry_at, reason=verdict.reason, now=now, patient_ref=ref)
-    else:
-        _SETTLE[verdict.status](session, row, reason=verdict.reason, now=now, patient_ref=ref)
-    log.info(
-        "row not sent now",
-        extra={
-            "event": f"outbox.{verdict.status}",
-            "outbox_id": row.id,
-            "patient_ref": ref,
-            "reason": verdict.reason,
-        },
-    )
-    if verdict.email_fallback and patient is not None:
-        outbox.plan_email_fallback(
-            session,
-            row,
-            patient,
-            now=now,
-            email_template_exists=services.renderer.exists(row.message, patient.language, ChannelName.EMAIL),
-        )
+        kept.close()
+    return more.claimed
 
 
 def _deliver(
@@ -246,22 +173,28 @@ def _deliver(
     *,
     worker_id: str,
     pacer: Pacer,
-    stop: threading.Event | None,
+    stopping: Callable[[], bool],
     policy: Policy,
     rng: random.Random,
-    receipts: Receipts,
+    kept: Kept,
     store: Store,
     breaker: Breaker,
     inflight: InFlight | None = None,
 ) -> None:
-    stopping = (lambda: stop.is_set()) if stop is not None else (lambda: False)
     try:
         go = _ready_to_send(
-            services, p, worker_id=worker_id, pacer=pacer, stopping=stopping, policy=policy, store=store
+            services,
+            p,
+            worker_id=worker_id,
+            pacer=pacer,
+            stopping=stopping,
+            policy=policy,
+            store=store,
+            kept=kept,
         )
     except Exception:
         # Nothing was sent: give the row back now rather than after lease and orphan recovery.
-        store(lambda: _release(services, p, worker_id), give_up=stopping)
+        store(lambda: _release(kept.session, [p.row_id], worker_id, services.clock.now()), give_up=stopping)
         raise
     if not go:
         return
@@ -278,6 +211,7 @@ def _deliver(
     elif breaker.success():
         store(lambda: _circuit_closed(services, breaker.channel))
     first_to_open = False
+    receipts = Receipts(services, kept)
 
     def record() -> None:
         nonlocal first_to_open
@@ -286,7 +220,7 @@ def _deliver(
             receipts.record(p, outcome, worker_id)
             return
         now = services.clock.now()
-        with services.sessions() as session, session.begin():
+        with kept.session() as session:
             if judged.opened_until is not None:  # tell the other workers; ops once for all
                 shared = open_circuit(session, breaker.channel, judged.opened_until, now)
                 first_to_open = shared and not judged.reopened
@@ -303,6 +237,8 @@ def _deliver(
         # Not an outage (``store`` waits those out): the schema refuses this receipt.
         why = type(exc).__name__
         store(lambda: record_sent_unrecorded(services, p, outcome, worker_id, why))
+    if judged is not None and judged.error.retry_after is not None and p.rate_key is not None:
+        pacer.forget(p.rate_key)  # the provider's hold (just stored) applies to the next slot
     if first_to_open and judged is not None:
         tell_opened(breaker.channel, judged)
 
@@ -316,24 +252,26 @@ def _ready_to_send(
     stopping: Callable[[], bool],
     policy: Policy,
     store: Store,
+    kept: Kept,
 ) -> bool:
     """Pace and re-confirm the row; False if it must not go now (it was released or moved).
     Database calls here wait out an outage (the row stays claimed by this live worker)."""
+    release = partial(_release, kept.session, [p.row_id], worker_id)
     if stopping():
-        store(lambda: _release(services, p, worker_id))
+        store(lambda: release(services.clock.now()))
         return False
     waited = False
     if p.rate_key is not None:
         key = p.rate_key
         go, waited = store(lambda: pacer.wait_for_slot(key), give_up=stopping)
         if not go or stopping():
-            store(lambda: _release(services, p, worker_id))
+            store(lambda: release(services.clock.now()))
             return False
     current = services.clock.now()
     stale = waited or current - p.claimed_at > policy.lease / 2
     if not stale:
         return True
-    return store(lambda: _confirm(services, p, current, worker_id, policy), give_up=stopping)
+    return store(lambda: _confirm(services, kept, p, current, worker_id, policy), give_up=stopping)
 
 
 def _send(services: Services, p: Prepared) -> Receipt | ChannelError:
@@ -357,10 +295,12 @@ def _send(services: Services, p: Prepared) -> Receipt | ChannelError:
         )
 
 
-def _confirm(services: Services, p: Prepared, now: datetime, worker_id: str, policy: Policy) -> bool:
+def _confirm(
+    services: Services, kept: Kept, p: Prepared, now: datetime, worker_id: str, policy: Policy
+) -> bool:
     """Just before a send that waited: is the row still ours and still valid? Renews the
     lease. Rows that must no longer go are moved as at claim time."""
-    with services.sessions() as session, session.begin():
+    with kept.session() as session:
         loaded = load(session, [p.row_id])
         if not loaded:
             return False
@@ -378,7 +318,7 @@ def _confirm(services: Services, p: Prepared, now: datetime, worker_id: str, pol
             return False
         verdict = recheck(row, patient, enrollment, window_for(services, enrollment), now)
         if verdict is not None:
-            _apply(session, services, row, patient, verdict, now)
+            apply_verdict(session, services, row, patient, verdict, now)
             return False
         return outbox.renew(session, p.row_id, worker_id=worker_id, now=now, lease=policy.lease)
 
@@ -403,15 +343,18 @@ def _circuit_closed(services: Services, channel: str) -> None:
         tell_closed(channel)
 
 
-def _release(services: Services, p: Prepared, worker_id: str) -> None:
-    with services.sessions() as session, session.begin():
-        outbox.release(session, [p.row_id], worker_id=worker_id, now=services.clock.now())
+def _release(
+    begin: Callable[[], AbstractContextManager[Session]], ids: list[int], worker_id: str, now: datetime
+) -> None:
+    with begin() as session:
+        outbox.release(session, ids, worker_id=worker_id, now=now)
 
 
 __all__ = [
     "DEFAULT_WINDOW",
     "InFlight",
     "Prepared",
+    "Refill",
     "Verdict",
     "build_message",
     "load",

@@ -1,17 +1,16 @@
 """Recording a provider's receipt: the dispatcher's hot path, one UPDATE and one audit row
-per message on a connection kept per sending thread."""
+per message on the connection its sending thread keeps."""
 
 from __future__ import annotations
 
 import logging
-import threading
 
 from sqlalchemy import Connection
 
 from checkin.channels import Receipt
 from checkin.deps import Services
+from checkin.outbound.inflight import Kept
 from checkin.outbound.recheck import Prepared
-from checkin.outbound.retry import is_outage
 from checkin.store import outbox
 
 log = logging.getLogger(__name__)
@@ -19,40 +18,19 @@ ops = logging.getLogger("checkin.ops")
 
 
 class Receipts:
-    """Records receipts on one Core connection per sending thread, kept for one ``run_once``.
+    """Records receipts on the sending thread's kept connection (``inflight.Kept``).
 
     Checking a connection out of the pool per message costs a pre-ping round trip on
     PostgreSQL, and an ORM session per message costs more Python than the write itself.
-    A connection that failed is dropped, so the retry gets a fresh (pre-pinged) one.
     """
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, kept: Kept) -> None:
         self._services = services
-        self._local = threading.local()
-        self._opened: list[Connection] = []
-        self._lock = threading.Lock()
+        self._kept = kept
 
     def record(self, p: Prepared, receipt: Receipt, worker_id: str) -> None:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._services.engine.connect()
-            self._local.conn = conn
-            with self._lock:
-                self._opened.append(conn)
-        try:
-            with conn.begin():
-                record_sent(conn, p, receipt, worker_id, self._services)
-        except Exception as exc:
-            if is_outage(exc):  # the next try takes a fresh connection from the pool
-                self._local.conn = None
-                conn.invalidate()
-            raise
-
-    def close(self) -> None:
-        with self._lock:
-            for conn in self._opened:
-                conn.close()
-            self._opened.clear()
+        with self._kept.begin() as conn:
+            record_sent(conn, p, receipt, worker_id, self._services)
 
 
 def record_sent(conn: Connection, p: Prepared, receipt: Receipt, worker_id: str, services: Services) -> None:
