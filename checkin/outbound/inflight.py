@@ -1,5 +1,5 @@
 """How many provider calls one worker keeps in flight, how many the database pool can serve,
-and the one connection each sending thread keeps (docs/adr/0020-a-dispatch-step-keeps-sends-in-flight.md)."""
+and the one connection each sending thread keeps (docs/adr/0021-a-dispatch-step-keeps-sends-in-flight.md)."""
 
 from __future__ import annotations
 

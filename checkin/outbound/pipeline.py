@@ -1,5 +1,5 @@
 """Keeping a dispatch step's sends in flight across batches
-(docs/adr/0020-a-dispatch-step-keeps-sends-in-flight.md).
+(docs/adr/0021-a-dispatch-step-keeps-sends-in-flight.md).
 
 ``pump`` hands claimed rows to ``threads`` sending threads, one row per free thread, and asks
 for the next batch (``more``) while the current one is still being sent: when no more rows are

@@ -57,9 +57,9 @@ def make_engine(url: str, **kw: Any) -> Engine:
         return engine
     # pre_ping (one ``SELECT 1`` round trip per checkout): a PostgreSQL restart must not leave
     # the worker with dead pooled connections. The web processes turn it off and retry instead
-    # (``checkin web``, ADR 0020). Room for a worker's sending threads (one connection each for
-    # its receipts, and short ones for pacing): the dispatcher sizes its pool to fit
-    # (``dispatch.pool_room``).
+    # (``checkin web``, ADR 0020). Room for a worker's sending threads (one kept connection
+    # each, ADR 0021) and a few more: the dispatcher sizes its send pool to fit
+    # (``inflight.pool_room``), so a worker opens at most these 40.
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 30)
     kw.setdefault("pool_pre_ping", True)

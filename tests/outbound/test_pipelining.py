@@ -1,4 +1,4 @@
-"""A dispatch step keeps sends in flight across batches (docs/adr/0020): the next batch is
+"""A dispatch step keeps sends in flight across batches (docs/adr/0021): the next batch is
 claimed while the last one is sent, every row claimed is still settled before the step
 returns, a stop gives back what has not started, a sending thread holds one connection, and
 the pacer reserves slots a block at a time."""
