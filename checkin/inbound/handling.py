@@ -7,7 +7,6 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from checkin.alerts import lifecycle as alerts
@@ -17,7 +16,7 @@ from checkin.core import keywords, replies
 from checkin.errors import TemplateError
 from checkin.inbound import lookup
 from checkin.inbound.message import Assess, InboundResult, InboundSms, match_kind, reply_language
-from checkin.inbound.statements import AUDIT, BY_ID, BY_PHONE, RESULT_FIELDS, SAVE_RESULT, Question
+from checkin.inbound.statements import BY_ID, BY_PHONE, Question, save_outcome
 from checkin.states import ChannelName, OutboxStatus, supported_language
 from checkin.store import consents, outbox
 from checkin.store.models import Enrollment, InboundMessage, OutboxMessage, Patient
@@ -48,7 +47,7 @@ class Handling:
         self._found = lookup.Found()
 
     def audit(self, *, actor: str, action: str, patient_ref: str | None, **detail: Any) -> None:
-        """Queue an audit row; ``_reply`` writes the queue in one INSERT (one round trip)."""
+        """Queue an audit row; ``_reply`` writes the queue with the outcome (``save_outcome``)."""
         self._audit.append(
             {
                 "at": self.now,
@@ -370,12 +369,7 @@ class Handling:
             language=language,
             channel=self.msg.channel,
         )
-        conn = self.session.connection()
-        conn.execute(
-            SAVE_RESULT,
-            {"inbound_id": self.inbound.id, **{f"v_{f}": getattr(self.inbound, f) for f in RESULT_FIELDS}},
-        )
-        conn.execute(insert(AUDIT), self._audit)
+        save_outcome(self.session.connection(), self.inbound, self._audit)
         self._audit = []
         log.info(
             "inbound processed",

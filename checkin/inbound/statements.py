@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Connection, Table, TextClause, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -72,6 +72,41 @@ SAVE_RESULT = (
     .where(INBOUND.c.id == bindparam("inbound_id"))
     .values(**{f: bindparam(f"v_{f}") for f in RESULT_FIELDS})
 )
+AUDIT_COLUMNS = ("at", "actor", "action", "patient_ref", "subject", "detail")
+
+
+def _save_and_audit(rows: int) -> TextClause:
+    """PostgreSQL: ``SAVE_RESULT`` as a data-modifying CTE of one INSERT of ``rows`` audit rows.
+    One statement instead of an UPDATE and a list of audit rows, which psycopg sends as a
+    pipeline: a round trip less per reply, and measured 100 instead of 260 us of CPU (issue 15).
+    Every parameter carries its column's type, so values are bound as the ORM binds them."""
+    sets = ", ".join(f"{f} = :v_{f}" for f in RESULT_FIELDS)
+    values = ", ".join("(" + ", ".join(f":{c}_{i}" for c in AUDIT_COLUMNS) + ")" for i in range(rows))
+    saved = f"UPDATE {INBOUND.name} SET {sets} WHERE id = :inbound_id"  # noqa: S608 - names from the model
+    audit = f"INSERT INTO {AUDIT.name} ({', '.join(AUDIT_COLUMNS)}) VALUES {values}"  # noqa: S608 - as above
+    sql = f"WITH saved AS ({saved}) {audit}"
+    return text(sql).bindparams(
+        bindparam("inbound_id", type_=INBOUND.c.id.type),
+        *(bindparam(f"v_{f}", type_=INBOUND.c[f].type) for f in RESULT_FIELDS),
+        *(bindparam(f"{c}_{i}", type_=AUDIT.c[c].type) for i in range(rows) for c in AUDIT_COLUMNS),
+    )
+
+
+SAVE_AND_AUDIT = {rows: _save_and_audit(rows) for rows in (1, 2, 3)}
+
+
+def save_outcome(conn: Connection, inbound: InboundMessage, audit: list[dict[str, Any]]) -> None:
+    """Write the outcome collected on the transient ``inbound`` (``RESULT_FIELDS``) and the
+    queued ``audit`` rows (``AUDIT_COLUMNS`` each)."""
+    result = {f"v_{f}": getattr(inbound, f) for f in RESULT_FIELDS}
+    both = SAVE_AND_AUDIT.get(len(audit)) if conn.dialect.name == "postgresql" else None
+    if both is None:  # SQLite (no UPDATE inside WITH), or an unusual number of audit rows
+        conn.execute(SAVE_RESULT, {"inbound_id": inbound.id, **result})
+        if audit:
+            conn.execute(insert(AUDIT), audit)
+        return
+    rows = {f"{c}_{i}": row[c] for i, row in enumerate(audit) for c in AUDIT_COLUMNS}
+    conn.execute(both, {"inbound_id": inbound.id, **result, **rows})
 
 
 @dataclass(frozen=True)

@@ -45,20 +45,26 @@ def reply(services: Services, body: str, assess: ScriptedAssess) -> Any:
     )
 
 
-def test_a_calm_answer_costs_five_statements(services: Services) -> None:
+def outcome(services: Services) -> list[str]:
+    """Saving the outcome and its audit rows: one statement on PostgreSQL (the UPDATE in a WITH
+    of the INSERT), two on SQLite, which has no UPDATE inside WITH."""
+    return ["WITH"] if services.engine.dialect.name == "postgresql" else ["UPDATE", "INSERT"]
+
+
+def test_a_calm_answer_costs_four_statements(services: Services) -> None:
     ana_with_a_question(services)
     with statements(services) as seen:
         result = reply(services, "98.6", ScriptedAssess())
     assert result.outbox_id is not None and result.alert_id is None  # answered, nothing alarming
-    # insert the message, patients with their questions, answer, save the outcome, audit
-    assert seen == ["INSERT", "SELECT", "UPDATE", "UPDATE", "INSERT"]
+    # insert the message, patients with their questions, answer, save the outcome and audit
+    assert seen == ["INSERT", "SELECT", "UPDATE", *outcome(services)]
 
 
-def test_an_urgent_answer_that_opens_an_alert_costs_eight(services: Services) -> None:
+def test_an_urgent_answer_that_opens_an_alert_costs_seven(services: Services) -> None:
     ana_with_a_question(services)
     urgent = ScriptedAssess({"101.9": assessment(Flag.FEVER, severity=Severity.URGENT)})
     with statements(services) as seen:
         result = reply(services, "101.9", urgent)
     assert result.alert_opened
     # as a calm one, and: find the unresolved alert, open one, its audit row (flushed at commit)
-    assert seen == ["INSERT", "SELECT", "UPDATE", "SELECT", "INSERT", "UPDATE", "INSERT", "INSERT"]
+    assert seen == ["INSERT", "SELECT", "UPDATE", "SELECT", "INSERT", *outcome(services), "INSERT"]
