@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from checkin.outbound.dispatch import Refill, run_once
 from checkin.outbound.inflight import pool_room
 from checkin.outbound.ratelimit import BLOCK, Pacer, hold_sender
 from checkin.store import outbox
+from checkin.store.models import AuditEvent
 from tests.outbound.support import NOW, add_patient, add_row, get_row, statuses
 
 W = "worker-a"
@@ -229,3 +230,33 @@ def test_a_provider_hold_drops_the_slots_a_worker_reserved_ahead(services: Servi
     pacer.forget(KEY)
     assert pacer.wait_for_slot(KEY) == (True, True)
     assert clock.now() == NOW + timedelta(seconds=120)
+
+
+def test_a_receipt_and_its_audit_row_are_one_statement_on_postgresql(services: Services) -> None:
+    row_id = plant(services, 1)[0]
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    event.listen(services.engine, "before_cursor_execute", seen)
+    run_once(services, NOW, worker_id=W)
+    event.remove(services.engine, "before_cursor_execute", seen)
+
+    assert get_row(services, row_id).status == "sent"
+    writes = [s for s in statements if ("UPDATE OUTBOX" in s and "PROVIDER_ID" in s) or "INTO AUDIT_LOG" in s]
+    if services.is_sqlite:  # no UPDATE inside WITH
+        assert [w.split()[0] for w in writes] == ["UPDATE", "INSERT"]
+    else:
+        assert len(writes) == 1 and writes[0].startswith("WITH SENT AS (UPDATE OUTBOX")
+        assert "INSERT INTO AUDIT_LOG" in writes[0]
+    with services.sessions() as s:
+        audits = s.scalars(select(AuditEvent).where(AuditEvent.action == "outbox.sent")).all()
+    assert [(a.actor, a.patient_ref is not None, a.subject) for a in audits] == [
+        ("system", True, f"outbox:{row_id}")
+    ]
+    assert audits[0].detail == {
+        "channel": "sms",
+        "provider_id": get_row(services, row_id).provider_id,
+        "attempt": 1,
+    }
