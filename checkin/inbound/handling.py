@@ -192,6 +192,7 @@ class Handling:
             inbound=inbound,
             assessment=assessment,
             now=self.now,
+            audit_rows=self._audit,  # written with the outcome, in one statement
         )
         if optout_candidate:
             if pause_sms:
