@@ -4,11 +4,18 @@ runs its transaction once more on a fresh one, so no patient reply and no status
 
 from __future__ import annotations
 
+import http.client
 import logging
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,7 +27,19 @@ from checkin.deps import Services
 from checkin.logs import scrub
 from checkin.store.db import again_if_disconnected
 from checkin.store.models import DeliveryEvent, InboundMessage
-from tests.inbound.support import NOW, add_outbox, add_patient, services_for, signed_headers, sms_params
+from tests.inbound.support import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    NOW,
+    OUR_NUMBER,
+    PUBLIC_URL,
+    add_outbox,
+    add_patient,
+    services_for,
+    signed_headers,
+    sms_params,
+)
+from tests.support import ROOT, free_port
 
 pytestmark = pytest.mark.postgres
 SMS = "/webhooks/twilio/sms"
@@ -91,6 +110,85 @@ def test_a_status_callback_on_a_dropped_connection_is_recorded(
 
     assert r.status_code == 200
     assert count(services, DeliveryEvent) == 1
+
+
+def test_checkin_web_loses_no_reply_when_postgresql_drops_its_connections(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The real command, two processes: every reply after the drop is answered, none is a 503."""
+    services = services_for(pg_url)
+    with services.sessions.begin() as s:
+        add_outbox(s, add_patient(s), sent_at=datetime.now(UTC) - timedelta(hours=1))
+    services.engine.dispose()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TWILIO_"))}
+    env.update(
+        {
+            "CHECKIN_DATABASE_URL": pg_url,
+            "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
+            "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
+            "CHECKIN_PUBLIC_URL": PUBLIC_URL,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": OUR_NUMBER,
+        }
+    )
+    command = [sys.executable, "-m", "checkin", "--env-file", str(tmp_path / "none"), "web"]
+    web = subprocess.Popen(
+        [*command, "--port", str(port), "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(port)
+        before = [post_sms(port, "doing fine") for _ in range(10)]  # new connections: both processes
+        assert drop_connections_to(pg_url) >= 2
+        after = [post_sms(port, "101.9") for _ in range(10)]
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+    assert all(status == 200 and "<Message>" in text for status, text in before + after), after
+
+
+def post_sms(port: int, body: str) -> tuple[int, str]:
+    params = sms_params(body)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **signed_headers(SMS, params)}
+    conn.request("POST", SMS, body=urlencode(params), headers=headers)
+    response = conn.getresponse()
+    text = response.read().decode()
+    conn.close()
+    return response.status, text
+
+
+def wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("checkin web did not become ready")
+
+
+def drop_connections_to(url: str) -> int:
+    """End every other server process on this test's database."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        ended = c.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    admin.dispose()
+    return int(ended or 0)
 
 
 def test_only_a_dead_connection_is_retried() -> None:
