@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from queue import Empty, SimpleQueue
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -47,48 +48,57 @@ def pump(
     the other rows are settled. Once ``stopping()`` holds, nothing new starts: the rows not
     started go to ``give_back`` and the sends in flight finish before this returns."""
     waiting = deque(first)
-    running: set[Future[None]] = set()
+    # Each send reports its end here: one queue operation per row, where waiting on the
+    # futures would register with every one of them for each row that ends.
+    ended: SimpleQueue[BaseException | None] = SimpleQueue()
+    running = 0
     refilling = True
     failed: BaseException | None = None
     low_water = threads if threads > 1 else 0
-    pool: Executor = ThreadPoolExecutor(threads, thread_name_prefix="send") if threads > 1 else _InThread()
-    with pool:  # leaving it waits for the sends in flight
+
+    def run(item: T) -> None:
+        outcome: BaseException | None = None
         try:
-            while not stopping():
-                while waiting and len(running) < threads:
-                    running.add(pool.submit(send, waiting.popleft()))
-                if refilling and len(waiting) <= low_water:
-                    batch = more()
-                    refilling = batch is not None
-                    if batch is not None:
-                        waiting.extend(batch)
-                        continue
-                if not running:
-                    break
-                done, running = wait(running, timeout=_LOOK, return_when=FIRST_COMPLETED)
-                failed = failed or _failure(done)
-        finally:
-            if waiting:
-                give_back(list(waiting))
-    failed = failed or _failure(running)
+            send(item)
+        except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread at the end
+            outcome = exc
+        finally:  # counted as ended whatever happened, or the caller would wait for it forever
+            ended.put(outcome)
+
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="send") if threads > 1 else None
+    try:
+        while not stopping():
+            while waiting and running < threads:
+                item = waiting.popleft()
+                if pool is None:
+                    run(item)
+                else:
+                    pool.submit(run, item)
+                running += 1
+            if refilling and len(waiting) <= low_water:
+                batch = more()
+                refilling = batch is not None
+                if batch is not None:
+                    waiting.extend(batch)
+                    continue
+            if not running:
+                break
+            try:
+                outcome = ended.get(timeout=_LOOK)
+            except Empty:
+                continue
+            running -= 1
+            failed = failed or outcome
+    finally:
+        if waiting:
+            give_back(list(waiting))
+        if pool is not None:
+            pool.shutdown(wait=True)  # the sends in flight finish and are recorded
+    while running:
+        running -= 1
+        failed = failed or ended.get()
     if failed is not None:
         raise failed
-
-
-def _failure(done: set[Future[None]]) -> BaseException | None:
-    return next((exc for exc in (f.exception() for f in done) if exc is not None), None)
-
-
-class _InThread(Executor):
-    """One row at a time, in the caller's thread: no pool for a single sending thread."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # noqa: BLE001 - handed to the caller through the future
-            future.set_exception(exc)
-        return future
 
 
 __all__ = ["Refill", "pump"]

@@ -22,6 +22,7 @@ from checkin.deps import Services
 from checkin.outbound import batches
 from checkin.outbound.dispatch import Refill, run_once
 from checkin.outbound.inflight import pool_room
+from checkin.outbound.pipeline import pump
 from checkin.outbound.ratelimit import BLOCK, Pacer, hold_sender
 from checkin.store import outbox
 from checkin.store.models import AuditEvent
@@ -260,3 +261,27 @@ def test_a_receipt_and_its_audit_row_are_one_statement_on_postgresql(services: S
         "provider_id": get_row(services, row_id).provider_id,
         "attempt": 1,
     }
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_pump_raises_what_a_send_raised_after_every_other_row_is_sent(threads: int) -> None:
+    sent: list[int] = []
+    batches = [[4, 5, 6], [7, 8]]
+    lock = threading.Lock()
+
+    def send(item: int) -> None:
+        if item == 2:
+            raise RuntimeError("boom")
+        with lock:
+            sent.append(item)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        pump(
+            [1, 2, 3],
+            send,
+            threads=threads,
+            more=lambda: batches.pop(0) if batches else None,
+            give_back=lambda rows: pytest.fail(f"gave back {rows}"),
+            stopping=lambda: False,
+        )
+    assert sorted(sent) == [1, 3, 4, 5, 6, 7, 8]
