@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -80,6 +80,7 @@ class Judged:
     error: ChannelError
     opened_until: datetime | None = None
     reopened: bool = False  # a probe failed: the circuit was already open
+    closed: bool = False  # a probe was answered about its message: the provider is back
 
 
 @dataclass
@@ -137,33 +138,44 @@ class Breaker:
 
     def failure(self, error: ChannelError, recipient: str, now: datetime) -> Judged:
         """A send failed: is the provider at fault? Returns the error to record and whether
-        this failure opened the circuit."""
+        this failure opened the circuit, or (a probe's answer that is no fault: a refusal of
+        that one message, a rate limit) closed it."""
         with self._lock:
-            stale = self.run_started is not None and now - self.run_started > self.policy.window
-            if stale and self.open_until is None:  # an open circuit's run lasts until a success
-                self._reset_runs()
-            if not error.permanent:
-                if error.refusal is Refusal.RATE_LIMITED:
-                    return Judged(error)  # the sender hold deals with it; the provider answers
-                self.faults += 1
-                return self._after_fault(error, self.faults >= self.policy.faults, now)
-            self.faults = 0  # the provider answered about this message
-            if error.refusal not in BURSTABLE:
-                return Judged(error)
-            if error.code != self.refusal_code:
-                self.refusal_code, self.refused, self.run_started = error.code, {recipient}, now
-                return Judged(error)  # one refusal says nothing about the relay yet
-            self.refused.add(recipient)
-            if len(self.refused) < 2:
-                return Judged(error)
-            suspect = ChannelError(
-                f"{error.reason} (the same refusal for {len(self.refused)} recipients in a row: "
-                "treated as a relay or account problem)",
-                permanent=False,
-                code=error.code,
-                refusal=Refusal.TRANSIENT,
-            )
-            return self._after_fault(suspect, len(self.refused) >= self.policy.burst, now)
+            judged = self._judge(error, recipient, now)
+            if self.probing_since is not None and judged.opened_until is None:
+                # The provider answered about the message itself, so it is up. Left open, the
+                # probe would count as out for ``longest_open`` and hold the channel that long;
+                # the refusal run is kept, so a relay still refusing everyone reopens it.
+                self.open_until, self.probing_since, self.wait = None, None, None
+                return replace(judged, closed=True)
+            return judged
+
+    def _judge(self, error: ChannelError, recipient: str, now: datetime) -> Judged:
+        stale = self.run_started is not None and now - self.run_started > self.policy.window
+        if stale and self.open_until is None:  # an open circuit's run lasts until a success
+            self._reset_runs()
+        if not error.permanent:
+            if error.refusal is Refusal.RATE_LIMITED:
+                return Judged(error)  # the sender hold deals with it; the provider answers
+            self.faults += 1
+            return self._after_fault(error, self.faults >= self.policy.faults, now)
+        self.faults = 0  # the provider answered about this message
+        if error.refusal not in BURSTABLE:
+            return Judged(error)
+        if error.code != self.refusal_code:
+            self.refusal_code, self.refused, self.run_started = error.code, {recipient}, now
+            return Judged(error)  # one refusal says nothing about the relay yet
+        self.refused.add(recipient)
+        if len(self.refused) < 2:
+            return Judged(error)
+        suspect = ChannelError(
+            f"{error.reason} (the same refusal for {len(self.refused)} recipients in a row: "
+            "treated as a relay or account problem)",
+            permanent=False,
+            code=error.code,
+            refusal=Refusal.TRANSIENT,
+        )
+        return self._after_fault(suspect, len(self.refused) >= self.policy.burst, now)
 
     def _after_fault(self, error: ChannelError, tripped: bool, now: datetime) -> Judged:
         if self.run_started is None:

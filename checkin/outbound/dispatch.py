@@ -208,7 +208,7 @@ def _deliver(
     judged = None
     if isinstance(outcome, ChannelError):
         judged = breaker.failure(outcome, p.message.to, services.clock.now())
-    elif breaker.success():
+    if judged.closed if judged is not None else breaker.success():
         store(lambda: _circuit_closed(services, breaker.channel))
     first_to_open = False
     receipts = Receipts(services, kept)

@@ -79,6 +79,35 @@ def test_refusals_with_a_success_between_them_stay_permanent() -> None:
     assert all(j.error.permanent and j.opened_until is None for j in same_person)
 
 
+def test_a_probe_answered_about_its_own_message_closes_it() -> None:
+    bad_number = ChannelError("not a mobile", permanent=True, code="21614", refusal=Refusal.NOT_MOBILE)
+    for answer in (bad_number, OPTED_OUT, SLOW_DOWN):
+        b = Breaker("sms")
+        for i in range(POLICY.faults):
+            b.failure(REFUSED, f"+1555000{i}", NOW)
+        probe_at = NOW + POLICY.first_open
+        assert b.allow(probe_at)
+
+        judged = b.failure(answer, "+15550100", probe_at)
+
+        # The provider is up; without this the probe counted as out for `longest_open`.
+        assert judged.closed and judged.opened_until is None and judged.error is answer
+        assert not b.is_open(probe_at) and b.allow(probe_at)
+
+
+def test_a_probe_refused_like_the_run_that_opened_it_reopens_it() -> None:
+    b = Breaker("email")
+    opened = [b.failure(RELAY_550, f"p{i}@example.org", NOW) for i in range(POLICY.burst)][-1]
+    assert opened.opened_until is not None
+    probe_at = opened.opened_until
+    assert b.allow(probe_at)
+
+    judged = b.failure(RELAY_550, "another@example.org", probe_at)
+
+    assert not judged.closed and judged.reopened and not judged.error.permanent
+    assert b.is_open(probe_at)
+
+
 # ---- through dispatch ----------------------------------------------------------------------
 
 
@@ -145,6 +174,33 @@ def test_a_provider_outage_holds_the_queue_with_its_attempts_unspent(
     assert ops_events(caplog, "channel.circuit_closed") == 1
     with services.sessions() as s:
         assert open_circuits(s, later) == {}
+
+
+def test_a_probe_refused_for_its_own_recipient_reopens_the_channel_at_once(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="checkin.ops")
+    plant(services, 20)
+    channel = services.sms
+    assert isinstance(channel, MemoryChannel)
+    channel.fail_next(POLICY.faults, REFUSED)
+    breakers = Breakers()
+    run_once(services, NOW, worker_id=W, breakers=breakers)
+    assert ops_events(caplog, "channel.circuit_open") == 1
+
+    # Twilio is back, and the probe's number happens to be a landline.
+    channel.fail_next(1, ChannelError("landline", permanent=True, code="21614", refusal=Refusal.NOT_MOBILE))
+    probe = NOW + POLICY.first_open
+    advance_to(services, probe)
+    run_once(services, probe, worker_id=W, breakers=breakers)
+    run_once(services, probe, worker_id=W, breakers=breakers)
+
+    # The rest went at once, not after `longest_open`; pending: the landline (asked again
+    # later) and the rows the outage failed (in their backoff).
+    assert statuses(services) == {"sent": 20 - POLICY.faults - 1, "pending": POLICY.faults + 1}
+    assert ops_events(caplog, "channel.circuit_closed") == 1
+    with services.sessions() as s:
+        assert open_circuits(s, probe) == {}
 
 
 def test_a_relay_refusing_everyone_dead_letters_nothing_and_opens_no_alert_storm(
