@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import http.client
 import logging
-import os
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -39,7 +36,8 @@ from tests.inbound.support import (
     signed_headers,
     sms_params,
 )
-from tests.support import ROOT, free_port
+from tests.support import free_port
+from tests.web.processes import start_web, wait_ready
 
 pytestmark = pytest.mark.postgres
 SMS = "/webhooks/twilio/sms"
@@ -121,26 +119,13 @@ def test_checkin_web_loses_no_reply_when_postgresql_drops_its_connections(
         add_outbox(s, add_patient(s), sent_at=datetime.now(UTC) - timedelta(hours=1))
     services.engine.dispose()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TWILIO_"))}
-    env.update(
-        {
-            "CHECKIN_DATABASE_URL": pg_url,
-            "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
-            "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
-            "CHECKIN_PUBLIC_URL": PUBLIC_URL,
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM_NUMBER": OUR_NUMBER,
-        }
-    )
-    command = [sys.executable, "-m", "checkin", "--env-file", str(tmp_path / "none"), "web"]
-    web = subprocess.Popen(
-        [*command, "--port", str(port), "--workers", "2"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = {
+        "CHECKIN_PUBLIC_URL": PUBLIC_URL,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": OUR_NUMBER,
+    }
+    web = start_web(pg_url, port, 2, tmp_path, env=env, output=subprocess.DEVNULL)
     try:
         wait_ready(port)
         before = [post_sms(port, "doing fine") for _ in range(10)]  # new connections: both processes
@@ -161,20 +146,6 @@ def post_sms(port: int, body: str) -> tuple[int, str]:
     text = response.read().decode()
     conn.close()
     return response.status, text
-
-
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("checkin web did not become ready")
 
 
 def drop_connections_to(url: str) -> int:

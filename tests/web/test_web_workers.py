@@ -19,50 +19,15 @@ from pathlib import Path
 import pytest
 
 from tests.support import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.web.processes import start_web, wait_ready
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads the web processes' sockets from /proc"
 )
 
 
-def start(url: str, port: int, workers: int, tmp_path: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TWILIO_"))}
-    env.update(
-        {
-            "CHECKIN_DATABASE_URL": url,
-            "CHECKIN_SCHEDULES_DIR": str(ROOT / "schedules"),
-            "CHECKIN_TEMPLATES_DIR": str(ROOT / "templates"),
-        }
-    )
-    command = [sys.executable, "-m", "checkin", "--env-file", str(tmp_path / "none"), "web"]
-    return subprocess.Popen(
-        [*command, "--port", str(port), "--workers", str(workers)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("the web processes did not become ready")
 
 
 ESTABLISHED, LISTEN = "01", "0A"
@@ -94,7 +59,7 @@ def socket_inodes(pid: int) -> set[str]:
 @pytest.fixture
 def running(pg_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
-    proc = start(pg_url, port, 2, tmp_path)
+    proc = start_web(pg_url, port, 2, tmp_path)
     try:
         wait_ready(port)
         deadline = time.monotonic() + 30
@@ -151,7 +116,7 @@ def test_several_processes_are_refused_on_sqlite(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path / 'web.db'}"
     upgrade(url)
-    proc = start(url, free_port(), 2, tmp_path)
+    proc = start_web(url, free_port(), 2, tmp_path)
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 1
     assert "--workers above 1 needs PostgreSQL" in out
@@ -163,7 +128,7 @@ def test_a_port_already_taken_is_one_line(pg_url: str, tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = start(pg_url, port, 2, tmp_path)
+        proc = start_web(pg_url, port, 2, tmp_path)
         out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in out
