@@ -5,8 +5,8 @@ next want typed request/response models and an OpenAPI description for the hospi
 integration team, which FastAPI gives for free; Starlette underneath is small, well-tested and
 lets a plain ASGI middleware enforce the body cap before anything is parsed; uvicorn is one
 dependency with no separate process manager. The rest of the stack (SQLAlchemy sessions, the
-Twilio client, triage) is synchronous, so handlers hand their work to Starlette's thread pool
-(``anyio.to_thread``, bounded by the connection pool size) instead of pretending to be async. Flask + gunicorn would have done the
+Twilio client, triage) is synchronous, so handlers hand their work to a thread pool the size of
+the connection pool instead of pretending to be async. Flask + gunicorn would have done the
 webhook equally well; its built-in ``MAX_CONTENT_LENGTH`` was the one thing we had to add here.
 
 No globals: everything a request needs is one typed ``WebState`` (``checkin.app.web.deps``) on
@@ -22,9 +22,9 @@ import os
 import signal
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import anyio
 from fastapi import FastAPI
 from twilio.request_validator import RequestValidator
 
@@ -67,9 +67,10 @@ def create_app(
         # At most as many threads touch the database as the pool holds connections. Starlette's
         # default pool has 40 threads; past the pool size SQLAlchemy opens and closes "overflow"
         # connections per request, and on PostgreSQL each one is a new backend process: under a
-        # burst that churn, not the work, ate the CPU. Requests beyond the limit wait in the event
-        # loop, which costs nothing.
-        db_limiter=anyio.CapacityLimiter(_pool_size(services)),
+        # burst that churn, not the work, ate the CPU. Requests beyond the limit wait in the
+        # executor's queue, which costs nothing. A plain executor, not anyio.to_thread with a
+        # CapacityLimiter: the same bound for a third of the hand-off's CPU (see in_db_thread).
+        db_threads=ThreadPoolExecutor(_pool_size(services), thread_name_prefix="checkin-db"),
         figures=FiguresCache(),
     )
     app.include_router(health.router)

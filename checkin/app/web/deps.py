@@ -9,10 +9,10 @@ each module reading untyped attributes off ``app.state``.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated
 
-import anyio
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 from twilio.request_validator import RequestValidator
@@ -30,7 +30,7 @@ class WebState:
     assess: Assess  # checkin.core.triage.assess, or a scripted one in tests
     validator: RequestValidator | None  # None when Twilio is not configured: webhooks answer 503
     write_lock: threading.Lock | None  # SQLite: this process's writers queue here
-    db_limiter: anyio.CapacityLimiter  # at most the pool's size of threads touch the database
+    db_threads: ThreadPoolExecutor  # the pool's size of threads: the only ones that touch the database
     figures: FiguresCache  # /metrics: database figures, one computation per interval
 
 
