@@ -118,7 +118,10 @@ async def verify(request: Request, endpoint: str) -> Verified:
         return Verified(response=_plain(400, "malformed form body"))
     form = ImmutableMultiDict(pairs)
     signature = request.headers.get(SIGNATURE_HEADER)
-    url = settings.public_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # The path and query as the request carried them: what ``request.url`` holds for these fixed
+    # routes, without building and re-parsing a whole URL per webhook (1.5 % of the busy samples).
+    path, query = request.scope["path"], request.scope.get("query_string", b"").decode()
+    url = settings.public_url + path + (f"?{query}" if query else "")
     validator: RequestValidator = state.validator
     if not signature or not signed(validator, url, form, signature):
         metrics.inc("webhook_signature_failures_total", endpoint=endpoint)
