@@ -80,3 +80,48 @@ def test_the_limits_are_per_renderer(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match="100-character"):
         render(r)
     assert len(render(renderer(tmp_path, "{{ 'x' * 500 }}"))) == 500
+
+
+LOOP = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+
+
+@pytest.mark.parametrize(
+    ("source", "other"),
+    [
+        ("Hi\n{% include 'sms/en/loop.txt.j2' %}", LOOP),
+        (
+            "Hi\n{% import 'sms/en/loop.txt.j2' as l %}{{ l.f() }}",
+            "{% macro f() %}" + LOOP + "{% endmacro %}",
+        ),
+        (
+            "Hi\n{% from 'sms/en/loop.txt.j2' import f %}{{ f() }}",
+            "{% macro f() %}" + LOOP + "{% endmacro %}",
+        ),
+    ],
+)
+def test_a_loop_in_another_template_is_stopped_too(tmp_path: Path, source: str, other: str) -> None:
+    # The including template has no loop of its own; what it brings in has.
+    r = renderer(tmp_path, source, time_limit=0.2)
+    (tmp_path / "sms" / "en" / "loop.txt.j2").write_text(other)
+    with pytest.raises(TemplateError, match=r"more than the 0\.2 s CPU limit"):
+        render(r)
+
+
+def test_only_straight_line_templates_render_untraced(tmp_path: Path) -> None:
+    r = renderer(tmp_path, "Hi {{ first_name }}, {{ clinic_name|upper }}")
+    assert render(r) == "Hi Alex, RIVERSIDE MEDICAL GROUP"
+    assert r.env._straight == {"sms/en/t.txt.j2": True}
+    for source in (LOOP, "{% block b %}x{% endblock %}", "{% macro m() %}{% endmacro %}x"):
+        other = renderer(tmp_path, source)
+        other.env.get_template("sms/en/t.txt.j2")  # parsed, not rendered
+        assert other.env._straight == {"sms/en/t.txt.j2": False}, source
+
+
+def test_a_template_once_seen_with_a_loop_stays_traced(tmp_path: Path) -> None:
+    # An old template object may still be rendering after its file lost the loop.
+    r = renderer(tmp_path, "{% for i in range(2) %}{{ i }}{% endfor %}")
+    assert render(r) == "01"
+    (tmp_path / "sms" / "en" / "t.txt.j2").write_text("plain")
+    r.env.cache.clear()
+    assert render(r) == "plain"
+    assert r.env._straight == {"sms/en/t.txt.j2": False}
