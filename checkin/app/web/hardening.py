@@ -76,10 +76,9 @@ class HttpMiddleware:
 
 class RelativeRedirects(HttpMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        own = own_hosts(scope)
-
         def make_relative(message: Message) -> None:
             if 300 <= message["status"] < 400:
+                own = own_hosts(scope)  # only a redirect needs them: not computed per request
                 message["headers"] = [
                     (
                         k,
