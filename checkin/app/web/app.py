@@ -49,7 +49,17 @@ def create_app(
 ) -> FastAPI:
     """Build the app for ``services``. ``assess`` replaces ``checkin.core.triage.assess`` (tests that
     script an assessment); ``metrics`` lets a caller share a registry."""
-    app = FastAPI(title="checkin", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="checkin",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # FastAPI's own OpenTelemetry spans, metrics and exception logs (messages and stack
+        # traces, which can hold a patient's words) stay off, whatever a process's OTEL_*
+        # environment says: our logs go through the redaction filter, these would not. Off, its
+        # per-request check of the global providers (2.8 us, reading os.environ) is skipped too.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     metrics = metrics or Metrics()
     if assess is None:
         from checkin.inbound.process import default_assess
