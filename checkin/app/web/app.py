@@ -39,6 +39,13 @@ from checkin.inbound.process import Assess
 
 log = logging.getLogger(__name__)
 
+# Threads per web process that run database work. A process runs one thread's Python at a time
+# (the GIL): two keep one thread's statements waiting on PostgreSQL while the other computes,
+# and more only queue for the GIL and hand it back and forth. Measured, webhook_latency --rate
+# 400 --workers 2 on two cores: p99 17-34 ms with 2 threads, 130 with 1, 122-123 with 10 (the
+# pool's size, the bound before).
+DB_THREADS = 2
+
 
 def create_app(
     services: Services,
@@ -74,13 +81,12 @@ def create_app(
         validator=RequestValidator(token) if token else None,
         # SQLite has one writer: queue this process's writers on a Python lock (see handle_sms).
         write_lock=threading.Lock() if services.is_sqlite else None,
-        # At most as many threads touch the database as the pool holds connections. Starlette's
-        # default pool has 40 threads; past the pool size SQLAlchemy opens and closes "overflow"
-        # connections per request, and on PostgreSQL each one is a new backend process: under a
-        # burst that churn, not the work, ate the CPU. Requests beyond the limit wait in the
+        # Database work runs in DB_THREADS threads (fewer if the pool is smaller: past the
+        # pool's size SQLAlchemy opens and closes "overflow" connections per request, and on
+        # PostgreSQL each one is a new backend process). Requests beyond that wait in the
         # executor's queue, which costs nothing. A plain executor, not anyio.to_thread with a
         # CapacityLimiter: the same bound for a third of the hand-off's CPU (see in_db_thread).
-        db_threads=ThreadPoolExecutor(_pool_size(services), thread_name_prefix="checkin-db"),
+        db_threads=ThreadPoolExecutor(min(DB_THREADS, _pool_size(services)), thread_name_prefix="checkin-db"),
         figures=FiguresCache(),
     )
     app.include_router(health.router)

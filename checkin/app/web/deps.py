@@ -30,7 +30,7 @@ class WebState:
     assess: Assess  # checkin.core.triage.assess, or a scripted one in tests
     validator: RequestValidator | None  # None when Twilio is not configured: webhooks answer 503
     write_lock: threading.Lock | None  # SQLite: this process's writers queue here
-    db_threads: ThreadPoolExecutor  # the pool's size of threads: the only ones that touch the database
+    db_threads: ThreadPoolExecutor  # the only threads that touch the database (app.DB_THREADS)
     figures: FiguresCache  # /metrics: database figures, one computation per interval
 
 

@@ -120,8 +120,8 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
 
 
 async def in_db_thread(request: HTTPConnection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run blocking database work in one of ``WebState.db_threads`` (as many as the connection
-    pool holds; see ``create_app``) and wait for it. If the waiting request is cancelled, the
+    """Run blocking database work in one of ``WebState.db_threads`` (``DB_THREADS``, at most the
+    connection pool's size; see ``create_app``) and wait for it. If the waiting request is cancelled, the
     work still runs to its end in its thread (a commit is never cut off half-way).
 
     ``loop.run_in_executor``, not ``anyio.to_thread.run_sync`` with a ``CapacityLimiter``: the
