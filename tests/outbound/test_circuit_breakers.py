@@ -129,6 +129,13 @@ def attempts(services: Services) -> int:
         return int(s.scalar(select(func.sum(OutboxMessage.attempts))) or 0)
 
 
+def failing(channel: object, times: int, error: ChannelError) -> MemoryChannel:
+    """The services' in-memory ``channel``, failing its next ``times`` sends with ``error``."""
+    assert isinstance(channel, MemoryChannel)
+    channel.fail_next(times, error)
+    return channel
+
+
 def advance_to(services: Services, when: object) -> None:
     services.clock.set(when)  # type: ignore[attr-defined]
 
@@ -138,9 +145,7 @@ def test_a_provider_outage_holds_the_queue_with_its_attempts_unspent(
 ) -> None:
     caplog.set_level("INFO", logger="checkin.ops")
     plant(services, 40)
-    channel = services.sms
-    assert isinstance(channel, MemoryChannel)
-    channel.fail_next(10_000, REFUSED)
+    channel = failing(services.sms, 10_000, REFUSED)
     breakers = Breakers()
 
     run_once(services, NOW, worker_id=W, breakers=breakers)
@@ -181,9 +186,7 @@ def test_a_probe_refused_for_its_own_recipient_reopens_the_channel_at_once(
 ) -> None:
     caplog.set_level("INFO", logger="checkin.ops")
     plant(services, 20)
-    channel = services.sms
-    assert isinstance(channel, MemoryChannel)
-    channel.fail_next(POLICY.faults, REFUSED)
+    channel = failing(services.sms, POLICY.faults, REFUSED)
     breakers = Breakers()
     run_once(services, NOW, worker_id=W, breakers=breakers)
     assert ops_events(caplog, "channel.circuit_open") == 1
@@ -208,9 +211,7 @@ def test_a_relay_refusing_everyone_dead_letters_nothing_and_opens_no_alert_storm
 ) -> None:
     caplog.set_level("INFO", logger="checkin.ops")
     ids = plant(services, 30, channel="email")
-    channel = services.email
-    assert isinstance(channel, MemoryChannel)
-    channel.fail_next(12, RELAY_550)  # a relay-wide 550 for a while
+    channel = failing(services.email, 12, RELAY_550)  # a relay-wide 550 for a while
     breakers = Breakers()
 
     now = NOW
@@ -233,9 +234,7 @@ def test_a_refusal_asked_again_is_final_and_the_memory_is_the_rows(
     """A genuine bad address: refused, asked again a little later (by a restarted worker, so
     with a new breaker), refused again: dead, and the nurses' contact-problem alert opens."""
     [row_id] = plant(services, 1, channel="email")
-    channel = services.email
-    assert isinstance(channel, MemoryChannel)
-    channel.fail_next(2, RELAY_550)
+    channel = failing(services.email, 2, RELAY_550)
 
     run_once(services, NOW, worker_id=W, breakers=Breakers())
     row = get_row(services, row_id)
@@ -258,9 +257,7 @@ def test_a_different_answer_between_two_refusals_starts_the_confirmation_again(
     services: Services,
 ) -> None:
     [row_id] = plant(services, 1, channel="email")
-    channel = services.email
-    assert isinstance(channel, MemoryChannel)
-    channel.fail_next(1, RELAY_550)
+    channel = failing(services.email, 1, RELAY_550)
     channel.fail_next(1, REFUSED)
     channel.fail_next(1, RELAY_550)
 
@@ -277,9 +274,7 @@ def test_a_different_answer_between_two_refusals_starts_the_confirmation_again(
 
 def test_an_opt_out_is_acted_on_at_once(services: Services) -> None:
     [row_id] = plant(services, 1)
-    channel = services.sms
-    assert isinstance(channel, MemoryChannel)
-    channel.fail_next(1, OPTED_OUT)
+    failing(services.sms, 1, OPTED_OUT)
 
     run_once(services, NOW, worker_id=W, breakers=Breakers())
     row = get_row(services, row_id)
@@ -291,9 +286,7 @@ def test_another_worker_holds_back_too_and_probes_with_one_send(
 ) -> None:
     caplog.set_level("INFO", logger="checkin.ops")
     plant(services, 30)
-    channel = services.sms
-    assert isinstance(channel, MemoryChannel)
-    channel.fail_next(10_000, REFUSED)
+    channel = failing(services.sms, 10_000, REFUSED)
     run_once(services, NOW, worker_id=W, breakers=Breakers())  # worker-a opens the circuit
     other = Breakers()
     assert run_once(services, NOW + timedelta(seconds=1), worker_id="worker-b", breakers=other) == 0
@@ -322,9 +315,7 @@ def test_a_circuit_open_for_minutes_is_told_to_operations_once_by_one_of_the_wor
 ) -> None:
     caplog.set_level("INFO", logger="checkin.ops")
     plant(services, 20)
-    channel = services.sms
-    assert isinstance(channel, MemoryChannel)
-    channel.fail_next(10_000, REFUSED)
+    channel = failing(services.sms, 10_000, REFUSED)
     workers = {"worker-a": Breakers(), "worker-b": Breakers()}
 
     now = NOW
@@ -369,9 +360,7 @@ def test_a_circuit_closed_within_minutes_is_no_long_outage(
 ) -> None:
     caplog.set_level("INFO", logger="checkin.ops")
     plant(services, 20)
-    channel = services.sms
-    assert isinstance(channel, MemoryChannel)
-    channel.fail_next(POLICY.faults + 3, REFUSED)  # five faults open it, three probes fail
+    failing(services.sms, POLICY.faults + 3, REFUSED)  # five faults open it, three probes fail
     breakers = Breakers()
 
     now = NOW
