@@ -5,7 +5,8 @@ opening; a probe reopens the channel."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -138,6 +139,20 @@ def failing(channel: object, times: int, error: ChannelError) -> MemoryChannel:
 
 def advance_to(services: Services, when: object) -> None:
     services.clock.set(when)  # type: ignore[attr-defined]
+
+
+def ticks(
+    services: Services, start: datetime, end: datetime, workers: dict[str, Breakers]
+) -> Iterator[datetime]:
+    """Every 5 s from ``start`` until ``end``: each of ``workers`` runs a dispatch step; yields
+    the next instant after each round."""
+    now = start
+    while now < end:
+        advance_to(services, now)
+        for name, breakers in workers.items():
+            run_once(services, now, worker_id=name, breakers=breakers)
+        now += timedelta(seconds=5)
+        yield now
 
 
 def test_a_provider_outage_holds_the_queue_with_its_attempts_unspent(
@@ -318,12 +333,7 @@ def test_a_circuit_open_for_minutes_is_told_to_operations_once_by_one_of_the_wor
     channel = failing(services.sms, 10_000, REFUSED)
     workers = {"worker-a": Breakers(), "worker-b": Breakers()}
 
-    now = NOW
-    while now < NOW + 3 * POLICY.still_open:  # both workers tick every 5 s through the outage
-        advance_to(services, now)
-        for name, breakers in workers.items():
-            run_once(services, now, worker_id=name, breakers=breakers)
-        now += timedelta(seconds=5)
+    for now in ticks(services, NOW, NOW + 3 * POLICY.still_open, workers):  # both, every 5 s
         if now <= NOW + POLICY.still_open:
             assert ops_events(caplog, "channel.circuit_still_open") == 0
 
@@ -339,19 +349,13 @@ def test_a_circuit_open_for_minutes_is_told_to_operations_once_by_one_of_the_wor
 
     # It closes, and a later opening that lasts is a new outage: told again.
     channel.clear_failures()
-    back = now
-    while now < back + POLICY.longest_open:  # the next probe goes through
-        advance_to(services, now)
-        run_once(services, now, worker_id="worker-a", breakers=workers["worker-a"])
-        now += timedelta(seconds=5)
+    *_, now = ticks(
+        services, now, now + POLICY.longest_open, {"worker-a": workers["worker-a"]}
+    )  # a probe goes
     assert ops_events(caplog, "channel.circuit_closed") == 1
     channel.fail_next(10_000, REFUSED)
     plant(services, 10)
-    end = now + 2 * POLICY.still_open
-    while now < end:
-        advance_to(services, now)
-        run_once(services, now, worker_id="worker-b", breakers=workers["worker-b"])
-        now += timedelta(seconds=5)
+    list(ticks(services, now, now + 2 * POLICY.still_open, {"worker-b": workers["worker-b"]}))
     assert ops_events(caplog, "channel.circuit_still_open") == 2
 
 
@@ -363,11 +367,7 @@ def test_a_circuit_closed_within_minutes_is_no_long_outage(
     failing(services.sms, POLICY.faults + 3, REFUSED)  # five faults open it, three probes fail
     breakers = Breakers()
 
-    now = NOW
-    while now < NOW + 3 * POLICY.still_open:
-        advance_to(services, now)
-        run_once(services, now, worker_id=W, breakers=breakers)
-        now += timedelta(seconds=5)
+    list(ticks(services, NOW, NOW + 3 * POLICY.still_open, {W: breakers}))
 
     assert statuses(services) == {"sent": 20}
     assert ops_events(caplog, "channel.circuit_open") == 1
