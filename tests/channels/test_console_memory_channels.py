@@ -23,20 +23,24 @@ def sms(outbox_id: int = 1, to: str = "+15005550006", text: str = "Drink water."
     return OutgoingMessage(outbox_id=outbox_id, to=to, channel="sms", text=text, reference=f"P-{outbox_id}")
 
 
+def email(outbox_id: int, to: str, text: str, subject: str, html: str | None = None) -> OutgoingMessage:
+    return OutgoingMessage(
+        outbox_id=outbox_id,
+        to=to,
+        channel="email",
+        text=text,
+        subject=subject,
+        html=html,
+        reference=f"P-{outbox_id}",
+    )
+
+
 def test_it_prints_one_block_per_message_with_counting_ids() -> None:
     out = io.StringIO()
     console = ConsoleChannel(out, reveal=True)
-    email = OutgoingMessage(
-        outbox_id=8,
-        to="p@example.org",
-        channel="email",
-        text="Line one\nLine two",
-        subject="Visit",
-        html="<p>x</p>",
-        reference="P-8",
-    )
+    mail = email(8, "p@example.org", "Line one\nLine two", "Visit", html="<p>x</p>")
 
-    receipts = [console.send(sms(outbox_id=7)), console.send(email)]
+    receipts = [console.send(sms(outbox_id=7)), console.send(mail)]
 
     assert [r.provider_id for r in receipts] == ["console-1", "console-2"]
     first, second = out.getvalue().split("----- console-2")
@@ -51,15 +55,7 @@ def test_it_redacts_like_a_log_unless_told_to_reveal() -> None:
     out = io.StringIO()
     console = ConsoleChannel(out)
     console.send(sms(outbox_id=3, to="+16175550142", text="My fever is 103 and my wound leaks"))
-    email = OutgoingMessage(
-        outbox_id=4,
-        to="ana.lopez@mail.test",
-        channel="email",
-        text="Hi Ana",
-        subject="Ana, day 3",
-        reference="P-4",
-    )
-    console.send(email)
+    console.send(email(4, "ana.lopez@mail.test", "Hi Ana", "Ana, day 3"))
     printed = out.getvalue()
     assert "sms outbox=3 ref=P-3" in printed and "to: ###########" in printed
     assert "to: …@mail.test" in printed and "ana.lopez" not in printed
