@@ -166,6 +166,11 @@ def _staff_row(key: str, team: CareTeam, day: date, now: datetime, **values: Any
     }
 
 
+def _local(when: datetime | None, tz: ZoneInfo) -> str:
+    """How the digest shows a time: the clinic's local day and minute."""
+    return when.astimezone(tz).strftime("%a %b %d %H:%M") if when else ""
+
+
 def _team_of(teams: CareTeams, care_team: str | None) -> str:
     return teams.for_name(care_team).id
 
@@ -187,7 +192,7 @@ def collect_digest(
     d = Digest()
 
     def at(when: datetime | None) -> str:
-        return when.astimezone(tz).strftime("%a %b %d %H:%M") if when else ""
+        return _local(when, tz)
 
     def mine(rows: Iterable[Any]) -> list[Any]:
         return [r for r in rows if _team_of(teams, r.team) == team.id]
@@ -300,10 +305,7 @@ def digest_context(services: Services, team: CareTeam, day: date, d: Digest) -> 
     operations = {
         "expired": counts["expired_unsent"],
         "expired_by_channel": ", ".join(f"{c} {n}" for c, n in ops_.expired.items()),
-        "outages": [
-            {"channel": o.channel, "since": o.since.astimezone(tz).strftime("%a %b %d %H:%M")}
-            for o in ops_.outages
-        ],
+        "outages": [{"channel": o.channel, "since": _local(o.since, tz)} for o in ops_.outages],
         "outage_minutes": round(LONG_OUTAGE.total_seconds() / 60),
     }
     return {
