@@ -184,8 +184,8 @@ def content_verdicts(
 ) -> list[Verdict]:
     """Alert contacts that reach nobody, and schedules nobody signed off."""
     out: list[Verdict] = []
+    from_env = care_teams_file == "CHECKIN_ALERT_EMAILS"  # no file: the variable is at fault
     for team in care_teams.teams.values():
-        from_env = care_teams_file == "CHECKIN_ALERT_EMAILS"
         where = care_teams_file if from_env else f"{care_teams_file}: team {team.id}"
         contacts = [*team.nurses, *([team.on_call] if team.on_call else [])]
         for c in contacts:
