@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -72,16 +73,14 @@ def test_it_refuses_a_short_retention(session: Session) -> None:
         purge(session, now=NOW, days=7, actor="cli:test")
 
 
-def test_the_command_shows_asks_and_clears(tmp_path: object) -> None:
-    from pathlib import Path
-
+def test_the_command_shows_asks_and_clears(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from checkin.app.cli.main import cli
     from checkin.store.db import make_engine, session_factory, upgrade
     from tests.support import ROOT
 
-    db = Path(str(tmp_path)) / "r.db"
+    db = tmp_path / "r.db"
     url = f"sqlite:///{db}"
     upgrade(url)
     engine = make_engine(url)
