@@ -271,7 +271,7 @@ async def status_callback(request: Request) -> Response:
         with services.sessions.begin() as session:
             return record_status(
                 session,
-                provider_id=sid[:64],
+                provider_id=sid,  # 34 characters: MESSAGE_SID checked above
                 outbox_id=outbox_id,
                 status=status[:16],
                 error_code=(form.get("ErrorCode") or "")[:ERROR_CODE_MAX] or None,
@@ -280,7 +280,7 @@ async def status_callback(request: Request) -> Response:
 
     try:
         # Idempotent (one delivery event per message and status), so safe to run twice.
-        await in_db_thread(request, again_if_disconnected, record, provider_id=sid[:64])
+        await in_db_thread(request, again_if_disconnected, record, provider_id=sid)
     except (OperationalError, DBAPIError) as exc:
         state.metrics.inc("status_callbacks_total", result="database")
         log.error("status callback not stored: database unavailable", extra={"error": type(exc).__name__})
