@@ -41,7 +41,6 @@ def find(session: Session, stmt: Any, params: dict[str, Any], now: datetime) -> 
     not racy. SQLite's BEGIN IMMEDIATE already holds the only write lock."""
     if session.get_bind().dialect.name == "postgresql":
         stmt = LOCKED[id(stmt)]
-    found = Found()
     patients: dict[int, tuple[Patient, Enrollment | None]] = {}
     questions: dict[int, dict[int, OpenRow]] = {}
     for patient, enrollment, qid, ask, sent_at, step_id, q_enrollment in session.execute(
@@ -50,9 +49,7 @@ def find(session: Session, stmt: Any, params: dict[str, Any], now: datetime) -> 
         patients.setdefault(patient.id, (patient, enrollment))  # first row: latest enrollment
         if qid is not None:  # one row per enrollment and question: keep each question once
             questions.setdefault(patient.id, {})[qid] = OpenRow(qid, ask, sent_at, step_id, q_enrollment)
-    found.patients = list(patients.values())
-    found.questions = {pid: list(rows.values()) for pid, rows in questions.items()}
-    return found
+    return Found(list(patients.values()), {pid: list(rows.values()) for pid, rows in questions.items()})
 
 
 def open_question(
