@@ -18,7 +18,7 @@ from checkin.inbound import lookup
 from checkin.inbound.message import Assess, InboundResult, InboundSms, match_kind, reply_language
 from checkin.inbound.statements import BY_ID, BY_PHONE, Question, save_outcome
 from checkin.states import ChannelName, OutboxStatus, supported_language
-from checkin.store import consents, outbox
+from checkin.store import audit, consents, outbox
 from checkin.store.models import Enrollment, InboundMessage, OutboxMessage, Patient
 
 if TYPE_CHECKING:
@@ -49,14 +49,14 @@ class Handling:
     def audit(self, *, actor: str, action: str, patient_ref: str | None, **detail: Any) -> None:
         """Queue an audit row; ``_reply`` writes the queue with the outcome (``save_outcome``)."""
         self._audit.append(
-            {
-                "at": self.now,
-                "actor": actor,
-                "action": action,
-                "patient_ref": patient_ref,
-                "subject": f"inbound:{self.inbound.id}",
-                "detail": detail,
-            }
+            audit.row(
+                at=self.now,
+                actor=actor,
+                action=action,
+                patient_ref=patient_ref,
+                subject=self._subject,
+                detail=detail,
+            )
         )
 
     # ---- entry points --------------------------------------------------------------------

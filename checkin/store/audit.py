@@ -32,6 +32,27 @@ def record(
     )
 
 
+def row(
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    patient_ref: str | None,
+    subject: str | None,
+    detail: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``AuditEvent`` columns ``record`` would add, as values for a Core INSERT: for callers
+    that write their audit rows in one statement with their own (same rules for ``detail``)."""
+    return {
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "patient_ref": patient_ref,
+        "subject": subject,
+        "detail": detail,
+    }
+
+
 def record_outbox(
     session: Session, now: datetime, action: str, patient_ref: str | None, outbox_id: int, **detail: Any
 ) -> None:
@@ -53,14 +74,7 @@ def record_outbox_many(
     """One ``system`` audit row per (patient reference, outbox id), inserted in one Core
     statement: the rows ``record`` writes, without an ORM flush (the dispatcher's hot path)."""
     values = [
-        {
-            "at": now,
-            "actor": "system",
-            "action": action,
-            "patient_ref": ref,
-            "subject": f"outbox:{oid}",
-            "detail": detail,
-        }
+        row(at=now, actor="system", action=action, patient_ref=ref, subject=f"outbox:{oid}", detail=detail)
         for ref, oid in subjects
     ]
     if values:

@@ -225,14 +225,7 @@ def _audit(
         )
         return
     rows.append(
-        {
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "patient_ref": patient_ref,
-            "subject": subject,
-            "detail": detail,
-        }
+        audit.row(at=at, actor=actor, action=action, patient_ref=patient_ref, subject=subject, detail=detail)
     )
 
 
