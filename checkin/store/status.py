@@ -24,7 +24,7 @@ WORKER_FRESH = timedelta(seconds=30)
 # "still open" operations alert is given).
 CIRCUIT_PREFIX = "circuit:"
 CIRCUIT_SINCE_PREFIX = "circuit-since:"
-# Audit actions of the breakers' shared rows, which the daily digest reads back.
+# Audit actions of the breakers' shared rows; the daily digest reads back the long outages.
 CIRCUIT_OPENED = "channel.circuit_opened"
 CIRCUIT_STILL_OPEN = "channel.circuit_still_open"
 # A circuit open this long is an outage staff hear of (the breaker's ``STILL_OPEN``).
