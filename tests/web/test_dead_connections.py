@@ -55,13 +55,17 @@ def web(pg_url: str) -> Iterator[tuple[TestClient, Services, str]]:
     services.engine.dispose()
 
 
-def drop_connections(url: str, application_name: str) -> int:
-    """End every server process of ``application_name``: what a restart does to a pool."""
+def drop_connections(url: str, application_name: str | None = None) -> int:
+    """End every server process of ``application_name``, or without one every other server
+    process on this test's database: what a restart does to a pool."""
+    if application_name is not None:
+        where, params = "application_name = :n", {"n": application_name}
+    else:
+        where, params = "datname = current_database() AND pid <> pg_backend_pid()", {}
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         ended = c.execute(
-            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :n"),
-            {"n": application_name},
+            text(f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {where}"), params
         ).scalar()
     admin.dispose()
     return int(ended or 0)
@@ -129,7 +133,7 @@ def test_checkin_web_loses_no_reply_when_postgresql_drops_its_connections(
     try:
         wait_ready(port)
         before = [post_sms(port, "doing fine") for _ in range(10)]  # new connections: both processes
-        assert drop_connections_to(pg_url) >= 2
+        assert drop_connections(pg_url) >= 2
         after = [post_sms(port, "101.9") for _ in range(10)]
     finally:
         web.terminate()
@@ -146,20 +150,6 @@ def post_sms(port: int, body: str) -> tuple[int, str]:
     text = response.read().decode()
     conn.close()
     return response.status, text
-
-
-def drop_connections_to(url: str) -> int:
-    """End every other server process on this test's database."""
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        ended = c.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ).scalar()
-    admin.dispose()
-    return int(ended or 0)
 
 
 def test_only_a_dead_connection_is_retried() -> None:
