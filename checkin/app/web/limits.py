@@ -8,11 +8,16 @@ only recently began bounding url-encoded forms itself, so we do not rely on it.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from checkin.app.web.deps import web_of
 
 T = TypeVar("T")
 
@@ -106,8 +111,6 @@ def is_form(content_type: str | None) -> bool:
 def parse_form(body: bytes) -> list[tuple[str, str]]:
     """Decode an url-encoded body strictly: raises ValueError on invalid UTF-8 (``%FF``), on
     more than MAX_FORM_FIELDS fields, or on malformed pairs."""
-    from urllib.parse import parse_qsl
-
     text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError
     return parse_qsl(
         text,
@@ -128,10 +131,5 @@ async def in_db_thread(request: HTTPConnection, fn: Callable[..., T], *args: Any
     limiter's acquire/release and anyio's cancel scopes around every call cost about 60 us of
     CPU per hand-off on top of the thread switch itself (measured: 86 against 24 us per call
     with 32 calls in flight), and a webhook makes one hand-off per request."""
-    import asyncio
-    import functools
-
-    from checkin.app.web.deps import web_of
-
     call = functools.partial(fn, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(web_of(request).db_threads, call)
