@@ -57,13 +57,16 @@ def non_gsm_positions(text: str) -> list[tuple[int, str]]:
     return [(i, c) for i, c in enumerate(text) if not is_gsm7(c)]
 
 
+def _uniform(units: int, single: int, multi: int) -> int:
+    """Segments needed for ``units`` units of cost 1 each: no unit can straddle two segments."""
+    return 0 if units == 0 else 1 if units <= single else -(-units // multi)
+
+
 def _pack(costs: list[int], single: int, multi: int) -> int:
     """Segments needed for units of the given costs, never splitting one unit's cost."""
     total = sum(costs)
-    if total == 0:
-        return 0
-    if total <= single:
-        return 1
+    if total <= single or total == len(costs):
+        return _uniform(total, single, multi)
     segments, used = 1, 0
     for cost in costs:
         if used + cost > multi:
@@ -77,10 +80,8 @@ def segments(text: str) -> SmsInfo:
     """Encoding, segment count and length of ``text`` exactly as it would be sent."""
     if GSM7_BASIC.issuperset(text):
         # Nearly every text: one septet a character, so the count needs no per-character walk
-        # (what _pack computes for all-ones costs; 11 -> 3 us for a 100-character reply).
-        n = len(text)
-        count = 0 if n == 0 else 1 if n <= GSM7_SINGLE else -(-n // GSM7_MULTI)
-        return SmsInfo("GSM-7", count, n, ())
+        # (11 -> 3 us for a 100-character reply).
+        return SmsInfo("GSM-7", _uniform(len(text), GSM7_SINGLE, GSM7_MULTI), len(text), ())
     bad = tuple(dict.fromkeys(c for c in text if not is_gsm7(c)))
     if not bad:
         costs = [2 if c in GSM7_EXTENSION else 1 for c in text]
