@@ -34,12 +34,13 @@ from sqlalchemy.orm import Session
 from checkin.channels import Receipt
 from checkin.deps import Services
 from checkin.errors import ChannelError
+from checkin.outbound import receipts
 from checkin.outbound.batches import Claims, apply_verdict, claim_batch
 from checkin.outbound.breaker import Breaker, Breakers, close_circuit, open_circuit, tell_closed, tell_opened
 from checkin.outbound.inflight import InFlight, Kept, pool_room
 from checkin.outbound.pipeline import Refill, pump
 from checkin.outbound.ratelimit import Pacer
-from checkin.outbound.receipts import Receipts, record_sent_unrecorded
+from checkin.outbound.receipts import record_sent_unrecorded
 from checkin.outbound.recheck import (
     DEFAULT_WINDOW,
     Prepared,
@@ -211,13 +212,12 @@ def _deliver(
     if judged.closed if judged is not None else breaker.success():
         store(lambda: _circuit_closed(services, breaker.channel))
     first_to_open = False
-    receipts = Receipts(services, kept)
 
     def record() -> None:
         nonlocal first_to_open
         if judged is None:
             assert isinstance(outcome, Receipt)
-            receipts.record(p, outcome, worker_id)
+            receipts.record(kept, p, outcome, worker_id, services)
             return
         now = services.clock.now()
         with kept.session() as session:

@@ -1,5 +1,7 @@
 """Recording a provider's receipt: the dispatcher's hot path, one UPDATE and one audit row
-per message on the connection its sending thread keeps."""
+per message on the connection its sending thread keeps (``inflight.Kept``: a pool checkout per
+message costs a pre-ping round trip on PostgreSQL, and an ORM session more Python than the
+write itself)."""
 
 from __future__ import annotations
 
@@ -17,20 +19,10 @@ log = logging.getLogger(__name__)
 ops = logging.getLogger("checkin.ops")
 
 
-class Receipts:
-    """Records receipts on the sending thread's kept connection (``inflight.Kept``).
-
-    Checking a connection out of the pool per message costs a pre-ping round trip on
-    PostgreSQL, and an ORM session per message costs more Python than the write itself.
-    """
-
-    def __init__(self, services: Services, kept: Kept) -> None:
-        self._services = services
-        self._kept = kept
-
-    def record(self, p: Prepared, receipt: Receipt, worker_id: str) -> None:
-        with self._kept.begin() as conn:
-            record_sent(conn, p, receipt, worker_id, self._services)
+def record(kept: Kept, p: Prepared, receipt: Receipt, worker_id: str, services: Services) -> None:
+    """Record ``receipt`` in one transaction on the sending thread's kept connection."""
+    with kept.begin() as conn:
+        record_sent(conn, p, receipt, worker_id, services)
 
 
 def record_sent(conn: Connection, p: Prepared, receipt: Receipt, worker_id: str, services: Services) -> None:
@@ -81,4 +73,4 @@ def record_sent_unrecorded(
         outbox.mark_sent_unrecorded(session, p.row_id, worker_id=worker_id, now=services.clock.now(), why=why)
 
 
-__all__ = ["Receipts", "record_sent", "record_sent_unrecorded"]
+__all__ = ["record", "record_sent", "record_sent_unrecorded"]
