@@ -49,7 +49,6 @@ from checkin.store.outbox.recovery import (
 from checkin.store.outbox.replies import REPLY_STEP, enqueue_email_reply
 from checkin.store.outbox.sending import (
     RANK,
-    UNCONFIRMED,
     SentRecord,
     confirm_refusal,
     dead_letter,
@@ -93,7 +92,6 @@ __all__ = [
     "PAUSED",
     "RANK",
     "REPLY_STEP",
-    "UNCONFIRMED",
     "Policy",
     "SentRecord",
     "abandon",

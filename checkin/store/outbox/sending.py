@@ -284,12 +284,12 @@ def retry_later(
 
 # ``last_error_code`` of a row refused once with a refusal that could be the relay's answer to
 # everyone: the refusal is asked again before it is final (``confirm_refusal``).
-UNCONFIRMED = "?"
+_UNCONFIRMED = "?"
 
 
 def unconfirmed(code: str | None) -> str:
     """The ``last_error_code`` ``confirm_refusal`` leaves for ``code`` (within the column)."""
-    return (UNCONFIRMED + (code or ""))[:32]
+    return (_UNCONFIRMED + (code or ""))[:32]
 
 
 def confirm_refusal(
@@ -408,7 +408,6 @@ def _transition(
 
 __all__ = [
     "RANK",
-    "UNCONFIRMED",
     "SentRecord",
     "confirm_refusal",
     "dead_letter",
