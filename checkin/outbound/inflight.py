@@ -73,25 +73,15 @@ class Kept:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A transaction on this thread's connection, committed when the block ends."""
-        conn = self._connection()
-        try:
-            with conn.begin():
-                yield conn
-        except Exception as exc:
-            self._drop_if_gone(conn, exc)
-            raise
+        with self._held() as conn, conn.begin():
+            yield conn
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """An ORM session in a transaction on this thread's connection, committed when the
         block ends (for the writes that go through ``checkin.store``'s session functions)."""
-        conn = self._connection()
-        try:
-            with Session(bind=conn, expire_on_commit=False) as session, session.begin():
-                yield session
-        except Exception as exc:
-            self._drop_if_gone(conn, exc)
-            raise
+        with self._held() as conn, Session(bind=conn, expire_on_commit=False) as session, session.begin():
+            yield session
 
     def close(self) -> None:
         with self._lock:
@@ -108,10 +98,17 @@ class Kept:
                 self._opened.append(conn)
         return conn
 
-    def _drop_if_gone(self, conn: Connection, exc: Exception) -> None:
-        if is_outage(exc):
-            self._local.conn = None
-            conn.invalidate()
+    @contextmanager
+    def _held(self) -> Iterator[Connection]:
+        """This thread's connection, dropped if the block fails with an outage."""
+        conn = self._connection()
+        try:
+            yield conn
+        except Exception as exc:
+            if is_outage(exc):
+                self._local.conn = None
+                conn.invalidate()
+            raise
 
 
 __all__ = ["SPARE", "InFlight", "Kept", "pool_room"]
