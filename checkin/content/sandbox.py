@@ -7,7 +7,10 @@ failed message, not a stalled dispatch loop. So:
 
 - time: while a template renders, a trace function watches the lines of template code only
   (frames Jinja compiled from a template) and stops the render once it has used
-  ``time_limit`` seconds of CPU. Python code outside templates runs untraced. A template with
+  ``time_limit`` seconds of CPU. The garbage collector's passes are not counted: a full
+  collection in a large process runs in whichever thread allocated last and can take most of a
+  second, and a template must not fail (or a start-up be refused) for the heap's size.
+  Python code outside templates runs untraced. A template with
   nothing in it that can repeat (no loop, macro, call block or block, and no other template
   included, imported or extended) runs each of its lines once, so it renders untraced: the
   tracer was most of the cost of rendering a reply (27 against 7 us).
@@ -22,8 +25,10 @@ Both raise ``RenderLimitExceeded``; ``checkin.content.render`` turns it into a T
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
@@ -160,13 +165,26 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         # not fail a template that is merely slow to get the processor.
         deadline = time.thread_time() + self.time_limit
         limit = self.time_limit
+        me = threading.get_ident()
+        # CPU seconds this thread spent collecting garbage during the render; [1] marks a pass
+        # under way (its start time), 0.0 when none is.
+        collecting = [0.0, 0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if threading.get_ident() != me:
+                return
+            if phase == "start":
+                collecting[1] = time.thread_time()
+            elif collecting[1]:
+                collecting[0] += time.thread_time() - collecting[1]
+                collecting[1] = 0.0
 
         ticks = [0]
 
         def in_template(frame: FrameType, event: str, arg: Any) -> Any:
             ticks[0] += 1
             # Reading the thread's CPU clock is a system call: look every 64 lines.
-            if ticks[0] & 63 == 0 and time.thread_time() > deadline:
+            if ticks[0] & 63 == 0 and time.thread_time() - collecting[0] > deadline:
                 raise RenderLimitExceeded(f"rendering took more than the {limit:g} s CPU limit")
             return in_template
 
@@ -176,11 +194,13 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
             return None
 
         previous = sys.gettrace()
+        gc.callbacks.append(on_gc)
         sys.settrace(on_call)
         try:
             return self._collect(template.generate(dict(context)))
         finally:
             sys.settrace(previous)
+            gc.callbacks.remove(on_gc)
 
     def _collect(self, chunks: Iterable[str]) -> str:
         out: list[str] = []
