@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from checkin.app.cli.main import cli
+from tests.support import clinic_today
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "mrn,first_name,phone,procedure,surgery_date\n"
@@ -81,7 +82,7 @@ def test_patients_show_strips_terminal_control_characters(run, tmp_path: Path) -
 
 
 def test_a_past_surgery_date_is_a_bad_row_saying_what_would_be_missed(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    past = (date.today() - timedelta(days=262)).isoformat()
+    past = (clinic_today() - timedelta(days=262)).isoformat()
     path = tmp_path / "p.csv"
     path.write_text(HEADER + f"1,Ana,6175550123,lumbar-fusion,{past}\n")
     refused = run("import", str(path))

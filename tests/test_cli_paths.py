@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from checkin.app.cli.main import cli
+from tests.support import clinic_today
 
 ROOT = Path(__file__).resolve().parents[1]
 SOON = date.today() + timedelta(days=30)
@@ -73,7 +74,7 @@ def one_line_error(result: Result) -> str:
 
 def test_a_past_surgery_date_needs_force_and_says_what_would_and_would_not_be_sent(run: Run) -> None:
     assert run("db", "upgrade").exit_code == 0
-    past = date.today() - timedelta(days=262)
+    past = clinic_today() - timedelta(days=262)
     refused = enroll(run, surgery=past)
     line = one_line_error(refused)
     assert (

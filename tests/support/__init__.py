@@ -9,8 +9,9 @@ requests, a care-team file) on top of these; ``conftest.py`` files turn them int
 from __future__ import annotations
 
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
@@ -73,6 +74,12 @@ def zone_in_window() -> str:
     that run real processes on the system clock and need the send window open."""
     offset = 12 - datetime.now(UTC).hour
     return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def clinic_today(zone: str = "America/Chicago") -> date:
+    """Today in ``zone`` (the CLI tests' CHECKIN_DEFAULT_TIMEZONE): the importer counts a surgery
+    date's days in the patient's zone, which around midnight UTC is not the machine's date."""
+    return datetime.now(ZoneInfo(zone)).date()
 
 
 def free_port() -> int:
