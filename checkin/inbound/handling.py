@@ -15,11 +15,12 @@ from checkin.content.render import Renderer
 from checkin.core import keywords, replies
 from checkin.errors import TemplateError
 from checkin.inbound import lookup
+from checkin.inbound.lookup import EnrollmentRef, Sender
 from checkin.inbound.message import Assess, InboundResult, InboundSms, match_kind, reply_language
 from checkin.inbound.statements import BY_ID, BY_PHONE, Question, save_outcome
 from checkin.states import ChannelName, OutboxStatus, supported_language
 from checkin.store import audit, consents, outbox
-from checkin.store.models import Enrollment, InboundMessage, OutboxMessage, Patient
+from checkin.store.models import InboundMessage, OutboxMessage, Patient
 
 if TYPE_CHECKING:
     from checkin.core.triage import Assessment
@@ -45,6 +46,7 @@ class Handling:
         self.settings, self.renderer, self.assess = settings, renderer, assess
         self._audit: list[dict[str, Any]] = []
         self._found = lookup.Found()
+        self._answered: int | None = None
 
     def audit(self, *, actor: str, action: str, patient_ref: str | None, **detail: Any) -> None:
         """Queue an audit row; ``_reply`` writes the queue with the outcome (``save_outcome``)."""
@@ -60,8 +62,13 @@ class Handling:
         )
 
     # ---- entry points --------------------------------------------------------------------
-    def sms(self) -> InboundResult:
-        found = self._patients_by_phone(self.msg.from_phone)
+    def sms(self, found_already: lookup.Found | None = None) -> InboundResult:
+        """An SMS; ``found_already``: its sender, when the lookup was made with the insert."""
+        if found_already is not None:
+            self._found = found_already
+            found = found_already.patients
+        else:
+            found = self._patients_by_phone(self.msg.from_phone)
         patients = [p for p, _ in found]
         opted_out = bool(patients) and all(p.sms_opted_out for p in patients)
         kind = keywords.classify(self.msg.body, opted_out=opted_out)
@@ -81,8 +88,8 @@ class Handling:
             # useful can be matched. The caller checks rows before calling, so this is rare.
             return self._unmatched([], optout_candidate=False)
         patient, enrollment = found[0]
-        if row.enrollment_id is not None and (enrollment is None or enrollment.id != row.enrollment_id):
-            enrollment = self.session.get(Enrollment, row.enrollment_id)
+        if row.enrollment_id is not None:
+            enrollment = EnrollmentRef(row.enrollment_id)
         kind = keywords.classify(self.msg.body)
         question = (
             Question(row.id, row.ask, row.step_id, row.enrollment_id)
@@ -99,22 +106,22 @@ class Handling:
         )
 
     # ---- lookups -------------------------------------------------------------------------
-    def _patients_by_phone(self, phone: str | None) -> list[tuple[Patient, Enrollment | None]]:
+    def _patients_by_phone(self, phone: str | None) -> list[tuple[Sender, EnrollmentRef | None]]:
         if not phone:
             return []
         return self._patients(BY_PHONE, {"phone": phone})
 
-    def _patients(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Patient, Enrollment | None]]:
+    def _patients(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Sender, EnrollmentRef | None]]:
         """``lookup.find``: the patients, their open questions kept for ``_open_question``."""
         self._found = lookup.find(self.session, stmt, params, self.now)
         return self._found.patients
 
-    def _open_question(self, patient: Patient) -> Question | None:
+    def _open_question(self, patient: Sender) -> Question | None:
         rows = self._found.questions.get(patient.id, [])
         return lookup.open_question(self.session, rows, patient.id, self.msg.body, self.now)
 
     # ---- keywords ------------------------------------------------------------------------
-    def _keyword(self, kind: keywords.Classification, patients: list[Patient]) -> InboundResult:
+    def _keyword(self, kind: keywords.Classification, patients: list[Sender]) -> InboundResult:
         assert kind.keyword is not None
         kw = kind.keyword
         self.inbound.keyword = kw.value
@@ -142,19 +149,31 @@ class Handling:
             template, language, ref, first_name=None, keyword=kw.value, matched=match_kind(patients)
         )
 
-    def _opt_out(self, patient: Patient, *, reason: str) -> int:
+    def _opt_out(self, patient: Sender, *, reason: str) -> int:
         """SMS off now; pending SMS rows held (kept, so START can release them)."""
         return outbox.hold_sms_for_opt_out(
-            self.session, patient, now=self.now, actor="patient", source=reason, subject=self._subject
+            self.session,
+            self._record(patient),
+            now=self.now,
+            actor="patient",
+            source=reason,
+            subject=self._subject,
         )
 
-    def _opt_in(self, patient: Patient) -> int:
+    def _opt_in(self, patient: Sender) -> int:
         """SMS back on; held rows that can still go out become pending, expired ones skipped."""
         return outbox.release_sms_hold(
-            self.session, patient, now=self.now, actor="patient", subject=self._subject
+            self.session, self._record(patient), now=self.now, actor="patient", subject=self._subject
         )
 
-    def _consent(self, patient: Patient, decision: str, kw: keywords.Keyword) -> None:
+    def _record(self, patient: Sender) -> Patient:
+        """The patient's ORM object, for the steps that change it (on PostgreSQL its row is
+        already locked by the lookup)."""
+        record = self.session.get(Patient, patient.id)
+        assert record is not None  # found by the lookup in this transaction
+        return record
+
+    def _consent(self, patient: Sender, decision: str, kw: keywords.Keyword) -> None:
         """Every STOP and START into the consent history, repeats too: what they said, when."""
         why = consents.Provenance("patient-keyword", "patient", f"{kw.value.upper()} ({self._subject})")
         consents.record(self.session, patient.id, "sms", decision, why, at=self.now)
@@ -166,8 +185,8 @@ class Handling:
     # ---- content -------------------------------------------------------------------------
     def _content(
         self,
-        patient: Patient,
-        enrollment: Enrollment | None,
+        patient: Sender,
+        enrollment: EnrollmentRef | None,
         *,
         question: Question | None,
         question_fixed: bool = False,
@@ -180,8 +199,8 @@ class Handling:
         context = question.ask if question else None
         assessment = self.assess(self.msg.body, context)
         inbound = self._store_assessment(patient, enrollment, question, assessment)
-        if question is not None:
-            outbox.mark_answered(self.session, question.id, self.now)
+        # Marked answered with the outcome, in one statement (``save_outcome``).
+        self._answered = question.id if question is not None else None
         # An alert opened (or raised) here is saved with ladder step 0 due now; the worker's next
         # dispatch tick composes and sends the care team's messages (``checkin.app.worker``), so the
         # patient's webhook never renders an email and a broken staff template cannot fail it.
@@ -227,19 +246,18 @@ class Handling:
             matched="patient",
         )
 
-    def _enrollment_of(self, question: Question | None, enrollment: Enrollment | None) -> Enrollment | None:
+    def _enrollment_of(
+        self, question: Question | None, enrollment: EnrollmentRef | None
+    ) -> EnrollmentRef | None:
         """The enrollment the answered question belongs to (it may be another of the patient's)."""
-        if question is not None and question.enrollment_id not in (
-            None,
-            enrollment.id if enrollment else None,
-        ):
-            return self.session.get(Enrollment, question.enrollment_id)
+        if question is not None and question.enrollment_id is not None:
+            return EnrollmentRef(question.enrollment_id)
         return enrollment
 
     def _store_assessment(
         self,
-        patient: Patient,
-        enrollment: Enrollment | None,
+        patient: Sender,
+        enrollment: EnrollmentRef | None,
         question: Question | None,
         assessment: Assessment,
     ) -> InboundMessage:
@@ -254,7 +272,7 @@ class Handling:
         return inbound
 
     def _choose_reply(
-        self, patient: Patient, assessment: Assessment, question: Question | None, *, paused: bool
+        self, patient: Sender, assessment: Assessment, question: Question | None, *, paused: bool
     ) -> replies.ReplyChoice:
         choice = replies.choose_reply(
             assessment,
@@ -268,7 +286,7 @@ class Handling:
         return choice
 
     def _record_followup(
-        self, patient: Patient, enrollment: Enrollment | None, template: str, ask: str
+        self, patient: Sender, enrollment: EnrollmentRef | None, template: str, ask: str
     ) -> int:
         return outbox.record_reply(
             self.session,
@@ -295,7 +313,7 @@ class Handling:
             },
         )
 
-    def _unmatched(self, enrolled: list[Patient], *, optout_candidate: bool) -> InboundResult:
+    def _unmatched(self, enrolled: list[Sender], *, optout_candidate: bool) -> InboundResult:
         """No single enrolled patient: triage anyway (an emergency still gets 911), store, and
         for a shared phone ask the care team, at the severity the text calls for."""
         assessment = self.assess(self.msg.body, None)
@@ -370,7 +388,7 @@ class Handling:
             language=language,
             channel=self.msg.channel,
         )
-        save_outcome(self.session.connection(), self.inbound, self._audit)
+        save_outcome(self.session, self.inbound, self._audit, answered=self._answered)
         self._audit = []
         log.info(
             "inbound processed",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from checkin.states import supported_language
 
 if TYPE_CHECKING:
     from checkin.core.triage import Assessment
-    from checkin.store.models import Patient
 
 Assess = Callable[[str, "str | None"], "Assessment"]
 MAX_BODY_CHARS = 1600  # Twilio's own cap on one message; longer input is cut, never rejected
@@ -65,7 +64,14 @@ def storable(body: str) -> str:
     return body[:MAX_BODY_CHARS].replace("\x00", "\ufffd")
 
 
-def reply_language(patients: Sequence[Patient], *, fallback: str = "en") -> str:
+class Speaker(Protocol):
+    """Anything with a patient's language (an ORM patient, a ``lookup.Sender``)."""
+
+    @property
+    def language(self) -> str: ...
+
+
+def reply_language(patients: Sequence[Speaker], *, fallback: str = "en") -> str:
     """The language to answer in: the patients' one language, else ``fallback``."""
     langs = {p.language for p in patients}
     if len(langs) == 1:
@@ -74,5 +80,5 @@ def reply_language(patients: Sequence[Patient], *, fallback: str = "en") -> str:
     return fallback
 
 
-def match_kind(patients: Sequence[Patient]) -> str:
+def match_kind(patients: Sequence[object]) -> str:
     return {0: "unknown", 1: "patient"}.get(len(patients), "shared")

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from checkin.config import Settings
 from checkin.content.render import Renderer
+from checkin.inbound import lookup
 from checkin.inbound.handling import Handling
 from checkin.inbound.message import (
     MAX_BODY_CHARS,
@@ -110,7 +111,7 @@ def process(
     assess: Assess | None = None,
 ) -> InboundResult:
     """Process ``msg`` inside the caller's transaction (see the module docstring)."""
-    inbound_id = insert_once(session, msg, now)
+    inbound_id, found = lookup.receive(session, msg, now)
     if inbound_id is None:
         log.info("inbound replay ignored", extra={"message_sid": msg.message_sid})
         return InboundResult(reply_text=None, duplicate=True)
@@ -132,4 +133,4 @@ def process(
     ctx = Handling(session, inbound, msg, now, settings, renderer, assess or default_assess())
     if msg.outbox_id is not None:
         return ctx.web_answer(msg.outbox_id)
-    return ctx.sms()
+    return ctx.sms(found)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -53,6 +53,25 @@ _UNRESOLVED = (
     .order_by(Alert.opened_at.desc(), Alert.id.desc())
     .limit(1)
 )
+
+
+class PatientRef(Protocol):
+    """What an alert needs of its patient: an ORM ``Patient`` or the inbound lookup's ``Sender``."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def reference(self) -> str: ...
+
+
+class Identified(Protocol):
+    """An enrollment as an alert needs it: its id (an ORM ``Enrollment`` or a reference)."""
+
+    @property
+    def id(self) -> int: ...
+
+
 _RANK = {"none": 0, "low": 0, "watch": 1, "urgent": 2, "emergency": 3}
 
 
@@ -117,8 +136,8 @@ def _what_a_join_means(alert: Alert, kind: str, severity: str, flags: list[str])
 def raise_or_join(
     session: Session,
     *,
-    patient: Patient,
-    enrollment: Enrollment | None,
+    patient: PatientRef,
+    enrollment: Identified | None,
     kind: str,
     severity: str,
     flags: list[str],
@@ -232,8 +251,8 @@ def _audit(
 def raise_for_assessment(
     session: Session,
     *,
-    patient: Patient,
-    enrollment: Enrollment | None,
+    patient: PatientRef,
+    enrollment: Identified | None,
     inbound: InboundMessage,
     assessment: Assessment,
     now: datetime,
@@ -261,7 +280,7 @@ def raise_for_assessment(
 def open_contact_problem(
     session: Session,
     *,
-    patient: Patient,
+    patient: PatientRef,
     reason: str,
     now: datetime,
     inbound: InboundMessage | None = None,

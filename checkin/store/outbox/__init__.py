@@ -24,6 +24,7 @@ other module writes outbox or alert rows.
 
 from __future__ import annotations
 
+from checkin.store.outbox.answers import ANSWER_BINDS, ANSWER_SQL, OPEN_QUESTION, adopt_answer, mark_answered
 from checkin.store.outbox.claims import (
     claim,
     due,
@@ -65,7 +66,6 @@ from checkin.store.outbox.sending import (
 )
 from checkin.store.outbox.unsent import (
     OPTED_OUT,
-    adopt_answer,
     cancel,
     cancel_alert_notifications,
     cancel_rescheduled,
@@ -74,7 +74,6 @@ from checkin.store.outbox.unsent import (
     enqueue,
     hold,
     hold_sms_for_opt_out,
-    mark_answered,
     mark_missed,
     mark_reminded,
     move,
@@ -87,7 +86,10 @@ from checkin.store.outbox.unsent import (
 )
 
 __all__ = [
+    "ANSWER_BINDS",
+    "ANSWER_SQL",
     "DEFAULT_POLICY",
+    "OPEN_QUESTION",
     "OPTED_OUT",
     "PAUSED",
     "RANK",

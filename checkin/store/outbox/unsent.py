@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from checkin.states import OUTBOX_UNSENT, ChannelName, OutboxStatus
@@ -339,48 +339,6 @@ def cancel_alert_notifications(session: Session, alert_id: int, *, now: datetime
     return rowcount(result)
 
 
-_OUTBOX = cast(Table, OutboxMessage.__table__)
-# The question, and the same question sent on the other channel (a patient who chose "both"):
-# an answer on one answers the other, or the email copy would later count as a missed check-in.
-# One statement, not two: this runs in every answered reply's webhook (issue 15).
-_SIBLING = _OUTBOX.alias("sibling")
-
-
-def _of_question(column: Any) -> Any:
-    return select(column).where(_SIBLING.c.id == bindparam("question_id")).scalar_subquery()
-
-
-_ANSWER = (
-    update(_OUTBOX)
-    .where(
-        _OUTBOX.c.answered_at.is_(None),
-        (_OUTBOX.c.id == bindparam("question_id"))
-        | (
-            _OUTBOX.c.ask.is_not(None)
-            & (_OUTBOX.c.enrollment_id == _of_question(_SIBLING.c.enrollment_id))
-            & (_OUTBOX.c.step_id == _of_question(_SIBLING.c.step_id))
-            & (_OUTBOX.c.occurrence == _of_question(_SIBLING.c.occurrence))
-        ),
-    )
-    .values(answered_at=bindparam("at"), updated_at=bindparam("at"))
-)
-
-
-def mark_answered(session: Session, question_id: int, now: datetime) -> None:
-    """The patient answered this question (and so its copy on the other channel)."""
-    session.execute(_ANSWER, {"question_id": question_id, "at": now})
-
-
-def adopt_answer(session: Session, row_id: int, answered_at: datetime, now: datetime) -> None:
-    """The patient answered the reminder of this question: so they answered the question."""
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == row_id, OutboxMessage.answered_at.is_(None))
-        .values(answered_at=answered_at, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
 def mark_reminded(session: Session, row_id: int, now: datetime) -> bool:
     """Claim the one reminder of an unanswered question; False if another worker has it."""
     won = rowcount(
@@ -423,7 +381,6 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 __all__ = [
     "OPTED_OUT",
-    "adopt_answer",
     "cancel",
     "cancel_alert_notifications",
     "cancel_rescheduled",
@@ -432,7 +389,6 @@ __all__ = [
     "enqueue",
     "hold",
     "hold_sms_for_opt_out",
-    "mark_answered",
     "mark_missed",
     "mark_reminded",
     "move",
