@@ -47,7 +47,12 @@ def test_the_production_fixture_is_safe(tmp_path: Path) -> None:
         ({"CHECKIN_SECRET_KEY": DEMO_SECRET_KEY}, "CHECKIN_SECRET_KEY"),
         ({"CHECKIN_SECRET_KEY": "0123456789abcdef"}, "CHECKIN_SECRET_KEY"),  # 16 characters
         ({"CHECKIN_SECRET_KEY": "x" * 80}, "CHECKIN_SECRET_KEY"),
-        ({"CHECKIN_SECRET_KEY": secrets.token_hex(16)}, "CHECKIN_SECRET_KEY"),  # 16 random bytes
+        # 16 random bytes; a fixed id, so parallel test workers collect the same tests
+        pytest.param(
+            {"CHECKIN_SECRET_KEY": secrets.token_hex(16)},
+            "CHECKIN_SECRET_KEY",
+            id="CHECKIN_SECRET_KEY=16-random-bytes",
+        ),
         ({"CHECKIN_SMTP_HOST": None}, "CHECKIN_SMTP_HOST"),
         ({"CHECKIN_SMTP_HOST": "smtp.riverside-hospital.test"}, "CHECKIN_SMTP_TLS"),
         ({"CHECKIN_PUBLIC_URL": None}, "CHECKIN_PUBLIC_URL"),
@@ -74,7 +79,11 @@ def test_smtp_without_tls_is_fine_on_loopback_only(tmp_path: Path) -> None:
         assert all_verdicts(settings_of(tmp_path, CHECKIN_SMTP_HOST=host)) == []
 
 
-@pytest.mark.parametrize("key", [secrets.token_urlsafe(48), secrets.token_hex(32), secrets.token_urlsafe(40)])
+@pytest.mark.parametrize(
+    "key",
+    [secrets.token_urlsafe(48), secrets.token_hex(32), secrets.token_urlsafe(40)],
+    ids=["urlsafe-48", "hex-32", "urlsafe-40"],
+)
 def test_random_keys_of_32_bytes_or_more_pass(key: str) -> None:
     assert safety.key_bits(key) >= safety.MIN_KEY_BITS
 
