@@ -49,6 +49,12 @@ SETTINGS: tuple[Setting, ...] = (
         "sqlite:///checkin.store.db",
         "SQLAlchemy URL; SQLite file for one box, `postgresql+psycopg://…` for several workers",
     ),
+    Setting(
+        "CHECKIN_DB_MAX_CONNECTIONS",
+        "40",
+        "most connections one process opens to PostgreSQL (4 to 500; unused with SQLite); all "
+        "processes together must fit PostgreSQL's `max_connections`",
+    ),
     Setting("CHECKIN_SCHEDULES_DIR", "schedules", "folder of `*.yaml` schedule files"),
     Setting("CHECKIN_TEMPLATES_DIR", "templates", "folder of message templates"),
     Setting("CHECKIN_DEFAULT_TIMEZONE", "America/New_York", "IANA zone used when an enrollment names none"),
@@ -211,6 +217,7 @@ class SmtpSettings:
 class Settings:
     env: str = "development"
     database_url: str = "sqlite:///checkin.store.db"
+    db_max_connections: int = 40  # PostgreSQL only: pool_size + max_overflow (store.db.make_engine)
     schedules_dir: Path = Path("schedules")
     templates_dir: Path = Path("templates")
     default_timezone: str = "America/New_York"
@@ -291,6 +298,7 @@ class Settings:
         return cls(
             env=mode,
             database_url=db_url,
+            db_max_connections=_int(env, "CHECKIN_DB_MAX_CONNECTIONS", low=4, high=500),
             schedules_dir=Path(_get(env, "CHECKIN_SCHEDULES_DIR")),
             templates_dir=Path(_get(env, "CHECKIN_TEMPLATES_DIR")),
             default_timezone=tz,

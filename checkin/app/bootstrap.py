@@ -34,10 +34,11 @@ __all__ = ["Services", "build_engine", "build_schedules", "build_services", "bui
 
 
 def build_engine(settings: Settings, **engine_kw: Any) -> Engine:
-    """The process's one engine (and connection pool) for CHECKIN_DATABASE_URL."""
+    """The process's one engine (and connection pool) for CHECKIN_DATABASE_URL, opening at most
+    CHECKIN_DB_MAX_CONNECTIONS on PostgreSQL (``engine_kw``'s ``pool_size``/``max_overflow`` win)."""
     from checkin.store.db import make_engine
 
-    return make_engine(settings.database_url, **engine_kw)
+    return make_engine(settings.database_url, max_connections=settings.db_max_connections, **engine_kw)
 
 
 def build_sessions(engine: Engine, *, check_migrated: bool = True) -> sessionmaker[Session]:

@@ -47,9 +47,9 @@ class InFlight:
 def pool_room(services: Services) -> int:
     """Sending threads the engine's connection pool can serve: each keeps one connection
     (``Kept``) for pacing, re-confirming and recording its rows, and ``SPARE`` are left to the
-    rest of the worker. With the default pool (10 + 30 overflow) that is 32 threads, and a
-    worker never holds more than the pool's 40 connections. A pool without a fixed size (e.g.
-    SQLite's) is not a limit."""
+    rest of the worker; at least one, however small the pool. With CHECKIN_DB_MAX_CONNECTIONS'
+    default of 40 (10 + 30 overflow) that is 32 threads, and a worker never holds more than the
+    pool's connections. A pool without a fixed size (e.g. SQLite's) is not a limit."""
     pool = services.engine.pool
     size, overflow = getattr(pool, "size", None), getattr(pool, "_max_overflow", None)
     if not callable(size) or not isinstance(overflow, int) or overflow < 0:

@@ -24,11 +24,13 @@ def rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-def make_engine(url: str, **kw: Any) -> Engine:
+def make_engine(url: str, *, max_connections: int = 40, **kw: Any) -> Engine:
     """An engine with the settings each backend needs for a queue-like workload.
 
     ``hide_parameters``: a database error's text would otherwise quote the statement's
     parameters (phone numbers, names, message text) into logs and tracebacks.
+    ``max_connections`` (CHECKIN_DB_MAX_CONNECTIONS): the most a PostgreSQL pool opens, unless
+    ``pool_size`` or ``max_overflow`` are given; SQLite's pool ignores it.
     """
     kw.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
@@ -59,11 +61,18 @@ def make_engine(url: str, **kw: Any) -> Engine:
     # the worker with dead pooled connections. The web processes turn it off and retry instead
     # (``checkin web``, ADR 0020). Room for a worker's sending threads (one kept connection
     # each, ADR 0021) and a few more: the dispatcher sizes its send pool to fit
-    # (``inflight.pool_room``), so a worker opens at most these 40.
-    kw.setdefault("pool_size", 10)
-    kw.setdefault("max_overflow", 30)
+    # (``inflight.pool_room``), so a worker opens at most ``max_connections`` (40: 10 + 30).
+    for name, value in pool_limits(max_connections).items():
+        kw.setdefault(name, value)
     kw.setdefault("pool_pre_ping", True)
     return create_engine(url, **kw)
+
+
+def pool_limits(max_connections: int) -> dict[str, int]:
+    """``pool_size`` and ``max_overflow`` for a PostgreSQL pool of at most ``max_connections``:
+    up to 10 kept open while idle, the rest opened when needed and closed when returned."""
+    size = min(10, max_connections)
+    return {"pool_size": size, "max_overflow": max_connections - size}
 
 
 def again_if_disconnected(transaction: Callable[[], T], **ids: Any) -> T:

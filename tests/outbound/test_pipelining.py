@@ -9,19 +9,23 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
+from checkin.app.bootstrap import build_engine
 from checkin.channels import OutgoingMessage, Receipt
 from checkin.channels.memory import MemoryChannel
+from checkin.config import Settings
 from checkin.deps import Services
 from checkin.outbound import batches
 from checkin.outbound.dispatch import Refill, run_once
-from checkin.outbound.inflight import pool_room
+from checkin.outbound.inflight import SPARE, pool_room
 from checkin.outbound.pipeline import pump
 from checkin.outbound.ratelimit import BLOCK, Pacer, hold_sender
 from checkin.store import outbox
@@ -190,6 +194,35 @@ def test_a_sending_thread_holds_one_database_connection(services: Services) -> N
     run_once(services, NOW, worker_id=W, limit=10, concurrency=threads, refill=REFILL)
     assert statuses(services) == {"sent": 40}
     assert held <= threads + 1  # one per sending thread, and the claim of the next batch
+
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"  # never connected to
+
+
+@pytest.mark.parametrize("cap", [4, 12, 40, 200])
+def test_the_pool_and_the_send_threads_follow_the_connection_setting(cap: int) -> None:
+    settings = Settings.from_env({"CHECKIN_DATABASE_URL": PG_URL, "CHECKIN_DB_MAX_CONNECTIONS": str(cap)})
+    engine = build_engine(settings)
+    try:
+        pool = cast(QueuePool, engine.pool)
+        assert pool.size() == min(10, cap)
+        assert pool.size() + pool._max_overflow == cap
+        # Each sending thread keeps one connection; SPARE stay for the rest of the worker.
+        assert pool_room(cast(Services, SimpleNamespace(engine=engine))) == max(1, cap - SPARE)
+    finally:
+        engine.dispose()
+
+
+def test_the_default_pool_is_40_and_a_callers_pool_arguments_win() -> None:
+    settings = Settings.from_env({"CHECKIN_DATABASE_URL": PG_URL, "CHECKIN_DB_MAX_CONNECTIONS": "20"})
+    for engine, size, overflow in (
+        (build_engine(Settings.from_env({"CHECKIN_DATABASE_URL": PG_URL})), 10, 30),
+        (build_engine(settings, max_overflow=2), 10, 2),
+        (build_engine(settings, pool_size=3), 3, 10),
+    ):
+        pool = cast(QueuePool, engine.pool)
+        assert (pool.size(), pool._max_overflow) == (size, overflow)
+        engine.dispose()
 
 
 def test_the_pacer_reserves_a_block_of_slots_per_transaction(services: Services) -> None:

@@ -28,6 +28,9 @@ def test_it_has_working_defaults_for_a_laptop() -> None:
         ({"CHECKIN_SMTP_PORT": "twenty-five"}, "CHECKIN_SMTP_PORT"),
         ({"CHECKIN_SMTP_PORT": "70000"}, "CHECKIN_SMTP_PORT"),
         ({"CHECKIN_SMS_RATE": "fast"}, "CHECKIN_SMS_RATE"),
+        ({"CHECKIN_DB_MAX_CONNECTIONS": "3"}, "CHECKIN_DB_MAX_CONNECTIONS"),
+        ({"CHECKIN_DB_MAX_CONNECTIONS": "501"}, "CHECKIN_DB_MAX_CONNECTIONS"),
+        ({"CHECKIN_DB_MAX_CONNECTIONS": "lots"}, "CHECKIN_DB_MAX_CONNECTIONS"),
         ({"CHECKIN_SMTP_TLS": "maybe"}, "CHECKIN_SMTP_TLS"),
         ({"CHECKIN_PUBLIC_URL": "ftp://x"}, "CHECKIN_PUBLIC_URL"),
         ({"CHECKIN_DEFAULT_REGION": "ZZ"}, "CHECKIN_DEFAULT_REGION"),
@@ -63,6 +66,13 @@ def test_it_reads_the_database_url_from_a_file(tmp_path: Path) -> None:
     url.write_text("postgresql+psycopg://checkin:s3cret@db:5432/checkin\n")
     s = Settings.from_env({"CHECKIN_DATABASE_URL_FILE": str(url)})
     assert s.database_url == "postgresql+psycopg://checkin:s3cret@db:5432/checkin"
+
+
+def test_it_caps_a_process_at_40_database_connections_unless_told_otherwise() -> None:
+    assert Settings.from_env({}).db_max_connections == 40 == Settings().db_max_connections
+    assert Settings.from_env({"CHECKIN_DB_MAX_CONNECTIONS": "25"}).db_max_connections == 25
+    with pytest.raises(ConfigError, match=r"^CHECKIN_DB_MAX_CONNECTIONS.*outside 4\.\.500"):
+        Settings.from_env({"CHECKIN_DB_MAX_CONNECTIONS": "2"})
 
 
 def test_it_reads_secrets_from_files(tmp_path: Path) -> None:
