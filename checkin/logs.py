@@ -68,10 +68,25 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
 }
 
 
+# An ISO 8601 timestamp ("2026-03-01T15:00:00+00:00", or with a space as ``str(datetime)``
+# writes it): its date is eight digits the run above would mask, so every time an operations
+# record carries ("open since") read "########T15:00". Kept only when a time follows: a bare
+# date may be a date of birth.
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
 def scrub(value: str) -> str:
-    """``value`` with CR/LF flattened and digit runs of 7 or more masked."""
+    """``value`` with CR/LF flattened and digit runs of 7 or more masked, except the date of an
+    ISO 8601 timestamp."""
     value = _CRLF.sub(" ", value)
-    return _DIGIT_RUN.sub(lambda m: "#" * sum(c.isdigit() for c in m.group()), value)
+
+    def mask(m: re.Match[str]) -> str:
+        stamp = _TIMESTAMP.match(value, m.start())
+        if stamp is not None and m.end() <= stamp.end():
+            return m.group()
+        return "#" * sum(c.isdigit() for c in m.group())
+
+    return _DIGIT_RUN.sub(mask, value)
 
 
 def _clean(key: str, value: Any) -> Any:

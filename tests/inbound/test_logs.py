@@ -50,6 +50,14 @@ def test_it_masks_runs_of_seven_or_more_digits(raw: str) -> None:
     assert not any(c.isdigit() for c in out.replace("call", "")), out
 
 
+def test_it_keeps_the_date_of_a_timestamp_but_masks_a_bare_date() -> None:
+    # An operations record's times must stay readable; a bare date may be a date of birth.
+    assert scrub("open since 2026-03-01T15:00:00+00:00") == "open since 2026-03-01T15:00:00+00:00"
+    assert scrub("at 2026-03-01 15:00:00+00:00") == "at 2026-03-01 15:00:00+00:00"
+    assert scrub("born 1957-03-12") == "born ########"
+    assert scrub("call 2026-03-0115 now") == "call ########## now"
+
+
 def test_it_keeps_short_numbers_such_as_ids_and_temperatures() -> None:
     assert scrub("outbox 42 temp 101.5 at 10:30") == "outbox 42 temp 101.5 at 10:30"
 
