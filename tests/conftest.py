@@ -8,6 +8,7 @@ except under CI=true, where they must run.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,20 @@ from tests.shared_data import unavailable
 # ROOT and make_settings live in tests.support; importing them from here still works for
 # modules written before the move, but new code should import tests.support.
 from tests.support import ROOT, make_settings  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """A test that runs a command in-process (``checkin.logs.configure``) replaces the root
+    logger's handlers; without this, the redacting handler it installs stays for every later
+    test in the process and rewrites records before ``caplog`` sees them (tests then pass or
+    fail by the order they run in)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
 
 PG_ADMIN_URL = os.environ.get(
     "CHECKIN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
