@@ -26,6 +26,8 @@ def _run_corpus_tests(tmp_path: Path, *, ci: bool) -> subprocess.CompletedProces
             "-rs",
             "-p",
             "no:cacheprovider",
+            "-n",
+            "0",
             "tests/triage/test_corpus.py",
             "-k",
             "dev",
