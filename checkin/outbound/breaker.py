@@ -44,6 +44,7 @@ from checkin.store import audit
 from checkin.store.db import insert_ignore, rowcount
 from checkin.store.models import RateLimit
 from checkin.store.status import (
+    CIRCUIT_CLOSED,
     CIRCUIT_OPENED,
     CIRCUIT_PREFIX,
     CIRCUIT_SINCE_PREFIX,
@@ -338,14 +339,18 @@ def still_open(session: Session, now: datetime, after: timedelta = STILL_OPEN) -
     return told
 
 
-def close_circuit(session: Session, channel: str) -> bool:
+def close_circuit(session: Session, channel: str, now: datetime) -> bool:
     """Mark ``channel``'s circuit closed for every worker; True if it was open (this worker
-    is the one to tell operations)."""
+    is the one to tell operations). The closing is audited at ``now``, as the opening is, so
+    the audit log holds each outage's start and end."""
     closing = update(RateLimit).where(RateLimit.key == PREFIX + channel, RateLimit.next_free_at > CLOSED)
     was_open = bool(rowcount(session.execute(closing.values(next_free_at=CLOSED))))
     if was_open:  # closed within STILL_OPEN: no "still open" alert for this opening
         since = update(RateLimit).where(RateLimit.key == CIRCUIT_SINCE_PREFIX + channel)
         session.execute(since.values(next_free_at=CLOSED))
+        audit.record(
+            session, at=now, actor="system", action=CIRCUIT_CLOSED, subject=PREFIX + channel, channel=channel
+        )
     return was_open
 
 

@@ -338,7 +338,7 @@ def _hold_back(services: Services, p: Prepared, worker_id: str, breaker: Breaker
 
 def _circuit_closed(services: Services, channel: str) -> None:
     with services.sessions() as session, session.begin():
-        first = close_circuit(session, channel)
+        first = close_circuit(session, channel, services.clock.now())
     if first:  # the other workers' probes may close it too; ops hear it once
         tell_closed(channel)
 

@@ -26,6 +26,7 @@ CIRCUIT_PREFIX = "circuit:"
 CIRCUIT_SINCE_PREFIX = "circuit-since:"
 # Audit actions of the breakers' shared rows; the daily digest reads back the long outages.
 CIRCUIT_OPENED = "channel.circuit_opened"
+CIRCUIT_CLOSED = "channel.circuit_closed"
 CIRCUIT_STILL_OPEN = "channel.circuit_still_open"
 # A circuit open this long is an outage staff hear of (the breaker's ``STILL_OPEN``).
 LONG_OUTAGE = timedelta(minutes=5)

@@ -73,12 +73,21 @@ def a_bad_night(services: Services) -> list[str]:
         assert open_circuit(s, "email", opened + timedelta(seconds=5), opened)
         assert open_circuit(s, "sms", opened + timedelta(seconds=5), opened)
     with services.sessions.begin() as s:
-        assert close_circuit(s, "sms")  # a minute: closed before anyone was told
+        assert close_circuit(s, "sms", opened + timedelta(minutes=1))  # closed before anyone was told
     with services.sessions.begin() as s:
         assert still_open(s, opened + STILL_OPEN + timedelta(seconds=5)) == [("email", opened)]
         assert still_open(s, opened + STILL_OPEN + timedelta(seconds=10)) == []  # told once
     with services.sessions.begin() as s:
-        assert close_circuit(s, "email")
+        assert close_circuit(s, "email", opened + timedelta(minutes=20))
+        assert not close_circuit(s, "email", opened + timedelta(minutes=21))  # already closed
+    with services.sessions() as s:
+        closings = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "channel.circuit_closed").order_by(AuditEvent.at)
+        ).all()
+        assert [(e.subject, e.at) for e in closings] == [
+            ("circuit:sms", opened + timedelta(minutes=1)),
+            ("circuit:email", opened + timedelta(minutes=20)),
+        ]
     return refs
 
 

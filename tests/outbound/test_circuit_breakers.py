@@ -353,6 +353,9 @@ def test_a_circuit_open_for_minutes_is_told_to_operations_once_by_one_of_the_wor
         services, now, now + POLICY.longest_open, {"worker-a": workers["worker-a"]}
     )  # a probe goes
     assert ops_events(caplog, "channel.circuit_closed") == 1
+    with services.sessions() as s:
+        closed = s.scalars(select(AuditEvent).where(AuditEvent.action == "channel.circuit_closed")).all()
+    assert [(a.subject, a.detail["channel"]) for a in closed] == [("circuit:sms", "sms")]  # when it ended
     channel.fail_next(10_000, REFUSED)
     plant(services, 10)
     list(ticks(services, now, now + 2 * POLICY.still_open, {"worker-b": workers["worker-b"]}))
