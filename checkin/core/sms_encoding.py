@@ -80,7 +80,8 @@ def segments(text: str) -> SmsInfo:
     """Encoding, segment count and length of ``text`` exactly as it would be sent."""
     if GSM7_BASIC.issuperset(text):
         # Nearly every text: one septet a character, so the count needs no per-character walk
-        # (11 -> 3 us for a 100-character reply).
+        # (`python -m timeit -s "from checkin.core.sms_encoding import segments"
+        # "segments('x' * 100)"` against the walk below).
         return SmsInfo("GSM-7", _uniform(len(text), GSM7_SINGLE, GSM7_MULTI), len(text), ())
     bad = tuple(dict.fromkeys(c for c in text if not is_gsm7(c)))
     if not bad:

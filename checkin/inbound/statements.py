@@ -40,7 +40,7 @@ INSERT_ONCE = {
 # answers in one round trip instead of two (issue 15). Rows are patients x enrollments x
 # questions; ``checkin.inbound.lookup`` folds them. Plain columns, not ORM entities: only what
 # processing reads, so the driver describes 11 columns rather than 40 and no instances are
-# built (measured 540 against 1,130 us of CPU per reply on PostgreSQL).
+# built (``tests/benchmarks/webhook_steps.py`` prints this step's CPU per reply).
 PATIENT = cast(Table, Patient.__table__)
 ENROLLMENT = cast(Table, Enrollment.__table__)
 OPEN = outbox.OPEN_QUESTION
@@ -80,8 +80,8 @@ BY_ID = PATIENTS.where(PATIENT.c.id == bindparam("patient_id"))
 LOCKED = {id(q): q.with_for_update(of=PATIENT) for q in (BY_PHONE, BY_ID)}
 INBOUND_VALUES = ("message_sid", "channel", "from_phone", "body", "flags", "received_at", "outbox_id")
 # PostgreSQL, an SMS: store it (``INSERT_ONCE``, as a CTE) and find its sender (``LOCKED``
-# ``BY_PHONE``) in one round trip instead of two (issue 15: each was ~0.9 ms of a web process's
-# CPU). A data-modifying CTE runs whether or not the query reads it. The lookup is a LATERAL
+# ``BY_PHONE``) in one round trip instead of two (issue 15: each statement costs a web process
+# about as much CPU as triage and the reply's render together; ``webhook_steps`` prints both). A data-modifying CTE runs whether or not the query reads it. The lookup is a LATERAL
 # subquery joined to one constant row, so a number that matches no patient still returns a row
 # that carries the new id (``FOR UPDATE`` may not lock the nullable side of an outer join, but
 # may lock inside the subquery). ``inbound_id`` is NULL on every row for a replay.
@@ -128,8 +128,8 @@ AUDIT_COLUMNS = ("at", "actor", "action", "patient_ref", "subject", "detail")
 def _save_and_audit(rows: int, answered: bool) -> TextClause:
     """PostgreSQL: ``SAVE_RESULT`` (and, when ``answered``, ``outbox.mark_answered``) as
     data-modifying CTEs of one INSERT of ``rows`` audit rows. One statement instead of an
-    UPDATE, another UPDATE and a list of audit rows: two round trips less per answer, and
-    measured 100 instead of 260 us of CPU for the first two (issue 15). Every parameter carries
+    UPDATE, another UPDATE and a list of audit rows (which psycopg sends as a pipeline): two
+    round trips less per answer (issue 15). Every parameter carries
     its column's type, so values are bound as the ORM binds them."""
     sets = ", ".join(f"{f} = :v_{f}" for f in RESULT_FIELDS)
     values = ", ".join("(" + ", ".join(f":{c}_{i}" for c in AUDIT_COLUMNS) + ")" for i in range(rows))
