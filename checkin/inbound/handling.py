@@ -62,19 +62,16 @@ class Handling:
         )
 
     # ---- entry points --------------------------------------------------------------------
-    def sms(self, found_already: lookup.Found | None = None) -> InboundResult:
-        """An SMS; ``found_already``: its sender, when the lookup was made with the insert."""
-        if found_already is not None:
-            self._found = found_already
-            found = found_already.patients
-        else:
-            found = self._patients_by_phone(self.msg.from_phone)
-        patients = [p for p, _ in found]
+    def sms(self, found: lookup.Found | None = None) -> InboundResult:
+        """An SMS; ``found``: its sender, when ``lookup.receive`` found it with the insert."""
+        self._found = found if found is not None else self._find(BY_PHONE, phone=self.msg.from_phone)
+        senders = self._found.patients
+        patients = [p for p, _ in senders]
         opted_out = bool(patients) and all(p.sms_opted_out for p in patients)
         kind = keywords.classify(self.msg.body, opted_out=opted_out)
         if kind.keyword is not None:
             return self._keyword(kind, patients)
-        enrolled = [(p, e) for p, e in found if e is not None]
+        enrolled = [(p, e) for p, e in senders if e is not None]
         if len(enrolled) == 1:
             patient, enrollment = enrolled[0]
             return self._content(patient, enrollment, question=None, optout_candidate=kind.optout_candidate)
@@ -82,7 +79,9 @@ class Handling:
 
     def web_answer(self, outbox_id: int) -> InboundResult:
         row = self.session.get(OutboxMessage, outbox_id)
-        found = self._patients(BY_ID, {"patient_id": row.patient_id}) if row and row.patient_id else []
+        if row is not None and row.patient_id:
+            self._found = self._find(BY_ID, patient_id=row.patient_id)
+        found = self._found.patients
         if row is None or not found:
             # The token was valid but its row is gone: store the text, tell the team nothing
             # useful can be matched. The caller checks rows before calling, so this is rare.
@@ -106,15 +105,11 @@ class Handling:
         )
 
     # ---- lookups -------------------------------------------------------------------------
-    def _patients_by_phone(self, phone: str | None) -> list[tuple[Sender, EnrollmentRef | None]]:
-        if not phone:
-            return []
-        return self._patients(BY_PHONE, {"phone": phone})
-
-    def _patients(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Sender, EnrollmentRef | None]]:
-        """``lookup.find``: the patients, their open questions kept for ``_open_question``."""
-        self._found = lookup.find(self.session, stmt, params, self.now)
-        return self._found.patients
+    def _find(self, stmt: Any, **params: Any) -> lookup.Found:
+        """``lookup.find`` (nobody for a message without a sender)."""
+        if not all(params.values()):
+            return lookup.Found()
+        return lookup.find(self.session, stmt, params, self.now)
 
     def _open_question(self, patient: Sender) -> Question | None:
         rows = self._found.questions.get(patient.id, [])
